@@ -1,0 +1,245 @@
+/**
+ * The one table that decides what to do with a Bitrix24 outcome. It covers every code of both
+ * documented generations of the system error list, the imbot.v2 codes, the OAuth server's codes,
+ * and the codes our client gives transport failures. The emulator and the tests loop over it.
+ */
+export const Strategy = {
+  /** QUERY_LIMIT_EXCEEDED: the leaky bucket is full; wait for it to drain. */
+  RateLimit: 'rate-limit',
+  /** OPERATION_TIME_LIMIT: the method's time budget is spent; wait until `operating_reset_at`. */
+  OperatingLimit: 'operating-limit',
+  /** OVERLOAD_LIMIT: the portal's REST API is blocked; back off long and alert. */
+  Overload: 'overload',
+  /** 5xx, HTML bodies, connection errors, timeouts: may or may not have executed; retry an idempotent call. */
+  Server: 'server',
+  /** expired_token: refresh the OAuth access token once and repeat. */
+  RefreshAuth: 'refresh-auth',
+  /** Our own credentials are wrong or lack rights: nothing the caller can fix. */
+  Auth: 'auth',
+  /** The request itself is wrong; repeating it cannot help. */
+  Permanent: 'permanent',
+} as const;
+export type Strategy = (typeof Strategy)[keyof typeof Strategy];
+
+/** Strategies whose outcome may change by waiting. */
+export const RETRYABLE_STRATEGIES: ReadonlySet<Strategy> = new Set([
+  Strategy.RateLimit,
+  Strategy.OperatingLimit,
+  Strategy.Overload,
+  Strategy.Server,
+]);
+
+export interface ErrorRow {
+  /** Bitrix24 error code, as documented (compared case-insensitively). */
+  readonly code: string;
+  /** HTTP statuses the code is documented with, across doc generations. */
+  readonly statuses: readonly number[];
+  readonly strategy: Strategy;
+  /** Only match this row when the HTTP status is one of `statuses` (for codes whose meaning depends on it). */
+  readonly statusSpecific?: true;
+  readonly description: string;
+}
+
+/** Codes the client itself gives failures that carry no Bitrix24 code. */
+export const LocalCode = {
+  Network: 'NETWORK_ERROR',
+  Timeout: 'TIMEOUT',
+  Aborted: 'ABORTED',
+  InvalidResponse: 'INVALID_RESPONSE',
+  UnexpectedResult: 'UNEXPECTED_RESULT',
+  HttpRequired: 'HTTPS_REQUIRED',
+} as const;
+
+export const ERROR_TABLE: readonly ErrorRow[] = [
+  // System errors, both documented generations.
+  {
+    code: 'INTERNAL_SERVER_ERROR',
+    statuses: [500],
+    strategy: 'server',
+    description: 'Internal server error',
+  },
+  {
+    code: 'ERROR_UNEXPECTED_ANSWER',
+    statuses: [500],
+    strategy: 'server',
+    description: 'Unexpected response',
+  },
+  {
+    code: 'QUERY_LIMIT_EXCEEDED',
+    statuses: [503, 429],
+    strategy: 'rate-limit',
+    description: 'Too many requests',
+  },
+  {
+    code: 'OPERATION_TIME_LIMIT',
+    statuses: [429],
+    strategy: 'operating-limit',
+    description: 'Method is blocked due to operation time limit',
+  },
+  {
+    code: 'OVERLOAD_LIMIT',
+    statuses: [503, 401],
+    strategy: 'overload',
+    description: 'REST API is blocked due to overload',
+  },
+  {
+    code: 'ERROR_BATCH_METHOD_NOT_ALLOWED',
+    statuses: [405],
+    strategy: 'permanent',
+    description: 'Method is not allowed for batch usage',
+  },
+  {
+    code: 'ERROR_BATCH_LENGTH_EXCEEDED',
+    statuses: [400],
+    strategy: 'permanent',
+    description: 'Max batch length exceeded',
+  },
+  {
+    code: 'NO_AUTH_FOUND',
+    statuses: [401],
+    strategy: 'auth',
+    description: 'Wrong or missing authorization data',
+  },
+  { code: 'INVALID_REQUEST', statuses: [400, 401], strategy: 'permanent', description: 'Https required' },
+  {
+    code: 'ACCESS_DENIED',
+    statuses: [401],
+    statusSpecific: true,
+    strategy: 'auth',
+    description: 'REST API is not available for this account',
+  },
+  {
+    code: 'ACCESS_DENIED',
+    statuses: [400, 403],
+    strategy: 'permanent',
+    description: 'Access denied (the message is not the bot’s, or does not exist)',
+  },
+  {
+    code: 'INVALID_CREDENTIALS',
+    statuses: [403, 401],
+    strategy: 'auth',
+    description: 'Invalid request credentials',
+  },
+  {
+    code: 'ERROR_MANIFEST_IS_NOT_AVAILABLE',
+    statuses: [404],
+    strategy: 'permanent',
+    description: 'Manifest is not available',
+  },
+  { code: 'ERROR_METHOD_NOT_FOUND', statuses: [404], strategy: 'permanent', description: 'Method not found' },
+  { code: 'insufficient_scope', statuses: [403, 401], strategy: 'auth', description: 'Insufficient scope' },
+  {
+    code: 'expired_token',
+    statuses: [401],
+    strategy: 'refresh-auth',
+    description: 'The access token has expired',
+  },
+  {
+    code: 'invalid_token',
+    statuses: [401],
+    strategy: 'refresh-auth',
+    description: 'The access token is invalid',
+  },
+  {
+    code: 'user_access_error',
+    statuses: [403, 401],
+    strategy: 'auth',
+    description: 'No access to the application',
+  },
+  { code: 'PORTAL_DELETED', statuses: [500, 403], strategy: 'permanent', description: 'Portal was deleted' },
+  // OAuth server.
+  {
+    code: 'invalid_grant',
+    statuses: [400],
+    strategy: 'auth',
+    description: 'Refresh token is invalid or expired',
+  },
+  { code: 'invalid_client', statuses: [401], strategy: 'auth', description: 'Client id or secret is wrong' },
+  { code: 'PAYMENT_REQUIRED', statuses: [402, 400], strategy: 'auth', description: 'Payment required' },
+  // imbot.v2.
+  {
+    code: 'BOT_TOKEN_NOT_SPECIFIED',
+    statuses: [400],
+    strategy: 'permanent',
+    description: 'botToken is missing',
+  },
+  {
+    code: 'CLIENT_ID_NOT_SPECIFIED',
+    statuses: [400],
+    strategy: 'permanent',
+    description: 'botToken is missing',
+  },
+  { code: 'BOT_ID_REQUIRED', statuses: [400], strategy: 'permanent', description: 'botId is missing' },
+  { code: 'BOT_NOT_FOUND', statuses: [400, 404], strategy: 'permanent', description: 'No such bot' },
+  {
+    code: 'BOT_OWNERSHIP_ERROR',
+    statuses: [400, 403],
+    strategy: 'permanent',
+    description: 'The bot belongs to another app, or the botToken differs',
+  },
+  { code: 'ATTACH_ERROR', statuses: [400], strategy: 'permanent', description: 'Malformed attach' },
+  { code: 'ATTACH_OVERSIZE', statuses: [400], strategy: 'permanent', description: 'Attach too large' },
+  { code: 'KEYBOARD_ERROR', statuses: [400], strategy: 'permanent', description: 'Malformed keyboard' },
+  { code: 'KEYBOARD_OVERSIZE', statuses: [400], strategy: 'permanent', description: 'Keyboard too large' },
+  {
+    code: 'CANT_EDIT_MESSAGE',
+    statuses: [400],
+    strategy: 'permanent',
+    description: 'The message can no longer be edited',
+  },
+  {
+    code: 'EMPTY_MESSAGE',
+    statuses: [400],
+    strategy: 'permanent',
+    description: 'Neither text nor attachment',
+  },
+  // Our client's own codes for failures without a Bitrix24 code.
+  { code: LocalCode.Network, statuses: [], strategy: 'server', description: 'Connection failed' },
+  { code: LocalCode.Timeout, statuses: [], strategy: 'server', description: 'No answer within the timeout' },
+  { code: LocalCode.Aborted, statuses: [], strategy: 'server', description: 'Aborted before the deadline' },
+  {
+    code: LocalCode.InvalidResponse,
+    statuses: [],
+    strategy: 'server',
+    description: 'The answer was not JSON',
+  },
+  {
+    code: LocalCode.UnexpectedResult,
+    statuses: [200],
+    strategy: 'permanent',
+    description: 'The answer had no truthy result',
+  },
+  {
+    code: LocalCode.HttpRequired,
+    statuses: [],
+    strategy: 'permanent',
+    description: 'Plain HTTP is not allowed',
+  },
+];
+
+const byCode = new Map<string, ErrorRow[]>();
+for (const row of ERROR_TABLE) {
+  const key = row.code.toUpperCase();
+  byCode.set(key, [...(byCode.get(key) ?? []), row]);
+}
+
+/** The table row for a code and status, or undefined for a code the table does not know. */
+export function findErrorRow(code: string | undefined, status: number | undefined): ErrorRow | undefined {
+  if (!code) return undefined;
+  const rows = byCode.get(code.toUpperCase());
+  if (!rows) return undefined;
+  const exact = rows.find((r) => r.statusSpecific && status !== undefined && r.statuses.includes(status));
+  return exact ?? rows.find((r) => !r.statusSpecific);
+}
+
+/** What to do with an outcome: by code first, then an unknown code falls back on its HTTP status. */
+export function classify(status: number | undefined, code: string | undefined): Strategy {
+  const row = findErrorRow(code, status);
+  if (row) return row.strategy;
+  if (status === undefined || status >= 500) return Strategy.Server;
+  return Strategy.Permanent;
+}
+
+export function isRetryable(strategy: Strategy): boolean {
+  return RETRYABLE_STRATEGIES.has(strategy);
+}

@@ -1,0 +1,118 @@
+import { ConfigError } from './errors.ts';
+
+/**
+ * Everything the handlers read from the environment, normalised once at cold start.
+ * This is the only module that reads `process.env` (the AWS SDK reads its own variables).
+ */
+export interface Config {
+  /** Secret name prefix; a portal's secret is `${secretPrefix}${portal}`. Default `b24/portals/`. */
+  secretPrefix: string;
+  /** How long a fetched portal secret is reused in one container. Default 300. */
+  secretCacheTtlSeconds: number;
+  /** Portal used when a request names none (`X-B24-Portal`). */
+  defaultPortal: string | undefined;
+  /** FIFO queue of deferred edits. */
+  editsQueueUrl: string | undefined;
+  /** FIFO failed-edits queue (the DLQ). */
+  failedEditsQueueUrl: string | undefined;
+  /** Receives of one edit before the drain gives up on it. Default 8. */
+  maxAttempts: number;
+  /** Share of a portal's rate kept for the synchronous API, 0 to <1. Default 0.2. */
+  apiRateShare: number;
+  /** The drain's event source mapping maximum concurrency. Default 2. */
+  drainMaxConcurrency: number;
+  /** Timeout of one Bitrix24 request. Default 10000. */
+  b24TimeoutMs: number;
+  /** Allow plain-HTTP portal URLs and sources (local use only). Default false. */
+  b24AllowHttp: boolean;
+  /** Time kept free before the Lambda deadline beyond one request timeout. Default 1000. */
+  deadlineMarginMs: number;
+  /** Status sources fetched at once by one refresh. Default 8. */
+  statusConcurrency: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInteger(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range =
+      max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+    throw new ConfigError(name, `Expected ${name} to be ${range}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function readFraction(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value >= 1) {
+    throw new ConfigError(
+      name,
+      `Expected ${name} to be a number from 0 up to (not including) 1, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = raw.trim().toLowerCase();
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new ConfigError(name, `Expected ${name} to be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function readOptional(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw ? raw : undefined;
+}
+
+export const PORTAL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function loadConfig(env: Env): Config {
+  const defaultPortal = readOptional(env, 'DEFAULT_PORTAL');
+  if (defaultPortal !== undefined && !PORTAL_PATTERN.test(defaultPortal)) {
+    throw new ConfigError(
+      'DEFAULT_PORTAL',
+      `Expected DEFAULT_PORTAL to match ${PORTAL_PATTERN.source}, got ${JSON.stringify(defaultPortal)}`,
+    );
+  }
+  return Object.freeze({
+    secretPrefix: env.SECRET_PREFIX ?? 'b24/portals/',
+    secretCacheTtlSeconds: readInteger(env, 'SECRET_CACHE_TTL_SECONDS', 300, 0),
+    defaultPortal,
+    editsQueueUrl: readOptional(env, 'EDITS_QUEUE_URL'),
+    failedEditsQueueUrl: readOptional(env, 'FAILED_EDITS_QUEUE_URL'),
+    maxAttempts: readInteger(env, 'MAX_ATTEMPTS', 8, 1, 100),
+    apiRateShare: readFraction(env, 'API_RATE_SHARE', 0.2),
+    drainMaxConcurrency: readInteger(env, 'DRAIN_MAX_CONCURRENCY', 2, 1, 1000),
+    b24TimeoutMs: readInteger(env, 'B24_TIMEOUT_MS', 10_000, 1, 60_000),
+    b24AllowHttp: readBoolean(env, 'B24_ALLOW_HTTP', false),
+    deadlineMarginMs: readInteger(env, 'DEADLINE_MARGIN_MS', 1_000, 0, 60_000),
+    statusConcurrency: readInteger(env, 'STATUS_CONCURRENCY', 8, 1, 100),
+  });
+}
+
+let cached: Config | undefined;
+
+/** The process's configuration, read from `process.env` on first use. */
+export function getConfig(): Config {
+  cached ??= loadConfig(process.env);
+  return cached;
+}
+
+/** Forget the cached configuration (tests and the local stack change the environment). */
+export function resetConfig(): void {
+  cached = undefined;
+}

@@ -1,0 +1,62 @@
+/**
+ * Keeps secrets out of logs and error messages. Two nets: keys that always hold secrets are masked
+ * wherever they appear, and every secret value the process has loaded is registered here and masked
+ * wherever it appears inside any string (a token quoted in an upstream message, a webhook URL).
+ */
+const SECRET_KEYS = new Set(
+  [
+    'botToken',
+    'accessToken',
+    'access_token',
+    'refreshToken',
+    'refresh_token',
+    'clientSecret',
+    'client_secret',
+    'auth',
+    'code',
+    'password',
+    'authorization',
+    'secretString',
+    'SecretString',
+  ].map((k) => k.toLowerCase()),
+);
+
+export const MASK = '[redacted]';
+const MIN_SECRET_LENGTH = 4;
+const secretValues = new Set<string>();
+// Webhook paths carry the secret between the user id and the method: /rest/1/abc123/method
+const WEBHOOK_PATH = /(\/rest\/\d+\/)[^/\s"'?]+/g;
+
+/** Remember a secret value so that it is masked wherever it later appears. */
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= MIN_SECRET_LENGTH) secretValues.add(value);
+}
+
+export function redactString(text: string): string {
+  let out = text.replace(WEBHOOK_PATH, `$1${MASK}`);
+  for (const secret of secretValues) {
+    if (out.includes(secret)) out = out.split(secret).join(MASK);
+  }
+  return out;
+}
+
+/** A JSON.stringify replacer that masks secret keys and registered values. */
+export function redactingReplacer(key: string, value: unknown): unknown {
+  if (key && SECRET_KEYS.has(key.toLowerCase()) && value !== undefined && value !== null && value !== '') {
+    return MASK;
+  }
+  if (typeof value === 'string') return redactString(value);
+  if (value instanceof Error) {
+    return {
+      name: value.name,
+      message: redactString(value.message),
+      ...('code' in value ? { code: value.code } : {}),
+    };
+  }
+  return value;
+}
+
+/** A deep copy of `value` with secrets masked. */
+export function redact<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, redactingReplacer) ?? 'null') as T;
+}

@@ -1,0 +1,15 @@
+import type { RateLimits } from '../bitrix24/types.ts';
+
+/** Bitrix24 plans' leaky-bucket limits (limits.md): all plans but Enterprise drain 2/s above 50. */
+export const standardPlan: RateLimits = Object.freeze({ burst: 50, perSecond: 2 });
+export const enterprisePlan: RateLimits = Object.freeze({ burst: 250, perSecond: 5 });
+
+export const PLANS = { standard: standardPlan, enterprise: enterprisePlan } as const;
+export type PlanName = keyof typeof PLANS;
+
+/** Exponential backoff with full jitter for server errors (drain): base 2 s, cap 15 min. */
+export const serverErrorBackoff = Object.freeze({ baseMs: 2_000, capMs: 15 * 60_000 });
+/** The per-portal circuit opened by OVERLOAD_LIMIT: 5 min, doubling up to 1 h. */
+export const overloadCircuit = Object.freeze({ openMs: 5 * 60_000, maxOpenMs: 60 * 60_000 });
+/** A policy with no waiting, for tests. */
+export const zeroDelayBackoff = Object.freeze({ baseMs: 0, capMs: 0 });
