@@ -13,3 +13,20 @@ export const serverErrorBackoff = Object.freeze({ baseMs: 2_000, capMs: 15 * 60_
 export const overloadCircuit = Object.freeze({ openMs: 5 * 60_000, maxOpenMs: 60 * 60_000 });
 /** A policy with no waiting, for tests. */
 export const zeroDelayBackoff = Object.freeze({ baseMs: 0, capMs: 0 });
+/**
+ * Retry after QUERY_LIMIT_EXCEEDED: wait for one request's worth of drain, at least `minMs`, plus up
+ * to `jitterMs` so edits deferred together do not all come back in the same instant.
+ */
+export const rateLimitRetry = Object.freeze({ minMs: 1_000, jitterMs: 1_000 });
+/**
+ * Retry after OPERATION_TIME_LIMIT: until `operating_reset_at` plus up to `jitterMs`; `unknownResetMs`
+ * (one one-minute basket) when the reset time is unknown or already past; never more than
+ * `maxWaitMs`, the length of the whole ten-minute window, whatever the reset time claims.
+ */
+export const operatingLimitRetry = Object.freeze({
+  unknownResetMs: 60_000,
+  jitterMs: 5_000,
+  maxWaitMs: 10 * 60_000,
+});
+/** Jitter added to an OVERLOAD_LIMIT wait, so a portal's deferred edits do not all return at once. */
+export const overloadRetry = Object.freeze({ jitterMs: 5_000 });
