@@ -1,0 +1,44 @@
+import middy from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message.ts';
+import { enqueueEdits } from '../lib/edits/queue.ts';
+import { type HttpEvent, header } from '../lib/http/event.ts';
+import { jsonErrors, route } from '../lib/http/middleware.ts';
+import type { HttpResult } from '../lib/http/responses.ts';
+import { getRuntime } from '../lib/runtime.ts';
+
+const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat.Message.update.json'];
+
+export function defaultDeps(): UpdateMessageDeps {
+  const { config, gateway } = getRuntime();
+  return {
+    config,
+    gateway,
+    enqueue: (edits, deduplicationIds) =>
+      enqueueEdits(edits, { queueUrl: config.editsQueueUrl, deduplicationIds }),
+  };
+}
+
+/** POST /rest/imbot.v2.Chat.Message.update behind API Gateway (HTTP or REST API) or a Function URL. */
+export function createHandler(deps: UpdateMessageDeps) {
+  return middy<HttpEvent, HttpResult>({ timeoutEarlyInMillis: 500 })
+    .use(jsonErrors())
+    .use(httpHeaderNormalizer())
+    .use(route({ method: 'POST', pathSuffixes: METHOD_PATHS }))
+    .use(httpJsonBodyParser())
+    .handler((event, _context, { signal }) =>
+      updateMessage(
+        {
+          portal: header(event, 'x-b24-portal'),
+          body: event.body,
+          preferAsync: /(^|[\s,])respond-async(\s*($|[,;]))/i.test(header(event, 'prefer') ?? ''),
+          idempotencyKey: header(event, 'idempotency-key'),
+          signal,
+        },
+        deps,
+      ),
+    );
+}
+
+export const handler = createHandler(defaultDeps());

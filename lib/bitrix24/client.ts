@@ -1,0 +1,184 @@
+import ky, { isNetworkError, isTimeoutError } from 'ky';
+import { LocalCode } from './error-table.ts';
+import { Bitrix24Error } from './errors.ts';
+import type { B24Time, CallOutcome, PortalAuth } from './types.ts';
+
+export interface Bitrix24ClientOptions {
+  /** `https://acme.bitrix24.com` (a trailing slash or `/rest/` suffix is tolerated). */
+  portalUrl: string;
+  /** Timeout of one request in ms. Default 10000. */
+  timeoutMs?: number;
+  /** Allow a plain-HTTP portal URL (local emulator only). Default false. */
+  allowHttp?: boolean;
+  /** Sent as User-Agent, as Bitrix24 recommends. */
+  userAgent?: string;
+}
+
+export interface CallOptions {
+  auth: PortalAuth;
+  /** Aborts the request, e.g. shortly before the Lambda deadline. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface Bitrix24Client {
+  /** The portal host, safe to show in messages. */
+  readonly host: string;
+  /** Calls one REST method with a JSON POST. Never retries: retry decisions belong to the caller. */
+  call<T = unknown>(
+    method: string,
+    params: Record<string, unknown>,
+    options: CallOptions,
+  ): Promise<CallOutcome<T>>;
+}
+
+const DEFAULT_USER_AGENT = 'b24-message-editor/0.1 (+imbot.v2)';
+const METHOD_PATTERN = /^[A-Za-z][\w.]*$/;
+
+export function parsePortalUrl(portalUrl: string, allowHttp: boolean, label = 'portalUrl'): URL {
+  let url: URL;
+  try {
+    url = new URL(portalUrl);
+  } catch {
+    throw new Bitrix24Error({
+      method: '(client)',
+      host: '(invalid URL)',
+      code: 'INVALID_PORTAL_URL',
+      description: `${label} must be an absolute https URL`,
+    });
+  }
+  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) {
+    throw new Bitrix24Error({
+      method: '(client)',
+      host: url.host,
+      code: LocalCode.HttpRequired,
+      description: `${label} must use https (plain http only with B24_ALLOW_HTTP=true), got ${url.protocol}`,
+    });
+  }
+  return url;
+}
+
+export function createBitrix24Client(options: Bitrix24ClientOptions): Bitrix24Client {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    throw new RangeError(`Expected timeoutMs to be a positive integer, got ${String(timeoutMs)}`);
+  }
+  const base = parsePortalUrl(options.portalUrl, options.allowHttp ?? false);
+  const origin = base.origin;
+  const host = base.host;
+  const http = ky.create({
+    retry: 0,
+    timeout: timeoutMs,
+    throwHttpErrors: false,
+    headers: { accept: 'application/json', 'user-agent': options.userAgent ?? DEFAULT_USER_AGENT },
+  });
+
+  async function call<T>(
+    method: string,
+    params: Record<string, unknown>,
+    { auth, signal }: CallOptions,
+  ): Promise<CallOutcome<T>> {
+    if (!METHOD_PATTERN.test(method)) {
+      throw new Bitrix24Error({
+        method: '(client)',
+        host,
+        code: 'INVALID_METHOD',
+        description: 'not a method name',
+      });
+    }
+    const url =
+      auth.type === 'webhook'
+        ? `${origin}/rest/${auth.userId}/${encodeURIComponent(auth.code)}/${method}`
+        : `${origin}/rest/${method}`;
+    const body = auth.type === 'oauth' ? { ...params, auth: auth.accessToken } : params;
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await http.post(url, { json: body, signal: signal ?? null });
+      text = await response.text();
+    } catch (error) {
+      throw transportError(error, method, host, signal);
+    }
+    return readAnswer<T>(response, text, method, host);
+  }
+
+  return { host, call };
+}
+
+function transportError(
+  error: unknown,
+  method: string,
+  host: string,
+  signal: AbortSignal | undefined,
+): Bitrix24Error {
+  if (isTimeoutError(error)) {
+    return new Bitrix24Error({
+      method,
+      host,
+      code: LocalCode.Timeout,
+      description: 'no answer within the timeout',
+    });
+  }
+  if (signal?.aborted) {
+    return new Bitrix24Error({ method, host, code: LocalCode.Aborted, description: 'aborted by the caller' });
+  }
+  // The original error is not kept as `cause`: its message carries the URL, and so the webhook code.
+  const description = isNetworkError(error) ? 'connection failed' : 'request failed';
+  return new Bitrix24Error({ method, host, code: LocalCode.Network, description });
+}
+
+function readAnswer<T>(response: Response, text: string, method: string, host: string): CallOutcome<T> {
+  const httpStatus = response.status;
+  const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'));
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    const kind = (response.headers.get('content-type') ?? 'no content type').split(';')[0];
+    throw new Bitrix24Error({
+      method,
+      host,
+      httpStatus,
+      retryAfterSeconds,
+      code: LocalCode.InvalidResponse,
+      description: `HTTP ${httpStatus} answer was not JSON (${kind})`,
+    });
+  }
+  const record = isRecord(body) ? body : {};
+  const time = isRecord(record.time) ? (record.time as B24Time) : undefined;
+  if (typeof record.error === 'string' && record.error !== '') {
+    throw new Bitrix24Error({
+      method,
+      host,
+      httpStatus,
+      retryAfterSeconds,
+      time,
+      code: record.error,
+      description: typeof record.error_description === 'string' ? record.error_description : '',
+    });
+  }
+  if (httpStatus >= 400 || !('result' in record)) {
+    throw new Bitrix24Error({
+      method,
+      host,
+      httpStatus,
+      retryAfterSeconds,
+      time,
+      code: httpStatus >= 400 ? `HTTP_${httpStatus}` : LocalCode.InvalidResponse,
+      description: httpStatus >= 400 ? 'error answer without an error code' : 'answer without a result',
+    });
+  }
+  return time ? { result: record.result as T, time } : { result: record.result as T };
+}
+
+function parseRetryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,27 @@
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+
+/** API Gateway HTTP API (2.0), REST API (1.0) and Lambda Function URL events: what we read of them. */
+export type HttpEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
+
+export interface RequestLine {
+  method: string;
+  path: string;
+  requestId: string | undefined;
+}
+
+export function requestLine(event: HttpEvent): RequestLine {
+  if ('httpMethod' in event) {
+    return { method: event.httpMethod, path: event.path, requestId: event.requestContext?.requestId };
+  }
+  return {
+    method: event.requestContext.http.method,
+    path: event.rawPath,
+    requestId: event.requestContext.requestId,
+  };
+}
+
+/** Header lookup after `@middy/http-header-normalizer` has lower-cased the names. */
+export function header(event: HttpEvent, name: string): string | undefined {
+  const value = event.headers?.[name.toLowerCase()];
+  return value === undefined || value === '' ? undefined : value;
+}

@@ -1,0 +1,43 @@
+import type { MiddlewareObj } from '@middy/core';
+import { type HttpEvent, requestLine } from './event.ts';
+import { errorResult, type HttpResult, toErrorResult } from './responses.ts';
+
+/** Formats every error as `{error, error_description}` JSON; the last middleware of an HTTP handler. */
+export function jsonErrors(): MiddlewareObj<unknown, HttpResult> {
+  return {
+    name: 'json-errors',
+    onError: (request) => {
+      request.response = toErrorResult(request.error);
+    },
+  };
+}
+
+/**
+ * Answers requests for other methods or paths before the body is parsed. Paths are matched by suffix,
+ * because HTTP API paths carry the stage name and Function URLs take any path.
+ */
+export function route(options: {
+  method: string;
+  pathSuffixes: readonly string[];
+}): MiddlewareObj<HttpEvent, HttpResult> {
+  return {
+    name: 'route',
+    before: (request) => {
+      const { method, path } = requestLine(request.event);
+      if (!options.pathSuffixes.some((suffix) => path.endsWith(suffix))) {
+        return errorResult(
+          404,
+          'ERROR_METHOD_NOT_FOUND',
+          `No method at ${path}; POST to ${options.pathSuffixes[0]}`,
+        );
+      }
+      if (method.toUpperCase() !== options.method) {
+        return {
+          ...errorResult(405, 'METHOD_NOT_ALLOWED', `Use ${options.method}`),
+          headers: { allow: options.method, 'content-type': 'application/json; charset=utf-8' },
+        };
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,231 @@
+import { type Bitrix24Client, createBitrix24Client } from '../bitrix24/client.ts';
+import { LocalCode } from '../bitrix24/error-table.ts';
+import { Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
+import { isBooleanSuccess, UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
+import { refreshOAuthTokens } from '../bitrix24/oauth.ts';
+import type { CallOutcome, PortalAuth } from '../bitrix24/types.ts';
+import { PORTAL_PATTERN } from '../config.ts';
+import type { EditFields } from '../edits/types.ts';
+import { AppError, ValidationError } from '../errors.ts';
+import { logger } from '../observability/logger.ts';
+import { type PortalSecret, type SecretStore, withOAuthTokens } from '../secrets/index.ts';
+
+/** The bot is not in the portal secret's allow-list; Bitrix24 is not called. */
+export class BotNotAllowedError extends AppError {
+  override name = 'BotNotAllowedError';
+  readonly botId: number;
+  constructor(portal: string, botId: number) {
+    super('BOT_NOT_FOUND', `Bot ${botId} is not listed in the secret of portal "${portal}"`, 404);
+    this.botId = botId;
+  }
+}
+
+export interface GatewayOptions {
+  store: SecretStore;
+  /** Timeout of one Bitrix24 request in ms. */
+  timeoutMs: number;
+  /** Allow plain-HTTP portal and OAuth URLs (local use only). */
+  allowHttp: boolean;
+}
+
+export interface CallRequest {
+  /** Inject this bot's token (webhook auth) after checking the bot is allowed. */
+  botId?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Codes after which a rotated secret may help: fetch it again, bypassing the cache. */
+const ROTATION_CODES = new Set([
+  'NO_AUTH_FOUND',
+  'INVALID_CREDENTIALS',
+  'BOT_OWNERSHIP_ERROR',
+  'BOT_TOKEN_NOT_SPECIFIED',
+]);
+
+/**
+ * Calls Bitrix24 on behalf of a portal with the credentials from its secret. It owns the two
+ * recoveries that need the secret: one OAuth refresh on `expired_token` (shared by concurrent calls,
+ * written back to Secrets Manager), and one refetch of a rotated secret after an auth failure.
+ * It never retries anything else: those decisions belong to the callers.
+ */
+export class PortalGateway {
+  readonly #options: GatewayOptions;
+  readonly #clients = new Map<string, Bitrix24Client>();
+  readonly #refreshing = new Map<string, Promise<PortalSecret>>();
+
+  constructor(options: GatewayOptions) {
+    this.#options = options;
+  }
+
+  /** The portal's secret (cached by the store). */
+  secret(portal: string): Promise<PortalSecret> {
+    if (!PORTAL_PATTERN.test(portal)) {
+      return Promise.reject(
+        new ValidationError('portal', `portal must match ${PORTAL_PATTERN.source}`, 'INVALID_PORTAL'),
+      );
+    }
+    return this.#options.store.get(portal);
+  }
+
+  /** Throws BotNotAllowedError when the bot is not in the portal's allow-list. */
+  async assertBotAllowed(portal: string, botId: number): Promise<PortalSecret> {
+    const secret = await this.secret(portal);
+    botCredentials(secret, botId);
+    return secret;
+  }
+
+  /** Calls one method; with `botId`, the bot must be allowed and its token goes in the body. */
+  async call<T = unknown>(
+    portal: string,
+    method: string,
+    params: Record<string, unknown>,
+    request: CallRequest = {},
+  ): Promise<CallOutcome<T>> {
+    return this.withCredentials(portal, request.signal, (secret, client, auth) =>
+      client.call<T>(method, withBotToken(secret, params, request.botId), { auth, signal: request.signal }),
+    );
+  }
+
+  /** `imbot.v2.Chat.Message.update`; resolves with the `time` object of the answer. */
+  async updateMessage(
+    portal: string,
+    target: { botId: number; messageId: number },
+    fields: EditFields,
+    signal?: AbortSignal,
+  ): Promise<CallOutcome<true>> {
+    const outcome = await this.call(portal, UPDATE_METHOD, updateParams(target, fields), {
+      botId: target.botId,
+      signal,
+    });
+    if (!isBooleanSuccess(outcome.result)) {
+      const secret = await this.secret(portal);
+      throw new Bitrix24Error({
+        method: UPDATE_METHOD,
+        host: new URL(secret.portalUrl).host,
+        httpStatus: 200,
+        time: outcome.time,
+        code: LocalCode.UnexpectedResult,
+        description: 'the answer was neither result: true nor result.result: true',
+      });
+    }
+    return outcome.time ? { result: true, time: outcome.time } : { result: true };
+  }
+
+  /**
+   * Runs `attempt` with the portal's credentials, recovering once from an expired OAuth token or a
+   * rotated secret. Exposed for callers that build their own requests (batch calls).
+   */
+  async withCredentials<T>(
+    portal: string,
+    signal: AbortSignal | undefined,
+    attempt: (secret: PortalSecret, client: Bitrix24Client, auth: PortalAuth) => Promise<T>,
+  ): Promise<T> {
+    const secret = await this.secret(portal);
+    const run = (s: PortalSecret) => attempt(s, this.#client(s), authOf(s));
+    try {
+      return await run(secret);
+    } catch (error) {
+      if (!isBitrix24Error(error)) throw error;
+      const recovered = await this.#recover(portal, secret, error, signal);
+      if (!recovered) throw error;
+      return run(recovered);
+    }
+  }
+
+  async #recover(
+    portal: string,
+    secret: PortalSecret,
+    error: Bitrix24Error,
+    signal: AbortSignal | undefined,
+  ): Promise<PortalSecret | undefined> {
+    if (error.strategy === 'refresh-auth' && secret.auth.type === 'oauth') {
+      return this.#refresh(portal, secret.auth.accessToken, signal);
+    }
+    if (ROTATION_CODES.has(error.code.toUpperCase())) {
+      const fresh = await this.#options.store.get(portal, { fresh: true });
+      const changed =
+        JSON.stringify(authOf(fresh)) !== JSON.stringify(authOf(secret)) || botsChanged(fresh, secret);
+      if (changed)
+        logger.info('Portal secret changed since it was cached; repeating the call once', { portal });
+      return changed ? fresh : undefined;
+    }
+    return undefined;
+  }
+
+  /** One refresh per portal at a time; a caller whose token was already replaced just uses the new one. */
+  #refresh(portal: string, usedAccessToken: string, signal: AbortSignal | undefined): Promise<PortalSecret> {
+    const inFlight = this.#refreshing.get(portal);
+    if (inFlight) return inFlight;
+    const refresh = (async () => {
+      const current = await this.#options.store.get(portal);
+      if (current.auth.type !== 'oauth' || current.auth.accessToken !== usedAccessToken) return current;
+      const tokens = await refreshOAuthTokens({
+        oauthUrl: current.auth.oauthUrl,
+        clientId: current.auth.clientId,
+        clientSecret: current.auth.clientSecret,
+        refreshToken: current.auth.refreshToken,
+        timeoutMs: this.#options.timeoutMs,
+        allowHttp: this.#options.allowHttp,
+        signal,
+      });
+      const updated = withOAuthTokens(current, tokens);
+      try {
+        const stored = await this.#options.store.put(updated);
+        logger.info('OAuth tokens refreshed and written back', { portal });
+        return stored;
+      } catch (error) {
+        // The old refresh token is void now: losing the new pair would lock the portal out.
+        logger.error('OAuth tokens refreshed but could not be written back to the portal secret', {
+          portal,
+          error: error instanceof Error ? { name: error.name, message: error.message } : String(error),
+        });
+        return updated;
+      }
+    })().finally(() => this.#refreshing.delete(portal));
+    this.#refreshing.set(portal, refresh);
+    return refresh;
+  }
+
+  #client(secret: PortalSecret): Bitrix24Client {
+    let client = this.#clients.get(secret.portalUrl);
+    if (!client) {
+      client = createBitrix24Client({
+        portalUrl: secret.portalUrl,
+        timeoutMs: this.#options.timeoutMs,
+        allowHttp: this.#options.allowHttp,
+      });
+      this.#clients.set(secret.portalUrl, client);
+    }
+    return client;
+  }
+}
+
+export function authOf(secret: PortalSecret): PortalAuth {
+  return secret.auth.type === 'webhook'
+    ? { type: 'webhook', userId: secret.auth.userId, code: secret.auth.code }
+    : { type: 'oauth', accessToken: secret.auth.accessToken };
+}
+
+function botCredentials(secret: PortalSecret, botId: number) {
+  const bot = secret.bots.get(botId);
+  if (!bot) throw new BotNotAllowedError(secret.portal, botId);
+  return bot;
+}
+
+/** With webhook auth every imbot.v2 call carries the bot's token; OAuth calls identify the bot by the app. */
+export function withBotToken(
+  secret: PortalSecret,
+  params: Record<string, unknown>,
+  botId: number | undefined,
+): Record<string, unknown> {
+  if (botId === undefined) return params;
+  const bot = botCredentials(secret, botId);
+  if (secret.auth.type !== 'webhook' || bot.botToken === undefined) return params;
+  return { ...params, botToken: bot.botToken };
+}
+
+function botsChanged(a: PortalSecret, b: PortalSecret): boolean {
+  if (a.bots.size !== b.bots.size) return true;
+  for (const [id, bot] of a.bots) if (b.bots.get(id)?.botToken !== bot.botToken) return true;
+  return false;
+}
