@@ -122,6 +122,11 @@ const secretSchema = strict({
     issue.expected === 'Object' ? 'must be an object' : 'must be "webhook" or "oauth"',
   ),
   bots: v.pipe(
+    // A record schema alone would take an array for an object keyed "0", "1"…
+    v.custom<object>(
+      (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+      'must be an object keyed by bot id',
+    ),
     v.record(botId, strict({ botToken: v.optional(botToken) }), 'must be an object keyed by bot id'),
     v.check((bots) => Object.keys(bots).length > 0, 'must list at least one bot'),
   ),
