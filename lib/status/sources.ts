@@ -133,13 +133,15 @@ async function get(
   const attempt: Attempt = { url, host: url.host, timeout, caller: options.signal };
   const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   try {
+    const headers = new Headers({
+      accept: source.type === 'http-json' ? 'application/json' : '*/*',
+      'user-agent': USER_AGENT,
+    });
+    // set, not a spread: `Accept` from the spec must replace our `accept`, not be appended to it.
+    for (const [name, value] of Object.entries(source.headers)) headers.set(name, value);
     const response = await fetch(url, {
       method: 'GET',
-      headers: {
-        accept: source.type === 'http-json' ? 'application/json' : '*/*',
-        'user-agent': USER_AGENT,
-        ...source.headers,
-      },
+      headers,
       redirect: 'follow',
       signal,
     });
