@@ -1,0 +1,114 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PortalGateway } from '../../lib/portal/gateway.ts';
+import { createSecretStore, type SecretStore } from '../../lib/secrets/index.ts';
+import {
+  type Bitrix24Emulator,
+  type EmulatorOptions,
+  startBitrix24Emulator,
+} from '../../local/bitrix24-emulator/index.ts';
+import { type LocalSecretsManager, startSecretsManager } from '../../local/secrets-manager.ts';
+import { startLocalSqs } from '../../local/sqs.ts';
+
+/**
+ * Every secret value used by tests contains this marker, so that the output watcher
+ * (test/support/watch-output.ts) can prove none of them ever reaches a log line.
+ */
+export const SECRET_MARKER = 's3cr3t';
+export const WEBHOOK = { userId: 7, code: `whk_${SECRET_MARKER}_code_7` } as const;
+export const BOT = { id: 456, token: `bot_${SECRET_MARKER}_456` } as const;
+export const OAUTH_APP = { clientId: 'app.local.1', clientSecret: `cli_${SECRET_MARKER}_secret` } as const;
+export const PREFIX = 'b24/portals/';
+export const AWS = {
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+} as const;
+
+export interface Harness {
+  emulator: Bitrix24Emulator;
+  secretsManager: LocalSecretsManager;
+  sqs: SQSClient;
+  secretsClient: SecretsManagerClient;
+  editsQueueUrl: string;
+  failedQueueUrl: string;
+  sqsEndpoint: string;
+  /** A store and gateway wired to the local Secrets Manager and the emulator (plain HTTP allowed). */
+  store: SecretStore;
+  gateway: PortalGateway;
+  close(): Promise<void>;
+}
+
+export function webhookSecret(emulatorUrl: string, overrides: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    portalUrl: emulatorUrl,
+    auth: { type: 'webhook', userId: WEBHOOK.userId, code: WEBHOOK.code },
+    bots: { [BOT.id]: { botToken: BOT.token } },
+    plan: 'standard',
+    ...overrides,
+  });
+}
+
+export function oauthSecret(
+  emulatorUrl: string,
+  oauthUrl: string,
+  tokens: { accessToken: string; refreshToken: string; expiresAt: number },
+): string {
+  return JSON.stringify({
+    portalUrl: emulatorUrl,
+    auth: {
+      type: 'oauth',
+      clientId: OAUTH_APP.clientId,
+      clientSecret: OAUTH_APP.clientSecret,
+      oauthUrl,
+      ...tokens,
+    },
+    bots: { [BOT.id]: {} },
+    plan: 'standard',
+  });
+}
+
+/**
+ * The emulator (portal `acme`, webhook auth, bot 456 owning message 789), the local Secrets Manager
+ * holding acme's secret, and an SQS emulator with the FIFO edits and failed-edits queues.
+ */
+export async function startHarness(
+  options: { emulator?: EmulatorOptions; timeoutMs?: number } = {},
+): Promise<Harness> {
+  const emulator = await startBitrix24Emulator({ limits: null, ...options.emulator });
+  emulator.addWebhook(WEBHOOK);
+  emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
+  emulator.addMessage({ id: 789, botId: BOT.id, chatId: 12, text: 'Build #41: running' });
+  const secretsManager = await startSecretsManager({
+    secrets: { [`${PREFIX}acme`]: webhookSecret(emulator.url) },
+  });
+  const localSqs = await startLocalSqs();
+  const sqs = new SQSClient({ ...AWS, endpoint: localSqs.url });
+  const failed = await sqs.send(
+    new CreateQueueCommand({ QueueName: 'failed-edits.fifo', Attributes: { FifoQueue: 'true' } }),
+  );
+  const edits = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: 'edits.fifo',
+      Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' },
+    }),
+  );
+  const secretsClient = new SecretsManagerClient({ ...AWS, endpoint: secretsManager.url });
+  const store = createSecretStore({ client: secretsClient, prefix: PREFIX, ttlSeconds: 300 });
+  const gateway = new PortalGateway({ store, timeoutMs: options.timeoutMs ?? 2_000, allowHttp: true });
+  return {
+    emulator,
+    secretsManager,
+    sqs,
+    secretsClient,
+    editsQueueUrl: edits.QueueUrl as string,
+    failedQueueUrl: failed.QueueUrl as string,
+    sqsEndpoint: localSqs.url,
+    store,
+    gateway,
+    async close() {
+      sqs.destroy();
+      secretsClient.destroy();
+      await Promise.all([emulator.close(), secretsManager.close(), localSqs.close()]);
+    },
+  };
+}
