@@ -19,6 +19,8 @@ export interface LocalSecretsManager {
   readonly getCount: (name: string) => number;
   /** Answer the next `n` requests, whatever their operation, with an error. Default: 500 InternalServiceError. */
   failNext(n: number, error?: { type: string; status: number }): void;
+  /** Hold the answer to the next `n` requests for `ms` milliseconds (to order racing requests in tests). */
+  delayNext(n: number, ms: number): void;
 }
 
 export interface LocalSecretsManagerOptions {
@@ -102,6 +104,7 @@ export async function startSecretsManager(
   const secrets = new Map<string, Secret>();
   const getCounts = new Map<string, number>();
   const failures: { type: string; status: number }[] = [];
+  const delays: number[] = [];
 
   // Accepts a name, a full ARN, or an ARN without the random suffix.
   function nameOf(secretId: string): string {
@@ -303,6 +306,8 @@ export async function startSecretsManager(
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const delay = delays.shift();
+    let answer: { status: number; body: Body };
     try {
       const raw = await readBody(req);
       const target = String(req.headers['x-amz-target'] ?? '');
@@ -329,14 +334,19 @@ export async function startSecretsManager(
         }
         throw new ServiceError(failure.type, `Injected ${failure.type}`, failure.status);
       }
-      send(res, 200, run(body));
+      answer = { status: 200, body: run(body) };
     } catch (error) {
-      if (error instanceof ServiceError) {
-        send(res, error.status, { __type: error.type, message: error.message });
-      } else {
-        send(res, 500, { __type: 'InternalServiceError', message: 'The local Secrets Manager failed' });
-      }
+      answer =
+        error instanceof ServiceError
+          ? { status: error.status, body: { __type: error.type, message: error.message } }
+          : {
+              status: 500,
+              body: { __type: 'InternalServiceError', message: 'The local Secrets Manager failed' },
+            };
     }
+    // The answer is computed first and held afterwards: a delayed read returns the value as it was.
+    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+    send(res, answer.status, answer.body);
   }
 
   for (const [name, value] of Object.entries(options.secrets ?? {}))
@@ -372,7 +382,12 @@ export async function startSecretsManager(
     },
     getCount: (name) => getCounts.get(nameOf(name)) ?? 0,
     failNext(n, error = { type: 'InternalServiceError', status: 500 }) {
+      failures.length = 0;
       for (let i = 0; i < n; i += 1) failures.push(error);
+    },
+    delayNext(n, ms) {
+      delays.length = 0;
+      for (let i = 0; i < n; i += 1) delays.push(ms);
     },
   };
 }
