@@ -1,0 +1,86 @@
+import { parseBool } from './message-fields.ts';
+import { fail, type Outcome, ok } from './outcome.ts';
+import { parsePhpQuery } from './php-query.ts';
+import type { B24Time } from './time-object.ts';
+
+export const MAX_BATCH_COMMANDS = 50;
+
+export interface BatchCommandResult {
+  outcome: Outcome;
+  time: B24Time | undefined;
+}
+
+export interface BatchRunner {
+  /** True when one of these methods makes the server refuse the whole batch call. */
+  refusesCall(methods: readonly string[]): boolean;
+  run(key: string, method: string, params: Record<string, unknown>): BatchCommandResult;
+}
+
+interface Command {
+  key: string;
+  text: string;
+}
+
+function commandsOf(cmd: unknown): Command[] {
+  if (typeof cmd !== 'object' || cmd === null) return [];
+  return Object.entries(cmd).map(([key, value]) => ({
+    key,
+    text: typeof value === 'string' ? value : String(value),
+  }));
+}
+
+function methodOf(text: string): string {
+  const q = text.indexOf('?');
+  return q === -1 ? text : text.slice(0, q);
+}
+
+/** `$result[cmd][field]…` refers to an earlier command's result; unresolved references stay literal text. */
+function substitute(text: string, results: Record<string, unknown>): string {
+  return text.replace(/\$result((?:\[[^\]]*\])+)/g, (whole, path: string) => {
+    let value: unknown = results;
+    for (const [, segment] of path.matchAll(/\[([^\]]*)\]/g)) {
+      if (typeof value !== 'object' || value === null) return whole;
+      value = (value as Record<string, unknown>)[segment ?? ''];
+    }
+    return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+      ? encodeURIComponent(String(value))
+      : whole;
+  });
+}
+
+/** PHP renders an empty array as `[]`, so an empty section is `[]`, never `{}`. */
+function section(entries: Record<string, unknown>): Record<string, unknown> | [] {
+  return Object.keys(entries).length === 0 ? [] : entries;
+}
+
+export function runBatch(params: Record<string, unknown>, runner: BatchRunner): Outcome {
+  const commands = commandsOf(params.cmd);
+  if (commands.length > MAX_BATCH_COMMANDS) return fail('ERROR_BATCH_LENGTH_EXCEEDED');
+  if (runner.refusesCall(commands.map((c) => methodOf(c.text))))
+    return fail('ERROR_BATCH_METHOD_NOT_ALLOWED');
+  const halt = parseBool(params.halt) ?? false;
+
+  const results: Record<string, unknown> = {};
+  const errors: Record<string, unknown> = {};
+  const times: Record<string, unknown> = {};
+  for (const { key, text } of commands) {
+    const resolved = substitute(text, results);
+    const q = resolved.indexOf('?');
+    const query = q === -1 ? '' : resolved.slice(q + 1);
+    const { outcome, time } = runner.run(key, methodOf(resolved), parsePhpQuery(query));
+    if (time) times[key] = time;
+    if (outcome.ok) {
+      results[key] = outcome.result;
+    } else {
+      errors[key] = { error: outcome.code, error_description: outcome.description };
+      if (halt) break;
+    }
+  }
+  return ok({
+    result: section(results),
+    result_error: section(errors),
+    result_total: [],
+    result_next: [],
+    result_time: section(times),
+  });
+}

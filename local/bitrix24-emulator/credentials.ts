@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { type Failure, failure } from './outcome.ts';
+import type { SecretRegistry } from './redaction.ts';
+import type { OAuthGrant } from './types.ts';
+
+/** Who is calling: decides bot ownership and keys the operating-time baskets. */
+export type Identity =
+  | { kind: 'webhook'; userId: number; key: string }
+  | { kind: 'oauth'; clientId: string; key: string };
+
+interface AccessToken {
+  clientId: string;
+  expiresAtMs: number;
+}
+
+export interface OAuthAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+const MEMBER_ID = 'e4f1c0de5a7b4c2d9e8f00112233aabb';
+
+function newToken(): string {
+  return randomBytes(24).toString('hex');
+}
+
+/** Webhooks, OAuth apps and their tokens. Refresh rotates: a used refresh token stops working. */
+export class Credentials {
+  readonly #webhooks = new Set<string>();
+  readonly #apps = new Map<string, string>();
+  readonly #accessTokens = new Map<string, AccessToken>();
+  readonly #refreshTokens = new Map<string, string>();
+  readonly #now: () => number;
+  readonly #ttlSeconds: number;
+  readonly #secrets: SecretRegistry;
+
+  constructor(now: () => number, ttlSeconds: number, secrets: SecretRegistry) {
+    this.#now = now;
+    this.#ttlSeconds = ttlSeconds;
+    this.#secrets = secrets;
+  }
+
+  addWebhook(userId: number, code: string): void {
+    this.#secrets.add(code);
+    this.#webhooks.add(`${userId}/${code}`);
+  }
+
+  webhook(userId: number, code: string): Identity | Failure {
+    if (!this.#webhooks.has(`${userId}/${code}`)) return failure('INVALID_CREDENTIALS');
+    return { kind: 'webhook', userId, key: `webhook:${userId}:${code}` };
+  }
+
+  addApp(clientId: string, clientSecret: string): OAuthGrant {
+    this.#secrets.add(clientSecret);
+    this.#apps.set(clientId, clientSecret);
+    return this.#issue(clientId);
+  }
+
+  accessToken(token: string): Identity | Failure {
+    const entry = this.#accessTokens.get(token);
+    if (!entry) return failure('INVALID_TOKEN');
+    if (this.#now() >= entry.expiresAtMs) return failure('EXPIRED_TOKEN');
+    return { kind: 'oauth', clientId: entry.clientId, key: `app:${entry.clientId}` };
+  }
+
+  expireAccessTokens(): void {
+    for (const entry of this.#accessTokens.values()) entry.expiresAtMs = Number.NEGATIVE_INFINITY;
+  }
+
+  revokeRefreshTokens(): void {
+    this.#refreshTokens.clear();
+  }
+
+  /** The answer of `GET /oauth/token/?grant_type=refresh_token&…`. */
+  refresh(params: Record<string, unknown>, portalUrl: string): OAuthAnswer {
+    const { grant_type: grantType, client_id: clientId, client_secret: clientSecret } = params;
+    const refreshToken = params.refresh_token;
+    if (grantType !== 'refresh_token' || typeof clientId !== 'string' || typeof refreshToken !== 'string') {
+      return oauthError(
+        400,
+        'invalid_request',
+        'grant_type, client_id, client_secret and refresh_token are required',
+      );
+    }
+    if (this.#apps.get(clientId) !== clientSecret) {
+      return oauthError(401, 'invalid_client', 'Client authentication failed');
+    }
+    if (this.#refreshTokens.get(refreshToken) !== clientId) {
+      return oauthError(400, 'invalid_grant', 'Refresh token is invalid, expired or already used');
+    }
+    this.#refreshTokens.delete(refreshToken);
+    const grant = this.#issue(clientId);
+    const host = new URL(portalUrl).host;
+    return {
+      status: 200,
+      body: {
+        access_token: grant.accessToken,
+        refresh_token: grant.refreshToken,
+        expires: grant.expiresAt,
+        expires_in: this.#ttlSeconds,
+        client_endpoint: `${portalUrl}/rest/`,
+        server_endpoint: `${portalUrl}/oauth/rest/`,
+        domain: host,
+        member_id: MEMBER_ID,
+        scope: 'imbot',
+        status: 'L',
+        user_id: 1,
+      },
+    };
+  }
+
+  #issue(clientId: string): OAuthGrant {
+    const accessToken = newToken();
+    const refreshToken = newToken();
+    const expiresAtMs = this.#now() + this.#ttlSeconds * 1000;
+    this.#secrets.add(accessToken);
+    this.#secrets.add(refreshToken);
+    this.#accessTokens.set(accessToken, { clientId, expiresAtMs });
+    this.#refreshTokens.set(refreshToken, clientId);
+    return { accessToken, refreshToken, expiresAt: Math.floor(expiresAtMs / 1000) };
+  }
+}
+
+function oauthError(status: number, error: string, description: string): OAuthAnswer {
+  return { status, body: { error, error_description: description } };
+}

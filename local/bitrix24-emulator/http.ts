@@ -1,0 +1,75 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Failure, failure } from './outcome.ts';
+import { parsePhpQuery } from './php-query.ts';
+
+/** What a handler answers; `reset` destroys the socket instead of answering. */
+export type HttpReply =
+  | { kind: 'json'; status: number; body: unknown; code?: string }
+  | { kind: 'html'; status: number; body: string }
+  | { kind: 'reset' };
+
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+export function json(status: number, body: unknown, code?: string): HttpReply {
+  return code === undefined ? { kind: 'json', status, body } : { kind: 'json', status, body, code };
+}
+
+export function errorReply(f: Failure, time?: unknown): HttpReply {
+  const body = { error: f.code, error_description: f.description, ...(time === undefined ? {} : { time }) };
+  return json(f.status, body, f.code);
+}
+
+export function replyStatus(reply: HttpReply): number {
+  return reply.kind === 'reset' ? 0 : reply.status;
+}
+
+export async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) throw new RangeError(`Request body above ${MAX_BODY_BYTES} bytes`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Query-string and body parameters merged, the body winning, as PHP's `$_REQUEST` would give them.
+ * JSON bodies are recognised by content type or by their first character (curl users forget the header).
+ */
+export function parseParams(
+  url: URL,
+  body: string,
+  contentType: string | undefined,
+): { params: Record<string, unknown> } | { failure: Failure } {
+  const query = parsePhpQuery(url.search.slice(1));
+  const trimmed = body.trim();
+  if (trimmed === '') return { params: query };
+  if (contentType?.includes('json') || trimmed.startsWith('{')) {
+    try {
+      const parsed: unknown = JSON.parse(trimmed);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        return { failure: failure('INVALID_REQUEST') };
+      }
+      return { params: { ...query, ...(parsed as Record<string, unknown>) } };
+    } catch {
+      return { failure: failure('INVALID_REQUEST') };
+    }
+  }
+  return { params: { ...query, ...parsePhpQuery(trimmed) } };
+}
+
+export function writeReply(res: ServerResponse, reply: HttpReply): void {
+  if (reply.kind === 'reset') {
+    res.socket?.destroy();
+    return;
+  }
+  const text = reply.kind === 'json' ? JSON.stringify(reply.body) : reply.body;
+  res.writeHead(reply.status, {
+    'content-type': reply.kind === 'json' ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}

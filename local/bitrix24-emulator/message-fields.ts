@@ -1,0 +1,71 @@
+import { type Failure, failure } from './outcome.ts';
+
+export const MAX_MESSAGE_CODE_POINTS = 20_000;
+export const MAX_ATTACH_CHARS = 60_000;
+const CUT_MARK = ' (...)';
+
+export type Parsed<T> = { value: T } | { failure: Failure };
+
+/** What `send` documents for long texts (update does not say; the brief makes it do the same). */
+export function cutText(text: string): string {
+  const codePoints = [...text];
+  if (codePoints.length <= MAX_MESSAGE_CODE_POINTS) return text;
+  return codePoints.slice(0, MAX_MESSAGE_CODE_POINTS).join('') + CUT_MARK;
+}
+
+/** imbot.v2 booleans: JSON true/false, "Y"/"N", and "1"/"0" as PHP's http_build_query sends them. */
+export function parseBool(value: unknown): boolean | undefined {
+  if (value === true || value === false) return value;
+  if (typeof value === 'number') return value !== 0;
+  if (typeof value !== 'string') return undefined;
+  const v = value.toUpperCase();
+  if (v === 'Y' || v === '1' || v === 'TRUE') return true;
+  if (v === 'N' || v === '0' || v === 'FALSE' || v === '') return false;
+  return undefined;
+}
+
+/** Ids arrive as numbers from JSON and as digit strings from forms and batch commands. */
+export function parseId(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value.trim())) {
+    const id = Number(value.trim());
+    return id > 0 ? id : undefined;
+  }
+  return undefined;
+}
+
+export function isMissing(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
+
+/** Keyboard and attach may also come as a JSON string, the only way to pass them whole in a batch command. */
+function fromJsonString(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const trimmed = value.trim();
+  if (!trimmed.startsWith('[') && !trimmed.startsWith('{')) return value;
+  try {
+    return JSON.parse(trimmed);
+  } catch {
+    return value;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function parseAttach(raw: unknown): Parsed<unknown[] | Record<string, unknown>> {
+  const value = fromJsonString(raw);
+  if (!Array.isArray(value) && !isObject(value)) return { failure: failure('ATTACH_ERROR') };
+  if (JSON.stringify(value).length > MAX_ATTACH_CHARS) return { failure: failure('ATTACH_OVERSIZE') };
+  return { value };
+}
+
+/** `null` means "remove the keyboard" ("N" or an empty value); a bare button array is wrapped in BUTTONS. */
+export function parseKeyboard(raw: unknown): Parsed<Record<string, unknown> | null> {
+  if (isMissing(raw) || (typeof raw === 'string' && raw.toUpperCase() === 'N')) return { value: null };
+  const value = fromJsonString(raw);
+  if (Array.isArray(value)) return value.length === 0 ? { value: null } : { value: { BUTTONS: value } };
+  if (isObject(value) && Array.isArray(value.BUTTONS)) return { value };
+  return { failure: failure('KEYBOARD_ERROR') };
+}

@@ -1,0 +1,202 @@
+import type { Identity } from './credentials.ts';
+import {
+  cutText,
+  isMissing,
+  type Parsed,
+  parseAttach,
+  parseBool,
+  parseId,
+  parseKeyboard,
+} from './message-fields.ts';
+import { type Failure, fail, failure, type Outcome, ok } from './outcome.ts';
+import type { Bot, Portal } from './portal.ts';
+import { isoWithOffset } from './time-object.ts';
+import type { EmulatedMessage, SuccessShape } from './types.ts';
+
+export interface MethodContext {
+  identity: Identity;
+  params: Record<string, unknown>;
+  portal: Portal;
+  successShape: SuccessShape;
+  now: number;
+}
+
+export interface MethodEntry {
+  name: string;
+  run(ctx: MethodContext): Outcome;
+}
+
+/** Revision numbers as of the fact sheet (rev 36, 2026-05). */
+const REVISION = { rest: 36, web: 130, mobile: 20, desktop: 10 };
+// One-to-one dialogs have no chat id in the request; give each user a stable private chat.
+const PRIVATE_CHAT_BASE = 1_000_000;
+
+function booleanResult(shape: SuccessShape): unknown {
+  return shape === 'flat' ? true : { result: true };
+}
+
+/** The BotController checks every imbot.v2 method runs before its own logic (revision 34 codes). */
+function authorizeBot(ctx: MethodContext): Bot | Failure {
+  const { params, identity } = ctx;
+  if (identity.kind === 'webhook' && isMissing(params.botToken)) return failure('BOT_TOKEN_NOT_SPECIFIED');
+  if (isMissing(params.botId)) return failure('BOT_ID_REQUIRED');
+  const botId = parseId(params.botId);
+  const bot = botId === undefined ? undefined : ctx.portal.bots.get(botId);
+  if (!bot) return failure('BOT_NOT_FOUND');
+  const owned =
+    identity.kind === 'webhook'
+      ? 'webhookUserId' in bot.owner &&
+        bot.owner.webhookUserId === identity.userId &&
+        bot.botToken !== undefined &&
+        String(params.botToken) === bot.botToken
+      : 'clientId' in bot.owner && bot.owner.clientId === identity.clientId;
+  return owned ? bot : failure('BOT_OWNERSHIP_ERROR');
+}
+
+function isBot(value: Bot | Failure): value is Bot {
+  return 'id' in value;
+}
+
+function reject(f: Failure): Outcome {
+  return { ok: false, ...f };
+}
+
+/** A message the bot may change: its own, and not a system message (those are stored with author 0). */
+function ownMessage(ctx: MethodContext, bot: Bot): EmulatedMessage | undefined {
+  const id = parseId(ctx.params.messageId);
+  const message = id === undefined ? undefined : ctx.portal.message(id);
+  if (!message || message.system || message.authorId !== bot.id) return undefined;
+  return message;
+}
+
+function fieldsOf(params: Record<string, unknown>): Record<string, unknown> | undefined {
+  const { fields } = params;
+  return typeof fields === 'object' && fields !== null && !Array.isArray(fields)
+    ? (fields as Record<string, unknown>)
+    : undefined;
+}
+
+function textOf(value: unknown): string {
+  return typeof value === 'string' ? value : isMissing(value) ? '' : String(value);
+}
+
+function isParsedFailure(parsed: Parsed<unknown>): parsed is { failure: Failure } {
+  return 'failure' in parsed;
+}
+
+function dialogChatId(dialogId: unknown): number | undefined {
+  const text = textOf(dialogId).trim();
+  const chat = /^chat(\d+)$/i.exec(text);
+  if (chat) return Number(chat[1]);
+  const user = parseId(text);
+  return user === undefined ? undefined : PRIVATE_CHAT_BASE + user;
+}
+
+function send(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const chatId = dialogChatId(ctx.params.dialogId);
+  if (chatId === undefined) return fail('DIALOG_ID_REQUIRED');
+  const fields = fieldsOf(ctx.params);
+  if (!fields) return fail('FIELDS_REQUIRED');
+  const attach = fields.attach === undefined ? undefined : parseAttach(fields.attach);
+  if (attach && isParsedFailure(attach)) return reject(attach.failure);
+  const keyboard = fields.keyboard === undefined ? undefined : parseKeyboard(fields.keyboard);
+  if (keyboard && isParsedFailure(keyboard)) return reject(keyboard.failure);
+  const text = textOf(fields.message);
+  if (text === '' && !attach) return fail('EMPTY_MESSAGE');
+  const id = ctx.portal.addMessage({
+    botId: bot.id,
+    chatId,
+    text: cutText(text),
+    system: parseBool(fields.system) ?? false,
+    attach: attach ? attach.value : null,
+    keyboard: keyboard ? keyboard.value : null,
+    urlPreview: parseBool(fields.urlPreview) ?? true,
+  });
+  return ok({ id, uuidMap: {} });
+}
+
+function update(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const message = ownMessage(ctx, bot);
+  if (!message) return fail('ACCESS_DENIED');
+  const fields = fieldsOf(ctx.params);
+  if (!fields) return fail('FIELDS_REQUIRED');
+  const attach = fields.attach === undefined ? undefined : parseAttach(fields.attach);
+  if (attach && isParsedFailure(attach)) return reject(attach.failure);
+  const keyboard = fields.keyboard === undefined ? undefined : parseKeyboard(fields.keyboard);
+  if (keyboard && isParsedFailure(keyboard)) return reject(keyboard.failure);
+
+  if (fields.message !== undefined) message.text = cutText(textOf(fields.message));
+  if (attach) message.attach = attach.value;
+  if (keyboard) message.keyboard = keyboard.value;
+  const urlPreview = parseBool(fields.urlPreview);
+  if (urlPreview !== undefined) message.urlPreview = urlPreview;
+  message.editCount += 1;
+  message.history.push(message.text);
+  message.updatedAt = ctx.now;
+  return ok(booleanResult(ctx.successShape));
+}
+
+function remove(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const message = ownMessage(ctx, bot);
+  if (!message) return fail('ACCESS_DENIED');
+  ctx.portal.deleteMessage(message.id);
+  return ok(booleanResult(ctx.successShape));
+}
+
+function get(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const id = parseId(ctx.params.messageId);
+  const message = id === undefined ? undefined : ctx.portal.message(id);
+  if (!message) return fail('ACCESS_DENIED');
+  return ok({
+    message: {
+      id: message.id,
+      chatId: message.chatId,
+      authorId: message.authorId,
+      date: isoWithOffset(message.updatedAt),
+      text: message.text,
+      isSystem: message.system,
+      uuid: null,
+      forward: null,
+      params: {
+        ATTACH: message.attach,
+        KEYBOARD: message.keyboard,
+        URL_PREVIEW: message.urlPreview ? 'Y' : 'N',
+      },
+      viewedByOthers: false,
+    },
+    user: {
+      id: message.authorId,
+      active: true,
+      name: `User ${message.authorId}`,
+      bot: message.botId !== undefined,
+    },
+  });
+}
+
+const ENTRIES: readonly MethodEntry[] = [
+  { name: 'imbot.v2.Chat.Message.send', run: send },
+  { name: 'imbot.v2.Chat.Message.update', run: update },
+  { name: 'imbot.v2.Chat.Message.delete', run: remove },
+  { name: 'imbot.v2.Chat.Message.get', run: get },
+  { name: 'imbot.v2.Revision.get', run: () => ok(REVISION) },
+];
+
+const BY_NAME = new Map(ENTRIES.map((entry) => [entry.name.toLowerCase(), entry]));
+
+/** Method names are case-insensitive in Bitrix24, and `.json` only picks the answer format. */
+export function canonicalMethodName(raw: string): string {
+  const name = raw.replace(/\.json$/i, '');
+  return BY_NAME.get(name.toLowerCase())?.name ?? (name.toLowerCase() === 'batch' ? 'batch' : name);
+}
+
+export function findMethod(raw: string): MethodEntry | undefined {
+  return BY_NAME.get(canonicalMethodName(raw).toLowerCase());
+}

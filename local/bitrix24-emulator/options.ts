@@ -1,0 +1,48 @@
+import { standardPlan } from '../../lib/pacing/policies.ts';
+import type { EmulatorOptions, RateLimits, SuccessShape } from './types.ts';
+
+export interface Settings {
+  port: number;
+  limits: RateLimits | null;
+  operatingLimitSeconds: number;
+  processingMs: number;
+  successShape: SuccessShape;
+  accessTokenTtlSeconds: number;
+  now: () => number;
+  random: () => number;
+}
+
+function check(ok: boolean, name: string, rule: string, value: unknown): void {
+  if (!ok) throw new RangeError(`Expected ${name} to be ${rule}, got ${JSON.stringify(value)}`);
+}
+
+export function checkLimits(limits: RateLimits | null): RateLimits | null {
+  if (limits === null) return null;
+  check(limits.burst >= 1, 'limits.burst', 'at least 1', limits.burst);
+  check(limits.perSecond >= 0, 'limits.perSecond', 'a non-negative number', limits.perSecond);
+  return { burst: limits.burst, perSecond: limits.perSecond };
+}
+
+export function checkShape(shape: SuccessShape): SuccessShape {
+  check(shape === 'flat' || shape === 'nested', 'successShape', "'flat' or 'nested'", shape);
+  return shape;
+}
+
+export function normaliseOptions(options: EmulatorOptions = {}): Settings {
+  const settings: Settings = {
+    port: options.port ?? 0,
+    limits: checkLimits(options.limits === undefined ? standardPlan : options.limits),
+    operatingLimitSeconds: options.operatingLimitSeconds ?? 480,
+    processingMs: options.processingMs ?? 5,
+    successShape: checkShape(options.successShape ?? 'nested'),
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
+    now: options.now ?? Date.now,
+    random: options.random ?? Math.random,
+  };
+  const { port, operatingLimitSeconds, processingMs, accessTokenTtlSeconds } = settings;
+  check(Number.isInteger(port) && port >= 0 && port <= 65_535, 'port', 'an integer 0..65535', port);
+  check(operatingLimitSeconds > 0, 'operatingLimitSeconds', 'a positive number', operatingLimitSeconds);
+  check(processingMs >= 0, 'processingMs', 'a non-negative number', processingMs);
+  check(accessTokenTtlSeconds > 0, 'accessTokenTtlSeconds', 'a positive number', accessTokenTtlSeconds);
+  return settings;
+}

@@ -1,0 +1,54 @@
+export const MASK = '[redacted]';
+
+const SECRET_KEYS = new Set(
+  [
+    'auth',
+    'botToken',
+    'accessToken',
+    'access_token',
+    'refreshToken',
+    'refresh_token',
+    'clientSecret',
+    'client_secret',
+    'application_token',
+    'password',
+  ].map((k) => k.toLowerCase()),
+);
+
+// Shorter values would mask ordinary words and digits in message texts.
+const MIN_SECRET_LENGTH = 4;
+
+/**
+ * Every token, webhook code and secret the emulator knows, so that recorded parameters can be
+ * masked by key and also wherever a secret sits inside a string (a batch command's query string).
+ */
+export class SecretRegistry {
+  readonly #values = new Set<string>();
+
+  add(value: string | undefined): void {
+    if (value && value.length >= MIN_SECRET_LENGTH) this.#values.add(value);
+  }
+
+  redactString(text: string): string {
+    let out = text;
+    for (const secret of this.#values) {
+      if (out.includes(secret)) out = out.split(secret).join(MASK);
+    }
+    return out;
+  }
+
+  redact(value: unknown): unknown {
+    if (typeof value === 'string') return this.redactString(value);
+    if (Array.isArray(value)) return value.map((item) => this.redact(item));
+    if (typeof value === 'object' && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) {
+        const secret =
+          SECRET_KEYS.has(key.toLowerCase()) && item !== undefined && item !== null && item !== '';
+        out[key] = secret ? MASK : this.redact(item);
+      }
+      return out;
+    }
+    return value;
+  }
+}

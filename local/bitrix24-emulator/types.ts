@@ -1,0 +1,135 @@
+import type { RateLimits } from '../../lib/bitrix24/types.ts';
+
+export type { RateLimits };
+
+/** How a boolean-returning imbot.v2 method answers: `{result:true}` or `{result:{result:true}}`. */
+export type SuccessShape = 'flat' | 'nested';
+
+export interface EmulatorOptions {
+  /** Port to listen on; default 0 picks a free one. The host is always 127.0.0.1. */
+  port?: number;
+  /** The portal's leaky bucket; default `standardPlan` (burst 50, 2/s); null disables it. */
+  limits?: RateLimits | null;
+  /** Operating-time budget per method and app/webhook over ten one-minute baskets; default 480. */
+  operatingLimitSeconds?: number;
+  /** Simulated execution time of one method call, counted into `operating` (never slept); default 5. */
+  processingMs?: number;
+  /** Answer shape of boolean-result methods; default 'nested' (the docs since June 2026). */
+  successShape?: SuccessShape;
+  /** Lifetime of issued access tokens; default 3600. */
+  accessTokenTtlSeconds?: number;
+  /** Millisecond clock for tokens, the bucket, baskets and `time`; default Date.now. */
+  now?: () => number;
+  /** Source of randomness for random faults; default Math.random. */
+  random?: () => number;
+}
+
+export type FaultKind =
+  | 'server-error'
+  | 'overload'
+  | 'query-limit'
+  | 'operating-limit'
+  | 'html'
+  | 'reset'
+  | 'slow';
+
+export interface Fault {
+  kind: FaultKind | 'error';
+  /** Only HTTP requests to this method ('batch' for batch calls, 'oauth/token' for refreshes); default any REST call. */
+  method?: string;
+  /** For 'slow': wait this long, then answer normally. */
+  delayMs?: number;
+  /** For 'reset' / 'server-error' / 'html': execute the request first, then fail (an ambiguous outcome). */
+  afterApply?: boolean;
+  /** For 'error': the HTTP status (default 400), the code and the description (default from the error table). */
+  status?: number;
+  code?: string;
+  description?: string;
+}
+
+export interface RandomFaults {
+  /** Share of REST requests that fail, 0..1. */
+  rate: number;
+  kinds: FaultKind[];
+  /** Delay of a random 'slow' fault; default 200. */
+  slowMs?: number;
+}
+
+export interface EmulatedMessage {
+  id: number;
+  chatId: number;
+  /** 0 for system messages, as Bitrix24 stores them. */
+  authorId: number;
+  botId: number | undefined;
+  text: string;
+  attach: unknown;
+  keyboard: unknown;
+  urlPreview: boolean;
+  system: boolean;
+  editCount: number;
+  /** Every text it ever had, in order: one entry at creation and one per successful update. */
+  history: string[];
+  updatedAt: number;
+}
+
+export interface CallRecord {
+  seq: number;
+  at: number;
+  method: string;
+  viaBatch: boolean;
+  batchKey?: string;
+  auth: 'webhook' | 'oauth' | 'none';
+  /** The parameters as received, with botToken, auth and other secrets replaced by '[redacted]'. */
+  params: unknown;
+  /** 0 when the socket was destroyed without an answer. */
+  httpStatus: number;
+  code?: string;
+}
+
+export type BotOwner = { webhookUserId: number } | { clientId: string };
+
+export interface OAuthGrant {
+  accessToken: string;
+  refreshToken: string;
+  /** Unix seconds. */
+  expiresAt: number;
+}
+
+export interface Bitrix24Emulator {
+  /** The portal URL, 'http://127.0.0.1:PORT'. */
+  readonly url: string;
+  /** `${url}/oauth/token/` */
+  readonly oauthUrl: string;
+  /** Stops listening and destroys open sockets. */
+  close(): Promise<void>;
+  addWebhook(w: { userId: number; code: string }): void;
+  addOAuthApp(a: { clientId: string; clientSecret: string }): OAuthGrant;
+  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner }): number;
+  /** Seeds a message directly; `botId` makes the bot its author. Returns its id. */
+  addMessage(m: {
+    botId?: number;
+    authorId?: number;
+    chatId?: number;
+    text: string;
+    system?: boolean;
+    id?: number;
+  }): number;
+  getMessage(id: number): EmulatedMessage | undefined;
+  messages(): EmulatedMessage[];
+  readonly calls: readonly CallRecord[];
+  clearCalls(): void;
+  setSuccessShape(shape: SuccessShape): void;
+  setLimits(limits: RateLimits | null): void;
+  bucketLevel(): number;
+  /** Every access token issued so far is now expired. */
+  expireAccessTokens(): void;
+  /** Every refresh token issued so far now answers invalid_grant. */
+  revokeRefreshTokens(): void;
+  /** The next `times` (default 1) matching HTTP requests fail this way. */
+  inject(fault: Fault, times?: number): void;
+  setRandomFaults(f: RandomFaults | null): void;
+  /** 'command': the method fails inside batch with ERROR_BATCH_METHOD_NOT_ALLOWED; 'call': a batch containing it is refused with HTTP 405. */
+  disallowInBatch(method: string, mode: 'command' | 'call'): void;
+  /** Forgets faults, calls, the bucket level and operating-time baskets; keeps bots, messages and settings. */
+  reset(): void;
+}
