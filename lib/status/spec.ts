@@ -96,7 +96,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 // valibot's strictObject stops at the first unknown key; this names every one of them.
 function closedObject<const E extends v.ObjectEntries>(entries: E, what: string) {
   return v.pipe(
-    v.looseObject(entries, `must be ${what}`),
+    // The object schema's message also covers a missing key, whose issue expects the key's name.
+    v.looseObject(entries, (issue) =>
+      issue.input === undefined && issue.expected !== 'Object' ? 'is required' : `must be ${what}`,
+    ),
     v.rawCheck(({ dataset, addIssue }) => {
       const value = dataset.value;
       if (!isRecord(value)) return;
@@ -213,7 +216,7 @@ function sourceSchema(allowHttp: boolean) {
     v.rawCheck(({ dataset, addIssue }) => {
       const input = dataset.value;
       if (!isRecord(input)) {
-        addIssue({ message: 'must be an object with a type' });
+        addIssue({ message: input === undefined ? 'is required' : 'must be an object with a type' });
         return;
       }
       addIssue({

@@ -18,7 +18,10 @@ function json(path: string, extra: Partial<Extract<StatusSource, { type: 'http-j
   return { type: 'http-json', url: `${server.origin}${path}`, timeoutMs: 3_000, headers: {}, ...extra };
 }
 
-function health(path: string, extra: Partial<Extract<StatusSource, { type: 'http-health' }>> = {}): StatusSource {
+function health(
+  path: string,
+  extra: Partial<Extract<StatusSource, { type: 'http-health' }>> = {},
+): StatusSource {
   return { type: 'http-health', url: `${server.origin}${path}`, timeoutMs: 3_000, headers: {}, ...extra };
 }
 
@@ -51,7 +54,10 @@ describe('fetchSource: http-json', () => {
   });
 
   it('lets a spec header replace a default header whatever its case', async () => {
-    const echoed = (await fetchSource(json('/echo', { headers: { Accept: 'application/vnd.api+json' } }), local)) as {
+    const echoed = (await fetchSource(
+      json('/echo', { headers: { Accept: 'application/vnd.api+json' } }),
+      local,
+    )) as {
       headers: Record<string, string>;
     };
     expect(echoed.headers.accept).toBe('application/vnd.api+json');
@@ -119,7 +125,10 @@ describe('fetchSource: http-json', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
     const error = await sourceError(
-      fetchSource(json('/slow-headers?ms=5000', { timeoutMs: 3_000 }), { ...local, signal: controller.signal }),
+      fetchSource(json('/slow-headers?ms=5000', { timeoutMs: 3_000 }), {
+        ...local,
+        signal: controller.signal,
+      }),
     );
     expect(error.code).toBe('SOURCE_ABORTED');
   });
