@@ -1,5 +1,6 @@
 /**
- * Keeps secrets out of logs and error messages. Two nets: keys that always hold secrets are masked
+ * Keeps secrets out of logs and error messages. (`code` is not a secret key: it names error codes
+ * everywhere; a webhook code is caught as a registered value instead.) Two nets: keys that always hold secrets are masked
  * wherever they appear, and every secret value the process has loaded is registered here and masked
  * wherever it appears inside any string (a token quoted in an upstream message, a webhook URL).
  */
@@ -13,7 +14,6 @@ const SECRET_KEYS = new Set(
     'clientSecret',
     'client_secret',
     'auth',
-    'code',
     'password',
     'authorization',
     'secretString',

@@ -52,6 +52,8 @@ export class PortalGateway {
   readonly #options: GatewayOptions;
   readonly #clients = new Map<string, Bitrix24Client>();
   readonly #refreshing = new Map<string, Promise<PortalSecret>>();
+  /** Refreshed OAuth secrets whose write-back failed: they override the stored (now void) tokens. */
+  readonly #unsaved = new Map<string, PortalSecret>();
 
   constructor(options: GatewayOptions) {
     this.#options = options;
@@ -64,7 +66,8 @@ export class PortalGateway {
         new ValidationError('portal', `portal must match ${PORTAL_PATTERN.source}`, 'INVALID_PORTAL'),
       );
     }
-    return this.#options.store.get(portal);
+    const unsaved = this.#unsaved.get(portal);
+    return unsaved ? Promise.resolve(unsaved) : this.#options.store.get(portal);
   }
 
   /** Throws BotNotAllowedError when the bot is not in the portal's allow-list. */
@@ -157,7 +160,8 @@ export class PortalGateway {
     const inFlight = this.#refreshing.get(portal);
     if (inFlight) return inFlight;
     const refresh = (async () => {
-      const current = await this.#options.store.get(portal);
+      // Read past the cache: another container may have refreshed already, voiding our refresh token.
+      const current = this.#unsaved.get(portal) ?? (await this.#options.store.get(portal, { fresh: true }));
       if (current.auth.type !== 'oauth' || current.auth.accessToken !== usedAccessToken) return current;
       const tokens = await refreshOAuthTokens({
         oauthUrl: current.auth.oauthUrl,
@@ -171,10 +175,13 @@ export class PortalGateway {
       const updated = withOAuthTokens(current, tokens);
       try {
         const stored = await this.#options.store.put(updated);
+        this.#unsaved.delete(portal);
         logger.info('OAuth tokens refreshed and written back', { portal });
         return stored;
       } catch (error) {
-        // The old refresh token is void now: losing the new pair would lock the portal out.
+        // The old refresh token is void now: losing the new pair would lock the portal out, so this
+        // container keeps using it; the next refresh tries the write-back again.
+        this.#unsaved.set(portal, updated);
         logger.error('OAuth tokens refreshed but could not be written back to the portal secret', {
           portal,
           error: error instanceof Error ? { name: error.name, message: error.message } : String(error),

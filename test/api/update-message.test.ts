@@ -1,0 +1,477 @@
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler } from '../../functions/update-message.ts';
+import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
+import { enqueueEdits } from '../../lib/edits/queue.ts';
+import type { HttpResult } from '../../lib/http/responses.ts';
+import { PortalGateway } from '../../lib/portal/gateway.ts';
+import { createSecretStore } from '../../lib/secrets/index.ts';
+import { httpApiEvent, lambdaContext, restApiEvent } from '../support/events.ts';
+import {
+  BOT,
+  type Harness,
+  OAUTH_APP,
+  oauthSecret,
+  PREFIX,
+  startHarness,
+  webhookSecret,
+} from '../support/harness.ts';
+
+let h: Harness;
+let deps: UpdateMessageDeps;
+
+function depsFor(overrides: Partial<UpdateMessageDeps> = {}): UpdateMessageDeps {
+  return {
+    config: { defaultPortal: undefined },
+    gateway: h.gateway,
+    enqueue: (edits, deduplicationIds) =>
+      enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds }),
+    ...overrides,
+  };
+}
+
+async function invoke(event: unknown, d: UpdateMessageDeps = deps) {
+  const result = (await createHandler(d)(event as never, lambdaContext())) as HttpResult;
+  return {
+    status: result.statusCode,
+    headers: result.headers,
+    body: JSON.parse(result.body) as Record<string, unknown>,
+  };
+}
+
+const update = (fields: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  httpApiEvent({ botId: BOT.id, messageId: 789, fields, ...extra }, { headers: { 'x-b24-portal': 'acme' } });
+
+async function queued() {
+  const out = await h.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: h.editsQueueUrl,
+      MaxNumberOfMessages: 10,
+      MessageSystemAttributeNames: ['All'],
+      VisibilityTimeout: 0,
+    }),
+  );
+  return (out.Messages ?? []).map((m) => ({
+    body: JSON.parse(m.Body ?? '{}'),
+    attributes: m.Attributes ?? {},
+  }));
+}
+
+beforeAll(async () => {
+  h = await startHarness({ timeoutMs: 1_000 });
+});
+afterAll(async () => {
+  await h.close();
+});
+beforeEach(() => {
+  deps = depsFor();
+  h.emulator.reset();
+});
+afterEach(async () => {
+  // Leave the queue empty for the next test.
+  const { PurgeQueueCommand } = await import('@aws-sdk/client-sqs');
+  await h.sqs.send(new PurgeQueueCommand({ QueueUrl: h.editsQueueUrl }));
+});
+
+describe('applying an edit now', () => {
+  it('updates the message through a webhook portal and answers 200 with the time object', async () => {
+    const res = await invoke(update({ message: 'Build #41: [B]green[/B]' }));
+    expect(res.status).toBe(200);
+    expect(res.body.result).toBe(true);
+    expect(res.body.time).toMatchObject({ operating: expect.any(Number) });
+    expect(h.emulator.getMessage(789)?.text).toBe('Build #41: [B]green[/B]');
+  });
+
+  it('accepts both documented success shapes of Bitrix24', async () => {
+    h.emulator.setSuccessShape('flat');
+    expect((await invoke(update({ message: 'flat' }))).status).toBe(200);
+    h.emulator.setSuccessShape('nested');
+    expect((await invoke(update({ message: 'nested' }))).status).toBe(200);
+    expect(h.emulator.getMessage(789)?.history.slice(-2)).toEqual(['flat', 'nested']);
+  });
+
+  it('takes ids as digit strings and a .json suffix on the method, as Bitrix24 does', async () => {
+    const event = httpApiEvent(
+      { botId: '456', messageId: '789', fields: { message: 'strings' } },
+      { headers: { 'x-b24-portal': 'acme' }, path: '/rest/imbot.v2.Chat.Message.update.json' },
+    );
+    expect((await invoke(event)).status).toBe(200);
+    expect(h.emulator.getMessage(789)?.text).toBe('strings');
+  });
+
+  it('serves REST API (payload 1.0) events with headers in any case', async () => {
+    const event = restApiEvent(
+      { botId: 456, messageId: 789, fields: { message: 'v1' } },
+      { 'X-B24-Portal': 'acme' },
+    );
+    expect((await invoke(event)).status).toBe(200);
+    expect(h.emulator.getMessage(789)?.text).toBe('v1');
+  });
+
+  it('uses DEFAULT_PORTAL when the request names no portal', async () => {
+    const event = httpApiEvent({ botId: 456, messageId: 789, fields: { message: 'default portal' } });
+    expect((await invoke(event, depsFor({ config: { defaultPortal: 'acme' } }))).status).toBe(200);
+    expect(h.emulator.getMessage(789)?.text).toBe('default portal');
+  });
+
+  it('sends the keyboard with BOT_ID beside BUTTONS and removes it with "N"', async () => {
+    const buttons = [{ TEXT: 'Open', LINK: 'https://example.com' }];
+    expect((await invoke(update({ keyboard: buttons }))).status).toBe(200);
+    expect(h.emulator.getMessage(789)?.keyboard).toMatchObject({ BOT_ID: BOT.id, BUTTONS: buttons });
+    expect((await invoke(update({ keyboard: 'N' }))).status).toBe(200);
+    expect(h.emulator.getMessage(789)?.keyboard ?? null).toBeNull();
+  });
+
+  it('ignores a botToken in the request and never echoes it', async () => {
+    const res = await invoke(update({ message: 'token ignored' }, { botToken: 'caller_s3cr3t_token' }));
+    expect(res.status).toBe(200);
+    expect(JSON.stringify(res)).not.toContain('caller_s3cr3t_token');
+    expect(h.emulator.getMessage(789)?.text).toBe('token ignored');
+  });
+});
+
+describe('refusing bad requests', () => {
+  it.each([
+    [{ messageId: 789, fields: { message: 'x' } }, 'botId', 'botId is required'],
+    [{ botId: 0, messageId: 789, fields: { message: 'x' } }, 'botId', 'botId must be a positive integer'],
+    [
+      { botId: 456, messageId: 'abc', fields: { message: 'x' } },
+      'messageId',
+      'messageId must be a positive integer',
+    ],
+    [{ botId: 456, messageId: 789, fields: {} }, 'fields', 'fields must contain at least one of'],
+    [
+      { botId: 456, messageId: 789, fields: { text: 'x' } },
+      'fields.text',
+      'fields.text is not a known field',
+    ],
+    [
+      { botId: 456, messageId: 789, fields: { message: 'x'.repeat(20_001) } },
+      'fields.message',
+      'fields.message is 20,001 characters; the limit is 20,000',
+    ],
+    [
+      { botId: 456, messageId: 789, fields: { urlPreview: 'maybe' } },
+      'fields.urlPreview',
+      'must be "Y", "N", true or false',
+    ],
+    [
+      { botId: 456, messageId: 789, fields: { keyboard: 'Y' } },
+      'fields.keyboard',
+      'or "N" to remove the keyboard',
+    ],
+    [
+      { botId: 456, messageId: 789, fields: { attach: [{ MESSAGE: 'x'.repeat(60_000) }] } },
+      'fields.attach',
+      'the limit is 60,000',
+    ],
+    [
+      { botId: 456, messageId: 789, dialogId: 'chat1', fields: { message: 'x' } },
+      'dialogId',
+      'is not a known field',
+    ],
+  ])('answers 400 naming the field and the rule for %j', async (body, _field, rule) => {
+    const res = await invoke(httpApiEvent(body, { headers: { 'x-b24-portal': 'acme' } }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('INVALID_REQUEST_BODY');
+    expect(res.body.error_description).toContain(rule);
+    expect(h.emulator.calls).toHaveLength(0);
+  });
+
+  it('answers 400 MALFORMED_JSON for a body that is not JSON', async () => {
+    const res = await invoke(
+      httpApiEvent(null, { headers: { 'x-b24-portal': 'acme' }, rawBody: '{"botId": 4' }),
+    );
+    expect(res).toMatchObject({ status: 400, body: { error: 'MALFORMED_JSON' } });
+  });
+
+  it('answers 415 for a body that is not declared as JSON', async () => {
+    const res = await invoke(
+      httpApiEvent({ botId: 456 }, { headers: { 'x-b24-portal': 'acme', 'content-type': 'text/plain' } }),
+    );
+    expect(res).toMatchObject({ status: 415, body: { error: 'UNSUPPORTED_MEDIA_TYPE' } });
+  });
+
+  it('answers 405 for another HTTP method and 404 for another path', async () => {
+    expect((await invoke(httpApiEvent({}, { method: 'GET' }))).status).toBe(405);
+    const other = await invoke(httpApiEvent({}, { path: '/rest/imbot.v2.Chat.Message.delete' }));
+    expect(other).toMatchObject({ status: 404, body: { error: 'ERROR_METHOD_NOT_FOUND' } });
+  });
+
+  it('answers 400 PORTAL_REQUIRED when neither the header nor DEFAULT_PORTAL names a portal', async () => {
+    const res = await invoke(httpApiEvent({ botId: 456, messageId: 789, fields: { message: 'x' } }));
+    expect(res).toMatchObject({ status: 400, body: { error: 'PORTAL_REQUIRED' } });
+  });
+
+  it('answers 400 INVALID_PORTAL for a portal key that breaks the pattern', async () => {
+    const event = httpApiEvent(
+      { botId: 456, messageId: 789, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'Acme/../x' } },
+    );
+    expect(await invoke(event)).toMatchObject({ status: 400, body: { error: 'INVALID_PORTAL' } });
+  });
+
+  it('answers 404 PORTAL_NOT_FOUND for a portal without a secret', async () => {
+    const event = httpApiEvent(
+      { botId: 456, messageId: 789, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'nowhere' } },
+    );
+    expect(await invoke(event)).toMatchObject({ status: 404, body: { error: 'PORTAL_NOT_FOUND' } });
+  });
+
+  it('answers 404 BOT_NOT_FOUND without calling Bitrix24 for a bot the secret does not list', async () => {
+    const event = httpApiEvent(
+      { botId: 999, messageId: 789, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'acme' } },
+    );
+    expect(await invoke(event)).toMatchObject({ status: 404, body: { error: 'BOT_NOT_FOUND' } });
+    expect(h.emulator.calls).toHaveLength(0);
+  });
+});
+
+describe('passing on what Bitrix24 refuses', () => {
+  it('answers 403 ACCESS_DENIED for a message the bot did not write', async () => {
+    h.emulator.addMessage({ id: 5001, authorId: 1, chatId: 12, text: 'a human wrote this' });
+    const event = httpApiEvent(
+      { botId: 456, messageId: 5001, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'acme' } },
+    );
+    expect(await invoke(event)).toMatchObject({ status: 403, body: { error: 'ACCESS_DENIED' } });
+    expect(h.emulator.getMessage(5001)?.text).toBe('a human wrote this');
+  });
+
+  it('answers 403 BOT_OWNERSHIP_ERROR when the secret holds a token Bitrix24 does not accept', async () => {
+    h.secretsManager.setSecret(
+      `${PREFIX}wrongtoken`,
+      webhookSecret(h.emulator.url, { bots: { [BOT.id]: { botToken: 'stale_s3cr3t_token' } } }),
+    );
+    const event = httpApiEvent(
+      { botId: 456, messageId: 789, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'wrongtoken' } },
+    );
+    expect(await invoke(event)).toMatchObject({ status: 403, body: { error: 'BOT_OWNERSHIP_ERROR' } });
+  });
+
+  it('answers 502 with the upstream code when our webhook credentials are refused', async () => {
+    h.secretsManager.setSecret(
+      `${PREFIX}badhook`,
+      webhookSecret(h.emulator.url, { auth: { type: 'webhook', userId: 7, code: 'revoked_s3cr3t_code' } }),
+    );
+    const event = httpApiEvent(
+      { botId: 456, messageId: 789, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'badhook' } },
+    );
+    const res = await invoke(event);
+    expect(res).toMatchObject({ status: 502, body: { error: 'INVALID_CREDENTIALS' } });
+    expect(String(res.body.error_description)).toContain('127.0.0.1');
+  });
+
+  it('answers 503 with Retry-After when Secrets Manager cannot be reached', async () => {
+    const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+    const dead = new SecretsManagerClient({
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      maxAttempts: 1,
+    });
+    const store = createSecretStore({ client: dead, prefix: PREFIX, ttlSeconds: 0 });
+    const gateway = new PortalGateway({ store, timeoutMs: 1_000, allowHttp: true });
+    const res = await invoke(update({ message: 'x' }), depsFor({ gateway }));
+    expect(res).toMatchObject({ status: 503, body: { error: 'SECRETS_UNAVAILABLE' } });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    dead.destroy();
+  });
+});
+
+describe('deferring to the queue', () => {
+  it.each([
+    ['query-limit', 'QUERY_LIMIT_EXCEEDED'],
+    ['operating-limit', 'OPERATION_TIME_LIMIT'],
+    ['overload', 'OVERLOAD_LIMIT'],
+    ['server-error', 'INTERNAL_SERVER_ERROR'],
+    ['html', 'INVALID_RESPONSE'],
+    ['reset', 'NETWORK_ERROR'],
+  ] as const)('defers the edit with 202 when Bitrix24 answers %s', async (kind, reason) => {
+    h.emulator.inject({ kind });
+    const res = await invoke(update({ message: `deferred after ${kind}`, urlPreview: false }));
+    expect(res).toMatchObject({ status: 202, body: { result: true, deferred: true, reason } });
+    const [message] = await queued();
+    expect(message?.body).toEqual({
+      portal: 'acme',
+      botId: 456,
+      messageId: 789,
+      fields: { message: `deferred after ${kind}`, urlPreview: 'N' },
+      editId: res.body.editId,
+      requestedAt: expect.any(String),
+    });
+    expect(message?.attributes).toMatchObject({
+      MessageGroupId: 'acme:456:789',
+      MessageDeduplicationId: res.body.editId,
+    });
+  });
+
+  it('defers the edit when Bitrix24 does not answer within the timeout', async () => {
+    h.emulator.inject({ kind: 'slow', delayMs: 1_500 });
+    const res = await invoke(update({ message: 'slow portal' }));
+    expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'TIMEOUT' } });
+    expect(await queued()).toHaveLength(1);
+  });
+
+  it('defers without calling Bitrix24 when the caller prefers respond-async', async () => {
+    const event = update({ message: 'later please' });
+    event.headers.prefer = 'respond-async, wait=0';
+    const res = await invoke(event);
+    expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'requested' } });
+    expect(h.emulator.calls).toHaveLength(0);
+    expect((await queued())[0]?.body.fields).toEqual({ message: 'later please' });
+  });
+
+  it('uses the Idempotency-Key as the deduplication id, so a repeated request queues one edit', async () => {
+    for (let i = 0; i < 2; i++) {
+      const event = update({ message: 'once' });
+      event.headers.prefer = 'respond-async';
+      event.headers['idempotency-key'] = 'order-42-status';
+      expect((await invoke(event)).status).toBe(202);
+    }
+    const messages = await queued();
+    expect(messages).toHaveLength(1);
+    expect(messages[0]?.attributes.MessageDeduplicationId).toBe('order-42-status');
+  });
+
+  it('answers 503 with Retry-After instead of dropping the edit when no queue is configured', async () => {
+    h.emulator.inject({ kind: 'query-limit' });
+    const noQueue = depsFor({
+      enqueue: (edits, ids) =>
+        enqueueEdits(edits, { queueUrl: undefined, client: h.sqs, deduplicationIds: ids }),
+    });
+    const res = await invoke(update({ message: 'nowhere to go' }), noQueue);
+    expect(res).toMatchObject({ status: 503, body: { error: 'QUEUE_UNAVAILABLE' } });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('answers 503 when the queue cannot be reached', async () => {
+    const { SQSClient } = await import('@aws-sdk/client-sqs');
+    const dead = new SQSClient({
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      maxAttempts: 1,
+    });
+    const event = update({ message: 'x' });
+    event.headers.prefer = 'respond-async';
+    const unreachable = depsFor({
+      enqueue: (edits, ids) =>
+        enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: dead, deduplicationIds: ids }),
+    });
+    expect(await invoke(event, unreachable)).toMatchObject({
+      status: 503,
+      body: { error: 'QUEUE_UNAVAILABLE' },
+    });
+    dead.destroy();
+  });
+});
+
+describe('credentials that change', () => {
+  it('refetches a rotated secret once and repeats the call with the new bot token', async () => {
+    h.emulator.registerBot({ id: 457, botToken: 'old_s3cr3t_457', owner: { webhookUserId: 7 } });
+    h.emulator.addMessage({ id: 7001, botId: 457, chatId: 12, text: 'before rotation' });
+    const name = `${PREFIX}rotating`;
+    h.secretsManager.setSecret(
+      name,
+      webhookSecret(h.emulator.url, { bots: { 457: { botToken: 'old_s3cr3t_457' } } }),
+    );
+    const event = () =>
+      httpApiEvent(
+        { botId: 457, messageId: 7001, fields: { message: 'x' } },
+        { headers: { 'x-b24-portal': 'rotating' } },
+      );
+    expect((await invoke(event())).status).toBe(200);
+    // The bot's token is rotated on the portal and in the secret; this container still caches the old one.
+    h.emulator.registerBot({ id: 457, botToken: 'new_s3cr3t_457', owner: { webhookUserId: 7 } });
+    h.secretsManager.setSecret(
+      name,
+      webhookSecret(h.emulator.url, { bots: { 457: { botToken: 'new_s3cr3t_457' } } }),
+    );
+    const before = h.secretsManager.getCount(name);
+    const res = await invoke(event());
+    expect(res.status).toBe(200);
+    expect(h.secretsManager.getCount(name)).toBe(before + 1);
+  });
+
+  it('refreshes an expired OAuth token once, writes the new pair back, and applies the edit', async () => {
+    h.emulator.registerBot({ id: 460, owner: { clientId: OAUTH_APP.clientId } });
+    h.emulator.addMessage({ id: 8001, botId: 460, chatId: 12, text: 'oauth message' });
+    const tokens = h.emulator.addOAuthApp(OAUTH_APP);
+    const name = `${PREFIX}oauth-portal`;
+    h.secretsManager.setSecret(
+      name,
+      oauthSecret(h.emulator.url, h.emulator.oauthUrl, tokens).replace('"456"', '"460"'),
+    );
+    h.emulator.expireAccessTokens();
+    const res = await invoke(
+      httpApiEvent(
+        { botId: 460, messageId: 8001, fields: { message: 'after refresh' } },
+        { headers: { 'x-b24-portal': 'oauth-portal' } },
+      ),
+    );
+    expect(res.status).toBe(200);
+    expect(h.emulator.getMessage(8001)?.text).toBe('after refresh');
+    const stored = JSON.parse(h.secretsManager.getSecret(name) ?? '{}');
+    expect(stored.auth.accessToken).not.toBe(tokens.accessToken);
+    expect(stored.auth.refreshToken).not.toBe(tokens.refreshToken);
+    expect(h.emulator.calls.filter((c) => c.method === 'oauth/token')).toHaveLength(1);
+  });
+
+  it('makes exactly one refresh for ten concurrent calls with an expired token', async () => {
+    h.emulator.registerBot({ id: 461, owner: { clientId: 'app.concurrent' } });
+    const ids = Array.from({ length: 10 }, (_, i) =>
+      h.emulator.addMessage({ id: 8100 + i, botId: 461, chatId: 12, text: `m${i}` }),
+    );
+    const tokens = h.emulator.addOAuthApp({
+      clientId: 'app.concurrent',
+      clientSecret: OAUTH_APP.clientSecret,
+    });
+    const secret = JSON.parse(oauthSecret(h.emulator.url, h.emulator.oauthUrl, tokens));
+    secret.auth.clientId = 'app.concurrent';
+    secret.bots = { 461: {} };
+    h.secretsManager.setSecret(`${PREFIX}oauth-many`, JSON.stringify(secret));
+    const d = depsFor();
+    await d.gateway.secret('oauth-many');
+    h.emulator.expireAccessTokens();
+    h.emulator.clearCalls();
+    const results = await Promise.all(
+      ids.map((id) =>
+        invoke(
+          httpApiEvent(
+            { botId: 461, messageId: id, fields: { message: `done ${id}` } },
+            { headers: { 'x-b24-portal': 'oauth-many' } },
+          ),
+          d,
+        ),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+    expect(h.emulator.calls.filter((c) => c.method === 'oauth/token')).toHaveLength(1);
+    expect(ids.map((id) => h.emulator.getMessage(id)?.text)).toEqual(ids.map((id) => `done ${id}`));
+  });
+
+  it('answers 502 invalid_grant with a clear instruction when the refresh token is no longer valid', async () => {
+    h.emulator.registerBot({ id: 462, owner: { clientId: 'app.revoked' } });
+    h.emulator.addMessage({ id: 8201, botId: 462, chatId: 12, text: 'x' });
+    const tokens = h.emulator.addOAuthApp({ clientId: 'app.revoked', clientSecret: OAUTH_APP.clientSecret });
+    const secret = JSON.parse(oauthSecret(h.emulator.url, h.emulator.oauthUrl, tokens));
+    secret.auth.clientId = 'app.revoked';
+    secret.bots = { 462: {} };
+    h.secretsManager.setSecret(`${PREFIX}oauth-revoked`, JSON.stringify(secret));
+    h.emulator.expireAccessTokens();
+    h.emulator.revokeRefreshTokens();
+    const res = await invoke(
+      httpApiEvent(
+        { botId: 462, messageId: 8201, fields: { message: 'y' } },
+        { headers: { 'x-b24-portal': 'oauth-revoked' } },
+      ),
+    );
+    expect(res).toMatchObject({ status: 502, body: { error: 'invalid_grant' } });
+    expect(String(res.body.error_description)).toContain('re-authorise the app');
+  });
+});
