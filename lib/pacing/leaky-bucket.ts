@@ -14,8 +14,9 @@ export interface ShareOptions {
   apiShare: number;
 }
 
-// Waits are rounded up to whole milliseconds; a wait that is whole but for floating-point noise
-// (1e-9 ms) must not cost an extra millisecond, and sending 1e-6 ms early is a 1e-9 request overshoot.
+// Waits are rounded up to whole milliseconds so a caller sleeping that long never sends early. Float
+// noise can leave a whole wait a hair above (500.0000000001 ms); this slack keeps it at 500, for an
+// overshoot of at most 1e-6 ms of drain (about 1e-9 of a request).
 const ROUNDING_SLACK_MS = 1e-6;
 
 /**
