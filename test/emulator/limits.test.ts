@@ -1,0 +1,136 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type DemoSetup, manualClock, postJson, startDemo, UPDATE } from './helpers.ts';
+
+let setup: DemoSetup;
+
+afterEach(async () => {
+  await setup?.emu.close();
+});
+
+const revision = () => postJson(setup.webhook('imbot.v2.Revision.get'), {});
+
+describe('leaky bucket', () => {
+  it('refuses the request that would go above burst with 503 QUERY_LIMIT_EXCEEDED, adding nothing', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, limits: { burst: 3, perSecond: 1 } });
+    for (let i = 0; i < 3; i++) expect((await revision()).status).toBe(200);
+    const refused = await revision();
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({
+      error: 'QUERY_LIMIT_EXCEEDED',
+      error_description: 'Too many requests',
+    });
+    expect(setup.emu.bucketLevel()).toBe(3);
+  });
+
+  it('lets requests through again as the level drains by perSecond', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, limits: { burst: 3, perSecond: 2 } });
+    for (let i = 0; i < 3; i++) await revision();
+    expect((await revision()).status).toBe(503);
+    clock.advance(500);
+    expect(setup.emu.bucketLevel()).toBe(2);
+    expect((await revision()).status).toBe(200);
+    expect((await revision()).status).toBe(503);
+    clock.advance(1_500);
+    expect(setup.emu.bucketLevel()).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await revision()).status).toBe(200);
+  });
+
+  it('counts a batch call once, however many commands it carries', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, limits: { burst: 2, perSecond: 1 } });
+    const cmd = Object.fromEntries(
+      Array.from({ length: 10 }, (_, i) => [`c${i}`, 'imbot.v2.Revision.get?botToken=my_bot_token']),
+    );
+    const batch = await postJson(setup.webhook('batch'), { cmd });
+    expect(batch.status).toBe(200);
+    expect(setup.emu.bucketLevel()).toBe(1);
+  });
+
+  it('never refuses when limits are null, and applies limits set later', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, limits: null });
+    for (let i = 0; i < 60; i++) expect((await revision()).status).toBe(200);
+    setup.emu.setLimits({ burst: 1, perSecond: 1 });
+    expect((await revision()).status).toBe(200);
+    expect((await revision()).status).toBe(503);
+  });
+
+  it('uses the standard plan by default: 50 requests pass, the 51st is refused', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now });
+    for (let i = 0; i < 50; i++) expect((await revision()).status).toBe(200);
+    expect((await revision()).status).toBe(503);
+  });
+});
+
+describe('operating-time limit', () => {
+  const edit = (text: string) => setup.asBot(UPDATE, { messageId: 789, fields: { message: text } });
+
+  it('answers 429 OPERATION_TIME_LIMIT once the method has used its budget, with operating and operating_reset_at', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, operatingLimitSeconds: 1, processingMs: 400 });
+    const startSeconds = Math.floor(clock.now() / 1000);
+    const first = await edit('a');
+    expect(first.body.time).toMatchObject({ operating: 0.4, operating_reset_at: startSeconds + 600 });
+    clock.advance(1_000);
+    await edit('b');
+    // The call that crosses the limit still runs; only the next one is refused.
+    const crossing = await edit('c');
+    expect(crossing.status).toBe(200);
+    expect(crossing.body.time?.operating).toBeCloseTo(1.2);
+    const refused = await edit('d');
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toBe('OPERATION_TIME_LIMIT');
+    expect(refused.body.time?.operating).toBeCloseTo(1.2);
+    expect(refused.body.time?.operating_reset_at).toBe(startSeconds + 600);
+    expect(setup.emu.getMessage(789)?.text).toBe('c');
+  });
+
+  it('blocks only that method for that webhook', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, operatingLimitSeconds: 0.5, processingMs: 500 });
+    await edit('a');
+    expect((await edit('b')).status).toBe(429);
+    expect((await revision()).status).toBe(200);
+    setup.emu.addWebhook({ userId: 1, code: 'second_hook_of_user_1' });
+    const otherHook = await postJson(`${setup.emu.url}/rest/1/second_hook_of_user_1/${UPDATE}`, {
+      botId: 456,
+      botToken: 'my_bot_token',
+      messageId: 789,
+      fields: { message: 'other hook' },
+    });
+    expect(otherHook.status).toBe(200);
+  });
+
+  it('unblocks when enough one-minute baskets have dropped out of the ten-minute window', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, operatingLimitSeconds: 1, processingMs: 600 });
+    await edit('minute 0');
+    clock.advance(120_000);
+    await edit('minute 2');
+    expect((await edit('blocked')).status).toBe(429);
+    clock.advance(480_000);
+    // The first basket (minute 0) has dropped; the one of minute 2 alone is under the limit.
+    const after = await edit('free again');
+    expect(after.status).toBe(200);
+    expect(after.body.time?.operating).toBeCloseTo(1.2);
+  });
+
+  it('counts the commands of a batch against their own method, not against batch', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, operatingLimitSeconds: 1, processingMs: 500 });
+    const update = (id: number) =>
+      `${UPDATE}?botId=456&botToken=my_bot_token&messageId=${id}&fields[message]=batched`;
+    const batch = await postJson(setup.webhook('batch'), {
+      cmd: { a: update(789), b: update(790), c: update(791) },
+    });
+    expect(batch.status).toBe(200);
+    const result = batch.body.result as { result_error: Record<string, { error: string }> };
+    expect(result.result_error).toEqual({ c: expect.objectContaining({ error: 'OPERATION_TIME_LIMIT' }) });
+    expect((await edit('direct')).status).toBe(429);
+    const again = await postJson(setup.webhook('batch'), { cmd: { r: 'imbot.v2.Revision.get' } });
+    expect(again.status).toBe(200);
+  });
+});
