@@ -111,6 +111,9 @@ function transportError(
   host: string,
   signal: AbortSignal | undefined,
 ): Bitrix24Error {
+  if (signal?.aborted) {
+    return new Bitrix24Error({ method, host, code: LocalCode.Aborted, description: 'aborted by the caller' });
+  }
   if (isTimeoutError(error)) {
     return new Bitrix24Error({
       method,
@@ -118,9 +121,6 @@ function transportError(
       code: LocalCode.Timeout,
       description: 'no answer within the timeout',
     });
-  }
-  if (signal?.aborted) {
-    return new Bitrix24Error({ method, host, code: LocalCode.Aborted, description: 'aborted by the caller' });
   }
   // The original error is not kept as `cause`: its message carries the URL, and so the webhook code.
   const description = isNetworkError(error) ? 'connection failed' : 'request failed';
