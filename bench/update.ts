@@ -1,0 +1,88 @@
+// Warm latency of the update-message handler against a raw fetch of the same emulator call,
+// measured in the same run. Usage: npm run bench:update [-- --iterations 2000]
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { createHandler } from '../functions/update-message.ts';
+import { UPDATE_METHOD } from '../lib/bitrix24/imbot.ts';
+import { enqueueEdits } from '../lib/edits/queue.ts';
+import type { HttpResult } from '../lib/http/responses.ts';
+import { httpApiEvent, lambdaContext } from '../test/support/events.ts';
+import { BOT, startHarness, WEBHOOK } from '../test/support/harness.ts';
+
+const { values } = parseArgs({ options: { iterations: { type: 'string', default: '2000' } } });
+const iterations = Math.min(20_000, Math.max(100, Number(values.iterations)));
+const warmup = Math.min(500, Math.floor(iterations / 4));
+
+const h = await startHarness();
+const handler = createHandler({
+  config: { defaultPortal: 'acme' },
+  gateway: h.gateway,
+  enqueue: (edits, ids) =>
+    enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds: ids }),
+});
+const webhookUrl = `${h.emulator.url}/rest/${WEBHOOK.userId}/${WEBHOOK.code}/${UPDATE_METHOD}`;
+
+async function viaHandler(i: number): Promise<void> {
+  const event = httpApiEvent({ botId: BOT.id, messageId: 789, fields: { message: `handler ${i}` } });
+  const result = (await handler(event as never, lambdaContext())) as HttpResult;
+  if (result.statusCode !== 200) throw new Error(`handler answered ${result.statusCode}: ${result.body}`);
+}
+
+async function viaFetch(i: number): Promise<void> {
+  const response = await fetch(webhookUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({
+      botId: BOT.id,
+      messageId: 789,
+      botToken: BOT.token,
+      fields: { message: `fetch ${i}` },
+    }),
+  });
+  const body = (await response.json()) as { result?: unknown };
+  if (!response.ok || !body.result) throw new Error(`fetch answered ${response.status}`);
+}
+
+async function measure(run: (i: number) => Promise<void>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await run(i);
+  const samples: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const start = performance.now();
+    await run(i);
+    samples.push(performance.now() - start);
+  }
+  return samples.sort((a, b) => a - b);
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+
+try {
+  // Interleave the two series in rounds so that drift of the machine affects both alike.
+  const rounds = 4;
+  const handlerSamples: number[] = [];
+  const fetchSamples: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    fetchSamples.push(...(await measure(viaFetch)));
+    handlerSamples.push(...(await measure(viaHandler)));
+  }
+  handlerSamples.sort((a, b) => a - b);
+  fetchSamples.sort((a, b) => a - b);
+  const rows = [
+    ['raw fetch', pct(fetchSamples, 0.5), pct(fetchSamples, 0.99)],
+    ['update-message handler', pct(handlerSamples, 0.5), pct(handlerSamples, 0.99)],
+  ] as const;
+  console.log(
+    `bench:update — ${rounds} rounds × ${iterations} warm calls each (after ${warmup} warm-up), Node ${process.version}`,
+  );
+  console.log('series                    p50 ms    p99 ms');
+  for (const [name, p50, p99] of rows)
+    console.log(`${name.padEnd(24)} ${p50.toFixed(3).padStart(7)} ${p99.toFixed(3).padStart(9)}`);
+  const [fetchP50, handlerP50] = [rows[0][1], rows[1][1]];
+  console.log(
+    `p50 overhead: ${(handlerP50 - fetchP50).toFixed(3)} ms (target ≤ 2 ms); ratio handler/fetch p50: ${(handlerP50 / fetchP50).toFixed(2)}`,
+  );
+  console.log(`p99 ratio handler/fetch: ${(rows[1][2] / rows[0][2]).toFixed(2)}`);
+} finally {
+  await h.close();
+}
