@@ -1,17 +1,20 @@
 // One minified ESM bundle per handler in functions/, written to dist/<function-name>/index.mjs.
 import { readdirSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
+const outdir = resolve(root, values.outdir);
 const entries = readdirSync(join(root, 'functions')).filter((f) => f.endsWith('.ts'));
-rmSync(join(root, 'dist'), { recursive: true, force: true });
+rmSync(outdir, { recursive: true, force: true });
 
 for (const file of entries) {
   const name = basename(file, '.ts');
   const result = await build({
     entryPoints: [join(root, 'functions', file)],
-    outfile: join(root, 'dist', name, 'index.mjs'),
+    outfile: join(outdir, name, 'index.mjs'),
     bundle: true,
     minify: true,
     platform: 'node',
@@ -24,5 +27,5 @@ for (const file of entries) {
     logLevel: 'warning',
   });
   const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0);
-  console.log(`dist/${name}/index.mjs ${(bytes / 1024).toFixed(1)} KiB`);
+  console.log(`${join(values.outdir, name, 'index.mjs')} ${(bytes / 1024).toFixed(1)} KiB`);
 }
