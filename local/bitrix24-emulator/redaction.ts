@@ -15,6 +15,9 @@ const SECRET_KEYS = new Set(
   ].map((k) => k.toLowerCase()),
 );
 
+// Secrets by name inside query strings, such as a batch command carrying a mistyped botToken.
+const SECRET_IN_QUERY = new RegExp(`(^|[?&])(${[...SECRET_KEYS].join('|')})=[^&]*`, 'gi');
+
 // Shorter values would mask ordinary words and digits in message texts.
 const MIN_SECRET_LENGTH = 4;
 
@@ -30,7 +33,7 @@ export class SecretRegistry {
   }
 
   redactString(text: string): string {
-    let out = text;
+    let out = text.replace(SECRET_IN_QUERY, `$1$2=${MASK}`);
     for (const secret of this.#values) {
       if (out.includes(secret)) out = out.split(secret).join(MASK);
     }
