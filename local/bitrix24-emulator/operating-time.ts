@@ -14,6 +14,11 @@ export interface OperatingState {
   resetAt: number;
 }
 
+/** The state of a caller/method with no recent calls: a call now would start a basket dropping in ten minutes. */
+export function idleOperating(atMs: number): OperatingState {
+  return { operating: 0, resetAt: Math.floor((atMs + WINDOW_MS) / 1000) };
+}
+
 /**
  * Execution time per method per app/webhook, summed in ten one-minute baskets (cloud limits.md).
  * A call is refused once the sum is at or above the limit; the call that crosses it still runs.
@@ -37,8 +42,8 @@ export class OperatingTime {
       operating += basket.seconds;
       oldest = Math.min(oldest, basket.firstAt);
     }
-    const resetAtMs = Number.isFinite(oldest) ? oldest + WINDOW_MS : at + WINDOW_MS;
-    return { operating: round(operating), resetAt: Math.floor(resetAtMs / 1000) };
+    if (!Number.isFinite(oldest)) return idleOperating(at);
+    return { operating: round(operating), resetAt: Math.floor((oldest + WINDOW_MS) / 1000) };
   }
 
   isBlocked(key: string): boolean {

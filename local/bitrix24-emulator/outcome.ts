@@ -73,7 +73,3 @@ export function customFailure(
     description: description ?? row?.description ?? code,
   };
 }
-
-export function isFailure(value: unknown): value is Failure {
-  return typeof value === 'object' && value !== null && 'code' in value && 'status' in value;
-}

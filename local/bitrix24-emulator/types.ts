@@ -41,7 +41,7 @@ export interface Fault {
   delayMs?: number;
   /** For 'reset' / 'server-error' / 'html': execute the request first, then fail (an ambiguous outcome). */
   afterApply?: boolean;
-  /** For 'error': the HTTP status (default 400), the code and the description (default from the error table). */
+  /** For 'error': the code, the HTTP status and the description (status and description default from the error table). */
   status?: number;
   code?: string;
   description?: string;
