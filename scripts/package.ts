@@ -82,8 +82,10 @@ function zipBundles(): void {
 function main(): void {
   const options = parseArgs(process.argv.slice(2));
   const statusPath = resolve(root, options.statusFile);
-  const schedules = loadStatusSchedules(statusPath, relative(root, statusPath) || options.statusFile);
-  console.log(`${relative(root, statusPath)}: ${schedules.length} valid schedule(s)`);
+  const inTree = relative(root, statusPath);
+  const statusLabel = inTree && !inTree.startsWith('..') ? inTree : options.statusFile;
+  const schedules = loadStatusSchedules(statusPath, statusLabel);
+  console.log(`${statusLabel}: ${schedules.length} valid schedule(s)`);
 
   const missing = declaredArtifacts().filter(({ source }) => !existsSync(join(root, source)));
   if (missing.length > 0) {
