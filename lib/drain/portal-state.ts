@@ -1,0 +1,74 @@
+import type { B24Time, RateLimits } from '../bitrix24/types.ts';
+import { LeakyBucket, shareOfLimits } from '../pacing/leaky-bucket.ts';
+
+interface PortalPace {
+  limitsKey: string;
+  share: RateLimits;
+  bucket: LeakyBucket;
+}
+
+export interface DrainStateOptions {
+  /** How many drains share each portal's budget. */
+  concurrency: number;
+  /** The fraction of each portal's budget left to the synchronous API. */
+  apiShare: number;
+  now: () => number;
+}
+
+/**
+ * What one drain container remembers between invocations about each portal: its slice of the rate
+ * budget, portals that refuse imbot.v2 inside `batch`, and the last `time` object Bitrix24 sent
+ * (OPERATION_TIME_LIMIT answers carry none; the last success's `operating_reset_at` says when to retry).
+ */
+export class DrainState {
+  readonly #options: DrainStateOptions;
+  readonly #paces = new Map<string, PortalPace>();
+  readonly #noBatch = new Set<string>();
+  readonly #lastTime = new Map<string, B24Time>();
+
+  constructor(options: DrainStateOptions) {
+    this.#options = options;
+  }
+
+  /** The portal's pacer, remade when the secret's limits change. */
+  pace(portal: string, limits: RateLimits): PortalPace {
+    const limitsKey = `${limits.burst}/${limits.perSecond}`;
+    let pace = this.#paces.get(portal);
+    if (!pace || pace.limitsKey !== limitsKey) {
+      const share = shareOfLimits(limits, {
+        concurrency: this.#options.concurrency,
+        apiShare: this.#options.apiShare,
+      });
+      pace = { limitsKey, share, bucket: new LeakyBucket(share, { now: this.#options.now }) };
+      this.#paces.set(portal, pace);
+    }
+    return pace;
+  }
+
+  /** After QUERY_LIMIT_EXCEEDED: Bitrix24's bucket is full, whatever ours said. */
+  penalise(portal: string): void {
+    this.#paces.get(portal)?.bucket.penalise();
+  }
+
+  refusesBatch(portal: string): boolean {
+    return this.#noBatch.has(portal);
+  }
+
+  rememberBatchRefused(portal: string): void {
+    this.#noBatch.add(portal);
+  }
+
+  lastTime(portal: string): B24Time | undefined {
+    return this.#lastTime.get(portal);
+  }
+
+  rememberTime(portal: string, time: B24Time | undefined): void {
+    if (time) this.#lastTime.set(portal, time);
+  }
+}
+
+/** How long until `n` more requests fit our slice of the bucket, without reserving them. */
+export function waitForRoom(bucket: LeakyBucket, share: RateLimits, n = 1): number {
+  const over = bucket.level() + n - share.burst;
+  return over <= 0 ? 0 : Math.ceil((over / share.perSecond) * 1000);
+}
