@@ -21,13 +21,12 @@ export function defaultDeps(): RefreshHandlerDeps {
     config,
     gateway,
     // The refresh paces itself like one drain container: its few batch calls a run fit in that slice.
-    pacers: new PortalPacers({
+    pacing: new PortalPacers({
       share: { concurrency: config.drainMaxConcurrency, apiShare: config.apiRateShare },
     }),
     cache: new AppliedFieldsCache(),
     enqueue: (edits) => enqueueEdits(edits, { queueUrl: config.editsQueueUrl }),
     metrics,
-    noBatchPortals: new Set(),
   };
 }
 

@@ -1,6 +1,17 @@
 import type { RateLimits } from '../bitrix24/types.ts';
 import { LeakyBucket, type ShareOptions, shareOfLimits } from './leaky-bucket.ts';
 
+/**
+ * What a background caller of Bitrix24 needs to remember per portal in one container: its pacer and
+ * whether the portal refuses imbot.v2 inside `batch`. The drain's `DrainState` has the same shape.
+ */
+export interface PortalPacing {
+  /** The portal's bucket, made on first use from the secret's limits, remade when they change. */
+  pace(portal: string, limits: RateLimits): { bucket: LeakyBucket };
+  refusesBatch(portal: string): boolean;
+  rememberBatchRefused(portal: string): void;
+}
+
 export interface PortalPacersOptions {
   /** How this container's slice of each portal's limits is cut (see `shareOfLimits`). */
   share: ShareOptions;
@@ -8,21 +19,20 @@ export interface PortalPacersOptions {
   now?: () => number;
 }
 
-interface Entry {
+interface Pace {
   limits: RateLimits;
   bucket: LeakyBucket;
 }
 
 /**
- * One leaky bucket per portal for the life of a container, shared by everything in it that calls
- * Bitrix24 in the background (the drain, the status refresh), so that they queue behind each other
- * instead of each assuming the portal's whole slice. Built on first use from the limits in the
- * portal's secret; a secret whose limits changed (a plan upgrade) gets a fresh bucket.
+ * One leaky bucket per portal for the life of a container, so that everything in it that calls
+ * Bitrix24 in the background queues behind the same bucket instead of each assuming the whole slice.
  */
-export class PortalPacers {
+export class PortalPacers implements PortalPacing {
   readonly #share: ShareOptions;
   readonly #now: () => number;
-  readonly #buckets = new Map<string, Entry>();
+  readonly #paces = new Map<string, Pace>();
+  readonly #noBatch = new Set<string>();
 
   constructor(options: PortalPacersOptions) {
     // Checked once here, so that a bad share fails at cold start rather than on the first portal.
@@ -31,26 +41,25 @@ export class PortalPacers {
     this.#now = options.now ?? Date.now;
   }
 
-  /** The portal's bucket, for `{ portal, limits }` of its secret. */
-  for(secret: { portal: string; limits: RateLimits }): LeakyBucket {
-    const entry = this.#buckets.get(secret.portal);
-    if (entry && sameLimits(entry.limits, secret.limits)) return entry.bucket;
-    // A replaced bucket keeps the old level (within its new burst): requests just sent still count.
-    const share = shareOfLimits(secret.limits, this.#share);
+  pace(portal: string, limits: RateLimits): { bucket: LeakyBucket } {
+    const pace = this.#paces.get(portal);
+    if (pace && pace.limits.burst === limits.burst && pace.limits.perSecond === limits.perSecond) return pace;
+    const share = shareOfLimits(limits, this.#share);
+    // A remade bucket keeps the old level (within its new burst): requests just sent still count.
     const bucket = new LeakyBucket(share, {
       now: this.#now,
-      initialLevel: entry ? Math.min(entry.bucket.level(), share.burst) : 0,
+      initialLevel: pace ? Math.min(pace.bucket.level(), share.burst) : 0,
     });
-    this.#buckets.set(secret.portal, { limits: { ...secret.limits }, bucket });
-    return bucket;
+    const made = { limits: { burst: limits.burst, perSecond: limits.perSecond }, bucket };
+    this.#paces.set(portal, made);
+    return made;
   }
 
-  /** Portals with a bucket so far. */
-  get size(): number {
-    return this.#buckets.size;
+  refusesBatch(portal: string): boolean {
+    return this.#noBatch.has(portal);
   }
-}
 
-function sameLimits(a: RateLimits, b: RateLimits): boolean {
-  return a.burst === b.burst && a.perSecond === b.perSecond;
+  rememberBatchRefused(portal: string): void {
+    this.#noBatch.add(portal);
+  }
 }

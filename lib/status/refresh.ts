@@ -10,7 +10,7 @@ import { type EditFields, messageGroupId, type QueuedEdit } from '../edits/types
 import { AppError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit } from '../observability/metrics.ts';
-import type { LeakyBucket } from '../pacing/leaky-bucket.ts';
+import type { PortalPacing } from '../pacing/portal-pacers.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
 import { withBotToken } from '../portal/gateway.ts';
 import type { PortalSecret } from '../secrets/index.ts';
@@ -77,15 +77,13 @@ export type MetricsSink = Pick<Metrics, 'addMetric'>;
 export interface RefreshDeps {
   config: Pick<Config, 'statusConcurrency' | 'b24AllowHttp'>;
   gateway: PortalGateway;
-  /** Per-portal leaky buckets, shared with the other background callers of the container. */
-  pacers: { for(secret: PortalSecret): LeakyBucket };
+  /** Per-portal pacers and batch refusals, shared with the other background callers of the container. */
+  pacing: PortalPacing;
   /** What this container last applied to each message. */
   cache: AppliedFieldsCache;
   /** Sends edits to the deferred-edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL). */
   enqueue: (edits: QueuedEdit[]) => Promise<EnqueueResult>;
   metrics?: MetricsSink;
-  /** Portals seen refusing imbot.v2 inside `batch`; they get single calls from then on. Default per call. */
-  noBatchPortals?: Set<string>;
   /** The moment shown as `now` in templates and stamped on deferred edits. Default `new Date()`. */
   now?: () => Date;
   newId?: () => string;
@@ -122,7 +120,6 @@ interface Run {
   deps: RefreshDeps;
   signal: AbortSignal | undefined;
   sendBy: number;
-  noBatch: Set<string>;
 }
 
 /**
@@ -139,7 +136,6 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
     deps,
     signal: input.signal,
     sendBy: input.sendBy ?? Number.POSITIVE_INFINITY,
-    noBatch: deps.noBatchPortals ?? new Set(),
   };
   const { specs, invalid: issues } = parseStatusInput(input.event, { allowHttp: deps.config.b24AllowHttp });
   const invalid = reportIssues(issues);
@@ -215,7 +211,7 @@ async function sendPortal(portal: string, items: Pending[], run: Run): Promise<v
     for (const item of items) item.result = result;
     return;
   }
-  const pacer = deps.pacers.for(secret);
+  const pacer = deps.pacing.pace(portal, secret.limits).bucket;
   const sendable: Pending[] = [];
   for (const item of items) {
     // Checked here, before any request: one unknown bot must not fail the batch it would share.
@@ -241,7 +237,7 @@ async function sendPortal(portal: string, items: Pending[], run: Run): Promise<v
   };
 
   const singles: Pending[] = [];
-  if (sendable.length === 1 || run.noBatch.has(portal)) singles.push(...sendable);
+  if (sendable.length === 1 || deps.pacing.refusesBatch(portal)) singles.push(...sendable);
   else {
     const byKey = new Map(sendable.map((item) => [commandKey(item), item]));
     const batches = packBatches(sendable.map((item) => command(secret, item)));
@@ -271,8 +267,8 @@ async function sendPortal(portal: string, items: Pending[], run: Run): Promise<v
           singles.push(...targets);
         else fail(targets, error);
       }
-      if (singles.length > 0 && !run.noBatch.has(portal)) {
-        run.noBatch.add(portal);
+      if (singles.length > 0 && !deps.pacing.refusesBatch(portal)) {
+        deps.pacing.rememberBatchRefused(portal);
         logger.warn('Bitrix24 refuses imbot.v2 inside batch; sending single updates', { portal });
       }
     }
