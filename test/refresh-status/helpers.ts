@@ -5,8 +5,12 @@ import type { QueuedEdit } from '../../lib/edits/types.ts';
 import { PortalPacers } from '../../lib/pacing/portal-pacers.ts';
 import { AppliedFieldsCache } from '../../lib/status/change-detect.ts';
 import type { RefreshDeps } from '../../lib/status/refresh.ts';
-import type { Bitrix24Emulator } from '../../local/bitrix24-emulator/index.ts';
-import { BOT, type Harness } from '../support/harness.ts';
+import {
+  type Bitrix24Emulator,
+  type EmulatorOptions,
+  startBitrix24Emulator,
+} from '../../local/bitrix24-emulator/index.ts';
+import { BOT, type Harness, PREFIX, WEBHOOK, webhookSecret } from '../support/harness.ts';
 
 /** 13:05 UTC, shown as 14:05 in Europe/Berlin. */
 export const NOW = new Date(Date.UTC(2026, 10, 25, 13, 5));
@@ -94,4 +98,20 @@ export async function drainQueue(h: Harness): Promise<Array<{ edit: QueuedEdit; 
     );
   }
   return out.sort((a, b) => a.edit.messageId - b.edit.messageId);
+}
+
+/**
+ * Another portal on its own emulator (so with its own bucket), with the harness's webhook and bot,
+ * and its secret `${PREFIX}${name}` in the harness's Secrets Manager.
+ */
+export async function startPortal(
+  h: Harness,
+  name: string,
+  options: { emulator?: EmulatorOptions; secret?: Record<string, unknown> } = {},
+): Promise<Bitrix24Emulator> {
+  const emulator = await startBitrix24Emulator({ limits: null, ...options.emulator });
+  emulator.addWebhook(WEBHOOK);
+  emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
+  h.secretsManager.setSecret(`${PREFIX}${name}`, webhookSecret(emulator.url, options.secret));
+  return emulator;
 }
