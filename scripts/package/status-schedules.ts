@@ -26,7 +26,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function fail(label: string, problems: string[]): never {
   const noun = problems.length === 1 ? 'problem' : 'problems';
-  throw new ConfigError(label, `${label}: ${problems.length} ${noun}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  throw new ConfigError(
+    label,
+    `${label}: ${problems.length} ${noun}:\n${problems.map((p) => `  ${p}`).join('\n')}`,
+  );
 }
 
 function scheduleLabel(file: string, index: number, entry: Record<string, unknown>): string {
@@ -61,7 +64,10 @@ export function loadStatusSchedules(path: string, label = path): ScheduleEvent[]
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(label, `${label}: cannot read the status messages file (${(error as Error).message})`);
+    throw new ConfigError(
+      label,
+      `${label}: cannot read the status messages file (${(error as Error).message})`,
+    );
   }
   let document: unknown;
   try {
@@ -108,7 +114,9 @@ export function loadStatusSchedules(path: string, label = path): ScheduleEvent[]
         : 'input';
       const first = targets.get(targetOf(spec));
       if (first !== undefined) {
-        fail(name, [`${field}: ${targetOf(spec)} already has a spec (${first}); one message can have only one`]);
+        fail(name, [
+          `${field}: ${targetOf(spec)} already has a spec (${first}); one message can have only one`,
+        ]);
       }
       targets.set(targetOf(spec), `${name} ${field}`);
     });

@@ -1,0 +1,407 @@
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '../../lib/config.ts';
+import { assertValidStatusSpecs } from '../../lib/status/spec.ts';
+import { unzip } from '../../scripts/package/zip.ts';
+import {
+  conditionHolds,
+  type Json,
+  type Resource,
+  render,
+  resolveIf,
+  resourcesOfType,
+  type Statement,
+  statementsOf,
+  type Template,
+} from './cfn.ts';
+
+const root = new URL('../..', import.meta.url).pathname;
+const fixture = join(root, 'test/deploy/fixtures/status-messages.yml');
+const ALARM_TOPIC = 'arn:aws:sns:eu-central-1:123456789012:b24-alerts';
+const DRAIN_CONCURRENCY = 5;
+
+const FUNCTIONS = [
+  { name: 'updateMessage', id: 'UpdateMessage', artifact: 'update-message', timeout: 15 },
+  { name: 'drainEdits', id: 'DrainEdits', artifact: 'drain-edits', timeout: 60 },
+  { name: 'refreshStatus', id: 'RefreshStatus', artifact: 'refresh-status', timeout: 60 },
+] as const;
+
+/** Every environment variable lib/config.ts reads, found by watching it read. */
+function configVariables(): string[] {
+  const read = new Set<string>();
+  loadConfig(
+    new Proxy({} as Record<string, string | undefined>, {
+      get: (_target, key) => {
+        if (typeof key === 'string') read.add(key);
+        return undefined;
+      },
+    }),
+  );
+  return [...read].sort();
+}
+
+// A clean environment: no AWS credentials, profile or config file within reach.
+function offlineEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('AWS_')));
+  return { ...env, HOME: mkdtempSync(join(tmpdir(), 'b24-home-')), ...extra };
+}
+
+function runPackager(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [join(root, 'scripts/package.ts'), ...args], {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    timeout: 110_000,
+  });
+}
+
+let outDir: string;
+let packaging: SpawnSyncReturns<string>;
+let parsed: Template | undefined;
+
+beforeAll(() => {
+  outDir = mkdtempSync(join(tmpdir(), 'b24-package-'));
+  packaging = runPackager(
+    [
+      '--stage',
+      'prod',
+      '--param',
+      'tracing=Active',
+      '--param',
+      `alarmTopicArn=${ALARM_TOPIC}`,
+      '--param',
+      `drainMaxConcurrency=${DRAIN_CONCURRENCY}`,
+      '--package',
+      outDir,
+    ],
+    offlineEnv({ STATUS_MESSAGES_FILE: fixture }),
+  );
+  const templatePath = join(outDir, 'cloudformation-template-update-stack.json');
+  if (packaging.status === 0 && existsSync(templatePath)) {
+    parsed = JSON.parse(readFileSync(templatePath, 'utf8')) as Template;
+  }
+}, 120_000);
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+function template(): Template {
+  if (!parsed) {
+    throw new Error(
+      `npm run package failed (exit ${packaging.status}), so there is no template:\n${packaging.stderr}\n${packaging.stdout.slice(-2000)}`,
+    );
+  }
+  return parsed;
+}
+
+function resource(id: string): Resource {
+  const found = template().Resources[id];
+  if (!found)
+    throw new Error(`the template has no ${id}; it has ${Object.keys(template().Resources).join(', ')}`);
+  return found;
+}
+
+function lambda(id: string): Json {
+  return resource(`${id}LambdaFunction`).Properties;
+}
+
+function envOf(id: string): Record<string, unknown> {
+  return (lambda(id).Environment as { Variables: Record<string, unknown> }).Variables;
+}
+
+function roleStatements(id: string): Statement[] {
+  const role = lambda(id).Role as { 'Fn::GetAtt': [string, string] };
+  return statementsOf(resource(role['Fn::GetAtt'][0]));
+}
+
+const sqsStatements = (statements: Statement[]) =>
+  statements.filter((s) => s.Action.some((a) => a.startsWith('sqs:')));
+
+describe('npm run package', () => {
+  it('writes the CloudFormation template offline, with no AWS credentials', () => {
+    expect(packaging.status, `${packaging.stderr}\n${packaging.stdout}`).toBe(0);
+    expect(parsed).toBeDefined();
+  });
+
+  it.each(FUNCTIONS)('points $name at its own zipped esbuild bundle', ({ id, artifact }) => {
+    const fn = lambda(id);
+    expect(fn.Runtime).toBe('nodejs24.x');
+    expect(fn.Architectures).toEqual(['arm64']);
+    expect(fn.Handler).toBe('index.handler');
+    expect((fn.Code as { S3Key: string }).S3Key).toMatch(new RegExp(`/${artifact}\\.zip$`));
+    const entries = unzip(readFileSync(join(root, 'dist', `${artifact}.zip`)));
+    expect(entries.map((e) => e.name)).toEqual(['index.mjs']);
+    expect(entries[0]?.data.equals(readFileSync(join(root, 'dist', artifact, 'index.mjs')))).toBe(true);
+  });
+
+  it.each(FUNCTIONS)(
+    'gives $name a $timeout s timeout, X-Ray when asked, and logs kept for a while',
+    ({ id, timeout }) => {
+      expect(lambda(id).Timeout).toBe(timeout);
+      expect(lambda(id).TracingConfig).toEqual({ Mode: 'Active' });
+      expect(resource(`${id}LogGroup`).Properties.RetentionInDays).toBe(90);
+    },
+  );
+
+  it.each(FUNCTIONS)('sets every variable lib/config.ts reads on $name, with values it accepts', ({ id }) => {
+    const env = envOf(id);
+    for (const name of configVariables()) expect(env, name).toHaveProperty(name);
+    expect(env.EDITS_QUEUE_URL).toEqual({ Ref: 'EditsQueue' });
+    expect(env.FAILED_EDITS_QUEUE_URL).toEqual({ Ref: 'FailedEditsQueue' });
+    expect(env.SECRET_PREFIX).toBe('b24/portals/');
+    expect(env.B24_ALLOW_HTTP).toBe('false');
+    const literal = Object.fromEntries(
+      Object.entries(env).map(([k, v]) => [k, typeof v === 'string' ? v : 'https://sqs.example/q.fifo']),
+    );
+    expect(() => loadConfig(literal)).not.toThrow();
+  });
+
+  it('makes the edits queue and its failed-edits dead-letter queue FIFO, encrypted, kept 4 and 14 days', () => {
+    const edits = resource('EditsQueue').Properties;
+    const failed = resource('FailedEditsQueue').Properties;
+    for (const queue of [edits, failed]) {
+      expect(queue.FifoQueue).toBe(true);
+      expect(queue.SqsManagedSseEnabled).toBe(true);
+      expect(queue.ContentBasedDeduplication).toBe(false);
+    }
+    expect(edits.QueueName).toMatch(/\.fifo$/);
+    expect(failed.QueueName).toMatch(/\.fifo$/);
+    expect(edits.MessageRetentionPeriod).toBe(4 * 24 * 3600);
+    expect(failed.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+  });
+
+  it('redrives edits to the failed-edits queue only after more receives than MAX_ATTEMPTS', () => {
+    const redrive = resource('EditsQueue').Properties.RedrivePolicy as Json;
+    expect(redrive.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['FailedEditsQueue', 'Arn'] });
+    expect(Number(redrive.maxReceiveCount)).toBeGreaterThan(Number(envOf('DrainEdits').MAX_ATTEMPTS));
+    const allow = resource('FailedEditsQueue').Properties.RedriveAllowPolicy as Json;
+    expect(allow.redrivePermission).toBe('byQueue');
+    expect((allow.sourceQueueArns as unknown[]).map(render)).toEqual([
+      `arn:{AWS::Partition}:sqs:{AWS::Region}:{AWS::AccountId}:${resource('EditsQueue').Properties.QueueName}`,
+    ]);
+  });
+
+  it('keeps an edit invisible for at least six times the drain timeout', () => {
+    const visibility = Number(resource('EditsQueue').Properties.VisibilityTimeout);
+    expect(visibility).toBeGreaterThanOrEqual(6 * Number(lambda('DrainEdits').Timeout));
+  });
+
+  it('feeds the drain from the edits queue in batches of 10 with partial batch failures and capped concurrency', () => {
+    const mappings = resourcesOfType(template(), 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(1);
+    const mapping = mappings[0]?.[1].Properties ?? {};
+    expect(mapping.FunctionName).toEqual({ 'Fn::GetAtt': ['DrainEditsLambdaFunction', 'Arn'] });
+    expect(mapping.EventSourceArn).toEqual({ 'Fn::GetAtt': ['EditsQueue', 'Arn'] });
+    expect(mapping.BatchSize).toBe(10);
+    expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    expect(mapping.ScalingConfig).toEqual({ MaximumConcurrency: DRAIN_CONCURRENCY });
+    expect(envOf('DrainEdits').DRAIN_MAX_CONCURRENCY).toBe(String(DRAIN_CONCURRENCY));
+  });
+
+  it('routes POST /rest/imbot.v2.Chat.Message.update to updateMessage and requires IAM (SigV4) on every route', () => {
+    const routes = resourcesOfType(template(), 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual([
+      'POST /rest/imbot.v2.Chat.Message.update',
+      'POST /rest/imbot.v2.Chat.Message.update.json',
+    ]);
+    for (const route of routes) expect(route.AuthorizationType).toBe('AWS_IAM');
+    const integration = resource('HttpApiIntegrationUpdateMessage').Properties;
+    expect(integration.IntegrationUri).toEqual({ 'Fn::GetAtt': ['UpdateMessageLambdaFunction', 'Arn'] });
+  });
+
+  it('gives each function its own role and none the shared default role', () => {
+    expect(template().Resources.IamRoleLambdaExecution).toBeUndefined();
+    const roles = FUNCTIONS.map(({ id }) => (lambda(id).Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]);
+    expect(new Set(roles).size).toBe(FUNCTIONS.length);
+  });
+
+  it.each(FUNCTIONS)(
+    'lets $name read portal secrets and write back refreshed tokens under the prefix only',
+    ({ id }) => {
+      const secrets = roleStatements(id).filter((s) => s.Action.some((a) => a.startsWith('secretsmanager:')));
+      expect(secrets).toHaveLength(1);
+      expect([...(secrets[0]?.Action ?? [])].sort()).toEqual([
+        'secretsmanager:GetSecretValue',
+        'secretsmanager:PutSecretValue',
+      ]);
+      expect(secrets[0]?.Resource.map(render)).toEqual([
+        'arn:{AWS::Partition}:secretsmanager:{AWS::Region}:{AWS::AccountId}:secret:b24/portals/*',
+      ]);
+    },
+  );
+
+  it('grants each function only the SQS actions it uses, on the two queues', () => {
+    const sqs = (id: string) =>
+      sqsStatements(roleStatements(id)).map((s) => ({
+        actions: [...s.Action].sort(),
+        on: s.Resource.map(render),
+      }));
+    expect(sqs('UpdateMessage')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] }]);
+    expect(sqs('RefreshStatus')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] }]);
+    expect(sqs('DrainEdits')).toEqual([
+      {
+        actions: [
+          'sqs:ChangeMessageVisibility',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:ReceiveMessage',
+        ],
+        on: ['{EditsQueue.Arn}'],
+      },
+      { actions: ['sqs:SendMessage'], on: ['{FailedEditsQueue.Arn}'] },
+    ]);
+  });
+
+  it('lets each function write only to its own log group', () => {
+    for (const { id } of FUNCTIONS) {
+      const logs = roleStatements(id).filter((s) => s.Action.some((a) => a.startsWith('logs:')));
+      expect(logs).toEqual([
+        {
+          Effect: 'Allow',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Resource: [{ 'Fn::GetAtt': [`${id}LogGroup`, 'Arn'] }],
+        },
+      ]);
+    }
+  });
+
+  it('uses Resource "*" only for X-Ray, and only while tracing is Active', () => {
+    const policies = [
+      ...resourcesOfType(template(), 'AWS::IAM::Role'),
+      ...resourcesOfType(template(), 'AWS::IAM::ManagedPolicy'),
+    ];
+    expect(policies.length).toBeGreaterThanOrEqual(FUNCTIONS.length);
+    for (const [id, policy] of policies) {
+      for (const statement of statementsOf(policy)) {
+        expect(statement.Effect, id).toBe('Allow');
+        if (!statement.Resource.includes('*')) continue;
+        expect([...statement.Action].sort(), id).toEqual([
+          'xray:PutTelemetryRecords',
+          'xray:PutTraceSegments',
+        ]);
+        expect(statement.condition, id).toBe('TracingActive');
+      }
+      for (const statement of statementsOf(policy)) {
+        for (const action of statement.Action) expect(action, id).not.toContain('*');
+      }
+    }
+    expect(conditionHolds(template(), 'TracingActive')).toBe(true);
+    for (const { id } of FUNCTIONS) {
+      expect(roleStatements(id).some((s) => s.Action.includes('xray:PutTraceSegments'))).toBe(true);
+      expect(roleStatements(id).some((s) => s.Action.includes('cloudwatch:PutMetricData'))).toBe(false);
+    }
+  });
+
+  it('alarms on failed edits, the oldest edit age, open portal circuits and drain errors, to the SNS topic', () => {
+    const alarms = new Map(resourcesOfType(template(), 'AWS::CloudWatch::Alarm'));
+    const dimension = (id: string) => (resource(id).Properties.Dimensions as Json[])[0];
+
+    const failed = resource('FailedEditsAlarm').Properties;
+    expect([failed.Namespace, failed.MetricName]).toEqual(['AWS/SQS', 'ApproximateNumberOfMessagesVisible']);
+    expect(dimension('FailedEditsAlarm')).toEqual({
+      Name: 'QueueName',
+      Value: { 'Fn::GetAtt': ['FailedEditsQueue', 'QueueName'] },
+    });
+    expect([failed.ComparisonOperator, failed.Threshold]).toEqual(['GreaterThanThreshold', 0]);
+
+    const age = resource('OldestEditAgeAlarm').Properties;
+    expect([age.Namespace, age.MetricName]).toEqual(['AWS/SQS', 'ApproximateAgeOfOldestMessage']);
+    expect(dimension('OldestEditAgeAlarm')).toEqual({
+      Name: 'QueueName',
+      Value: { 'Fn::GetAtt': ['EditsQueue', 'QueueName'] },
+    });
+    expect(age.Threshold).toBeGreaterThan(0);
+
+    const circuit = resource('PortalCircuitOpenAlarm').Properties;
+    const [query] = circuit.Metrics as Json[];
+    expect(query?.Expression).toBe('SELECT MAX(PortalCircuitOpen) FROM B24MessageEditor');
+
+    const drain = resource('DrainErrorsAlarm').Properties;
+    expect([drain.Namespace, drain.MetricName]).toEqual(['AWS/Lambda', 'Errors']);
+    expect(dimension('DrainErrorsAlarm')).toEqual({
+      Name: 'FunctionName',
+      Value: { Ref: 'DrainEditsLambdaFunction' },
+    });
+
+    expect(alarms.size).toBe(4);
+    for (const [id, alarm] of alarms) {
+      expect(alarm.Properties.TreatMissingData, id).toBe('notBreaching');
+      expect(resolveIf(template(), alarm.Properties.AlarmActions), id).toEqual([ALARM_TOPIC]);
+      expect(resolveIf(template(), alarm.Properties.OKActions), id).toEqual([ALARM_TOPIC]);
+    }
+  });
+
+  it('schedules refreshStatus once per rate of status-messages.yml, each input a valid status spec', () => {
+    const entries = parse(readFileSync(fixture, 'utf8')) as Array<{
+      rate: string | string[];
+      input: unknown;
+    }>;
+    const expected = entries.flatMap((entry) =>
+      (Array.isArray(entry.rate) ? entry.rate : [entry.rate]).map((rate) => ({ rate, input: entry.input })),
+    );
+    const rules = resourcesOfType(template(), 'AWS::Events::Rule').map(([, r]) => r.Properties);
+    expect(rules).toHaveLength(expected.length);
+    const actual = rules.map((rule) => {
+      const [target] = rule.Targets as Json[];
+      expect(target?.Arn).toEqual({ 'Fn::GetAtt': ['RefreshStatusLambdaFunction', 'Arn'] });
+      const input = JSON.parse(String(target?.Input));
+      expect(() => assertValidStatusSpecs(input, 'schedule input')).not.toThrow();
+      return { rate: rule.ScheduleExpression, input };
+    });
+    expect(actual).toEqual(expected);
+    expect(rules.map((rule) => rule.State)).toEqual(['ENABLED', 'DISABLED', 'DISABLED']);
+  });
+
+  it('outputs the API URL and the URLs and ARNs of both queues for other services', () => {
+    const outputs = template().Outputs ?? {};
+    for (const name of [
+      'ApiUrl',
+      'UpdateMessageUrl',
+      'EditsQueueUrl',
+      'EditsQueueArn',
+      'FailedEditsQueueUrl',
+      'FailedEditsQueueArn',
+    ]) {
+      expect(outputs, name).toHaveProperty(name);
+    }
+    expect(render(outputs.ApiUrl?.Value)).toBe(
+      'https://{HttpApi}.execute-api.{AWS::Region}.{AWS::URLSuffix}',
+    );
+    expect(outputs.EditsQueueUrl?.Value).toEqual({ Ref: 'EditsQueue' });
+    expect(outputs.FailedEditsQueueArn?.Value).toEqual({ 'Fn::GetAtt': ['FailedEditsQueue', 'Arn'] });
+  });
+});
+
+describe('npm run package with a broken status spec', () => {
+  it('fails before building, naming the schedule, the spec and the field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'b24-status-'));
+    const file = join(dir, 'status-messages.yml');
+    writeFileSync(
+      file,
+      [
+        '- rate: rate(1 minute)',
+        '  input: { portal: acme, botId: 1, messageId: 2, source: { type: none }, template: ok }',
+        '- description: build board',
+        '  rate: rate(5 minutes)',
+        '  input:',
+        '    messages:',
+        '      - { portal: acme, botId: 1, messageId: 3, source: { type: none }, template: fine }',
+        '      - { portal: acme, botId: 1, messageId: 4, source: { type: http-json, url: "http://x.example" }, template: t }',
+      ].join('\n'),
+    );
+    try {
+      const started = Date.now();
+      const result = runPackager(['--status-file', file], offlineEnv());
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(`${file}[1] ("build board") input`);
+      expect(result.stderr).toContain('messages[1].source.url: must be an https URL');
+      expect(result.stdout).not.toContain('dist/');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

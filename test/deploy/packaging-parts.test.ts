@@ -1,0 +1,116 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { templateProblems } from '../../scripts/package/check-template.ts';
+import { loadStatusSchedules } from '../../scripts/package/status-schedules.ts';
+import { unzip, zip } from '../../scripts/package/zip.ts';
+
+const root = new URL('../..', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'b24-parts-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function statusFile(text: string): string {
+  const file = join(dir, `status-${Math.random().toString(36).slice(2)}.yml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+const spec = (messageId: number) =>
+  `{ portal: acme, botId: 1, messageId: ${messageId}, source: { type: none }, template: "at {{now}}" }`;
+
+describe('the status messages file', () => {
+  it('ships as an empty list of schedules', () => {
+    expect(loadStatusSchedules(join(root, 'status-messages.yml'))).toEqual([]);
+  });
+
+  it('documents an example that passes the handler schema when uncommented', () => {
+    const text = readFileSync(join(root, 'status-messages.yml'), 'utf8');
+    const example = text
+      .slice(text.indexOf('# Example:') + '# Example:'.length)
+      .split('\n')
+      .filter((line) => line.startsWith('#'))
+      .map((line) => line.replace(/^# ?/, ''))
+      .join('\n');
+    const events = loadStatusSchedules(statusFile(example), 'example');
+    expect(events.length).toBe(2);
+  });
+
+  it('names the schedule and the key when a rate is malformed or a key is unknown', () => {
+    const file = statusFile(`- rate: every minute\n  input: ${spec(1)}\n  name: x\n`);
+    expect(() => loadStatusSchedules(file, 'status.yml')).toThrow(
+      /status\.yml\[0\]: 2 problems:\n {2}name: unknown key.*\n {2}rate: "every minute" is not rate/,
+    );
+  });
+
+  it('refuses two schedules that keep the same message current', () => {
+    const file = statusFile(
+      `- rate: rate(1 minute)\n  input: ${spec(7)}\n- rate: rate(5 minutes)\n  input: { messages: [${spec(8)}, ${spec(7)}] }\n`,
+    );
+    expect(() => loadStatusSchedules(file, 'status.yml')).toThrow(
+      /status\.yml\[1\]: 1 problem:\n {2}input\.messages\[1\]: portal acme, bot 1, message 7 already has a spec \(status\.yml\[0\] input\)/,
+    );
+  });
+
+  it('refuses an input longer than EventBridge takes, saying how to split it', () => {
+    const messages = Array.from({ length: 120 }, (_, i) => spec(i + 1)).join(', ');
+    const file = statusFile(`- rate: rate(1 minute)\n  input: { messages: [${messages}] }\n`);
+    expect(() => loadStatusSchedules(file, 'status.yml')).toThrow(
+      /input: is [\d,]+ characters as JSON; EventBridge allows 8,192/,
+    );
+  });
+
+  it('refuses http sources, as the deployed handler would', () => {
+    const file = statusFile(
+      '- rate: rate(1 minute)\n  input: { portal: acme, botId: 1, messageId: 2, source: { type: http-health, url: "http://h.example" }, template: t }\n',
+    );
+    expect(() => loadStatusSchedules(file, 'status.yml')).toThrow(/source\.url: must be an https URL/);
+  });
+});
+
+describe('the zip writer', () => {
+  it('writes the same bytes for the same bundle, and they read back', () => {
+    const data = Buffer.from('export const handler = async () => "ok";\n'.repeat(100));
+    const first = zip([{ name: 'index.mjs', data }]);
+    expect(first.equals(zip([{ name: 'index.mjs', data }]))).toBe(true);
+    const [entry] = unzip(first);
+    expect(entry?.name).toBe('index.mjs');
+    expect(entry?.data.equals(data)).toBe(true);
+    expect(first.length).toBeLessThan(data.length);
+  });
+});
+
+describe('the template consistency check', () => {
+  const template = (maxReceiveCount: number, visibility: number, concurrency: number) => ({
+    Resources: {
+      EditsQueue: { Properties: { VisibilityTimeout: visibility, RedrivePolicy: { maxReceiveCount } } },
+      DrainEditsLambdaFunction: {
+        Properties: {
+          Timeout: 60,
+          Environment: { Variables: { MAX_ATTEMPTS: '8', DRAIN_MAX_CONCURRENCY: '2' } },
+        },
+      },
+      Mapping: {
+        Type: 'AWS::Lambda::EventSourceMapping',
+        Properties: {
+          FunctionName: { 'Fn::GetAtt': ['DrainEditsLambdaFunction', 'Arn'] },
+          ScalingConfig: { MaximumConcurrency: concurrency },
+        },
+      },
+    },
+  });
+
+  it('accepts a redrive above MAX_ATTEMPTS, six times the timeout, and matching concurrency', () => {
+    expect(templateProblems(template(9, 360, 2))).toEqual([]);
+  });
+
+  it('names each relation a template breaks', () => {
+    const problems = templateProblems(template(8, 300, 3));
+    expect(problems).toHaveLength(3);
+    expect(problems[0]).toMatch(/maxReceiveCount \(8\) must be above MAX_ATTEMPTS \(8\)/);
+    expect(problems[1]).toMatch(
+      /VisibilityTimeout \(300 s\) must be at least 6 × the drain timeout \(60 s\)/,
+    );
+    expect(problems[2]).toMatch(/DRAIN_MAX_CONCURRENCY \(2\) must equal .* MaximumConcurrency \(3\)/);
+  });
+});
