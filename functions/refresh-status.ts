@@ -3,9 +3,9 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Config } from '../lib/config.ts';
+import { DrainState } from '../lib/drain/portal-state.ts';
 import { enqueueEdits } from '../lib/edits/queue.ts';
 import { metrics } from '../lib/observability/metrics.ts';
-import { PortalPacers } from '../lib/pacing/portal-pacers.ts';
 import { getRuntime } from '../lib/runtime.ts';
 import { AppliedFieldsCache } from '../lib/status/change-detect.ts';
 import { type RefreshDeps, type RefreshSummary, refreshStatuses } from '../lib/status/refresh.ts';
@@ -20,9 +20,11 @@ export function defaultDeps(): RefreshHandlerDeps {
   return {
     config,
     gateway,
-    // The refresh paces itself like one drain container: its few batch calls a run fit in that slice.
-    pacing: new PortalPacers({
-      share: { concurrency: config.drainMaxConcurrency, apiShare: config.apiRateShare },
+    // Paced like one drain container: a run's few batch calls per portal fit in that slice.
+    pacing: new DrainState({
+      concurrency: config.drainMaxConcurrency,
+      apiShare: config.apiRateShare,
+      now: Date.now,
     }),
     cache: new AppliedFieldsCache(),
     enqueue: (edits) => enqueueEdits(edits, { queueUrl: config.editsQueueUrl }),

@@ -5,12 +5,12 @@ import { findErrorRow, isRetryable, LocalCode, Strategy } from '../bitrix24/erro
 import { Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
 import { UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
 import type { Config } from '../config.ts';
+import { type DrainState, waitForRoom } from '../drain/portal-state.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
 import { type EditFields, messageGroupId, type QueuedEdit } from '../edits/types.ts';
 import { AppError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit } from '../observability/metrics.ts';
-import type { PortalPacing } from '../pacing/portal-pacers.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
 import { withBotToken } from '../portal/gateway.ts';
 import type { PortalSecret } from '../secrets/index.ts';
@@ -77,8 +77,11 @@ export type MetricsSink = Pick<Metrics, 'addMetric'>;
 export interface RefreshDeps {
   config: Pick<Config, 'statusConcurrency' | 'b24AllowHttp'>;
   gateway: PortalGateway;
-  /** Per-portal pacers and batch refusals, shared with the other background callers of the container. */
-  pacing: PortalPacing;
+  /**
+   * Per-portal pacers and batch refusals kept across invocations: the drain's `DrainState`, so that
+   * status updates are paced exactly as deferred edits are.
+   */
+  pacing: Pick<DrainState, 'pace' | 'penalise' | 'refusesBatch' | 'rememberBatchRefused'>;
   /** What this container last applied to each message. */
   cache: AppliedFieldsCache;
   /** Sends edits to the deferred-edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL). */
@@ -211,7 +214,6 @@ async function sendPortal(portal: string, items: Pending[], run: Run): Promise<v
     for (const item of items) item.result = result;
     return;
   }
-  const pacer = deps.pacing.pace(portal, secret.limits).bucket;
   const sendable: Pending[] = [];
   for (const item of items) {
     // Checked here, before any request: one unknown bot must not fail the batch it would share.
@@ -224,15 +226,16 @@ async function sendPortal(portal: string, items: Pending[], run: Run): Promise<v
   const gate = async (): Promise<string | undefined> => {
     if (stop) return stop;
     if (signal?.aborted || Date.now() >= run.sendBy) return DEADLINE_CODE;
-    const wait = pacer.reserve();
-    if (Date.now() + wait > run.sendBy) return DEADLINE_CODE;
-    return (await sleep(wait, signal)) ? undefined : DEADLINE_CODE;
+    const { bucket, share } = deps.pacing.pace(portal, secret.limits);
+    // Looked at before reserving: a token that comes too late is not taken from the drain's slice.
+    if (Date.now() + waitForRoom(bucket, share) > run.sendBy) return DEADLINE_CODE;
+    return (await sleep(bucket.reserve(), signal)) ? undefined : DEADLINE_CODE;
   };
   const fail = (targets: Pending[], error: unknown) => {
     const result = resultOf(error);
     for (const item of targets) item.result = result;
     if (!isBitrix24Error(error)) return;
-    if (error.strategy === Strategy.RateLimit) pacer.penalise();
+    if (error.strategy === Strategy.RateLimit) deps.pacing.penalise(portal);
     if (error.strategy === Strategy.RateLimit || error.strategy === Strategy.Overload) stop = error.code;
   };
 

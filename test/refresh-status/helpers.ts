@@ -1,8 +1,8 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
+import { DrainState } from '../../lib/drain/portal-state.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { QueuedEdit } from '../../lib/edits/types.ts';
-import { PortalPacers } from '../../lib/pacing/portal-pacers.ts';
 import { AppliedFieldsCache } from '../../lib/status/change-detect.ts';
 import type { RefreshDeps } from '../../lib/status/refresh.ts';
 import {
@@ -27,7 +27,7 @@ export function depsFor(h: Harness, overrides: Partial<RefreshDeps> = {}) {
   const deps: RefreshDeps = {
     config: { statusConcurrency: 8, b24AllowHttp: true },
     gateway: h.gateway,
-    pacing: new PortalPacers({ share: { concurrency: 1, apiShare: 0 } }),
+    pacing: new DrainState({ concurrency: 1, apiShare: 0, now: Date.now }),
     cache: new AppliedFieldsCache(),
     enqueue: (edits) => enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs }),
     metrics: {
