@@ -138,7 +138,7 @@ export function startPoller(options: PollerOptions): Poller {
   async function invoke(handler: SqsHandler, messages: Message[], eventSourceARN: string): Promise<void> {
     stats.invocations += 1;
     stats.records += messages.length;
-    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, eventSourceARN)) };
+    const event: SQSEvent = { Records: messages.map((m) => toSqsRecord(m, eventSourceARN)) };
     const deadline = Date.now() + timeoutMs;
     let failed: Set<string>;
     let timer: NodeJS.Timeout | undefined;
@@ -199,7 +199,8 @@ function failuresOf(result: SQSBatchResponse | undefined, event: SQSEvent): Set<
   return failed;
 }
 
-function toRecord(message: Message, eventSourceARN: string): SQSRecord {
+/** A received SQS message as the record of an SQS event, the way Lambda builds it. */
+export function toSqsRecord(message: Message, eventSourceARN: string): SQSRecord {
   const a = message.Attributes ?? {};
   const attributes: SQSRecord['attributes'] = {
     ApproximateReceiveCount: a.ApproximateReceiveCount ?? '1',
@@ -230,7 +231,8 @@ function toRecord(message: Message, eventSourceARN: string): SQSRecord {
   };
 }
 
-function lambdaContext(deadline: number): Context {
+/** A Lambda context whose `getRemainingTimeInMillis` counts down to `deadline` (ms since the epoch). */
+export function lambdaContext(deadline: number): Context {
   const requestId = randomUUID();
   return {
     callbackWaitsForEmptyEventLoop: false,

@@ -49,6 +49,8 @@ interface Failure {
   strategy: Strategy;
   time?: B24Time | undefined;
   retryAfterSeconds?: number | undefined;
+  /** A delay decided by the drain itself (deadline hand-back, rate token too far away). */
+  delayMs?: number;
 }
 
 type Unit =
@@ -139,7 +141,12 @@ async function gate(portal: string, secret: PortalSecret, ctx: ApplyContext): Pr
   }
   const spare = ctx.remainingMs() - ctx.options.callTimeoutMs - ctx.options.deadlineMarginMs;
   if (spare < 0) {
-    return { code: 'DEADLINE', description: 'Not enough time left for another call', strategy: 'server' };
+    return {
+      code: 'DEADLINE',
+      description: 'Not enough time left in the invocation for another call',
+      strategy: 'server',
+      delayMs: ctx.options.handBackDelayMs,
+    };
   }
   const { bucket, share } = ctx.state.pace(portal, secret.limits);
   const wait = waitForRoom(bucket, share);
@@ -148,7 +155,7 @@ async function gate(portal: string, secret: PortalSecret, ctx: ApplyContext): Pr
       code: 'RATE_PACED',
       description: `The next rate token is ${wait} ms away`,
       strategy: 'rate-limit',
-      retryAfterSeconds: wait / 1000,
+      delayMs: wait,
     };
   }
   await ctx.sleep(bucket.reserve(), ctx.signal);
@@ -288,6 +295,14 @@ function outcomeOf(
 ): EditOutcome {
   const { code, description, strategy } = failure;
   if (!isRetryable(strategy)) return { kind: 'failed', code, description };
+  if (failure.delayMs !== undefined) {
+    return {
+      kind: 'deferred',
+      code,
+      description,
+      delayMs: Math.min(failure.delayMs, ctx.options.maxDeferralMs),
+    };
+  }
   const time = failure.time ?? (strategy === 'operating-limit' ? ctx.state.lastTime(edit.portal) : undefined);
   const delay = retryDelayMs({
     strategy,
@@ -301,9 +316,7 @@ function outcomeOf(
     ...(failure.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: failure.retryAfterSeconds }),
     ...(strategy === 'overload' ? circuitOf(edit.portal, ctx) : {}),
   });
-  const delayMs =
-    code === 'DEADLINE' ? ctx.options.handBackDelayMs : Math.min(delay, ctx.options.maxDeferralMs);
-  return { kind: 'deferred', code, description, delayMs };
+  return { kind: 'deferred', code, description, delayMs: Math.min(delay, ctx.options.maxDeferralMs) };
 }
 
 function circuitOf(portal: string, ctx: ApplyContext): { circuitOpenUntil?: number } {

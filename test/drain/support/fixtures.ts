@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { createHandler } from '../../../functions/drain-edits.ts';
+import type { DrainDeps, DrainOptions } from '../../../lib/drain/index.ts';
+import { lambdaContext } from '../../../local/poller.ts';
+import { AWS, BOT, type Harness } from '../../support/harness.ts';
+
+export const ARN = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
+
+/** A real SQS client that also writes down every command it sends (name and input). */
+export function recordingSqs(endpoint: string): {
+  client: SQSClient;
+  commands: Array<{ name: string; input: Record<string, unknown> }>;
+} {
+  const client = new SQSClient({ ...AWS, endpoint });
+  const commands: Array<{ name: string; input: Record<string, unknown> }> = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      commands.push({ name: String(context.commandName), input: args.input as Record<string, unknown> });
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordCommands' },
+  );
+  return { client, commands };
+}
+
+/** The visibility timeouts the drain set, by receipt handle. */
+export function visibilityChanges(
+  commands: ReadonlyArray<{ name: string; input: Record<string, unknown> }>,
+): Map<string, number> {
+  const changes = new Map<string, number>();
+  for (const { name, input } of commands) {
+    if (name !== 'ChangeMessageVisibilityBatchCommand') continue;
+    for (const entry of input.Entries as Array<{ ReceiptHandle: string; VisibilityTimeout: number }>) {
+      changes.set(entry.ReceiptHandle, entry.VisibilityTimeout);
+    }
+  }
+  return changes;
+}
+
+export interface EditBody {
+  portal: string;
+  botId: number;
+  messageId: number;
+  fields: Record<string, unknown>;
+  editId?: string;
+  requestedAt?: string;
+}
+
+export function editBody(
+  messageId: number,
+  fields: Record<string, unknown>,
+  extra: Partial<EditBody> = {},
+): EditBody {
+  return { portal: 'acme', botId: BOT.id, messageId, fields, editId: randomUUID(), ...extra };
+}
+
+export function groupOf(body: { portal: string; botId: number; messageId: number }): string {
+  return `${body.portal}:${body.botId}:${body.messageId}`;
+}
+
+/** An SQS record as Lambda would hand it over (several of one group may sit in one event, as in real SQS). */
+export function sqsRecord(
+  body: EditBody | string,
+  options: { groupId?: string; receiveCount?: number; messageId?: string; receiptHandle?: string } = {},
+): SQSRecord {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const groupId = options.groupId ?? (typeof body === 'string' ? 'acme:raw' : groupOf(body));
+  const messageId = options.messageId ?? randomUUID();
+  return {
+    messageId,
+    receiptHandle: options.receiptHandle ?? `handle-${messageId}`,
+    body: text,
+    attributes: {
+      ApproximateReceiveCount: String(options.receiveCount ?? 1),
+      SentTimestamp: String(Date.now()),
+      SenderId: '000000000000',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+      MessageGroupId: groupId,
+      MessageDeduplicationId: messageId,
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: ARN,
+    awsRegion: 'us-east-1',
+  };
+}
+
+export function eventOf(records: SQSRecord[]): SQSEvent {
+  return { Records: records };
+}
+
+export function contextWith(remainingMs = 30_000): Context {
+  return lambdaContext(Date.now() + remainingMs);
+}
+
+/** Test defaults: short call timeout and margin, deterministic jitter (half of the range). */
+export function testOptions(h: Harness, overrides: Partial<DrainOptions> = {}): DrainOptions {
+  return {
+    failedEditsQueueUrl: h.failedQueueUrl,
+    callTimeoutMs: 2_000,
+    deadlineMarginMs: 200,
+    ...overrides,
+  };
+}
+
+export type Invoke = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
+
+export function drainHandler(
+  h: Harness,
+  sqs: SQSClient,
+  overrides: Omit<Partial<DrainDeps>, 'options'> & { options?: Partial<DrainOptions> } = {},
+): Invoke {
+  const { options, ...rest } = overrides;
+  const handler = createHandler({
+    gateway: h.gateway,
+    sqs,
+    editsQueueUrl: h.editsQueueUrl,
+    random: () => 0.5,
+    ...rest,
+    options: testOptions(h, options),
+  });
+  return (event, context = contextWith()) => handler(event, context) as Promise<SQSBatchResponse>;
+}
+
+/** Receives every message currently visible in a queue (bounded), with all attributes. */
+export async function receiveAll(sqs: SQSClient, queueUrl: string, max = 100): Promise<Message[]> {
+  const messages: Message[] = [];
+  for (let i = 0; i < 20 && messages.length < max; i += 1) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+        VisibilityTimeout: 60,
+      }),
+    );
+    if (Messages.length === 0) break;
+    messages.push(...Messages);
+  }
+  return messages;
+}
+
+export function failedIds(response: SQSBatchResponse): string[] {
+  return response.batchItemFailures.map((f) => f.itemIdentifier);
+}
