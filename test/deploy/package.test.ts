@@ -44,10 +44,12 @@ function configVariables(): string[] {
   return [...read].sort();
 }
 
+const scratch = mkdtempSync(join(tmpdir(), 'b24-deploy-test-'));
+
 // A clean environment: no AWS credentials, profile or config file within reach.
 function offlineEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('AWS_')));
-  return { ...env, HOME: mkdtempSync(join(tmpdir(), 'b24-home-')), ...extra };
+  return { ...env, HOME: mkdtempSync(join(scratch, 'home-')), ...extra };
 }
 
 function runPackager(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
@@ -64,7 +66,7 @@ let packaging: SpawnSyncReturns<string>;
 let parsed: Template | undefined;
 
 beforeAll(() => {
-  outDir = mkdtempSync(join(tmpdir(), 'b24-package-'));
+  outDir = mkdtempSync(join(scratch, 'package-'));
   packaging = runPackager(
     [
       '--stage',
@@ -86,7 +88,7 @@ beforeAll(() => {
   }
 }, 120_000);
 
-afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function template(): Template {
   if (!parsed) {
@@ -377,7 +379,7 @@ describe('npm run package', () => {
 
 describe('npm run package with a broken status spec', () => {
   it('fails before building, naming the schedule, the spec and the field', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'b24-status-'));
+    const dir = mkdtempSync(join(scratch, 'status-'));
     const file = join(dir, 'status-messages.yml');
     writeFileSync(
       file,
