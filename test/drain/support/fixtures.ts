@@ -147,3 +147,38 @@ export async function receiveAll(sqs: SQSClient, queueUrl: string, max = 100): P
 export function failedIds(response: SQSBatchResponse): string[] {
   return response.batchItemFailures.map((f) => f.itemIdentifier);
 }
+
+/** Polls `condition` every 100 ms until it holds or `timeoutMs` passes (then throws). */
+export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
+  const until = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && Date.now() < until; i += 1) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Messages visible plus in flight (delayed ones included). */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['All'] }),
+  );
+  return (
+    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0)
+  );
+}
+
+/** A FIFO queue with a short visibility timeout, so that left records come back quickly. */
+export async function createFifoQueue(sqs: SQSClient, name: string, visibilitySeconds = 2): Promise<string> {
+  const { CreateQueueCommand } = await import('@aws-sdk/client-sqs');
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `${name}.fifo`,
+      Attributes: { FifoQueue: 'true', VisibilityTimeout: String(visibilitySeconds) },
+    }),
+  );
+  return QueueUrl as string;
+}
