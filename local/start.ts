@@ -1,6 +1,65 @@
-// Placeholder until the local stack lands: say so loudly instead of failing silently.
-console.error(
-  'The local stack is not built yet: `npm start` will run the whole system on 127.0.0.1 once it lands.',
-);
-console.error('Meanwhile `npm test` runs the suite against the Bitrix24 emulator and the SQS emulator.');
-process.exit(1);
+// `npm start`: the whole system on 127.0.0.1 (local/stack/stack.ts), until Ctrl-C.
+import { banner, drainLine, requestLine, statusRunLine } from './stack/banner.ts';
+import { LocalConfigError, loadLocalConfig } from './stack/config.ts';
+import { PortUnavailableError } from './stack/ports.ts';
+import { type LocalStack, startLocalStack } from './stack/stack.ts';
+import { StatusSchedulesError } from './stack/status-schedules.ts';
+
+// A stop that takes longer than this is stuck: say so and leave anyway.
+const STOP_DEADLINE_MS = 8_000;
+const started = performance.now();
+
+function explain(error: unknown): string {
+  if (
+    error instanceof PortUnavailableError ||
+    error instanceof LocalConfigError ||
+    error instanceof StatusSchedulesError
+  ) {
+    return error.message;
+  }
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+let stack: LocalStack | undefined;
+let stopping = false;
+
+async function stop(signal: string): Promise<void> {
+  if (stopping) {
+    console.log(`${signal} again: leaving without waiting.`);
+    process.exit(130);
+  }
+  stopping = true;
+  console.log(`\n${signal}: stopping the local stack…`);
+  const watchdog = setTimeout(() => {
+    console.error(`Still stopping after ${STOP_DEADLINE_MS / 1000} s; leaving anyway.`);
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
+  watchdog.unref();
+  await stack?.close();
+  clearTimeout(watchdog);
+  console.log('Stopped.');
+  process.exit(0);
+}
+
+// Installed first, so that a Ctrl-C during start-up also stops what has started.
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+
+try {
+  const config = loadLocalConfig(process.env);
+  stack = await startLocalStack(config, {
+    onRequest: (activity) => console.log(requestLine(activity)),
+    onStatusRun: (run) => {
+      const line = statusRunLine(run);
+      if (line) console.log(line);
+    },
+    onDrainInvocation: (summary) => console.log(drainLine(summary)),
+    onDrainError: (error) =>
+      console.error(`drain poller: ${error instanceof Error ? error.name : String(error)}`),
+  });
+  if (stopping) await stack.close();
+  else console.log(banner(stack.info, config, Math.round(performance.now() - started)));
+} catch (error) {
+  console.error(`npm start failed: ${explain(error)}`);
+  process.exit(1);
+}

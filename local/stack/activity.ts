@@ -1,0 +1,91 @@
+/**
+ * What the local stack tells the sandbox page and the console about each request to the update API.
+ * Built from the parsed bodies by `summariseRequest`, which keeps only ids and codes: a request's
+ * botToken and a message's text never reach it.
+ */
+export interface ApiActivity {
+  at: string;
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  /** `applied`, `deferred`, or the error code of the answer. */
+  outcome: string;
+  botId?: number;
+  messageId?: number;
+  /** For deferred edits: the queue's edit id and why it was deferred. */
+  editId?: string;
+  reason?: string;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function positiveInteger(value: unknown): number | undefined {
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof number === 'number' && Number.isSafeInteger(number) && number > 0 ? number : undefined;
+}
+
+export function summariseRequest(
+  line: Pick<ApiActivity, 'at' | 'requestId' | 'method' | 'path' | 'durationMs'>,
+  requestBody: string | undefined,
+  status: number,
+  responseBody: string | undefined,
+): ApiActivity {
+  const request = parseJson(requestBody);
+  const response = parseJson(responseBody);
+  const activity: ApiActivity = { ...line, status, outcome: `HTTP ${status}` };
+  if (isRecord(request)) {
+    const botId = positiveInteger(request.botId);
+    const messageId = positiveInteger(request.messageId);
+    if (botId !== undefined) activity.botId = botId;
+    if (messageId !== undefined) activity.messageId = messageId;
+  }
+  if (isRecord(response)) {
+    if (typeof response.error === 'string') activity.outcome = response.error;
+    else if (response.deferred === true) {
+      activity.outcome = 'deferred';
+      if (typeof response.editId === 'string') activity.editId = response.editId;
+      if (typeof response.reason === 'string') activity.reason = response.reason;
+    } else if (response.result === true) activity.outcome = 'applied';
+  }
+  return activity;
+}
+
+/** The last `capacity` requests, newest first. */
+export class ActivityLog {
+  readonly #capacity: number;
+  readonly #entries: ApiActivity[] = [];
+  readonly #listeners = new Set<(activity: ApiActivity) => void>();
+
+  constructor(capacity = 25) {
+    this.#capacity = capacity;
+  }
+
+  add(activity: ApiActivity): void {
+    this.#entries.unshift(activity);
+    this.#entries.length = Math.min(this.#entries.length, this.#capacity);
+    for (const listener of this.#listeners) listener(activity);
+  }
+
+  entries(): readonly ApiActivity[] {
+    return this.#entries;
+  }
+
+  /** Returns the function that stops listening. */
+  onAdd(listener: (activity: ApiActivity) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}

@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { type ApiActivity, summariseRequest } from './activity.ts';
+import { lambdaContext } from './lambda-context.ts';
+import { closeServer, listen } from './ports.ts';
+
+/** A Lambda handler behind an API Gateway HTTP API (payload format 2.0). */
+export type HttpApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
+
+export interface ApiServerOptions {
+  port: number;
+  handler: HttpApiHandler;
+  functionName: string;
+  /** The function's timeout; API Gateway answers 503 when it passes. */
+  timeoutMs: number;
+  onActivity?: (activity: ApiActivity) => void;
+}
+
+export interface ApiServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+// API Gateway's payload limit.
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+// HTTP APIs hand text bodies over as they are and everything else base64-encoded.
+const TEXT_TYPE = /^(text\/|application\/([\w.+-]*\+)?(json|xml|javascript|x-www-form-urlencoded))/i;
+
+class PayloadTooLargeError extends Error {
+  override name = 'PayloadTooLargeError';
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** `12/Mar/2020:19:03:58 +0000`, API Gateway's requestContext.time. */
+function gatewayTime(date: Date): string {
+  const [, day, month, year, time] = date.toUTCString().split(' ');
+  return `${day}/${month}/${year}:${time} +0000`;
+}
+
+function joinValues(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** The event API Gateway (HTTP API, payload 2.0) gives the function for this request. */
+export function toHttpApiEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  requestId: string,
+  now: Date,
+): APIGatewayProxyEventV2 {
+  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const method = req.method ?? 'GET';
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    const joined = joinValues(value);
+    if (joined !== undefined && name !== 'cookie') headers[name] = joined;
+  }
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) query[key] = key in query ? `${query[key]},${value}` : value;
+  const cookies = req.headers.cookie?.split(/;\s*/).filter(Boolean);
+  const contentType = headers['content-type'] ?? '';
+  const isText = TEXT_TYPE.test(contentType);
+  const event: APIGatewayProxyEventV2 = {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? '127.0.0.1',
+      domainPrefix: 'local',
+      http: {
+        method,
+        path: decodeURIComponent(url.pathname),
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId,
+      routeKey: '$default',
+      stage: '$default',
+      time: gatewayTime(now),
+      timeEpoch: now.getTime(),
+    },
+    isBase64Encoded: body.length > 0 && !isText,
+  };
+  if (Object.keys(query).length > 0) event.queryStringParameters = query;
+  if (cookies && cookies.length > 0) event.cookies = cookies;
+  if (body.length > 0) event.body = isText ? body.toString('utf8') : body.toString('base64');
+  return event;
+}
+
+interface GatewayReply {
+  status: number;
+  headers: Record<string, string>;
+  cookies: string[];
+  body: Buffer;
+}
+
+function gatewayError(status: number, message: string): GatewayReply {
+  return {
+    status,
+    headers: { 'content-type': 'application/json' },
+    cookies: [],
+    body: Buffer.from(JSON.stringify({ message })),
+  };
+}
+
+/** How API Gateway turns a payload 2.0 function result into an HTTP response. */
+export function fromHandlerResult(result: unknown): GatewayReply {
+  const structured =
+    typeof result === 'object' && result !== null && 'statusCode' in result
+      ? (result as {
+          statusCode: unknown;
+          headers?: Record<string, unknown>;
+          cookies?: unknown;
+          body?: unknown;
+          isBase64Encoded?: unknown;
+        })
+      : undefined;
+  if (!structured) {
+    // Without a statusCode, the whole result is the JSON body of a 200.
+    const body = typeof result === 'string' ? result : (JSON.stringify(result) ?? '');
+    return {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      cookies: [],
+      body: Buffer.from(body),
+    };
+  }
+  const status = Number(structured.statusCode);
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    return gatewayError(500, 'Internal Server Error');
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(structured.headers ?? {}))
+    headers[name.toLowerCase()] = String(value);
+  const cookies = Array.isArray(structured.cookies) ? structured.cookies.map(String) : [];
+  const text = typeof structured.body === 'string' ? structured.body : '';
+  const body = structured.isBase64Encoded === true ? Buffer.from(text, 'base64') : Buffer.from(text);
+  return { status, headers, cookies, body };
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The update API on 127.0.0.1: each HTTP request becomes the event API Gateway would send, the
+ * production handler runs in this process, and its result is answered the way API Gateway answers it.
+ */
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const now = new Date();
+    const requestId = randomUUID();
+    let body: Buffer = Buffer.alloc(0);
+    let reply: GatewayReply;
+    try {
+      body = await readBody(req);
+      const event = toHttpApiEvent(req, body, requestId, now);
+      const result = await withTimeout(
+        options.handler(event, lambdaContext(options.functionName, options.timeoutMs)),
+        options.timeoutMs,
+      );
+      reply = result === TIMED_OUT ? gatewayError(503, 'Service Unavailable') : fromHandlerResult(result);
+    } catch (error) {
+      if (error instanceof PayloadTooLargeError) reply = gatewayError(413, 'Request Entity Too Large');
+      else {
+        // What Lambda would put in the function's log: the error's name and message, not the event.
+        const name = error instanceof Error ? error.name : 'Error';
+        const message = error instanceof Error ? error.message : String(error);
+        console.error(`${options.functionName} failed: ${name}: ${message}`);
+        reply = gatewayError(500, 'Internal Server Error');
+      }
+    }
+    res.writeHead(reply.status, {
+      ...reply.headers,
+      ...(reply.cookies.length > 0 ? { 'set-cookie': reply.cookies } : {}),
+      'content-length': reply.body.length,
+      'apigw-requestid': requestId,
+    });
+    res.end(reply.body);
+    options.onActivity?.(
+      summariseRequest(
+        {
+          at: now.toISOString(),
+          requestId,
+          method: req.method ?? 'GET',
+          path: new URL(req.url ?? '/', 'http://127.0.0.1').pathname,
+          durationMs: Math.round(performance.now() - started),
+        },
+        body.toString('utf8'),
+        reply.status,
+        reply.body.toString('utf8'),
+      ),
+    );
+  }
+
+  const server: Server = createServer((req, res) => void handle(req, res));
+  const port = await listen(server, options.port);
+  return { url: `http://127.0.0.1:${port}`, port, close: () => closeServer(server) };
+}

@@ -1,0 +1,101 @@
+import type { ApiActivity } from './activity.ts';
+import type { LocalStackConfig } from './config.ts';
+import type { ScheduledRun } from './scheduler.ts';
+import type { LocalStackInfo } from './stack.ts';
+
+function interval(ms: number): string {
+  const [n, unit] = ms % 60_000 === 0 ? [ms / 60_000, 'minute'] : [Math.round(ms / 1000), 'second'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+function rows(entries: Array<[string, string, (string | undefined)?]>): string[] {
+  const width = Math.max(...entries.map(([label]) => label.length));
+  return entries.map(([label, value, variable]) =>
+    `  ${label.padEnd(width)}  ${value}${variable ? `   (${variable})` : ''}`.trimEnd(),
+  );
+}
+
+/** The curl of the README with the local URL; botToken is left out, so the banner never shows a token. */
+export function curlCommand(info: LocalStackInfo): string {
+  const botId = info.demo?.botId ?? 456;
+  const messageId = info.demo?.messageIds[0] ?? 789;
+  const body = JSON.stringify({ botId, messageId, fields: { message: 'Updated text' } });
+  return `curl -X POST -H "Content-Type: application/json" -d '${body}' ${info.methodUrl}`;
+}
+
+/** What runs where, the curl to try, and the readiness line tests wait for. */
+export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs: number): string {
+  const portal =
+    info.mode === 'emulator' && info.demo
+      ? `emulator: portal "${info.portal}", bot ${info.demo.botId}, chat ${info.demo.chatId}, messages ${info.demo.messageIds.join(' ')}`
+      : `your portal ${info.portalHost} (portal "${info.portal}", bot ${config.realPortal?.botId})`;
+  const schedules =
+    info.schedules.length === 0
+      ? info.statusSpecsFile
+        ? `${info.statusSpecsFile}: no schedules`
+        : 'off (STATUS_SPECS_FILE names a schedules file)'
+      : `${info.statusSpecsFile}: ${info.schedules
+          .map(
+            (s) => `"${s.name}" ${s.messageIds.map((id) => `#${id}`).join(' ')} every ${interval(s.everyMs)}`,
+          )
+          .join('; ')}`;
+  const table = rows([
+    ['Update API', info.methodUrl, config.api.variable],
+    ['Sandbox page', `${info.sandboxUrl}/`, config.sandbox.variable],
+    [
+      'Bitrix24',
+      info.emulatorUrl ? `${info.emulatorUrl}  ${portal}` : portal,
+      info.emulatorUrl ? config.emulator.variable : undefined,
+    ],
+    ['SQS', `${info.sqsUrl}  fauxqs: ${'edits.fifo'} (failed edits: failed-edits.fifo)`, config.sqs.variable],
+    [
+      'Secrets Manager',
+      `${info.secretsManagerUrl}  secret ${info.secretName}`,
+      config.secretsManager.variable,
+    ],
+    ['Drain', `polls edits.fifo: batches of ${info.drain.batchSize}, ${info.drain.concurrency} at a time`],
+    ['Status messages', schedules],
+  ]);
+  return [
+    'b24-message-editor · local stack (the production handlers, local endpoints)',
+    '',
+    ...table,
+    '',
+    `Try it, then watch ${info.sandboxUrl}/ :`,
+    `  ${curlCommand(info)}`,
+    '  (botToken may be left out locally too: the API always uses the bot token from the portal secret)',
+    '',
+    `Handler logs: ${config.handlerLogLevel} and above (POWERTOOLS_LOG_LEVEL=INFO npm start shows every edit).`,
+    `Ready in ${startupMs} ms. Ctrl-C stops everything.`,
+  ].join('\n');
+}
+
+function clock(date = new Date()): string {
+  return date.toISOString().slice(11, 19);
+}
+
+export function requestLine(a: ApiActivity): string {
+  const outcome =
+    a.outcome === 'deferred' && a.reason ? `deferred (${a.reason}), edit ${a.editId}` : a.outcome;
+  const target = a.messageId === undefined ? '' : ` · message ${a.messageId}`;
+  return `${clock(new Date(a.at))} ${a.method} ${a.path} → ${a.status} ${outcome}${target} · ${a.durationMs} ms`;
+}
+
+/** A line for a status run worth telling about (something changed or failed); undefined otherwise. */
+export function statusRunLine(run: ScheduledRun): string | undefined {
+  if (run.error) return `${clock()} status "${run.schedule}" failed: ${run.error}`;
+  const summary = (run.result ?? {}) as Record<string, unknown>;
+  const parts = ['updated', 'deferred', 'failed', 'sourceErrors', 'invalid']
+    .filter((key) => typeof summary[key] === 'number' && (summary[key] as number) > 0)
+    .map((key) => `${key} ${summary[key]}`);
+  return parts.length > 0 ? `${clock()} status "${run.schedule}": ${parts.join(', ')}` : undefined;
+}
+
+export function drainLine(summary: { records: number; leftInQueue: number; error?: string }): string {
+  const settled = summary.records - summary.leftInQueue;
+  const parts = [`${settled} settled`];
+  if (summary.leftInQueue > 0) parts.push(`${summary.leftInQueue} back to the queue for a later attempt`);
+  if (summary.error) parts.push(`handler failed: ${summary.error}`);
+  const noun = summary.records === 1 ? 'edit' : 'edits';
+  return `${clock()} drain: ${summary.records} ${noun} received, ${parts.join(', ')}`;
+}

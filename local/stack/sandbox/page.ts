@@ -1,0 +1,250 @@
+import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
+import type { SandboxState } from './state.ts';
+
+/** The parts of the page that change; the event stream sends them, the script swaps them in. */
+export interface Fragments {
+  messages: string;
+  queue: string;
+  requests: string;
+  schedules: string;
+}
+
+// Messages edited this recently are highlighted, so a change catches the eye.
+const FRESH_MS = 4_000;
+
+function clock(iso: string): string {
+  return iso.slice(11, 19);
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function interval(ms: number): string {
+  if (ms % 3_600_000 === 0) return plural(ms / 3_600_000, 'hour');
+  if (ms % 60_000 === 0) return plural(ms / 60_000, 'minute');
+  return plural(Math.round(ms / 1000), 'second');
+}
+
+function renderMessages(state: SandboxState, now: number): string {
+  if (!state.chat) {
+    return `<p class="note">Messages live in your portal (${e(state.portalHost)}); this stack cannot read them back.
+      The requests and the queue are on the right.</p>`;
+  }
+  const items = state.chat.messages.map((m) => {
+    const fresh = m.editCount > 0 && now - Date.parse(m.updatedAt) < FRESH_MS;
+    const classes = ['message', m.system ? 'system' : '', m.botId ? 'bot' : 'person', fresh ? 'fresh' : '']
+      .filter(Boolean)
+      .join(' ');
+    const edited =
+      m.editCount > 0 ? ` · edited ${plural(m.editCount, 'time')}, last at ${clock(m.updatedAt)}` : '';
+    return `<li class="${classes}" id="message-${m.id}" data-message-id="${m.id}" data-edit-count="${m.editCount}">
+      <div class="meta"><span class="author">${e(m.author)}</span> <span class="id">#${m.id}</span>${e(edited)}</div>
+      <div class="text" data-testid="message-text-${m.id}">${bbcodeToHtml(m.text)}</div>
+    </li>`;
+  });
+  return `<ol class="chat">${items.join('')}</ol>`;
+}
+
+function renderQueue(state: SandboxState): string {
+  const { queue, drain } = state;
+  const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}">${e(drain.note)}</p>`;
+  if ('error' in queue) return `${drainLine}<p class="warn">Queue unavailable: ${e(queue.error)}</p>`;
+  const counts = `<dl class="counts">
+    <div><dt>waiting</dt><dd data-testid="queue-waiting">${queue.waiting}</dd></div>
+    <div><dt>in flight</dt><dd data-testid="queue-in-flight">${queue.inFlight}</dd></div>
+    <div class="${queue.failed > 0 ? 'bad' : ''}"><dt>failed</dt><dd data-testid="queue-failed">${queue.failed}</dd></div>
+  </dl>`;
+  const pending = queue.pending.map((p) => {
+    const when =
+      p.state === 'in-flight' && p.visibleAt
+        ? `in flight, back in the queue at ${clock(p.visibleAt)}`
+        : 'waiting';
+    return `<li>#${p.messageId ?? '?'} ${p.text === undefined ? '' : `“${e(p.text)}”`}
+      <span class="muted">${e(when)} · received ${plural(p.receiveCount, 'time')}</span></li>`;
+  });
+  const failures = queue.failures.map(
+    (
+      f,
+    ) => `<li><strong>${e(f.errorCode)}</strong> #${f.messageId ?? '?'} ${f.text === undefined ? '' : `“${e(f.text)}”`}
+      <div class="muted">${e(f.errorDescription)}${f.attempts ? ` · ${e(f.attempts)} attempts` : ''}</div></li>`,
+  );
+  return `${drainLine}${counts}
+    ${pending.length > 0 ? `<h3>Deferred edits</h3><ul class="list">${pending.join('')}</ul>` : ''}
+    ${failures.length > 0 ? `<h3>Failed edits</h3><ul class="list failures">${failures.join('')}</ul>` : ''}`;
+}
+
+function renderRequests(state: SandboxState): string {
+  if (state.requests.length === 0)
+    return '<p class="muted">No requests yet. Send the curl below, or use the form.</p>';
+  const rows = state.requests.map((r) => {
+    const outcome = r.outcome === 'deferred' && r.reason ? `deferred (${r.reason})` : r.outcome;
+    const css = r.status < 300 ? (r.status === 202 ? 'deferred' : 'ok') : 'bad';
+    return `<tr class="${css}"><td>${clock(r.at)}</td><td>${r.status}</td><td>${e(outcome)}</td>
+      <td>${r.messageId === undefined ? '' : `#${r.messageId}`}</td><td>${r.durationMs} ms</td></tr>`;
+  });
+  return `<table><thead><tr><th>time</th><th>status</th><th>outcome</th><th>message</th><th>took</th></tr></thead>
+    <tbody>${rows.join('')}</tbody></table>`;
+}
+
+function renderSchedules(state: SandboxState, demo: DemoSourceView | undefined): string {
+  if (state.schedules.length === 0) return '<p class="muted">No status schedules (STATUS_SPECS_FILE).</p>';
+  const items = state.schedules.map((s) => {
+    const run = s.lastRun;
+    let last = 'not run yet';
+    if (run?.error) last = `failed at ${clock(run.at)}: ${run.error}`;
+    else if (run) {
+      const summary = run.result && typeof run.result === 'object' ? run.result : {};
+      const parts = Object.entries(summary)
+        .filter(([, n]) => typeof n === 'number' && n > 0)
+        .map(([k, n]) => `${k} ${n}`);
+      last = `last run ${clock(run.at)}: ${parts.join(', ') || 'nothing to do'}`;
+    }
+    const messages = s.messageIds.map((id) => `#${id}`).join(', ');
+    return `<li><strong>${e(s.name)}</strong> · ${e(messages)} every ${interval(s.everyMs)}<div class="muted">${e(last)}</div></li>`;
+  });
+  const demoControls = demo
+    ? `<form method="post" action="/demo/deploy-status" data-ajax>
+         Demo source: the build is <strong>${demo.ok ? 'green' : 'red'}</strong>
+         <button type="submit">${demo.ok ? 'Break the build' : 'Fix the build'}</button>
+       </form>`
+    : '';
+  return `<ul class="list">${items.join('')}</ul>${demoControls}
+    <form method="post" action="/demo/refresh-status" data-ajax><button type="submit">Run the schedules now</button></form>`;
+}
+
+export interface DemoSourceView {
+  ok: boolean;
+}
+
+export function renderFragments(
+  state: SandboxState,
+  demo: DemoSourceView | undefined,
+  now = Date.now(),
+): Fragments {
+  return {
+    messages: renderMessages(state, now),
+    queue: renderQueue(state),
+    requests: renderRequests(state),
+    schedules: renderSchedules(state, demo),
+  };
+}
+
+function curlExample(state: SandboxState): string {
+  const id = state.chat?.messages.find((m) => m.botId !== undefined && !m.system)?.id ?? 789;
+  const botId = state.chat?.messages.find((m) => m.id === id)?.botId ?? 456;
+  const body = JSON.stringify({ botId, messageId: id, fields: { message: 'Updated text' } });
+  return `curl -X POST -H "Content-Type: application/json" -d '${body}' ${state.apiUrl}`;
+}
+
+function editForm(state: SandboxState, busy: boolean): string {
+  const ids = state.chat?.messages.filter((m) => m.botId !== undefined && !m.system).map((m) => m.id) ?? [];
+  if (ids.length === 0) return '';
+  const options = ids.map((id) => `<option value="${id}">#${id}</option>`).join('');
+  const busyButton = busy
+    ? `<form method="post" action="/demo/busy" data-ajax class="inline">
+         <button type="submit" title="The emulator answers the next Bitrix24 call with QUERY_LIMIT_EXCEEDED">
+           Make Bitrix24 busy for one call</button>
+       </form>`
+    : '';
+  return `<form method="post" action="/demo/edit" data-ajax class="edit">
+      <label>Message <select name="messageId">${options}</select></label>
+      <label class="grow">Text <input name="text" value="Updated text" maxlength="20000" required></label>
+      <label title="Sends Prefer: respond-async, so the edit goes through the queue and the drain">
+        <input type="checkbox" name="async" value="1"> through the queue</label>
+      <button type="submit">Send edit</button>
+    </form>${busyButton}`;
+}
+
+const STYLE = `
+  :root { font: 15px/1.45 system-ui, sans-serif; color: #1d2733; background: #eef2f6; }
+  body { margin: 0; }
+  header { background: #1f5fa8; color: #fff; padding: 12px 24px; display: flex; gap: 16px; align-items: baseline; }
+  header h1 { font-size: 18px; margin: 0; }
+  header .live { margin-left: auto; font-size: 13px; opacity: .85; }
+  body[data-live="on"] header .live::before { content: "● "; color: #7ee787; }
+  main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 20px; padding: 20px 24px; }
+  section { background: #fff; border-radius: 10px; padding: 14px 18px; box-shadow: 0 1px 2px #0002; margin-bottom: 20px; }
+  h2 { font-size: 15px; margin: 0 0 10px; } h3 { font-size: 13px; margin: 12px 0 4px; color: #52606d; }
+  .chat { list-style: none; margin: 0; padding: 0; display: grid; gap: 10px; }
+  .message { padding: 8px 12px; border-radius: 10px; background: #f4f6f8; max-width: 90%; }
+  .message.bot { background: #e3efff; } .message.person { justify-self: end; background: #e7f7e7; }
+  .message.system { background: none; color: #6b7785; font-style: italic; justify-self: center; }
+  .message.fresh { animation: flash 2.5s ease-out; }
+  @keyframes flash { from { background: #ffe58a; } }
+  .meta { font-size: 12px; color: #52606d; } .author { font-weight: 600; } .id { color: #8a96a3; }
+  .counts { display: flex; gap: 12px; margin: 8px 0; } .counts div { background: #f4f6f8; border-radius: 8px; padding: 6px 12px; }
+  .counts dt { font-size: 12px; color: #52606d; } .counts dd { margin: 0; font-size: 22px; font-weight: 600; }
+  .counts .bad dd { color: #c62828; }
+  .list { margin: 0; padding-left: 18px; } .list li { margin: 4px 0; }
+  .muted, .note { color: #6b7785; font-size: 13px; } .warn { color: #a15c00; } .ok { color: #1b7f3b; } .bad { color: #c62828; }
+  .failures strong { color: #c62828; }
+  table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eef1f4; }
+  tr.deferred td:nth-child(3) { color: #a15c00; }
+  form { margin: 10px 0 0; } form.edit { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
+  .grow { flex: 1; display: flex; gap: 6px; align-items: center; } .grow input { flex: 1; }
+  input, select, button { font: inherit; } button { cursor: pointer; }
+  pre { background: #1d2733; color: #e6edf3; padding: 10px; border-radius: 8px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; }
+  @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
+`;
+
+// Only makes the page live: the HTML above it is complete without it.
+const SCRIPT = `
+(() => {
+  const shown = {};
+  const events = new EventSource('/events');
+  events.addEventListener('state', (event) => {
+    const fragments = JSON.parse(event.data);
+    for (const [id, html] of Object.entries(fragments)) {
+      const element = document.getElementById(id);
+      if (element && shown[id] !== html) { element.innerHTML = html; shown[id] = html; }
+    }
+    document.body.dataset.live = 'on';
+  });
+  events.addEventListener('error', () => { document.body.dataset.live = 'off'; });
+  document.addEventListener('submit', (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-ajax')) return;
+    event.preventDefault();
+    fetch(form.action, {
+      method: 'POST',
+      headers: { 'x-sandbox-fetch': '1' },
+      body: new URLSearchParams(new FormData(form)),
+    });
+  });
+})();
+`;
+
+export function renderPage(state: SandboxState, demo: DemoSourceView | undefined): string {
+  const f = renderFragments(state, demo);
+  const chatTitle = state.chat ? `Chat ${state.chat.id}` : 'Messages';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>b24-message-editor · local sandbox</title>
+<style>${STYLE}</style>
+</head>
+<body data-live="off">
+<header><h1>b24-message-editor · local sandbox</h1>
+  <span>portal <strong>${e(state.portal)}</strong> (${e(state.mode === 'emulator' ? `Bitrix24 emulator at ${state.portalHost}` : state.portalHost)})</span>
+  <span class="live">live</span></header>
+<main>
+  <div>
+    <section><h2>${e(chatTitle)}</h2><div id="messages">${f.messages}</div></section>
+    <section><h2>Try it</h2>
+      <pre>${e(curlExample(state))}</pre>
+      ${editForm(state, state.mode === 'emulator')}
+    </section>
+  </div>
+  <div>
+    <section><h2>Edits queue</h2><div id="queue">${f.queue}</div></section>
+    <section><h2>Recent requests</h2><div id="requests">${f.requests}</div></section>
+    <section><h2>Status messages</h2><div id="schedules">${f.schedules}</div></section>
+  </div>
+</main>
+<script>${SCRIPT}</script>
+</body>
+</html>`;
+}

@@ -1,0 +1,49 @@
+import type { ApiActivity } from '../activity.ts';
+import type { QueueView } from '../queue-view.ts';
+import type { ScheduledRun } from '../scheduler.ts';
+
+/** One message of the demo chat as the page shows it. */
+export interface ChatMessage {
+  id: number;
+  author: string;
+  /** The bot the message belongs to; undefined for people's messages. */
+  botId: number | undefined;
+  text: string;
+  system: boolean;
+  editCount: number;
+  updatedAt: string;
+}
+
+export interface ScheduleState {
+  name: string;
+  everyMs: number;
+  messageIds: number[];
+  lastRun: ScheduledRun | undefined;
+}
+
+/** Everything the sandbox page shows; also its data endpoint, `GET /api/state`. */
+export interface SandboxState {
+  generatedAt: string;
+  portal: string;
+  /** The portal's host: the emulator's 127.0.0.1:port or the real portal's. */
+  portalHost: string;
+  mode: 'emulator' | 'real-portal';
+  /** The update API's method URL, for the curl shown on the page. */
+  apiUrl: string;
+  /** The demo chat; undefined against a real portal, whose messages this stack cannot read. */
+  chat: { id: number; messages: ChatMessage[] } | undefined;
+  queue: QueueView | { error: string };
+  requests: readonly ApiActivity[];
+  drain: { running: boolean; note: string };
+  schedules: ScheduleState[];
+}
+
+/** What the page's buttons do; each is optional (real-portal mode has no emulator to steer). */
+export interface SandboxActions {
+  /** Sends an edit through the update API, as a caller would. */
+  sendEdit?(edit: { messageId: number; text: string; async: boolean }): Promise<void>;
+  /** Makes the emulator answer the next call with QUERY_LIMIT_EXCEEDED. */
+  simulateBusy?(): Promise<void>;
+  /** Runs every status schedule now. */
+  refreshStatus?(): Promise<void>;
+}
