@@ -1,21 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { type BatchCommand, buildBatchCmd, packBatches, parseBatchResponse } from '../bitrix24/batch.ts';
-import { findErrorRow, isRetryable, LocalCode, Strategy } from '../bitrix24/error-table.ts';
-import { Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
-import { UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
 import type { Config } from '../config.ts';
-import { type DrainState, waitForRoom } from '../drain/portal-state.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
-import { type EditFields, messageGroupId, type QueuedEdit } from '../edits/types.ts';
+import { messageGroupId, type QueuedEdit } from '../edits/types.ts';
 import { AppError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit } from '../observability/metrics.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
-import { withBotToken } from '../portal/gateway.ts';
-import type { PortalSecret } from '../secrets/index.ts';
 import type { AppliedFieldsCache } from './change-detect.ts';
 import { renderStatus } from './render.ts';
+import { type SendContext, type StatusUpdate, sendPortalUpdates } from './send.ts';
 import { mapWithConcurrency } from './sources.ts';
 import { parseStatusInput, type StatusSpecIssue } from './spec.ts';
 
@@ -81,7 +75,7 @@ export interface RefreshDeps {
    * Per-portal pacers and batch refusals kept across invocations: the drain's `DrainState`, so that
    * status updates are paced exactly as deferred edits are.
    */
-  pacing: Pick<DrainState, 'pace' | 'penalise' | 'refusesBatch' | 'rememberBatchRefused'>;
+  pacing: SendContext['pacing'];
   /** What this container last applied to each message. */
   cache: AppliedFieldsCache;
   /** Sends edits to the deferred-edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL). */
@@ -102,27 +96,11 @@ export const REFRESH_METRICS = {
   invalid: 'StatusInvalid',
 } as const satisfies Record<keyof RefreshSummary, string>;
 
-const BATCH_NOT_ALLOWED = 'ERROR_BATCH_METHOD_NOT_ALLOWED';
-/** Deferral reason when the Lambda deadline leaves no time for another request. */
-export const DEADLINE_CODE = 'DEADLINE';
-
-type Result = { kind: 'updated' } | { kind: 'defer'; code: string } | { kind: 'failed'; code: string };
-
-interface Pending {
-  index: number;
+interface Pending extends StatusUpdate {
   portal: string;
-  botId: number;
-  messageId: number;
+  /** The message's key in the applied-fields cache. */
   key: string;
-  fields: EditFields;
   sourceError: string | undefined;
-  result?: Result;
-}
-
-interface Run {
-  deps: RefreshDeps;
-  signal: AbortSignal | undefined;
-  sendBy: number;
 }
 
 /**
@@ -135,8 +113,9 @@ interface Run {
  */
 export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): Promise<RefreshReport> {
   const now = deps.now?.() ?? new Date();
-  const run: Run = {
-    deps,
+  const context: SendContext = {
+    gateway: deps.gateway,
+    pacing: deps.pacing,
     signal: input.signal,
     sendBy: input.sendBy ?? Number.POSITIVE_INFINITY,
   };
@@ -175,7 +154,7 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
   });
 
   const byPortal = Map.groupBy(pending, (item) => item.portal);
-  await Promise.all([...byPortal].map(([portal, items]) => sendPortal(portal, items, run)));
+  await Promise.all([...byPortal].map(([portal, items]) => sendPortalUpdates(portal, items, context)));
   reports.push(...(await settle(pending, deps, now)));
 
   reports.sort((a, b) => a.index - b.index);
@@ -201,155 +180,6 @@ function reportIssues(issues: StatusSpecIssue[]): number {
     });
   }
   return byIndex.size;
-}
-
-/** Sends the changed messages of one portal and records a result on each. */
-async function sendPortal(portal: string, items: Pending[], run: Run): Promise<void> {
-  const { deps, signal } = run;
-  let secret: PortalSecret;
-  try {
-    secret = await deps.gateway.secret(portal);
-  } catch (error) {
-    const result = resultOf(error);
-    for (const item of items) item.result = result;
-    return;
-  }
-  const sendable: Pending[] = [];
-  for (const item of items) {
-    // Checked here, before any request: one unknown bot must not fail the batch it would share.
-    if (secret.bots.has(item.botId)) sendable.push(item);
-    else item.result = { kind: 'failed', code: 'BOT_NOT_FOUND' };
-  }
-
-  // Set by a failure that says the portal will refuse everything for a while; the rest is deferred.
-  let stop: string | undefined;
-  const gate = async (): Promise<string | undefined> => {
-    if (stop) return stop;
-    if (signal?.aborted || Date.now() >= run.sendBy) return DEADLINE_CODE;
-    const { bucket, share } = deps.pacing.pace(portal, secret.limits);
-    // Looked at before reserving: a token that comes too late is not taken from the drain's slice.
-    if (Date.now() + waitForRoom(bucket, share) > run.sendBy) return DEADLINE_CODE;
-    return (await sleep(bucket.reserve(), signal)) ? undefined : DEADLINE_CODE;
-  };
-  const fail = (targets: Pending[], error: unknown) => {
-    const result = resultOf(error);
-    for (const item of targets) item.result = result;
-    if (!isBitrix24Error(error)) return;
-    if (error.strategy === Strategy.RateLimit) deps.pacing.penalise(portal);
-    if (error.strategy === Strategy.RateLimit || error.strategy === Strategy.Overload) stop = error.code;
-  };
-
-  const singles: Pending[] = [];
-  if (sendable.length === 1 || deps.pacing.refusesBatch(portal)) singles.push(...sendable);
-  else {
-    const byKey = new Map(sendable.map((item) => [commandKey(item), item]));
-    const batches = packBatches(sendable.map((item) => command(secret, item)));
-    for (const batch of batches) {
-      const targets = batch.map(({ key }) => byKey.get(key) as Pending);
-      const blocked = await gate();
-      if (blocked) {
-        for (const item of targets) item.result = { kind: 'defer', code: blocked };
-        continue;
-      }
-      try {
-        const outcomes = await sendBatch(portal, targets, run);
-        for (const item of targets) {
-          const outcome = outcomes.get(commandKey(item));
-          if (outcome?.ok) {
-            item.result = { kind: 'updated' };
-          } else if (!outcome) {
-            item.result = { kind: 'defer', code: 'NOT_RUN' };
-          } else if (outcome.code.toUpperCase() === BATCH_NOT_ALLOWED) {
-            singles.push(item);
-          } else {
-            item.result = codeResult(outcome.code, commandStrategy(outcome.code));
-          }
-        }
-      } catch (error) {
-        if (isBitrix24Error(error) && error.code.toUpperCase() === BATCH_NOT_ALLOWED)
-          singles.push(...targets);
-        else fail(targets, error);
-      }
-      if (singles.length > 0 && !deps.pacing.refusesBatch(portal)) {
-        deps.pacing.rememberBatchRefused(portal);
-        logger.warn('Bitrix24 refuses imbot.v2 inside batch; sending single updates', { portal });
-      }
-    }
-  }
-
-  for (const item of singles) {
-    const blocked = await gate();
-    if (blocked) {
-      item.result = { kind: 'defer', code: blocked };
-      continue;
-    }
-    try {
-      await deps.gateway.updateMessage(
-        portal,
-        { botId: item.botId, messageId: item.messageId },
-        item.fields,
-        signal,
-      );
-      item.result = { kind: 'updated' };
-    } catch (error) {
-      fail([item], error);
-    }
-  }
-}
-
-function commandKey(item: Pending): string {
-  return `s${item.index}`;
-}
-
-function command(secret: PortalSecret, item: Pending): BatchCommand {
-  const params = updateParams({ botId: item.botId, messageId: item.messageId }, item.fields);
-  return { key: commandKey(item), method: UPDATE_METHOD, params: withBotToken(secret, params, item.botId) };
-}
-
-/** One `batch` call (halt=0); the commands are built again if the gateway recovers with a new secret. */
-async function sendBatch(portal: string, targets: Pending[], run: Run) {
-  const keys = targets.map(commandKey);
-  return run.deps.gateway.withCredentials(portal, run.signal, async (secret, client, auth) => {
-    const cmd = buildBatchCmd(targets.map((item) => command(secret, item)));
-    const answer = await client.call('batch', { halt: 0, cmd }, { auth, signal: run.signal });
-    try {
-      return parseBatchResponse(keys, { result: answer.result });
-    } catch (error) {
-      throw new Bitrix24Error({
-        method: 'batch',
-        host: client.host,
-        httpStatus: 200,
-        code: LocalCode.InvalidResponse,
-        description: (error as Error).message,
-      });
-    }
-  });
-}
-
-/**
- * A command's error inside a batch comes without an HTTP status. A code the table does not know is
- * taken as permanent there: the next scheduled run sends the status again anyway, whereas a deferred
- * edit that can never succeed would cycle through the drain until it reaches the dead-letter queue.
- */
-function commandStrategy(code: string): Strategy {
-  if (code === 'NOT_RUN') return Strategy.Server;
-  return findErrorRow(code, undefined)?.strategy ?? Strategy.Permanent;
-}
-
-function codeResult(code: string, strategy: Strategy): Result {
-  return isRetryable(strategy) ? { kind: 'defer', code } : { kind: 'failed', code };
-}
-
-function resultOf(error: unknown): Result {
-  if (isBitrix24Error(error)) return codeResult(error.code, error.strategy);
-  if (error instanceof AppError) {
-    // Secrets Manager unreachable: the drain will read the secret again later.
-    return error.code === 'SECRETS_UNAVAILABLE'
-      ? { kind: 'defer', code: error.code }
-      : { kind: 'failed', code: error.code };
-  }
-  logger.error('Status refresh hit an unexpected error', { error });
-  return { kind: 'failed', code: 'INTERNAL_ERROR' };
 }
 
 function reportOf(item: Pending, outcome: SpecOutcome, extra: Partial<SpecReport> = {}): SpecReport {
@@ -450,21 +280,4 @@ const OUTCOME_MESSAGES: Record<SpecOutcome, string> = {
 function logOutcome(report: SpecReport): void {
   const level = report.outcome === 'failed' || report.outcome === 'kept' ? 'warn' : 'info';
   logger[level](OUTCOME_MESSAGES[report.outcome], { ...report });
-}
-
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  if (ms <= 0) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -158,15 +158,16 @@ describe('when Bitrix24 refuses imbot.v2 inside batch', () => {
     const strict = await startPortal(h, `nobatch-${mode}`);
     try {
       strict.disallowInBatch(UPDATE_METHOD, mode);
-      const ids = seedMessages(strict, 6001, 3);
+      const ids = seedMessages(strict, 6001, 60);
       const { deps } = depsFor(h);
       const portal = `nobatch-${mode}`;
       const first = await refreshStatuses(
         { event: { messages: ids.map((id) => spec(id, { portal, template: `single ${id}` })) } },
         deps,
       );
-      expect(first.summary).toMatchObject({ updated: 3, failed: 0 });
-      expect(strict.getMessage(6003)?.text).toBe('single 6003');
+      expect(first.summary).toMatchObject({ updated: 60, failed: 0 });
+      expect(strict.getMessage(6060)?.text).toBe('single 6060');
+      // Two batches were packed; after the first refusal the second is not tried.
       expect(batchCalls(strict)).toHaveLength(1);
 
       // The container remembers: the next run goes straight to single calls.
@@ -176,7 +177,7 @@ describe('when Bitrix24 refuses imbot.v2 inside batch', () => {
         deps,
       );
       expect(batchCalls(strict)).toHaveLength(0);
-      expect(updateCalls(strict).filter((call) => !call.viaBatch)).toHaveLength(3);
+      expect(updateCalls(strict).filter((call) => !call.viaBatch)).toHaveLength(60);
     } finally {
       await strict.close();
     }
