@@ -155,7 +155,10 @@ describe('when Bitrix24 refuses imbot.v2 inside batch', () => {
     ['each command', 'command'],
     ['the whole batch call', 'call'],
   ] as const)('falls back to single update calls when it refuses %s', async (_label, mode) => {
-    const strict = await startPortal(h, `nobatch-${mode}`);
+    // A roomy bucket: 120 single calls on the standard plan would be paced over half a minute.
+    const strict = await startPortal(h, `nobatch-${mode}`, {
+      secret: { limits: { burst: 500, perSecond: 100 } },
+    });
     try {
       strict.disallowInBatch(UPDATE_METHOD, mode);
       const ids = seedMessages(strict, 6001, 60);
