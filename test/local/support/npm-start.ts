@@ -1,0 +1,170 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
+
+/** The local stack's port variables, each on a port that was free a moment ago. */
+export async function freePorts(): Promise<Record<string, string>> {
+  const names = ['API_PORT', 'SANDBOX_PORT', 'EMULATOR_PORT', 'SQS_PORT', 'SECRETS_MANAGER_PORT'];
+  const servers: Server[] = [];
+  try {
+    for (const _ of names) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    }
+    return Object.fromEntries(
+      names.map((name, i) => [name, String((servers[i]?.address() as { port: number }).port)]),
+    );
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  }
+}
+
+export interface StartedProcess {
+  readonly child: ChildProcess;
+  /** Everything written to stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the output once `pattern` appears; rejects (with the output) after `timeoutMs` or on exit. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with npm's exit code (or the signal name) once it has exited. */
+  readonly exited: Promise<number | string>;
+  /**
+   * Resolves once stdout and stderr are closed: every process of the group that held them (npm, the
+   * shell, node) has exited. npm exits by a signal it was sent itself, as a shell expects, so this is
+   * how a test knows the stack itself has stopped.
+   */
+  readonly closed: Promise<void>;
+  /** Sends `signal` to the whole process group, as a terminal's Ctrl-C does. */
+  signal(signal: NodeJS.Signals): void;
+  /** SIGKILLs the group if it is still running (test clean-up). */
+  kill(): Promise<void>;
+}
+
+/**
+ * `npm start` as a user runs it, in its own process group, with `env` added to the environment.
+ * POWERTOOLS_LOG_LEVEL is cleared so the stack's own default applies.
+ */
+export function npmStart(env: Record<string, string>): StartedProcess {
+  const { POWERTOOLS_LOG_LEVEL: _level, POWERTOOLS_DEV: _dev, ...inherited } = process.env;
+  const child = spawn('npm', ['start', '--silent'], {
+    env: { ...inherited, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const listeners = new Set<() => void>();
+  const append = (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+    for (const listener of listeners) listener();
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  let running = true;
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    running = false;
+    for (const listener of listeners) listener();
+    return (code as number | null) ?? (signal as string);
+  });
+
+  function signalGroup(signal: NodeJS.Signals): void {
+    if (running && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  const closed = Promise.all([
+    child.stdout ? once(child.stdout, 'close') : undefined,
+    child.stderr ? once(child.stderr, 'close') : undefined,
+  ]).then(() => undefined);
+
+  return {
+    child,
+    output: () => text,
+    exited,
+    closed,
+    signal: signalGroup,
+    waitFor(pattern, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(text)) {
+            done();
+            resolve(text);
+          } else if (!running) {
+            done();
+            reject(new Error(`npm start exited before printing ${pattern}:\n${text}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`npm start did not print ${pattern} within ${timeoutMs} ms:\n${text}`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+    async kill() {
+      if (!running) return;
+      signalGroup('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export const README_CURL_BODY =
+  '{"botId":456,"botToken":"my_bot_token","messageId":789,"fields":{"message":"Updated text"}}';
+
+/**
+ * Runs the README's curl (the exact command, against `methodUrl`); without curl on the machine, the
+ * same request with fetch. Returns the status and the parsed body.
+ */
+export async function readmeCurl(
+  methodUrl: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const args = ['-sS', '-w', '\n%{http_code}', '-X', 'POST', '-H', 'Content-Type: application/json'];
+  const child = spawn('curl', [...args, '-d', README_CURL_BODY, methodUrl], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+  });
+  const result = await new Promise<number | 'missing'>((resolve) => {
+    child.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ENOENT' ? 'missing' : -1));
+    child.once('exit', (code) => resolve(code ?? -1));
+  });
+  if (result === 'missing') {
+    const response = await fetch(methodUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: README_CURL_BODY,
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+  if (result !== 0) throw new Error(`curl exited with ${result}: ${out}`);
+  const newline = out.lastIndexOf('\n');
+  return { status: Number(out.slice(newline + 1)), body: JSON.parse(out.slice(0, newline)) };
+}
+
+/** Polls `read` until `accept` holds; fails with the last value seen. */
+export async function eventually<T>(
+  read: () => Promise<T>,
+  accept: (value: T) => boolean,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await read();
+    if (accept(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
+}
