@@ -1,0 +1,70 @@
+/**
+ * A drain "deployment" in its own process, for the convergence test and the benchmark: a Lambda-like
+ * poller over the edits queue with one drain handler per slot (like separate Lambda containers).
+ * Settings come as JSON in argv[2]. SIGTERM stops it gracefully and prints `DRAIN-STATS {json}`
+ * (poller counters and peak RSS); SIGKILL is a crash.
+ */
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { createHandler } from '../../../functions/drain-edits.ts';
+import type { DrainOptions } from '../../../lib/drain/index.ts';
+import { PortalCircuits } from '../../../lib/pacing/circuit.ts';
+import { PortalGateway } from '../../../lib/portal/gateway.ts';
+import { createSecretStore } from '../../../lib/secrets/index.ts';
+import { type SqsHandler, startPoller } from '../../../local/poller.ts';
+
+export interface WorkerSettings {
+  sqsEndpoint: string;
+  secretsEndpoint: string;
+  secretPrefix: string;
+  queueUrl: string;
+  maxConcurrency: number;
+  /** The invocation timeout. */
+  timeoutMs: number;
+  options: DrainOptions;
+  circuit?: { openMs: number; maxOpenMs: number };
+}
+
+const settings = JSON.parse(process.argv[2] ?? '{}') as WorkerSettings;
+const aws = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+const sqs = new SQSClient({ ...aws, endpoint: settings.sqsEndpoint });
+const store = createSecretStore({
+  client: new SecretsManagerClient({ ...aws, endpoint: settings.secretsEndpoint }),
+  prefix: settings.secretPrefix,
+  ttlSeconds: 300,
+});
+const gateway = new PortalGateway({
+  store,
+  timeoutMs: settings.options.callTimeoutMs ?? 10_000,
+  allowHttp: true,
+});
+let peakRss = process.memoryUsage().rss;
+const sampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}, 50);
+
+const poller = startPoller({
+  client: sqs,
+  queueUrl: settings.queueUrl,
+  maxConcurrency: settings.maxConcurrency,
+  timeoutMs: settings.timeoutMs,
+  waitTimeSeconds: 0,
+  handlerFor: () =>
+    createHandler({
+      gateway,
+      sqs,
+      editsQueueUrl: settings.queueUrl,
+      options: settings.options,
+      ...(settings.circuit ? { circuits: new PortalCircuits(settings.circuit) } : {}),
+    }) as SqsHandler,
+});
+
+process.once('SIGTERM', async () => {
+  await poller.stop();
+  clearInterval(sampler);
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  process.stdout.write(`DRAIN-STATS ${JSON.stringify({ ...poller.stats, peakRss })}\n`, () =>
+    process.exit(0),
+  );
+});
+process.stdout.write('DRAIN-READY\n');
