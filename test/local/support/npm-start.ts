@@ -7,14 +7,15 @@ export async function freePorts(): Promise<Record<string, string>> {
   const names = ['API_PORT', 'SANDBOX_PORT', 'EMULATOR_PORT', 'SQS_PORT', 'SECRETS_MANAGER_PORT'];
   const servers: Server[] = [];
   try {
-    for (const _ of names) {
+    const ports: Record<string, string> = {};
+    // All held open at once, so that no two variables get the same port.
+    for (const name of names) {
       const server = createServer();
       servers.push(server);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      ports[name] = String((server.address() as { port: number }).port);
     }
-    return Object.fromEntries(
-      names.map((name, i) => [name, String((servers[i]?.address() as { port: number }).port)]),
-    );
+    return ports;
   } finally {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   }
