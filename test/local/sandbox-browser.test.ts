@@ -1,0 +1,88 @@
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts, npmStart, readmeCurl, type StartedProcess } from './support/npm-start.ts';
+
+// Debian's chromium (`apt-get install chromium`; .ci/run installs it). playwright's own browser
+// download does not work on this machine kind.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const missing = !existsSync(CHROMIUM);
+const title = missing
+  ? `sandbox page in headless Chromium (skipped: no browser at ${CHROMIUM}; apt-get install chromium, or set CHROMIUM_PATH)`
+  : 'sandbox page in headless Chromium';
+// Without the background-networking flags Chromium keeps dialling Google's hosts, which this
+// network refuses; playwright gives every launch a fresh temporary profile.
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const LIVE_MS = 5_000;
+// Set in the page once loaded; lost on any reload, so every change checked below arrived live.
+const MARK = 'window.notReloaded = true';
+const MARKED = 'window.notReloaded === true';
+
+if (missing) console.warn(title);
+
+describe.skipIf(missing)(title, () => {
+  let stack: StartedProcess;
+  let browser: Browser;
+  let page: Page;
+  let ports: Record<string, string>;
+
+  beforeAll(async () => {
+    ports = await freePorts();
+    stack = npmStart(ports);
+    await stack.waitFor(/^Ready in \d+ ms/m, 20_000);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${ports.SANDBOX_PORT}/`);
+    await page.waitForSelector('body[data-live="on"]', { timeout: LIVE_MS });
+    await page.evaluate(MARK);
+  }, 40_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.kill();
+  });
+
+  async function messageText(id: number): Promise<string> {
+    return (await page.textContent(`[data-testid="message-text-${id}"]`)) ?? '';
+  }
+
+  async function waitForText(id: number, expected: string): Promise<void> {
+    await expect.poll(() => messageText(id), { timeout: LIVE_MS, interval: 50 }).toContain(expected);
+  }
+
+  it("shows message 789 change without a reload when the README's curl is sent", async () => {
+    expect(await messageText(789)).toBe('Build #41: running…');
+    const response = await readmeCurl(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`);
+    expect(response.status).toBe(200);
+    await waitForText(789, 'Updated text');
+    expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
+  it("shows an edit deferred through the queue from the page's own form", async () => {
+    await page.selectOption('select[name="messageId"]', '790');
+    await page.fill('input[name="text"]', 'Build #40: passed, through the queue');
+    await page.check('input[name="async"]');
+    await page.click('form.edit button[type="submit"]');
+    await waitForText(790, 'Build #40: passed, through the queue');
+    await expect
+      .poll(async () => (await page.textContent('#requests')) ?? '', { timeout: LIVE_MS, interval: 50 })
+      .toContain('deferred (requested)');
+    expect(await page.textContent('[data-testid="queue-failed"]')).toBe('0');
+    expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
+  it('shows the scheduled status message turn red when the demo build breaks', async () => {
+    await waitForText(791, '✅ green');
+    await page.click('text=Break the build');
+    await waitForText(791, '❌ red · 9/12 checks');
+    expect(await page.evaluate(MARKED)).toBe(true);
+  });
+});
