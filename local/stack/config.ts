@@ -144,7 +144,9 @@ function readRealPortal(env: Env): RealPortal | undefined {
 /** `acme` for https://acme.bitrix24.com; `demo` when the host gives no usable key. */
 function portalKey(realPortal: RealPortal | undefined): string {
   if (!realPortal) return 'demo';
-  const label = new URL(realPortal.url).hostname.split('.')[0]?.toLowerCase() ?? '';
+  const host = new URL(realPortal.url).hostname;
+  if (/^[\d.]+$/.test(host) || host.includes(':') || host.startsWith('[')) return 'demo';
+  const label = host.split('.')[0]?.toLowerCase() ?? '';
   return PORTAL_PATTERN.test(label) ? label : 'demo';
 }
 

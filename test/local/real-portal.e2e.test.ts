@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Bitrix24Emulator, startBitrix24Emulator } from '../../local/bitrix24-emulator/index.ts';
+import { SECRET_MARKER } from '../support/harness.ts';
+import { eventually, freePorts, npmStart, readmeCurl, type StartedProcess } from './support/npm-start.ts';
+
+// Stands in for a customer's portal: its own webhook and bot token, reached only through the
+// B24_* variables, never through the stack's emulator.
+const PORTAL = {
+  userId: 7,
+  code: `whk_${SECRET_MARKER}_portal`,
+  botId: 456,
+  botToken: `bot_${SECRET_MARKER}_portal`,
+};
+
+describe('npm start against a real portal', () => {
+  let portal: Bitrix24Emulator;
+  let stack: StartedProcess;
+  let ports: Record<string, string>;
+
+  beforeAll(async () => {
+    portal = await startBitrix24Emulator({ limits: null });
+    portal.addWebhook({ userId: PORTAL.userId, code: PORTAL.code });
+    portal.registerBot({
+      id: PORTAL.botId,
+      botToken: PORTAL.botToken,
+      owner: { webhookUserId: PORTAL.userId },
+    });
+    portal.addMessage({ id: 789, botId: PORTAL.botId, chatId: 1, text: 'Before' });
+    ports = await freePorts();
+    stack = npmStart({
+      ...ports,
+      B24_PORTAL_URL: portal.url,
+      B24_WEBHOOK_USER_ID: String(PORTAL.userId),
+      B24_WEBHOOK_CODE: PORTAL.code,
+      B24_BOT_ID: String(PORTAL.botId),
+      B24_BOT_TOKEN: PORTAL.botToken,
+    });
+    await stack.waitFor(/^Ready in \d+ ms/m, 20_000);
+  }, 30_000);
+
+  afterAll(async () => {
+    await stack?.kill();
+    await portal?.close();
+  });
+
+  it("applies the README's curl to the portal named by B24_PORTAL_URL, with its own credentials", async () => {
+    const response = await readmeCurl(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`);
+    expect(response.status).toBe(200);
+    expect(portal.getMessage(789)?.text).toBe('Updated text');
+    expect(portal.calls.at(-1)).toMatchObject({ auth: 'webhook', method: 'imbot.v2.Chat.Message.update' });
+  });
+
+  it('defers through the local queue and converges on the portal when it is busy', async () => {
+    portal.inject({ kind: 'query-limit' }, 1);
+    const response = await readmeCurl(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`);
+    expect(response.status).toBe(202);
+    await eventually(
+      async () => portal.getMessage(789)?.editCount,
+      (count) => count === 2,
+    );
+  });
+
+  it('starts no emulator, says which portal it uses, and never prints the webhook code or bot token', () => {
+    const output = stack.output();
+    expect(output).toContain(`your portal ${new URL(portal.url).host}`);
+    expect(output).not.toContain('emulator: portal');
+    expect(output).not.toContain(SECRET_MARKER);
+  });
+});

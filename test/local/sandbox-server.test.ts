@@ -1,0 +1,182 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { bbcodeToHtml } from '../../local/stack/sandbox/bbcode.ts';
+import { DemoSource, type SandboxServer, startSandboxServer } from '../../local/stack/sandbox/server.ts';
+import type { SandboxActions, SandboxState } from '../../local/stack/sandbox/state.ts';
+
+function state(text: string, overrides: Partial<SandboxState> = {}): SandboxState {
+  return {
+    generatedAt: new Date().toISOString(),
+    portal: 'demo',
+    portalHost: '127.0.0.1:8025',
+    mode: 'emulator',
+    apiUrl: 'http://127.0.0.1:3000/rest/imbot.v2.Chat.Message.update',
+    chat: {
+      id: 12,
+      messages: [
+        {
+          id: 789,
+          author: 'Build bot (bot 456)',
+          botId: 456,
+          text,
+          system: false,
+          editCount: 0,
+          updatedAt: new Date(0).toISOString(),
+        },
+      ],
+    },
+    queue: {
+      waiting: 1,
+      inFlight: 0,
+      failed: 1,
+      pending: [{ editId: 'e-2', messageId: 789, text: 'next', receiveCount: 0, state: 'waiting' }],
+      failures: [
+        {
+          editId: 'e-1',
+          messageId: 790,
+          text: 'old',
+          errorCode: 'ACCESS_DENIED',
+          errorDescription: 'The bot may not edit this message',
+          attempts: '1',
+        },
+      ],
+    },
+    requests: [],
+    drain: { running: true, note: 'Drain running' },
+    schedules: [],
+    ...overrides,
+  };
+}
+
+const servers: SandboxServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function serve(
+  getState: () => SandboxState,
+  actions: SandboxActions = {},
+  demoSource?: DemoSource,
+): Promise<SandboxServer> {
+  const server = await startSandboxServer({
+    port: 0,
+    getState: async () => getState(),
+    actions,
+    ...(demoSource ? { demoSource } : {}),
+  });
+  servers.push(server);
+  return server;
+}
+
+/** Reads server-sent `state` events until `accept` holds for one of them. */
+async function nextState(url: string, accept: (data: string) => boolean): Promise<string> {
+  const controller = new AbortController();
+  const response = await fetch(`${url}/events`, { signal: controller.signal });
+  const reader = response.body?.getReader();
+  if (!reader) throw new Error('no event stream');
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended; got ${buffer}`);
+      buffer += Buffer.from(value).toString('utf8');
+      for (const block of buffer.split('\n\n')) {
+        const data = /^event: state\ndata: (.*)$/m.exec(block)?.[1];
+        if (data && accept(data)) return data;
+      }
+    }
+  } finally {
+    controller.abort();
+  }
+}
+
+describe('the sandbox page', () => {
+  it('carries the messages and the queue panel in its HTML, readable without JavaScript', async () => {
+    const server = await serve(() => state('[B]Build #41[/B]: running'));
+    const html = await (await fetch(`${server.url}/`)).text();
+    expect(html).toContain('<strong>Build #41</strong>: running');
+    expect(html).toContain('data-testid="queue-waiting">1<');
+    expect(html).toContain('ACCESS_DENIED');
+    expect(html).toContain('The bot may not edit this message');
+    expect(html).toContain('curl -X POST');
+  });
+
+  it('serves its data as JSON at /api/state', async () => {
+    const server = await serve(() => state('hello'));
+    const body = (await (await fetch(`${server.url}/api/state`)).json()) as SandboxState;
+    expect(body.chat?.messages[0]?.text).toBe('hello');
+  });
+
+  it('pushes the changed parts of the page to open event streams', async () => {
+    let text = 'before';
+    const server = await serve(() => state(text));
+    await nextState(server.url, (data) => data.includes('before'));
+    text = 'after';
+    server.notify();
+    const pushed = await nextState(server.url, (data) => data.includes('after'));
+    expect(Object.keys(JSON.parse(pushed))).toEqual(['messages', 'queue', 'requests', 'schedules']);
+  });
+
+  it('sends an edit from a plain form post and goes back to the page', async () => {
+    const edits: unknown[] = [];
+    const server = await serve(() => state('x'), {
+      sendEdit: async (edit) => {
+        edits.push(edit);
+      },
+    });
+    const response = await fetch(`${server.url}/demo/edit`, {
+      method: 'POST',
+      body: new URLSearchParams({ messageId: '789', text: 'From the form', async: '1' }),
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/');
+    expect(edits).toEqual([{ messageId: 789, text: 'From the form', async: true }]);
+  });
+
+  it('refuses an edit form without a text', async () => {
+    const server = await serve(() => state('x'), { sendEdit: async () => undefined });
+    const response = await fetch(`${server.url}/demo/edit`, {
+      method: 'POST',
+      body: new URLSearchParams({ messageId: '789', text: '' }),
+    });
+    expect(response.status).toBe(400);
+  });
+
+  it('flips the demo build status and refreshes the schedules', async () => {
+    const demo = new DemoSource();
+    let refreshed = 0;
+    const server = await serve(() => state('x'), { refreshStatus: async () => void (refreshed += 1) }, demo);
+    expect(await (await fetch(`${server.url}/demo/deploy-status.json`)).json()).toEqual({
+      ok: true,
+      checks: { passed: 12, total: 12 },
+    });
+    await fetch(`${server.url}/demo/deploy-status`, { method: 'POST', headers: { 'x-sandbox-fetch': '1' } });
+    expect(demo.data()).toEqual({ ok: false, checks: { passed: 9, total: 12 } });
+    expect(refreshed).toBe(1);
+  });
+
+  it('has no busy button or demo source against a real portal', async () => {
+    const server = await serve(() => state('x', { mode: 'real-portal', chat: undefined }));
+    const html = await (await fetch(`${server.url}/`)).text();
+    expect(html).toContain('Messages live in your portal');
+    expect((await fetch(`${server.url}/demo/busy`, { method: 'POST' })).status).toBe(404);
+    expect((await fetch(`${server.url}/demo/deploy-status.json`)).status).toBe(404);
+  });
+});
+
+describe('BB-code on the sandbox page', () => {
+  it('escapes markup before formatting, so a message cannot inject HTML', () => {
+    expect(bbcodeToHtml('<script>alert(1)</script> [b]x[/b]')).toBe(
+      '&lt;script&gt;alert(1)&lt;/script&gt; <strong>x</strong>',
+    );
+  });
+
+  it('links only http(s) URLs', () => {
+    expect(bbcodeToHtml('[url=https://example.com]site[/url]')).toContain('<a href="https://example.com"');
+    expect(bbcodeToHtml('[url=javascript:alert(1)]x[/url]')).toBe('[url=javascript:alert(1)]x[/url]');
+  });
+
+  it('keeps line breaks', () => {
+    expect(bbcodeToHtml('a\nb[br]c')).toBe('a<br>b<br>c');
+  });
+});
