@@ -145,7 +145,10 @@ describe('the sandbox page', () => {
   it('flips the demo build status and refreshes the schedules', async () => {
     const demo = new DemoSource();
     let refreshed = 0;
-    const server = await serve(() => state('x'), { refreshStatus: async () => void (refreshed += 1) }, demo);
+    const refreshStatus = async () => {
+      refreshed += 1;
+    };
+    const server = await serve(() => state('x'), { refreshStatus }, demo);
     expect(await (await fetch(`${server.url}/demo/deploy-status.json`)).json()).toEqual({
       ok: true,
       checks: { passed: 12, total: 12 },

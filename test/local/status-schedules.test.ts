@@ -87,7 +87,7 @@ describe('local status schedules', () => {
 
   it('stops on an unknown variable instead of leaving it empty', async () => {
     const path = await file(`- rate: rate(1 minute)\n  input:${SPEC.replace('PORTAL', 'PORTL')}\n`);
-    await expect(loadStatusSchedules(path, VARS)).rejects.toThrow('unknown variable ${PORTL}');
+    await expect(loadStatusSchedules(path, VARS)).rejects.toThrow(`unknown variable ${'$'}{PORTL}`);
   });
 
   it('names the variable that turns schedules off when the file is missing', async () => {
