@@ -14,6 +14,12 @@ export interface ApiServerOptions {
   functionName: string;
   /** The function's timeout; API Gateway answers 503 when it passes. */
   timeoutMs: number;
+  /**
+   * The API's routes, `METHOD /path` as in serverless.yml; a request matching none is answered
+   * 404 `{"message":"Not Found"}` by API Gateway without invoking the function. Default: `$default`
+   * (every request reaches the function).
+   */
+  routes?: readonly string[];
   onActivity?: (activity: ApiActivity) => void;
 }
 
@@ -59,6 +65,7 @@ export function toHttpApiEvent(
   body: Buffer,
   requestId: string,
   now: Date,
+  routeKey = '$default',
 ): APIGatewayProxyEventV2 {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const method = req.method ?? 'GET';
@@ -74,7 +81,7 @@ export function toHttpApiEvent(
   const isText = TEXT_TYPE.test(contentType);
   const event: APIGatewayProxyEventV2 = {
     version: '2.0',
-    routeKey: '$default',
+    routeKey,
     rawPath: url.pathname,
     rawQueryString: url.search.slice(1),
     headers,
@@ -91,7 +98,7 @@ export function toHttpApiEvent(
         userAgent: headers['user-agent'] ?? '',
       },
       requestId,
-      routeKey: '$default',
+      routeKey,
       stage: '$default',
       time: gatewayTime(now),
       timeEpoch: now.getTime(),
@@ -165,11 +172,43 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** `POST /rest/x` matched against a route key: the method (or ANY) and the exact path. */
+function routeMatches(route: string, method: string, path: string): boolean {
+  const [routeMethod, routePath] = route.split(' ');
+  return (routeMethod === 'ANY' || routeMethod === method) && routePath === path;
+}
+
 /**
  * The update API on 127.0.0.1: each HTTP request becomes the event API Gateway would send, the
  * production handler runs in this process, and its result is answered the way API Gateway answers it.
  */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  async function invoke(
+    req: IncomingMessage,
+    body: Buffer,
+    requestId: string,
+    now: Date,
+  ): Promise<GatewayReply> {
+    const method = req.method ?? 'GET';
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    const routeKey = options.routes
+      ? options.routes.find((route) => routeMatches(route, method, path))
+      : '$default';
+    if (routeKey === undefined) return gatewayError(404, 'Not Found');
+    try {
+      const event = toHttpApiEvent(req, body, requestId, now, routeKey);
+      const context = lambdaContext(options.functionName, options.timeoutMs);
+      const result = await withTimeout(options.handler(event, context), options.timeoutMs);
+      return result === TIMED_OUT ? gatewayError(503, 'Service Unavailable') : fromHandlerResult(result);
+    } catch (error) {
+      // What Lambda would put in the function's log: the error's name and message, not the event.
+      const name = error instanceof Error ? error.name : 'Error';
+      const message = error instanceof Error ? error.message : String(error);
+      console.error(`${options.functionName} failed: ${name}: ${message}`);
+      return gatewayError(500, 'Internal Server Error');
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const now = new Date();
@@ -178,21 +217,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     let reply: GatewayReply;
     try {
       body = await readBody(req);
-      const event = toHttpApiEvent(req, body, requestId, now);
-      const result = await withTimeout(
-        options.handler(event, lambdaContext(options.functionName, options.timeoutMs)),
-        options.timeoutMs,
-      );
-      reply = result === TIMED_OUT ? gatewayError(503, 'Service Unavailable') : fromHandlerResult(result);
+      reply = await invoke(req, body, requestId, now);
     } catch (error) {
-      if (error instanceof PayloadTooLargeError) reply = gatewayError(413, 'Request Entity Too Large');
-      else {
-        // What Lambda would put in the function's log: the error's name and message, not the event.
-        const name = error instanceof Error ? error.name : 'Error';
-        const message = error instanceof Error ? error.message : String(error);
-        console.error(`${options.functionName} failed: ${name}: ${message}`);
-        reply = gatewayError(500, 'Internal Server Error');
-      }
+      reply =
+        error instanceof PayloadTooLargeError
+          ? gatewayError(413, 'Request Entity Too Large')
+          : gatewayError(400, 'Bad Request');
     }
     res.writeHead(reply.status, {
       ...reply.headers,

@@ -22,7 +22,11 @@ import { loadStatusSchedules, type StatusSchedule } from './status-schedules.ts'
 /** Names and timeouts as deployed (serverless.yml, infra/queues.yml). */
 export const QUEUES = { edits: 'edits.fifo', failedEdits: 'failed-edits.fifo' } as const;
 const FUNCTIONS = {
-  updateMessage: { name: 'updateMessage', timeoutMs: 15_000 },
+  updateMessage: {
+    name: 'updateMessage',
+    timeoutMs: 15_000,
+    routes: ['POST /rest/imbot.v2.Chat.Message.update', 'POST /rest/imbot.v2.Chat.Message.update.json'],
+  },
   drainEdits: { name: 'drainEdits', timeoutMs: 60_000, batchSize: 10 },
   refreshStatus: { name: 'refreshStatus', timeoutMs: 60_000 },
 } as const;
@@ -210,6 +214,7 @@ export async function startLocalStack(
         handler: updateMessage.handler as unknown as HttpApiHandler,
         functionName: FUNCTIONS.updateMessage.name,
         timeoutMs: FUNCTIONS.updateMessage.timeoutMs,
+        routes: FUNCTIONS.updateMessage.routes,
         onActivity: (entry) => {
           activity.add(entry);
           events.onRequest?.(entry);

@@ -151,3 +151,28 @@ describe('the local update API (API Gateway HTTP API, payload 2.0)', () => {
     expect(JSON.stringify(activity)).not.toMatch(/s3cr3t|hello/);
   });
 });
+
+describe('the local update API with the routes of serverless.yml', () => {
+  const routes = ['POST /rest/imbot.v2.Chat.Message.update', 'POST /rest/imbot.v2.Chat.Message.update.json'];
+
+  it('invokes the function with the matched route key', async () => {
+    const { handler, events } = capture();
+    const server = await startApiServer({ port: 0, handler, functionName: 't', timeoutMs: 1_000, routes });
+    servers.push(server);
+    await fetch(`${server.url}/rest/imbot.v2.Chat.Message.update.json`, { method: 'POST', body: '{}' });
+    expect(events[0]?.routeKey).toBe('POST /rest/imbot.v2.Chat.Message.update.json');
+  });
+
+  it.each([
+    ['GET', '/rest/imbot.v2.Chat.Message.update'],
+    ['POST', '/rest/imbot.v2.Chat.Message.send'],
+  ])('answers %s %s with API Gateway’s 404 without invoking the function', async (method, path) => {
+    const { handler, events } = capture();
+    const server = await startApiServer({ port: 0, handler, functionName: 't', timeoutMs: 1_000, routes });
+    servers.push(server);
+    const response = await fetch(`${server.url}${path}`, { method });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ message: 'Not Found' });
+    expect(events).toEqual([]);
+  });
+});

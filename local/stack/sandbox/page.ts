@@ -67,7 +67,7 @@ function renderQueue(state: SandboxState): string {
     (
       f,
     ) => `<li><strong>${e(f.errorCode)}</strong> #${f.messageId ?? '?'} ${f.text === undefined ? '' : `“${e(f.text)}”`}
-      <div class="muted">${e(f.errorDescription)}${f.attempts ? ` · ${e(f.attempts)} attempts` : ''}</div></li>`,
+      <div class="muted">${e(f.errorDescription)}${f.attempts ? ` · ${f.attempts === '1' ? '1 attempt' : `${e(f.attempts)} attempts`}` : ''}</div></li>`,
   );
   return `${drainLine}${counts}
     ${pending.length > 0 ? `<h3>Deferred edits</h3><ul class="list">${pending.join('')}</ul>` : ''}
