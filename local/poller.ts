@@ -105,6 +105,8 @@ export function startPoller(options: PollerOptions): Poller {
     const handler = options.handlerFor ? options.handlerFor(index) : (options.handler as SqsHandler);
     const eventSourceARN = await arn;
     while (!stopping.signal.aborted && started < maxInvocations) {
+      // Claimed before receiving, so that concurrent slots never exceed maxInvocations.
+      started += 1;
       let messages: Message[];
       try {
         const received = await client.send(
@@ -122,15 +124,16 @@ export function startPoller(options: PollerOptions): Poller {
         );
         messages = received.Messages ?? [];
       } catch (error) {
+        started -= 1;
         if (!stopping.signal.aborted) onError(error);
         await delay(100);
         continue;
       }
       if (messages.length === 0) {
+        started -= 1;
         if (waitTimeSeconds === 0) await delay(50);
         continue;
       }
-      started += 1;
       await invoke(handler, messages, eventSourceARN);
     }
   }
