@@ -314,6 +314,16 @@ describe('nothing lost', () => {
     expect(failed?.MessageAttributes?.attempts?.StringValue).toBe('8');
   });
 
+  it('refuses to drain anything without a failed-edits queue, failing the invocation so nothing is deleted', async () => {
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, {
+      options: { failedEditsQueueUrl: undefined },
+    });
+    await expect(drain(eventOf([sqsRecord(editBody(message(), { message: 'x' }))]))).rejects.toThrow(
+      /FAILED_EDITS_QUEUE_URL/,
+    );
+    expect(h.emulator.calls).toEqual([]);
+  });
+
   it('keeps a failed edit in the edits queue when the failed-edits queue does not take it', async () => {
     const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, {
       options: { failedEditsQueueUrl: `${h.failedQueueUrl.replace('failed-edits', 'missing')}` },
