@@ -63,7 +63,7 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
     '',
     `Try it, then watch ${info.sandboxUrl}/ :`,
     `  ${curlCommand(info)}`,
-    '  (botToken may be left out locally too: the API always uses the bot token from the portal secret)',
+    "  (botToken is optional: the API always uses the bot's token from the portal's secret)",
     '',
     `Handler logs: ${config.handlerLogLevel} and above (POWERTOOLS_LOG_LEVEL=INFO npm start shows every edit).`,
     `Ready in ${startupMs} ms. Ctrl-C stops everything.`,
