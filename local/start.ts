@@ -53,7 +53,7 @@ try {
       const line = statusRunLine(run);
       if (line) console.log(line);
     },
-    onDrainInvocation: (summary) => console.log(drainLine(summary)),
+    onDrainInvocation: (invocation) => console.log(drainLine(invocation)),
     onDrainError: (error) =>
       console.error(`drain poller: ${error instanceof Error ? error.name : String(error)}`),
   });

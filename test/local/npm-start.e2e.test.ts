@@ -14,7 +14,7 @@ interface EmulatedMessage {
 
 interface SandboxState {
   chat: { messages: Array<{ id: number; text: string; editCount: number }> };
-  queue: { waiting: number; inFlight: number; failed: number };
+  queue: { waiting: number; inFlight: number; failed: number; failures: Array<{ errorCode: string }> };
   requests: Array<{ status: number; outcome: string; reason?: string }>;
 }
 
@@ -89,6 +89,19 @@ describe('npm start', () => {
     expect(drained.queue.failed).toBe(0);
     expect(drained.requests.map((r) => r.outcome)).toEqual(['deferred', 'applied']);
     await stack.waitFor(/drain: 1 edit received, 1 settled/);
+
+    // An edit the drain cannot apply (a person's message) ends in the failed-edits queue with its reason.
+    const refused = await fetch(api, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+      body: JSON.stringify({ botId: 456, messageId: 800, fields: { message: 'Not the bot’s to edit' } }),
+    });
+    expect(refused.status).toBe(202);
+    const failed = await eventually(
+      () => json<SandboxState>(`${sandbox}/api/state`),
+      (s) => s.queue.failed === 1,
+    );
+    expect(failed.queue.failures[0]?.errorCode).toBe('ACCESS_DENIED');
 
     const stoppedAt = Date.now();
     stack.signal('SIGINT');

@@ -71,7 +71,15 @@ function renderQueue(state: SandboxState): string {
   );
   return `${drainLine}${counts}
     ${pending.length > 0 ? `<h3>Deferred edits</h3><ul class="list">${pending.join('')}</ul>` : ''}
-    ${failures.length > 0 ? `<h3>Failed edits</h3><ul class="list failures">${failures.join('')}</ul>` : ''}`;
+    ${
+      failures.length > 0
+        ? `<h3>Failed edits</h3><ul class="list failures">${failures.join('')}</ul>
+           <form method="post" action="/demo/replay-failed" data-ajax>
+             <button type="submit" title="Once the cause is fixed: sends them back to the edits queue">
+               Move failed edits back to the queue</button>
+           </form>`
+        : ''
+    }`;
 }
 
 function renderRequests(state: SandboxState): string {

@@ -136,6 +136,9 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
           demoSource.ok = !demoSource.ok;
           await actions.refreshStatus?.();
         });
+      case 'POST /demo/replay-failed':
+        if (!actions.replayFailed) break;
+        return act(req, res, actions.replayFailed);
       case 'POST /demo/refresh-status':
         return act(req, res, async () => actions.refreshStatus?.());
       case 'POST /demo/busy':

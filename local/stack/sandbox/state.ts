@@ -46,4 +46,6 @@ export interface SandboxActions {
   simulateBusy?(): Promise<void>;
   /** Runs every status schedule now. */
   refreshStatus?(): Promise<void>;
+  /** Moves the failed edits back to the edits queue (lib/edits/failed.ts replayFailedEdits). */
+  replayFailed?(): Promise<void>;
 }

@@ -1,0 +1,82 @@
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendFailedEdits } from '../../lib/edits/failed.ts';
+import { enqueueEdits } from '../../lib/edits/queue.ts';
+import { type LocalSqs, startLocalSqs } from '../../local/sqs.ts';
+import { createQueues, LOCAL_AWS, QUEUES, type QueueUrls } from '../../local/stack/local-aws.ts';
+import { readQueueView } from '../../local/stack/queue-view.ts';
+
+function edit(messageId: number, message: string) {
+  return {
+    portal: 'demo',
+    botId: 456,
+    messageId,
+    fields: { message },
+    editId: `edit-${messageId}`,
+    requestedAt: new Date().toISOString(),
+  };
+}
+
+describe('the queue panel of the sandbox page', () => {
+  let sqs: LocalSqs;
+  let client: SQSClient;
+  let queues: QueueUrls;
+
+  beforeAll(async () => {
+    sqs = await startLocalSqs();
+    client = new SQSClient({ ...LOCAL_AWS, endpoint: sqs.url });
+    queues = await createQueues(sqs.url, 8);
+  });
+  afterAll(async () => {
+    client.destroy();
+    await sqs.close();
+  });
+
+  it('creates both FIFO queues on 127.0.0.1, reachable by the URLs it returns', () => {
+    expect(queues.edits).toBe(`${sqs.url}/000000000000/${QUEUES.edits}`);
+    expect(queues.failedEdits).toBe(`${sqs.url}/000000000000/${QUEUES.failedEdits}`);
+  });
+
+  it('counts waiting and in-flight edits and lists failed ones with their reasons, without receiving any', async () => {
+    await enqueueEdits([edit(789, 'waiting text'), edit(790, 'in flight text')], {
+      queueUrl: queues.edits,
+      client,
+    });
+    // Takes the first message of each group; 789's group is then in flight, as in a drain invocation.
+    await client.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.edits, MaxNumberOfMessages: 1, VisibilityTimeout: 30 }),
+    );
+    await sendFailedEdits(
+      [
+        {
+          body: JSON.stringify(edit(800, 'not yours')),
+          groupId: 'demo:456:800',
+          deduplicationId: 'f-1',
+          errorCode: 'ACCESS_DENIED',
+          errorDescription: 'Access denied',
+          attempts: 1,
+          firstRequestedAt: new Date().toISOString(),
+          editIds: ['edit-800'],
+        },
+      ],
+      { queueUrl: queues.failedEdits, client },
+    );
+
+    const view = await readQueueView(sqs.url, QUEUES);
+    expect(view).toMatchObject({ waiting: 1, inFlight: 1, failed: 1 });
+    expect(view.pending.map((p) => p.state).sort()).toEqual(['in-flight', 'waiting']);
+    expect(view.pending.find((p) => p.state === 'in-flight')?.visibleAt).toMatch(/^\d{4}-/);
+    expect(view.failures).toEqual([
+      {
+        editId: 'edit-800',
+        messageId: 800,
+        text: 'not yours',
+        errorCode: 'ACCESS_DENIED',
+        errorDescription: 'Access denied',
+        attempts: '1',
+      },
+    ]);
+    // Looking again shows the same: the inspection received nothing.
+    expect(await readQueueView(sqs.url, QUEUES)).toMatchObject({ waiting: 1, inFlight: 1, failed: 1 });
+  });
+});
