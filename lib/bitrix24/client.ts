@@ -130,44 +130,23 @@ function transportError(
 function readAnswer<T>(response: Response, text: string, method: string, host: string): CallOutcome<T> {
   const httpStatus = response.status;
   const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'));
+  const fail = (code: string, description: string, time?: B24Time) =>
+    new Bitrix24Error({ method, host, httpStatus, retryAfterSeconds, time, code, description });
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     const kind = (response.headers.get('content-type') ?? 'no content type').split(';')[0];
-    throw new Bitrix24Error({
-      method,
-      host,
-      httpStatus,
-      retryAfterSeconds,
-      code: LocalCode.InvalidResponse,
-      description: `HTTP ${httpStatus} answer was not JSON (${kind})`,
-    });
+    throw fail(LocalCode.InvalidResponse, `HTTP ${httpStatus} answer was not JSON (${kind})`);
   }
   const record = isRecord(body) ? body : {};
   const time = isRecord(record.time) ? (record.time as B24Time) : undefined;
   if (typeof record.error === 'string' && record.error !== '') {
-    throw new Bitrix24Error({
-      method,
-      host,
-      httpStatus,
-      retryAfterSeconds,
-      time,
-      code: record.error,
-      description: typeof record.error_description === 'string' ? record.error_description : '',
-    });
+    const description = typeof record.error_description === 'string' ? record.error_description : '';
+    throw fail(record.error, description, time);
   }
-  if (httpStatus >= 400 || !('result' in record)) {
-    throw new Bitrix24Error({
-      method,
-      host,
-      httpStatus,
-      retryAfterSeconds,
-      time,
-      code: httpStatus >= 400 ? `HTTP_${httpStatus}` : LocalCode.InvalidResponse,
-      description: httpStatus >= 400 ? 'error answer without an error code' : 'answer without a result',
-    });
-  }
+  if (httpStatus >= 400) throw fail(`HTTP_${httpStatus}`, 'error answer without an error code', time);
+  if (!('result' in record)) throw fail(LocalCode.InvalidResponse, 'answer without a result', time);
   return time ? { result: record.result as T, time } : { result: record.result as T };
 }
 

@@ -1,3 +1,4 @@
+import type { FailedEditMessage } from '../edits/failed.ts';
 import type { QueuedEdit } from '../edits/types.ts';
 
 /** One SQS record as the drain needs it. */
@@ -43,20 +44,7 @@ export type RecordDecision =
   /** Report it failed with its visibility set to `delayMs`; `blockedBy` names the earlier record of its group. */
   | { action: 'hand-back'; code: string; description: string; delayMs: number; blockedBy?: string };
 
-/** One message for the failed-edits queue: a merged edit (or an invalid body) and why it failed. */
-export interface FailedEdit {
-  /** The records it settles, in queue order. */
+/** One message for the failed-edits queue, with the drain records it settles (in queue order). */
+export interface FailedEdit extends FailedEditMessage {
   records: DrainRecord[];
-  /** The merged edit as a queue body (so it can be sent back as is), or the invalid body verbatim. */
-  body: string;
-  groupId: string;
-  deduplicationId: string;
-  errorCode: string;
-  errorDescription: string;
-  /** Highest ApproximateReceiveCount of its records. */
-  attempts: number;
-  /** `requestedAt` of its first edit (ISO 8601). */
-  firstRequestedAt: string;
-  /** Edit ids it contains, in queue order. */
-  editIds: string[];
 }
