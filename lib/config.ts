@@ -29,6 +29,11 @@ export interface Config {
   deadlineMarginMs: number;
   /** Status sources fetched at once by one refresh. Default 8. */
   statusConcurrency: number;
+  /**
+   * The `service` of log lines and of the metrics' dimension; one per stage, so that one stage's
+   * alarms do not see another's metrics. `POWERTOOLS_SERVICE_NAME`, default `b24-message-editor`.
+   */
+  serviceName: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -101,6 +106,7 @@ export function loadConfig(env: Env): Config {
     b24AllowHttp: readBoolean(env, 'B24_ALLOW_HTTP', false),
     deadlineMarginMs: readInteger(env, 'DEADLINE_MARGIN_MS', 1_000, 0, 60_000),
     statusConcurrency: readInteger(env, 'STATUS_CONCURRENCY', 8, 1, 100),
+    serviceName: readOptional(env, 'POWERTOOLS_SERVICE_NAME') ?? 'b24-message-editor',
   });
 }
 

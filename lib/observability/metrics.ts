@@ -1,5 +1,6 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { getConfig } from '../config.ts';
 
-/** CloudWatch metrics in EMF, one namespace for the project. */
-export const metrics = new Metrics({ namespace: 'B24MessageEditor', serviceName: 'b24-message-editor' });
+/** CloudWatch metrics in EMF: one namespace for the project, the stage's service as a dimension. */
+export const metrics = new Metrics({ namespace: 'B24MessageEditor', serviceName: getConfig().serviceName });
 export { MetricUnit };

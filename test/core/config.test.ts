@@ -17,6 +17,7 @@ describe('configuration from the environment', () => {
       b24AllowHttp: false,
       deadlineMarginMs: 1_000,
       statusConcurrency: 8,
+      serviceName: 'b24-message-editor',
     });
   });
 

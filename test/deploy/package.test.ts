@@ -319,7 +319,9 @@ describe('npm run package', () => {
 
     const circuit = resource('PortalCircuitOpenAlarm').Properties;
     const [query] = circuit.Metrics as Json[];
-    expect(query?.Expression).toBe('SELECT MAX(PortalCircuitOpen) FROM B24MessageEditor');
+    expect(query?.Expression).toBe(
+      "SELECT MAX(PortalCircuitOpen) FROM B24MessageEditor WHERE service = 'b24-message-editor-prod'",
+    );
 
     const drain = resource('DrainErrorsAlarm').Properties;
     expect([drain.Namespace, drain.MetricName]).toEqual(['AWS/Lambda', 'Errors']);
