@@ -1,3 +1,5 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { AWS_CLIENT_LIMITS } from './aws.ts';
 import { type Config, getConfig } from './config.ts';
 import { PortalGateway } from './portal/gateway.ts';
 import { createSecretStore, type SecretStore } from './secrets/index.ts';
@@ -15,6 +17,7 @@ export function getRuntime(): Runtime {
   if (!runtime) {
     const config = getConfig();
     const store = createSecretStore({
+      client: new SecretsManagerClient(AWS_CLIENT_LIMITS),
       prefix: config.secretPrefix,
       ttlSeconds: config.secretCacheTtlSeconds,
     });

@@ -1,4 +1,5 @@
 import { SendMessageBatchCommand, type SendMessageBatchCommandOutput, SQSClient } from '@aws-sdk/client-sqs';
+import { AWS_CLIENT_LIMITS } from '../aws.ts';
 import { AppError } from '../errors.ts';
 import { messageGroupId, type QueuedEdit } from './types.ts';
 
@@ -31,7 +32,7 @@ let defaultClient: SQSClient | undefined;
 
 /** The SQS client built from the environment, made once per container. */
 export function sqsClient(): SQSClient {
-  defaultClient ??= new SQSClient({});
+  defaultClient ??= new SQSClient(AWS_CLIENT_LIMITS);
   return defaultClient;
 }
 
