@@ -4,22 +4,22 @@
  * wherever they appear, and every secret value the process has loaded is registered here and masked
  * wherever it appears inside any string (a token quoted in an upstream message, a webhook URL).
  */
-const SECRET_KEYS = new Set(
-  [
-    'botToken',
-    'accessToken',
-    'access_token',
-    'refreshToken',
-    'refresh_token',
-    'clientSecret',
-    'client_secret',
-    'auth',
-    'password',
-    'authorization',
-    'secretString',
-    'SecretString',
-  ].map((k) => k.toLowerCase()),
-);
+/** Keys whose values are secrets wherever they appear (compared case-insensitively). */
+export const SECRET_KEY_NAMES: readonly string[] = [
+  'botToken',
+  'accessToken',
+  'access_token',
+  'refreshToken',
+  'refresh_token',
+  'clientSecret',
+  'client_secret',
+  'application_token',
+  'auth',
+  'password',
+  'authorization',
+  'secretString',
+];
+const SECRET_KEYS = new Set(SECRET_KEY_NAMES.map((k) => k.toLowerCase()));
 
 export const MASK = '[redacted]';
 const MIN_SECRET_LENGTH = 4;

@@ -16,6 +16,7 @@ import type {
   OAuthGrant,
   RandomFaults,
   RateLimits,
+  SeedMessage,
   SuccessShape,
 } from './types.ts';
 
@@ -81,14 +82,7 @@ class EmulatorServer implements Bitrix24Emulator {
     return this.#engine.portal.registerBot(b);
   }
 
-  addMessage(m: {
-    botId?: number;
-    authorId?: number;
-    chatId?: number;
-    text: string;
-    system?: boolean;
-    id?: number;
-  }): number {
+  addMessage(m: SeedMessage): number {
     return this.#engine.portal.addMessage(m);
   }
 

@@ -14,5 +14,6 @@ export type {
   OAuthGrant,
   RandomFaults,
   RateLimits,
+  SeedMessage,
   SuccessShape,
 } from './types.ts';

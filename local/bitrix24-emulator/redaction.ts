@@ -1,19 +1,8 @@
+import { SECRET_KEY_NAMES } from '../../lib/observability/redact.ts';
+
 export const MASK = '[redacted]';
 
-const SECRET_KEYS = new Set(
-  [
-    'auth',
-    'botToken',
-    'accessToken',
-    'access_token',
-    'refreshToken',
-    'refresh_token',
-    'clientSecret',
-    'client_secret',
-    'application_token',
-    'password',
-  ].map((k) => k.toLowerCase()),
-);
+const SECRET_KEYS = new Set(SECRET_KEY_NAMES.map((k) => k.toLowerCase()));
 
 // Secrets by name inside query strings, such as a batch command carrying a mistyped botToken.
 const SECRET_IN_QUERY = new RegExp(`(^|[?&])(${[...SECRET_KEYS].join('|')})=[^&]*`, 'gi');

@@ -95,6 +95,16 @@ export interface OAuthGrant {
   expiresAt: number;
 }
 
+/** A message seeded directly: `botId` makes the bot its author. */
+export interface SeedMessage {
+  botId?: number;
+  authorId?: number;
+  chatId?: number;
+  text: string;
+  system?: boolean;
+  id?: number;
+}
+
 export interface Bitrix24Emulator {
   /** The portal URL, 'http://127.0.0.1:PORT'. */
   readonly url: string;
@@ -106,14 +116,7 @@ export interface Bitrix24Emulator {
   addOAuthApp(a: { clientId: string; clientSecret: string }): OAuthGrant;
   registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner }): number;
   /** Seeds a message directly; `botId` makes the bot its author. Returns its id. */
-  addMessage(m: {
-    botId?: number;
-    authorId?: number;
-    chatId?: number;
-    text: string;
-    system?: boolean;
-    id?: number;
-  }): number;
+  addMessage(m: SeedMessage): number;
   getMessage(id: number): EmulatedMessage | undefined;
   messages(): EmulatedMessage[];
   readonly calls: readonly CallRecord[];
