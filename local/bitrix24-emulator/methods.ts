@@ -84,6 +84,27 @@ function isParsedFailure(parsed: Parsed<unknown>): parsed is { failure: Failure 
   return 'failure' in parsed;
 }
 
+interface RichFields {
+  attach?: { value: unknown[] | Record<string, unknown> };
+  keyboard?: { value: Record<string, unknown> | null };
+}
+
+/** The attach and keyboard of `fields`, each parsed where present; the first failure wins. */
+function parseRichFields(fields: Record<string, unknown>): RichFields | { failure: Failure } {
+  const rich: RichFields = {};
+  if (fields.attach !== undefined) {
+    const attach = parseAttach(fields.attach);
+    if (isParsedFailure(attach)) return attach;
+    rich.attach = attach;
+  }
+  if (fields.keyboard !== undefined) {
+    const keyboard = parseKeyboard(fields.keyboard);
+    if (isParsedFailure(keyboard)) return keyboard;
+    rich.keyboard = keyboard;
+  }
+  return rich;
+}
+
 function dialogChatId(dialogId: unknown): number | undefined {
   const text = textOf(dialogId).trim();
   const chat = /^chat(\d+)$/i.exec(text);
@@ -99,10 +120,9 @@ function send(ctx: MethodContext): Outcome {
   if (chatId === undefined) return fail('DIALOG_ID_REQUIRED');
   const fields = fieldsOf(ctx.params);
   if (!fields) return fail('FIELDS_REQUIRED');
-  const attach = fields.attach === undefined ? undefined : parseAttach(fields.attach);
-  if (attach && isParsedFailure(attach)) return reject(attach.failure);
-  const keyboard = fields.keyboard === undefined ? undefined : parseKeyboard(fields.keyboard);
-  if (keyboard && isParsedFailure(keyboard)) return reject(keyboard.failure);
+  const rich = parseRichFields(fields);
+  if ('failure' in rich) return reject(rich.failure);
+  const { attach, keyboard } = rich;
   const text = textOf(fields.message);
   if (text === '' && !attach) return fail('EMPTY_MESSAGE');
   const id = ctx.portal.addMessage({
@@ -124,10 +144,9 @@ function update(ctx: MethodContext): Outcome {
   if (!message) return fail('ACCESS_DENIED');
   const fields = fieldsOf(ctx.params);
   if (!fields) return fail('FIELDS_REQUIRED');
-  const attach = fields.attach === undefined ? undefined : parseAttach(fields.attach);
-  if (attach && isParsedFailure(attach)) return reject(attach.failure);
-  const keyboard = fields.keyboard === undefined ? undefined : parseKeyboard(fields.keyboard);
-  if (keyboard && isParsedFailure(keyboard)) return reject(keyboard.failure);
+  const rich = parseRichFields(fields);
+  if ('failure' in rich) return reject(rich.failure);
+  const { attach, keyboard } = rich;
 
   if (fields.message !== undefined) message.text = cutText(textOf(fields.message));
   if (attach) message.attach = attach.value;

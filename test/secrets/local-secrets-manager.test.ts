@@ -12,6 +12,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSecretStore, SecretInvalidError } from '../../lib/secrets/index.ts';
 import { type LocalSecretsManager, startSecretsManager } from '../../local/secrets-manager.ts';
+import { rejection } from '../support/rejection.ts';
 
 let sm: LocalSecretsManager;
 let client: SecretsManagerClient;
@@ -30,15 +31,6 @@ afterAll(async () => {
   client.destroy();
   await sm.close();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('local Secrets Manager', () => {
   it('listens on loopback', () => {

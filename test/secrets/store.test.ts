@@ -11,6 +11,7 @@ import {
   withOAuthTokens,
 } from '../../lib/secrets/index.ts';
 import { type LocalSecretsManager, startSecretsManager } from '../../local/secrets-manager.ts';
+import { rejection } from '../support/rejection.ts';
 
 const PREFIX = 'b24/portals/';
 const WEBHOOK_CODE = 'storeWebhookCode1';
@@ -69,15 +70,6 @@ function newPortal(value: string = webhookSecret()): string {
 function clock(start = 1_000_000) {
   let time = start;
   return { now: () => time, advance: (ms: number) => (time += ms) };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('createSecretStore', () => {

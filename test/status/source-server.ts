@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from '../support/loopback.ts';
 
 export interface SourceServer {
   /** `http://127.0.0.1:<port>` */
@@ -81,9 +81,7 @@ export async function startSourceServer(): Promise<SourceServer> {
       res.end();
     }
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     origin: `http://127.0.0.1:${port}`,
     requests,
@@ -98,9 +96,7 @@ export async function startSourceServer(): Promise<SourceServer> {
 /** A loopback port with nothing listening on it (bound, then released). */
 export async function unusedPort(): Promise<number> {
   const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   server.close();
   await once(server, 'close');
   return port;
