@@ -6,19 +6,13 @@ import { getRuntime } from '../lib/runtime.ts';
 
 /** The drain's dependencies from the environment (EDITS_QUEUE_URL, FAILED_EDITS_QUEUE_URL, MAX_ATTEMPTS, …). */
 export function defaultDeps(): DrainDeps {
-  const { config, gateway } = getRuntime();
+  const { config, gateway, ledger, reconcileOptions } = getRuntime();
   return {
     gateway,
+    ledger: ledger(),
     sqs: sqsClient(),
     editsQueueUrl: config.editsQueueUrl,
-    options: {
-      failedEditsQueueUrl: config.failedEditsQueueUrl,
-      maxAttempts: config.maxAttempts,
-      apiRateShare: config.apiRateShare,
-      maxConcurrency: config.drainMaxConcurrency,
-      callTimeoutMs: config.b24TimeoutMs,
-      deadlineMarginMs: config.deadlineMarginMs,
-    },
+    options: reconcileOptions,
   };
 }
 

@@ -2,19 +2,21 @@ import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message.ts';
-import { enqueueEdits } from '../lib/edits/queue.ts';
+import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { type HttpEvent, header } from '../lib/http/event.ts';
 import { jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
+import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat.Message.update.json'];
 
 export function defaultDeps(): UpdateMessageDeps {
-  const { config, gateway } = getRuntime();
+  const { config, gateway, ledger, reconcileOptions } = getRuntime();
   return {
     config,
     gateway,
+    reconciler: new Reconciler({ ledger: ledger(), gateway, sqs: sqsClient(), options: reconcileOptions }),
     enqueue: (edits, deduplicationIds) =>
       enqueueEdits(edits, { queueUrl: config.editsQueueUrl, deduplicationIds }),
   };
@@ -27,7 +29,7 @@ export function createHandler(deps: UpdateMessageDeps) {
     .use(httpHeaderNormalizer())
     .use(route({ method: 'POST', pathSuffixes: METHOD_PATHS }))
     .use(httpJsonBodyParser())
-    .handler((event, _context, { signal }) =>
+    .handler((event, context, { signal }) =>
       updateMessage(
         {
           portal: header(event, 'x-b24-portal'),
@@ -35,6 +37,7 @@ export function createHandler(deps: UpdateMessageDeps) {
           preferAsync: /(^|[\s,])respond-async(\s*($|[,;]))/i.test(header(event, 'prefer') ?? ''),
           idempotencyKey: header(event, 'idempotency-key'),
           signal,
+          remainingMs: () => context.getRemainingTimeInMillis(),
         },
         deps,
       ),

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.ts';
+import { type RangedOption, RECONCILE_DEFAULTS, RECONCILE_RANGES } from './reconcile/options.ts';
 
 /**
  * Everything the handlers read from the environment, normalised once at cold start.
@@ -27,6 +28,14 @@ export interface Config {
   b24AllowHttp: boolean;
   /** Time kept free before the Lambda deadline beyond one request timeout. Default 1000. */
   deadlineMarginMs: number;
+  /** The ledger's DynamoDB table (STATE_TABLE_NAME). */
+  stateTableName: string | undefined;
+  /** How long a call that would not be full waits for more dirty messages. Default 250. */
+  batchLingerMs: number;
+  /** A message is applied at most once per this many ms (0: off). Default 1000. */
+  messageMinIntervalMs: number;
+  /** Wait after a call with an unknown outcome before its messages are sent again. Default 65000. */
+  ambiguousSettleMs: number;
   /** Status sources fetched at once by one refresh. Default 8. */
   statusConcurrency: number;
   /**
@@ -54,6 +63,13 @@ function readInteger(
     throw new ConfigError(name, `Expected ${name} to be ${range}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** A reconcile setting from its environment variable, with the range the options check. */
+function readRanged(env: Env, option: RangedOption): number {
+  const { min, max, env: name } = RECONCILE_RANGES[option];
+  if (name === undefined) throw new TypeError(`${option} has no environment variable`);
+  return readInteger(env, name, RECONCILE_DEFAULTS[option], min, max);
 }
 
 function readFraction(env: Env, name: string, fallback: number): number {
@@ -99,12 +115,16 @@ export function loadConfig(env: Env): Config {
     defaultPortal,
     editsQueueUrl: readOptional(env, 'EDITS_QUEUE_URL'),
     failedEditsQueueUrl: readOptional(env, 'FAILED_EDITS_QUEUE_URL'),
-    maxAttempts: readInteger(env, 'MAX_ATTEMPTS', 8, 1, 100),
-    apiRateShare: readFraction(env, 'API_RATE_SHARE', 0.2),
-    drainMaxConcurrency: readInteger(env, 'DRAIN_MAX_CONCURRENCY', 2, 1, 1000),
-    b24TimeoutMs: readInteger(env, 'B24_TIMEOUT_MS', 10_000, 1, 60_000),
+    maxAttempts: readRanged(env, 'maxAttempts'),
+    apiRateShare: readFraction(env, 'API_RATE_SHARE', RECONCILE_DEFAULTS.apiRateShare),
+    drainMaxConcurrency: readRanged(env, 'maxConcurrency'),
+    b24TimeoutMs: readRanged(env, 'callTimeoutMs'),
     b24AllowHttp: readBoolean(env, 'B24_ALLOW_HTTP', false),
-    deadlineMarginMs: readInteger(env, 'DEADLINE_MARGIN_MS', 1_000, 0, 60_000),
+    deadlineMarginMs: readRanged(env, 'deadlineMarginMs'),
+    stateTableName: readOptional(env, 'STATE_TABLE_NAME'),
+    batchLingerMs: readRanged(env, 'batchLingerMs'),
+    messageMinIntervalMs: readRanged(env, 'messageMinIntervalMs'),
+    ambiguousSettleMs: readRanged(env, 'ambiguousSettleMs'),
     statusConcurrency: readInteger(env, 'STATUS_CONCURRENCY', 8, 1, 100),
     serviceName: readOptional(env, 'POWERTOOLS_SERVICE_NAME') ?? 'b24-message-editor',
   });

@@ -1,13 +1,20 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { AWS_CLIENT_LIMITS } from './aws.ts';
 import { type Config, getConfig } from './config.ts';
+import { ConfigError } from './errors.ts';
+import { Ledger } from './ledger/store.ts';
 import { PortalGateway } from './portal/gateway.ts';
+import type { ReconcileOptions } from './reconcile/options.ts';
 import { createSecretStore, type SecretStore } from './secrets/index.ts';
 
 export interface Runtime {
   config: Config;
   store: SecretStore;
   gateway: PortalGateway;
+  /** The message ledger (STATE_TABLE_NAME); throws ConfigError when the table is not configured. */
+  ledger: () => Ledger;
+  /** Reconcile options from the configuration. */
+  reconcileOptions: ReconcileOptions;
 }
 
 let runtime: Runtime | undefined;
@@ -26,7 +33,38 @@ export function getRuntime(): Runtime {
       timeoutMs: config.b24TimeoutMs,
       allowHttp: config.b24AllowHttp,
     });
-    runtime = { config, store, gateway };
+    let ledger: Ledger | undefined;
+    runtime = {
+      config,
+      store,
+      gateway,
+      ledger: () => {
+        if (!config.stateTableName) {
+          throw new ConfigError(
+            'STATE_TABLE_NAME',
+            'Expected STATE_TABLE_NAME to name the ledger table: every edit is recorded there first',
+          );
+        }
+        ledger ??= new Ledger({ tableName: config.stateTableName });
+        return ledger;
+      },
+      reconcileOptions: reconcileOptionsOf(config),
+    };
   }
   return runtime;
+}
+
+/** The reconcile settings the environment sets. */
+export function reconcileOptionsOf(config: Config): ReconcileOptions {
+  return {
+    failedEditsQueueUrl: config.failedEditsQueueUrl,
+    maxAttempts: config.maxAttempts,
+    apiRateShare: config.apiRateShare,
+    maxConcurrency: config.drainMaxConcurrency,
+    callTimeoutMs: config.b24TimeoutMs,
+    deadlineMarginMs: config.deadlineMarginMs,
+    batchLingerMs: config.batchLingerMs,
+    messageMinIntervalMs: config.messageMinIntervalMs,
+    ambiguousSettleMs: config.ambiguousSettleMs,
+  };
 }

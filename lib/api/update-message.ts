@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { isRetryable } from '../bitrix24/error-table.ts';
-import { type Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
+import { findErrorRow, Strategy } from '../bitrix24/error-table.ts';
 import { type Config, PORTAL_PATTERN } from '../config.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
-import { QueueUnavailableError } from '../edits/queue.ts';
 import type { QueuedEdit } from '../edits/types.ts';
 import { parseUpdateRequest } from '../edits/validate.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { errorResult, type HttpResult, jsonResult, toErrorResult } from '../http/responses.ts';
+import { type LedgerError, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
+import type { Reconciler } from '../reconcile/reconcile.ts';
+import { emptyStats } from '../reconcile/send.ts';
 
 export interface UpdateMessageDeps {
   config: Pick<Config, 'defaultPortal'>;
   gateway: PortalGateway;
-  /** Sends edits to the deferred-edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL). */
+  /** Applies the message's desired state now (`only` mode); its ledger records every edit first. */
+  reconciler: Reconciler;
+  /** Sends edits to the edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL): the drain's wake-up. */
   enqueue: (edits: QueuedEdit[], deduplicationIds: ReadonlyMap<string, string>) => Promise<EnqueueResult>;
   newId?: () => string;
   now?: () => Date;
@@ -30,13 +33,16 @@ export interface UpdateMessageInput {
   /** The `Idempotency-Key` header: the queue's deduplication id when the edit is deferred. */
   idempotencyKey: string | undefined;
   signal?: AbortSignal | undefined;
+  /** Milliseconds left before the invocation's deadline. Default: no deadline of its own. */
+  remainingMs?: (() => number) | undefined;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 /**
- * Applies an update now, or defers it to the queue when Bitrix24 is busy or the caller asked for it.
- * Every expected outcome is a response; only bugs throw.
+ * Records an update in the ledger, then applies the message's desired state now, or leaves it to
+ * the drain and the sweep (202) when Bitrix24 is busy, the message's cadence or backoff says wait,
+ * or the caller asked for it. Every expected outcome is a response; only bugs throw.
  */
 export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessageDeps): Promise<HttpResult> {
   try {
@@ -59,65 +65,96 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       );
     }
     const request = parseUpdateRequest(input.body);
-    const target = { botId: request.botId, messageId: request.messageId };
-    const context = { portal, ...target };
+    const key = { portal, botId: request.botId, messageId: request.messageId };
+    await deps.gateway.assertBotAllowed(portal, request.botId);
 
-    if (input.preferAsync) {
-      await deps.gateway.assertBotAllowed(portal, request.botId);
-      return defer(deps, input, { portal, ...target, fields: request.fields }, 'requested');
+    const editId: string = deps.newId ? deps.newId() : randomUUID();
+    const acceptedAt = deps.now?.() ?? new Date();
+    const queued: QueuedEdit = {
+      ...key,
+      fields: request.fields,
+      editId,
+      requestedAt: acceptedAt.toISOString(),
+    };
+    await deps.reconciler.merge(key, [
+      { ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' },
+    ]);
+    if (input.preferAsync) return defer(deps, input, queued, 'requested');
+
+    const report = await deps.reconciler.reconcilePortal(portal, {
+      hints: [key],
+      mode: 'only',
+      remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
+      signal: input.signal,
+      stats: emptyStats(),
+    });
+    const text = messageKeyText(key);
+    const fate = report.fates.get(text);
+    if (fate?.kind === 'applied') {
+      logger.info('Edit applied', { ...key, editId, outcome: 'applied' });
+      const time = report.times.get(text);
+      return jsonResult(200, time ? { result: true, time } : { result: true });
     }
-    try {
-      const outcome = await deps.gateway.updateMessage(portal, target, request.fields, input.signal);
-      logger.info('Edit applied', { ...context, outcome: 'applied' });
-      return jsonResult(200, outcome.time ? { result: true, time: outcome.time } : { result: true });
-    } catch (error) {
-      if (isBitrix24Error(error) && isRetryable(error.strategy)) {
-        return defer(deps, input, { portal, ...target, fields: request.fields }, error.code);
-      }
-      if (isBitrix24Error(error)) return upstreamFailure(error, context);
-      throw error;
-    }
+    if (fate?.kind === 'failed') return upstreamFailure(fate.error, key);
+    const reason =
+      fate?.kind === 'held'
+        ? fate.code
+        : fate?.kind === 'pending'
+          ? (fate.lastError?.code ?? 'MESSAGE_CADENCE')
+          : 'PENDING';
+    return defer(deps, input, queued, reason);
   } catch (error) {
     if (error instanceof AppError) logger.info('Edit refused', { code: error.code, status: error.status });
     return toErrorResult(error);
   }
 }
 
+/**
+ * The edit is in the ledger: the queue copy only wakes the drain. If the queue cannot take it, the
+ * sweep still applies the edit within a minute, so the answer is 202 all the same.
+ */
 async function defer(
   deps: UpdateMessageDeps,
   input: UpdateMessageInput,
-  edit: Omit<QueuedEdit, 'editId' | 'requestedAt'>,
+  queued: QueuedEdit,
   reason: string,
 ): Promise<HttpResult> {
-  const editId: string = deps.newId ? deps.newId() : randomUUID();
-  const queued: QueuedEdit = { ...edit, editId, requestedAt: (deps.now?.() ?? new Date()).toISOString() };
-  const dedup = new Map(input.idempotencyKey ? [[editId, input.idempotencyKey]] : []);
-  const result = await deps.enqueue([queued], dedup);
-  const refused = result.failed[0];
-  if (refused) {
-    throw new QueueUnavailableError(`The edits queue refused the edit (${refused.code})`);
+  const dedup = new Map(input.idempotencyKey ? [[queued.editId, input.idempotencyKey]] : []);
+  const context = {
+    portal: queued.portal,
+    botId: queued.botId,
+    messageId: queued.messageId,
+    editId: queued.editId,
+  };
+  try {
+    const result = await deps.enqueue([queued], dedup);
+    const refused = result.failed[0];
+    if (refused)
+      logger.warn('The edits queue refused the wake-up; the sweep applies the edit', {
+        ...context,
+        code: refused.code,
+      });
+  } catch (error) {
+    logger.warn('The edits queue could not be reached; the sweep applies the edit', {
+      ...context,
+      code: error instanceof AppError ? error.code : 'QUEUE_UNAVAILABLE',
+    });
   }
-  logger.info('Edit deferred', {
-    portal: edit.portal,
-    botId: edit.botId,
-    messageId: edit.messageId,
-    editId,
-    outcome: 'deferred',
-    reason,
-  });
-  return jsonResult(202, { result: true, deferred: true, editId, reason });
+  logger.info('Edit deferred', { ...context, outcome: 'deferred', reason });
+  return jsonResult(202, { result: true, deferred: true, editId: queued.editId, reason });
 }
 
 /** A Bitrix24 refusal that waiting cannot fix, as the caller should see it. */
-function upstreamFailure(error: Bitrix24Error, context: Record<string, unknown>): HttpResult {
-  const code = error.code;
-  logger.warn('Edit failed upstream', { ...context, outcome: 'failed', code, strategy: error.strategy });
+function upstreamFailure(error: LedgerError, context: Record<string, unknown>): HttpResult {
+  const { code, description } = error;
+  logger.warn('Edit failed upstream', { ...context, outcome: 'failed', code });
   const upper = code.toUpperCase();
-  if (upper === 'BOT_NOT_FOUND') return errorResult(404, code, error.message);
+  if (upper === 'BOT_NOT_FOUND') return errorResult(404, code, description);
   if (upper === 'ACCESS_DENIED' || upper === 'BOT_OWNERSHIP_ERROR')
-    return errorResult(403, code, error.message);
-  if (error.strategy === 'permanent' && error.httpStatus === 400)
-    return errorResult(400, code, error.message);
+    return errorResult(403, code, description);
+  const row = findErrorRow(code, undefined);
+  if (row?.strategy === Strategy.Permanent && row.statuses.includes(400))
+    return errorResult(400, code, description);
   // Our own credentials or configuration failed: not the caller's fault, not a bug of ours.
-  return errorResult(502, code, error.message);
+  return errorResult(502, code, description);
 }

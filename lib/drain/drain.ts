@@ -1,28 +1,34 @@
-import { setTimeout as delay } from 'node:timers/promises';
+import { createHash } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { sendFailedEdits } from '../edits/failed.ts';
-import { PortalCircuits } from '../pacing/circuit.ts';
+import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
+import { messageKeyText } from '../ledger/model.ts';
+import type { Ledger } from '../ledger/store.ts';
+import { logger } from '../observability/logger.ts';
+import type { PortalCircuits } from '../pacing/circuit.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
-import { type ApplyContext, applyEdits, type CallStats } from './apply.ts';
+import type { ReconcileOptions } from '../reconcile/options.ts';
+import { type ReconcileFate, Reconciler } from '../reconcile/reconcile.ts';
+import { type CallStats, emptyStats, failureOf } from '../reconcile/send.ts';
 import { reportOutcomes } from './observe.ts';
-import { type DrainOptions, normaliseDrainOptions } from './options.ts';
-import { mergeEdits, parseRecords, planDecisions, settleDeadLetters, toDrainRecord } from './plan.ts';
-import { DrainState } from './portal-state.ts';
+import { byMessage, decideRecords, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
 import { changeVisibility, queueUrlFromArn } from './sqs.ts';
-import type { FailedEdit } from './types.ts';
+import type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';
+
+export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 
 export interface DrainDeps {
   gateway: PortalGateway;
+  ledger: Ledger;
   sqs: SQSClient;
-  options: DrainOptions;
+  options: ReconcileOptions;
   /** The edits queue, for visibility changes. Default: derived from each record's eventSourceARN. */
   editsQueueUrl?: string | undefined;
   /** Per-portal overload circuits. Default: 5 min doubling to 1 h. */
   circuits?: PortalCircuits;
   now?: () => number;
   random?: () => number;
-  /** Waits for a rate token. Default: a timer that the signal cuts short. */
+  /** Waits for a rate token or a linger. Default: a timer that the signal cuts short. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
@@ -35,47 +41,118 @@ export interface Invocation {
 export type Drain = (event: SQSEvent, invocation: Invocation) => Promise<SQSBatchResponse>;
 
 /**
- * The deferred-edits drain for one container: options checked once, per-portal pacing and circuits
- * kept across invocations. Each invocation parses, merges, applies and settles its records, and
- * reports the ones to come back as batch item failures (their visibility set to their delay).
+ * The edits queue's drain for one container. Each invocation merges its records into the ledger
+ * (in queue order), reconciles the portals it touched (filling calls from their dirty sets), and
+ * settles its records: acknowledged once their edits are durable in the ledger, except one record per
+ * message still waiting, which comes back after the message's delay as its retry signal.
  */
 export function createDrain(deps: DrainDeps): Drain {
-  const options = normaliseDrainOptions(deps.options);
   const now = deps.now ?? Date.now;
-  const state = new DrainState({ concurrency: options.maxConcurrency, apiShare: options.apiRateShare, now });
-  const circuits = deps.circuits ?? new PortalCircuits({ now });
-  const random = deps.random ?? Math.random;
-  const sleep = deps.sleep ?? sleepUnlessAborted;
+  const reconciler = new Reconciler({
+    ledger: deps.ledger,
+    gateway: deps.gateway,
+    sqs: deps.sqs,
+    options: deps.options,
+    now,
+    ...(deps.circuits ? { circuits: deps.circuits } : {}),
+    ...(deps.random ? { random: deps.random } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
+  const options = reconciler.options;
+  const delays = { minDelayMs: options.handBackDelayMs, maxDelayMs: options.maxDeferralMs };
 
   return async (event, invocation) => {
     const records = event.Records.map(toDrainRecord);
     const { edits, invalid } = parseRecords(records);
-    const stats: CallStats = { calls: 0, commandsPerCall: [], rateLimited: 0, circuitsOpened: [] };
-    const context: ApplyContext = {
-      gateway: deps.gateway,
-      state,
-      circuits,
-      options,
-      remainingMs: invocation.remainingMs,
-      signal: invocation.signal,
-      now,
-      random,
-      sleep,
-      stats,
-    };
-    const outcomes = await applyEdits(mergeEdits(edits), context);
-    const plan = planDecisions({ records, invalid, outcomes, maxAttempts: options.maxAttempts });
+    const stats = emptyStats();
+    const decisions = new Map<string, RecordDecision>();
+    const handBack = (
+      record: DrainRecord,
+      code: string,
+      description: string,
+      delayMs = options.handBackDelayMs,
+    ) => decisions.set(record.messageId, { action: 'hand-back', code, description, delayMs });
 
-    const toSend = plan.deadLetters.filter((failed) =>
-      failed.records.some((r) => plan.decisions.get(r.messageId)?.action === 'dead-letter'),
+    if (invalid.length > 0) {
+      const sent = await sendFailedEdits(
+        invalid.map(({ record, description }) => failedInvalidRecord(record, description)),
+        { queueUrl: options.failedEditsQueueUrl, client: deps.sqs },
+      );
+      const refused = new Set(sent.refused.map(({ index }) => index));
+      invalid.forEach(({ record }, index) => {
+        if (refused.has(index))
+          handBack(
+            record,
+            FAILED_QUEUE_UNAVAILABLE,
+            'The failed-edits queue did not accept the invalid edit',
+          );
+        else decisions.set(record.messageId, { action: 'ack', outcome: 'failed', code: INVALID_EDIT });
+      });
+    }
+
+    // Merge: one conditional write per message; a message whose merge failed comes back whole.
+    const messages = byMessage(edits);
+    const merged: ParsedEdit[][] = [];
+    await Promise.all(
+      [...messages.values()].map(async (group) => {
+        const first = (group[0] as ParsedEdit).edit;
+        try {
+          await reconciler.merge(first, group.map(incomingOf));
+          merged.push(group);
+        } catch (error) {
+          const failure = failureOf(error);
+          for (const { record } of group) handBack(record, failure.code, failure.description);
+        }
+      }),
     );
-    const sent = await sendFailedEdits(toSend, { queueUrl: options.failedEditsQueueUrl, client: deps.sqs });
-    const refused = new Set<FailedEdit>(sent.refused.map(({ index }) => toSend[index] as FailedEdit));
-    const decisions = settleDeadLetters(records, plan, refused, options.handBackDelayMs);
+
+    // Reconcile each touched portal; one portal's failure never touches another's records.
+    const byPortal = Map.groupBy(merged, (group) => (group[0] as ParsedEdit).edit.portal);
+    await Promise.all(
+      [...byPortal].map(async ([portal, groups]) => {
+        let fates: Map<string, ReconcileFate>;
+        try {
+          const report = await reconciler.reconcilePortal(portal, {
+            hints: groups.map((group) => (group[0] as ParsedEdit).edit),
+            mode: 'fill',
+            remainingMs: invocation.remainingMs,
+            signal: invocation.signal,
+            stats,
+          });
+          fates = report.fates;
+        } catch (error) {
+          const failure = failureOf(error);
+          logger.error('Reconciling a portal failed; its edits are kept in the ledger', {
+            portal,
+            code: failure.code,
+          });
+          fates = new Map();
+          for (const group of groups) {
+            fates.set(messageKeyText((group[0] as ParsedEdit).edit), {
+              kind: 'held',
+              code: failure.code,
+              description: failure.description,
+              delayMs: options.handBackDelayMs,
+            });
+          }
+        }
+        for (const group of groups) {
+          const fate =
+            fates.get(messageKeyText((group[0] as ParsedEdit).edit)) ?? unknownFate(options.handBackDelayMs);
+          for (const [id, decision] of decideRecords(group, fate, now(), delays)) decisions.set(id, decision);
+        }
+      }),
+    );
 
     const handBacks = event.Records.flatMap((record) => {
-      const decision = decisions.get(record.messageId);
-      return decision?.action === 'hand-back'
+      const decision = decisions.get(record.messageId) ?? {
+        action: 'hand-back' as const,
+        code: 'NOT_PLANNED',
+        description: 'The drain reached no decision for this record',
+        delayMs: options.handBackDelayMs,
+      };
+      decisions.set(record.messageId, decision);
+      return decision.action === 'hand-back'
         ? [
             {
               record,
@@ -97,7 +174,26 @@ export function createDrain(deps: DrainDeps): Drain {
   };
 }
 
-async function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return;
-  await delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
+function unknownFate(delayMs: number): ReconcileFate {
+  return {
+    kind: 'held',
+    code: 'NOT_REPORTED',
+    description: 'The reconciler reported nothing for this message',
+    delayMs,
+  };
+}
+
+export type { CallStats };
+
+function failedInvalidRecord(record: DrainRecord, description: string): FailedEditMessage {
+  return {
+    body: record.body,
+    groupId: record.groupId || 'invalid',
+    deduplicationId: `invalid-${createHash('sha256').update(record.messageId).digest('hex')}`,
+    errorCode: INVALID_EDIT,
+    errorDescription: description,
+    attempts: record.receiveCount,
+    firstRequestedAt: new Date(record.sentAt).toISOString(),
+    editIds: [record.messageId],
+  };
 }

@@ -1,6 +1,6 @@
 import { logger } from '../observability/logger.ts';
 import { MetricUnit, metrics } from '../observability/metrics.ts';
-import type { CallStats } from './apply.ts';
+import type { CallStats } from '../reconcile/send.ts';
 import type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';
 
 /** One structured log line per record's outcome, and the invocation's metrics in EMF. */
@@ -22,15 +22,18 @@ export function reportOutcomes(
         ? { editId: edit.editId, portal: edit.portal, botId: edit.botId, messageId: edit.messageId }
         : {}),
     };
-    if (decision?.action === 'ack' && decision.outcome !== 'failed') {
-      counts[decision.outcome] += 1;
+    if (decision?.action === 'ack' && decision.outcome === 'recorded') {
+      counts.deferred += 1;
+      logger.info('Edit recorded; its message waits for its next apply', { ...context, outcome: 'deferred' });
+    } else if (decision?.action === 'ack' && decision.outcome !== 'failed') {
+      counts[decision.outcome === 'applied' ? 'applied' : 'superseded'] += 1;
       logger.info(decision.outcome === 'applied' ? 'Edit applied' : 'Edit superseded', {
         ...context,
         outcome: decision.outcome,
       });
     } else if (decision?.action === 'ack') {
       counts.failed += 1;
-      logger.warn('Edit failed; sent to the failed-edits queue', {
+      logger.warn('Edit failed; its reason is kept in the ledger and the failed-edits queue', {
         ...context,
         outcome: 'failed',
         code: decision.code,
@@ -42,7 +45,6 @@ export function reportOutcomes(
         outcome: 'deferred',
         code: decision.code,
         delayMs: decision.delayMs,
-        ...(decision.blockedBy ? { blockedBy: decision.blockedBy } : {}),
       });
     }
   }

@@ -1,4 +1,3 @@
-import type { FailedEditMessage } from '../edits/failed.ts';
 import type { QueuedEdit } from '../edits/types.ts';
 
 /** One SQS record as the drain needs it. */
@@ -13,6 +12,8 @@ export interface DrainRecord {
   receiveCount: number;
   /** SentTimestamp in ms. */
   sentAt: number;
+  /** The FIFO SequenceNumber (a decimal string): queue order within a message group; '' without one. */
+  sequenceNumber: string;
 }
 
 /** A record whose body is a valid queued edit. */
@@ -27,24 +28,13 @@ export interface InvalidRecord {
   description: string;
 }
 
-/** What became of one merged edit (all its records share it). */
-export type EditOutcome =
-  | { kind: 'applied' }
-  /** Try again after `delayMs`; `code` says why (a Bitrix24 code, or DEADLINE / RATE_PACED). */
-  | { kind: 'deferred'; code: string; description: string; delayMs: number }
-  /** Waiting cannot help: the edit goes to the failed-edits queue. */
-  | { kind: 'failed'; code: string; description: string };
-
 /** What to do with one SQS record. */
 export type RecordDecision =
-  /** Delete it: applied, superseded by a later edit of its message that was applied, or dead-lettered. */
-  | { action: 'ack'; outcome: 'applied' | 'superseded' | 'failed'; code?: string }
-  /** Send it (as part of `deadLetter`) to the failed-edits queue, and delete it once that is accepted. */
-  | { action: 'dead-letter'; code: string; description: string }
-  /** Report it failed with its visibility set to `delayMs`; `blockedBy` names the earlier record of its group. */
-  | { action: 'hand-back'; code: string; description: string; delayMs: number; blockedBy?: string };
-
-/** One message for the failed-edits queue, with the drain records it settles (in queue order). */
-export interface FailedEdit extends FailedEditMessage {
-  records: DrainRecord[];
-}
+  /**
+   * Delete it: its message was applied (`applied` for the record whose edit is the message's last,
+   * `superseded` for the others), failed for good with its reason kept, or is `recorded` in the
+   * ledger while another record of the message stays in flight as its retry signal.
+   */
+  | { action: 'ack'; outcome: 'applied' | 'superseded' | 'failed' | 'recorded'; code?: string }
+  /** Report it failed with its visibility set to `delayMs`: its message's retry signal. */
+  | { action: 'hand-back'; code: string; description: string; delayMs: number };

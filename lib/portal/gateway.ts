@@ -1,3 +1,4 @@
+import { type BatchCommand, buildBatchCmd } from '../bitrix24/batch.ts';
 import { type Bitrix24Client, createBitrix24Client } from '../bitrix24/client.ts';
 import { LocalCode } from '../bitrix24/error-table.ts';
 import { Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
@@ -112,6 +113,27 @@ export class PortalGateway {
       });
     }
     return outcome.time ? { result: true, time: outcome.time } : { result: true };
+  }
+
+  /**
+   * One `batch` call (halt=0) of bot commands: each command's bot must be allowed, and its token is
+   * put inside its command (webhook auth). Resolves with the keys sent and the raw answer.
+   */
+  async batch(
+    portal: string,
+    commands: ReadonlyArray<BatchCommand & { botId: number }>,
+    signal?: AbortSignal,
+  ): Promise<CallOutcome> {
+    return this.withCredentials(portal, signal, (secret, client, auth) => {
+      const cmd = buildBatchCmd(
+        commands.map(({ key, method, params, botId }) => ({
+          key,
+          method,
+          params: withBotToken(secret, params, botId),
+        })),
+      );
+      return client.call('batch', { halt: 0, cmd }, { auth, signal });
+    });
   }
 
   /**

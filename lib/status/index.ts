@@ -1,10 +1,4 @@
 export {
-  APPLIED_FIELDS_CACHE_MAX_ENTRIES,
-  AppliedFieldsCache,
-  type AppliedFieldsCacheOptions,
-  canonicalJson,
-} from './change-detect.ts';
-export {
   SourceError,
   SourceErrorCode,
   type SourceErrorInit,

@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Config } from '../config.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
-import { messageGroupId, type QueuedEdit } from '../edits/types.ts';
+import type { QueuedEdit } from '../edits/types.ts';
 import { AppError } from '../errors.ts';
+import { isDirty, type MessageKey, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit } from '../observability/metrics.ts';
-import type { PortalGateway } from '../portal/gateway.ts';
-import type { AppliedFieldsCache } from './change-detect.ts';
+import type { ReconcileFate, Reconciler } from '../reconcile/reconcile.ts';
+import { emptyStats } from '../reconcile/send.ts';
 import { renderStatus } from './render.ts';
-import { type SendContext, type StatusUpdate, sendPortalUpdates } from './send.ts';
 import { mapWithConcurrency } from './sources.ts';
 import { parseStatusInput, type StatusSpecIssue } from './spec.ts';
 
@@ -58,11 +58,8 @@ export interface RefreshInput {
   event: unknown;
   /** The Lambda deadline: aborts source reads and Bitrix24 requests. */
   signal?: AbortSignal | undefined;
-  /**
-   * Epoch ms after which no Bitrix24 request is started; edits still waiting are deferred to the
-   * queue instead, while there is time to send them there. Default: no limit.
-   */
-  sendBy?: number | undefined;
+  /** Milliseconds left before the invocation's deadline: no call starts that could outlive it. */
+  remainingMs?: (() => number) | undefined;
 }
 
 /** Where the summary goes as metrics; the project's Powertools `metrics` in production. */
@@ -70,18 +67,12 @@ export type MetricsSink = Pick<Metrics, 'addMetric'>;
 
 export interface RefreshDeps {
   config: Pick<Config, 'statusConcurrency' | 'b24AllowHttp'>;
-  gateway: PortalGateway;
-  /**
-   * Per-portal pacers and batch refusals kept across invocations: the drain's `DrainState`, so that
-   * status updates are paced exactly as deferred edits are.
-   */
-  pacing: SendContext['pacing'];
-  /** What this container last applied to each message. */
-  cache: AppliedFieldsCache;
-  /** Sends edits to the deferred-edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL). */
+  /** Records each rendering in the ledger and applies the changed ones, paced with the drain. */
+  reconciler: Reconciler;
+  /** Sends edits to the edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL): the drain's wake-up. */
   enqueue: (edits: QueuedEdit[]) => Promise<EnqueueResult>;
   metrics?: MetricsSink;
-  /** The moment shown as `now` in templates and stamped on deferred edits. Default `new Date()`. */
+  /** The moment shown as `now` in templates and stamped as the edits' acceptance time. Default `new Date()`. */
   now?: () => Date;
   newId?: () => string;
 }
@@ -96,29 +87,23 @@ export const REFRESH_METRICS = {
   invalid: 'StatusInvalid',
 } as const satisfies Record<keyof RefreshSummary, string>;
 
-interface Pending extends StatusUpdate {
-  portal: string;
-  /** The message's key in the applied-fields cache. */
-  key: string;
+interface Pending {
+  index: number;
+  key: MessageKey;
+  edit: QueuedEdit;
   sourceError: string | undefined;
 }
 
 /**
  * Refreshes scheduled status messages: validates the input as a whole (refused specs are reported,
- * the others run), renders every spec with bounded concurrency, skips messages whose fields equal what
- * this container last applied, and sends the changed ones of each portal together in `batch` calls
- * of at most 50 commands, paced by the portal's bucket. A portal with one changed message gets a single
- * update call. Retryable failures are deferred to the edits queue; permanent ones are counted and logged.
- * Every expected outcome is reported; only bugs throw.
+ * the others run), renders every spec with bounded concurrency, and records each rendering in the
+ * ledger like any edit. A rendering equal to the message's desired state that is already applied
+ * costs no call, in any container; the changed messages of each portal are reconciled together
+ * (up to 50 per `batch` call, paced with the drain). What Bitrix24 cannot take now stays in the
+ * ledger for the drain and the sweep. Every expected outcome is reported; only bugs throw.
  */
 export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): Promise<RefreshReport> {
   const now = deps.now?.() ?? new Date();
-  const context: SendContext = {
-    gateway: deps.gateway,
-    pacing: deps.pacing,
-    signal: input.signal,
-    sendBy: input.sendBy ?? Number.POSITIVE_INFINITY,
-  };
   const { specs, invalid: issues } = parseStatusInput(input.event, { allowHttp: deps.config.b24AllowHttp });
   const invalid = reportIssues(issues);
 
@@ -144,18 +129,71 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
       reports.push({ ...target, outcome: 'kept', code: result.error.code, sourceError: result.error.code });
       return;
     }
-    const key = messageGroupId(spec);
-    const sourceError = result.sourceError?.code;
-    if (deps.cache.isUnchanged(key, result.fields)) {
-      reports.push({ ...target, outcome: 'unchanged', ...(sourceError ? { sourceError } : {}) });
-      return;
-    }
-    pending.push({ ...target, key, fields: result.fields, sourceError });
+    const key = { portal: spec.portal, botId: spec.botId, messageId: spec.messageId };
+    const edit: QueuedEdit = {
+      ...key,
+      fields: result.fields,
+      editId: deps.newId?.() ?? randomUUID(),
+      requestedAt: now.toISOString(),
+    };
+    pending.push({ index, key, edit, sourceError: result.sourceError?.code });
   });
 
-  const byPortal = Map.groupBy(pending, (item) => item.portal);
-  await Promise.all([...byPortal].map(([portal, items]) => sendPortalUpdates(portal, items, context)));
-  reports.push(...(await settle(pending, deps, now)));
+  // Record every rendering; the ones that changed the desired state (or are still not applied) go on.
+  const toApply: Pending[] = [];
+  await Promise.all(
+    pending.map(async (item) => {
+      try {
+        const merged = await deps.reconciler.merge(item.key, [
+          { ...item.key, fields: item.edit.fields, editId: item.edit.editId, at: now.getTime(), seq: '' },
+        ]);
+        if (isDirty(merged.state)) toApply.push(item);
+        else reports.push(reportOf(item, 'unchanged'));
+      } catch (error) {
+        reports.push(
+          reportOf(item, 'failed', { code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE' }),
+        );
+      }
+    }),
+  );
+
+  const byPortal = Map.groupBy(toApply, (item) => item.key.portal);
+  const deferred: Array<{ item: Pending; reason: string }> = [];
+  await Promise.all(
+    [...byPortal].map(async ([portal, items]) => {
+      let fates: Map<string, ReconcileFate> = new Map();
+      try {
+        const report = await deps.reconciler.reconcilePortal(portal, {
+          hints: items.map((item) => item.key),
+          mode: 'fill',
+          remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
+          signal: input.signal,
+          stats: emptyStats(),
+        });
+        fates = report.fates;
+      } catch (error) {
+        logger.error('Reconciling a portal failed; its status edits stay in the ledger', {
+          portal,
+          code: error instanceof AppError ? error.code : 'RECONCILE_ERROR',
+        });
+      }
+      for (const item of items) {
+        const fate = fates.get(messageKeyText(item.key));
+        if (fate?.kind === 'applied') reports.push(reportOf(item, 'updated'));
+        else if (fate?.kind === 'failed') reports.push(reportOf(item, 'failed', { code: fate.error.code }));
+        else {
+          const reason =
+            fate?.kind === 'held'
+              ? fate.code
+              : fate?.kind === 'pending'
+                ? (fate.lastError?.code ?? 'PENDING')
+                : 'RECONCILE_ERROR';
+          deferred.push({ item, reason });
+        }
+      }
+    }),
+  );
+  reports.push(...(await wakeDrain(deferred, deps)));
 
   reports.sort((a, b) => a.index - b.index);
   const summary = summarise(reports, invalid);
@@ -167,6 +205,33 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
     }
   }
   return { summary, specs: reports, issues };
+}
+
+/**
+ * The deferred renderings are in the ledger; a queue copy wakes the drain sooner than the sweep.
+ * When the queue cannot take it, the sweep applies them all the same.
+ */
+async function wakeDrain(
+  deferred: Array<{ item: Pending; reason: string }>,
+  deps: RefreshDeps,
+): Promise<SpecReport[]> {
+  if (deferred.length === 0) return [];
+  try {
+    const sent = await deps.enqueue(deferred.map(({ item }) => item.edit));
+    if (sent.failed.length > 0) {
+      logger.warn('The edits queue refused wake-ups of deferred status edits; the sweep applies them', {
+        count: sent.failed.length,
+      });
+    }
+  } catch (error) {
+    logger.warn('The edits queue is unavailable; the sweep applies the deferred status edits', {
+      count: deferred.length,
+      code: error instanceof AppError ? error.code : 'QUEUE_UNAVAILABLE',
+    });
+  }
+  return deferred.map(({ item, reason }) =>
+    reportOf(item, 'deferred', { code: reason, editId: item.edit.editId }),
+  );
 }
 
 /** Logs each refused spec once with all its problems; returns how many specs were refused. */
@@ -185,72 +250,11 @@ function reportIssues(issues: StatusSpecIssue[]): number {
 function reportOf(item: Pending, outcome: SpecOutcome, extra: Partial<SpecReport> = {}): SpecReport {
   return {
     index: item.index,
-    portal: item.portal,
-    botId: item.botId,
-    messageId: item.messageId,
+    ...item.key,
     outcome,
     ...extra,
     ...(item.sourceError ? { sourceError: item.sourceError } : {}),
   };
-}
-
-/** Remembers what was applied, forgets the rest, and defers what can wait to the edits queue. */
-async function settle(items: Pending[], deps: RefreshDeps, now: Date): Promise<SpecReport[]> {
-  const reports: SpecReport[] = [];
-  const deferrals: Array<{ item: Pending; edit: QueuedEdit; reason: string }> = [];
-  for (const item of items) {
-    const result = item.result ?? { kind: 'failed', code: 'INTERNAL_ERROR' };
-    if (result.kind === 'updated') {
-      deps.cache.remember(item.key, item.fields);
-      reports.push(reportOf(item, 'updated'));
-      continue;
-    }
-    // Failed, or applied or not we cannot tell: the next run must send it again.
-    deps.cache.forget(item.key);
-    if (result.kind === 'failed') {
-      reports.push(reportOf(item, 'failed', { code: result.code }));
-      continue;
-    }
-    const edit: QueuedEdit = {
-      portal: item.portal,
-      botId: item.botId,
-      messageId: item.messageId,
-      fields: item.fields,
-      editId: deps.newId?.() ?? randomUUID(),
-      requestedAt: now.toISOString(),
-    };
-    deferrals.push({ item, edit, reason: result.code });
-  }
-  if (deferrals.length === 0) return reports;
-
-  let refused: Map<string, string>;
-  try {
-    const sent = await deps.enqueue(deferrals.map(({ edit }) => edit));
-    refused = new Map(sent.failed.map(({ editId }) => [editId, 'QUEUE_REFUSED']));
-    if (sent.failed.length > 0) {
-      logger.error('The edits queue refused status edits Bitrix24 could not take now', {
-        count: sent.failed.length,
-        codes: [...new Set(sent.failed.map(({ code }) => code))],
-      });
-    }
-  } catch (error) {
-    const code = error instanceof AppError ? error.code : 'QUEUE_UNAVAILABLE';
-    logger.error('The edits queue is unavailable: status edits Bitrix24 could not take now are lost', {
-      count: deferrals.length,
-      code,
-      error,
-    });
-    refused = new Map(deferrals.map(({ edit }) => [edit.editId, code]));
-  }
-  for (const { item, edit, reason } of deferrals) {
-    const queueCode = refused.get(edit.editId);
-    reports.push(
-      queueCode === undefined
-        ? reportOf(item, 'deferred', { code: reason, editId: edit.editId })
-        : reportOf(item, 'failed', { code: queueCode }),
-    );
-  }
-  return reports;
 }
 
 function summarise(reports: SpecReport[], invalid: number): RefreshSummary {
@@ -272,7 +276,7 @@ function summarise(reports: SpecReport[], invalid: number): RefreshSummary {
 const OUTCOME_MESSAGES: Record<SpecOutcome, string> = {
   updated: 'Status message updated',
   unchanged: 'Status message unchanged',
-  deferred: 'Status message deferred to the edits queue',
+  deferred: 'Status message recorded; applied when Bitrix24 can take it',
   failed: 'Status message failed',
   kept: 'Status source failed; message kept',
 };

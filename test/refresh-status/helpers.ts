@@ -1,6 +1,6 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
-import { DrainState } from '../../lib/drain/portal-state.ts';
+import { PortalPacing } from '../../lib/reconcile/pacing.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { QueuedEdit } from '../../lib/edits/types.ts';
 import { AppliedFieldsCache } from '../../lib/status/change-detect.ts';
@@ -27,7 +27,7 @@ export function depsFor(h: Harness, overrides: Partial<RefreshDeps> = {}) {
   const deps: RefreshDeps = {
     config: { statusConcurrency: 8, b24AllowHttp: true },
     gateway: h.gateway,
-    pacing: new DrainState({ concurrency: 1, apiShare: 0, now: Date.now }),
+    pacing: new PortalPacing({ concurrency: 1, apiShare: 0, now: Date.now }),
     cache: new AppliedFieldsCache(),
     enqueue: (edits) => enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs }),
     metrics: {

@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
@@ -7,6 +8,7 @@ import {
   type EmulatorOptions,
   startBitrix24Emulator,
 } from '../../local/bitrix24-emulator/index.ts';
+import { createLedgerTable, startLocalDynamoDb } from '../../local/dynamodb.ts';
 import { type LocalSecretsManager, startSecretsManager } from '../../local/secrets-manager.ts';
 import { startLocalSqs } from '../../local/sqs.ts';
 
@@ -35,6 +37,10 @@ export interface Harness {
   /** A store and gateway wired to the local Secrets Manager and the emulator (plain HTTP allowed). */
   store: SecretStore;
   gateway: PortalGateway;
+  /** A local DynamoDB (dynalite) on loopback holding the ledger table `ledgerTable`. */
+  dynamoEndpoint: string;
+  dynamo: DynamoDBClient;
+  ledgerTable: string;
   close(): Promise<void>;
 }
 
@@ -93,6 +99,10 @@ export async function startHarness(
     }),
   );
   const secretsClient = new SecretsManagerClient({ ...AWS, endpoint: secretsManager.url });
+  const localDynamo = await startLocalDynamoDb();
+  const dynamo = new DynamoDBClient({ ...AWS, endpoint: localDynamo.url });
+  const ledgerTable = 'ledger-test';
+  await createLedgerTable(dynamo, ledgerTable);
   const store = createSecretStore({ client: secretsClient, prefix: PREFIX, ttlSeconds: 300 });
   const gateway = new PortalGateway({ store, timeoutMs: options.timeoutMs ?? 2_000, allowHttp: true });
   return {
@@ -105,10 +115,14 @@ export async function startHarness(
     sqsEndpoint: localSqs.url,
     store,
     gateway,
+    dynamoEndpoint: localDynamo.url,
+    dynamo,
+    ledgerTable,
     async close() {
       sqs.destroy();
       secretsClient.destroy();
-      await Promise.all([emulator.close(), secretsManager.close(), localSqs.close()]);
+      dynamo.destroy();
+      await Promise.all([emulator.close(), secretsManager.close(), localSqs.close(), localDynamo.close()]);
     },
   };
 }

@@ -7,7 +7,7 @@ interface PortalPace {
   bucket: LeakyBucket;
 }
 
-export interface DrainStateOptions {
+export interface PortalPacingOptions {
   /** How many drains share each portal's budget. */
   concurrency: number;
   /** The fraction of each portal's budget left to the synchronous API. */
@@ -16,17 +16,17 @@ export interface DrainStateOptions {
 }
 
 /**
- * What one drain container remembers between invocations about each portal: its slice of the rate
+ * What one container remembers between invocations about each portal: its slice of the rate
  * budget, portals that refuse imbot.v2 inside `batch`, and the last `time` object Bitrix24 sent
  * (OPERATION_TIME_LIMIT answers carry none; the last success's `operating_reset_at` says when to retry).
  */
-export class DrainState {
-  readonly #options: DrainStateOptions;
+export class PortalPacing {
+  readonly #options: PortalPacingOptions;
   readonly #paces = new Map<string, PortalPace>();
   readonly #noBatch = new Set<string>();
   readonly #lastTime = new Map<string, B24Time>();
 
-  constructor(options: DrainStateOptions) {
+  constructor(options: PortalPacingOptions) {
     this.#options = options;
   }
 

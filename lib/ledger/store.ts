@@ -1,0 +1,529 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { AWS_CLIENT_LIMITS } from '../aws.ts';
+import { AppError } from '../errors.ts';
+import {
+  type DesiredField,
+  dueAt,
+  EDIT_FIELDS,
+  emptyState,
+  type FieldName,
+  type IncomingEdit,
+  type LedgerError,
+  type MergeResult,
+  type MessageKey,
+  type MessageState,
+  mergeEdits,
+  messageKeyText,
+  type Timing,
+} from './model.ts';
+import { DIRTY_INDEX, DIRTY_PORTAL, DUE_AT, LEDGER_KEY, TTL_ATTRIBUTE } from './table.ts';
+
+/** DynamoDB could not be reached or refused a request: the edit was not recorded. */
+export class LedgerUnavailableError extends AppError {
+  override name = 'LedgerUnavailableError';
+  readonly retryAfterSeconds = 5;
+  constructor(message: string, options?: ErrorOptions) {
+    super('LEDGER_UNAVAILABLE', message, 503, options);
+  }
+}
+
+export interface LedgerOptions {
+  /** STATE_TABLE_NAME. */
+  tableName: string;
+  /** Default: a client from the environment (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB). */
+  client?: DynamoDBClient;
+  now?: () => number;
+  /** Days without a write after which DynamoDB may delete a message's item. Default 30. */
+  idleTtlDays?: number;
+}
+
+/** What `markApplied` found: applied and clean, applied but a newer version waits, or overtaken. */
+export type AppliedMark = 'clean' | 'newer-pending' | 'overtaken';
+
+/** Merges of one message racing each other; each retry reads the winner's state first. */
+const MERGE_TRIES = 25;
+const BATCH_GET_KEYS = 100;
+let defaultClient: DynamoDBClient | undefined;
+
+/** The DynamoDB client built from the environment, made once per container. */
+export function dynamoClient(): DynamoDBClient {
+  defaultClient ??= new DynamoDBClient(AWS_CLIENT_LIMITS);
+  return defaultClient;
+}
+
+export function messagePk(key: MessageKey): string {
+  return `msg#${key.portal}#${key.botId}#${key.messageId}`;
+}
+
+function portalPk(portal: string): string {
+  return `portal#${portal}`;
+}
+
+/**
+ * The ledger in DynamoDB: one item per message, written only by single-item conditional updates
+ * (no transactions). Merges are read → compute → write on `version`; apply outcomes touch only the
+ * bookkeeping, so a merge and an apply never overwrite each other's attributes.
+ */
+export class Ledger {
+  readonly tableName: string;
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #now: () => number;
+  readonly #ttlSeconds: number;
+
+  constructor(options: LedgerOptions) {
+    this.tableName = options.tableName;
+    this.#doc = DynamoDBDocumentClient.from(options.client ?? dynamoClient(), {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    this.#now = options.now ?? Date.now;
+    this.#ttlSeconds = (options.idleTtlDays ?? 30) * 86_400;
+  }
+
+  /** The message's state, read strongly consistent; an empty state when it has none. */
+  async get(key: MessageKey): Promise<MessageState> {
+    const answer = await this.#send(
+      () =>
+        this.#doc.send(
+          new GetCommand({
+            TableName: this.tableName,
+            Key: { [LEDGER_KEY]: messagePk(key) },
+            ConsistentRead: true,
+          }),
+        ),
+      'read a message',
+    );
+    return answer.Item ? fromItem(answer.Item) : emptyState(key);
+  }
+
+  /** States of many messages (strongly consistent, 100 keys a request), by `messageKeyText`. */
+  async getMany(keys: readonly MessageKey[]): Promise<Map<string, MessageState>> {
+    const states = new Map<string, MessageState>();
+    const unique = [...new Map(keys.map((key) => [messagePk(key), key])).values()];
+    for (let start = 0; start < unique.length; start += BATCH_GET_KEYS) {
+      let pending: Array<Record<string, unknown>> = unique
+        .slice(start, start + BATCH_GET_KEYS)
+        .map((key) => ({ [LEDGER_KEY]: messagePk(key) }));
+      for (let round = 0; pending.length > 0; round++) {
+        if (round >= MERGE_TRIES) throw new LedgerUnavailableError('DynamoDB kept keys unprocessed');
+        const request = { [this.tableName]: { Keys: pending, ConsistentRead: true } };
+        const answer = await this.#send(
+          () => this.#doc.send(new BatchGetCommand({ RequestItems: request })),
+          'read messages',
+        );
+        for (const item of answer.Responses?.[this.tableName] ?? []) {
+          const state = fromItem(item);
+          states.set(messageKeyText(state), state);
+        }
+        pending = (answer.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Array<Record<string, unknown>>;
+      }
+    }
+    for (const key of unique)
+      if (!states.has(messageKeyText(key))) states.set(messageKeyText(key), emptyState(key));
+    return states;
+  }
+
+  /**
+   * Merges edits of one message (in queue order) and makes it dirty if its desired state changed;
+   * `timing` gives a newly dirty message its due time.
+   */
+  async merge(key: MessageKey, edits: readonly IncomingEdit[], timing: Timing): Promise<MergeResult> {
+    for (let attempt = 0; attempt < MERGE_TRIES; attempt++) {
+      const current = await this.get(key);
+      const result = mergeEdits(current, edits);
+      if (!result.changed && !result.restamped) return result;
+      const now = this.#now();
+      try {
+        if (!result.changed) {
+          await this.#restamp(key, current.version, result.state.desired, now);
+          return result;
+        }
+        await this.#send(
+          () =>
+            this.#doc.send(
+              new UpdateCommand({
+                TableName: this.tableName,
+                Key: { [LEDGER_KEY]: messagePk(key) },
+                UpdateExpression:
+                  'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
+                  'version = :version, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
+                  'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
+                  '#dp = :portal, #ds = if_not_exists(#ds, :due), #ttl = :ttl',
+                ConditionExpression:
+                  current.version === 0 ? 'attribute_not_exists(version)' : 'version = :current',
+                ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
+                ExpressionAttributeValues: {
+                  ':portal': key.portal,
+                  ':botId': key.botId,
+                  ':messageId': key.messageId,
+                  ':desired': toStoredDesired(result.state.desired),
+                  ':version': result.state.version,
+                  ':zero': 0,
+                  ':pending': result.state.pendingEditIds,
+                  ':due': dueAt(result.state, timing),
+                  ':ttl': this.#ttl(now),
+                  ...(current.version === 0 ? {} : { ':current': current.version }),
+                },
+              }),
+            ),
+          'record an edit',
+        );
+        return { ...result, state: { ...result.state, dueAt: current.dueAt ?? dueAt(result.state, timing) } };
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        // Another merge of this message won the race: read again after a short, jittered pause.
+        await delay(Math.floor(Math.random() * 10 * (attempt + 1)));
+      }
+    }
+    throw new LedgerUnavailableError(
+      `Too many concurrent edits of message ${messageKeyText(key)}; try again`,
+    );
+  }
+
+  /** Stores newer acceptance stamps of unchanged values: no new version, nothing to apply. */
+  async #restamp(
+    key: MessageKey,
+    version: number,
+    desired: MessageState['desired'],
+    now: number,
+  ): Promise<void> {
+    await this.#send(
+      () =>
+        this.#doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { [LEDGER_KEY]: messagePk(key) },
+            UpdateExpression: 'SET desired = :desired, #ttl = :ttl',
+            ConditionExpression: 'version = :current',
+            ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+            ExpressionAttributeValues: {
+              ':desired': toStoredDesired(desired),
+              ':current': version,
+              ':ttl': this.#ttl(now),
+            },
+          }),
+        ),
+      'record an edit',
+    );
+  }
+
+  /** Keys of the portal's dirty messages due by `now`, most overdue first (an eventually consistent index). */
+  async dirtyKeys(portal: string, limit: number, now = this.#now()): Promise<MessageKey[]> {
+    const answer = await this.#send(
+      () =>
+        this.#doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: DIRTY_INDEX,
+            KeyConditionExpression: '#dp = :portal AND #ds <= :now',
+            ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT },
+            ExpressionAttributeValues: { ':portal': portal, ':now': now },
+            ScanIndexForward: true,
+            Limit: limit,
+          }),
+        ),
+      'list dirty messages',
+    );
+    return (answer.Items ?? []).flatMap((item) => keyOfPk(String(item[LEDGER_KEY])) ?? []);
+  }
+
+  /** Every portal that has dirty messages (a scan of the sparse index, which holds only those). */
+  async dirtyPortals(): Promise<string[]> {
+    const portals = new Set<string>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const answer = await this.#send(
+        () =>
+          this.#doc.send(
+            new ScanCommand({
+              TableName: this.tableName,
+              IndexName: DIRTY_INDEX,
+              ProjectionExpression: '#dp',
+              ExpressionAttributeNames: { '#dp': DIRTY_PORTAL },
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
+          ),
+        'list dirty portals',
+      );
+      for (const item of answer.Items ?? []) portals.add(String(item[DIRTY_PORTAL]));
+      start = answer.LastEvaluatedKey;
+    } while (start);
+    return [...portals];
+  }
+
+  /**
+   * Records that `version` reached Bitrix24 by a call started at `startedAt`. Clean when it is still
+   * the desired version; `newer-pending` when edits came meanwhile; `overtaken` when a newer version
+   * had been applied meanwhile, so ours may have landed after it: then the message is dirty again.
+   */
+  async markApplied(
+    key: MessageKey,
+    version: number,
+    startedAt: number,
+    timing: Timing,
+  ): Promise<AppliedMark> {
+    const now = this.#now();
+    const values = { ':v': version, ':now': now, ':started': startedAt, ':zero': 0, ':ttl': this.#ttl(now) };
+    const cadenceDue = startedAt + timing.messageMinIntervalMs;
+    const names = { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE };
+    const applied =
+      'SET appliedVersion = :v, appliedAt = :now, lastCallAt = :started, attempts = :zero, #ttl = :ttl';
+    if (
+      await this.#conditional({
+        UpdateExpression: `${applied}, pendingEditIds = :none REMOVE lastError, retryAt, inDoubtSince, #dp, #ds`,
+        ConditionExpression: 'version = :v AND appliedVersion < :v',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ...values, ':none': [] },
+        key,
+      })
+    )
+      return 'clean';
+    if (
+      await this.#conditional({
+        UpdateExpression: `${applied}, #ds = :due REMOVE lastError, retryAt, inDoubtSince`,
+        ConditionExpression: 'appliedVersion < :v',
+        ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE, '#ds': DUE_AT },
+        ExpressionAttributeValues: { ...values, ':due': cadenceDue },
+        key,
+      })
+    )
+      return 'newer-pending';
+    await this.#update({
+      UpdateExpression:
+        'SET appliedVersion = :v, lastCallAt = :started, #dp = :portal, #ds = :due, #ttl = :ttl',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ...values, ':portal': key.portal, ':due': cadenceDue },
+      key,
+    });
+    return 'overtaken';
+  }
+
+  /**
+   * Records a failed or unknown outcome: the message stays dirty until `retryAt`. `called` says a
+   * request carried it (the attempt counts and the cadence starts); `inDoubt` that it may still land.
+   */
+  async markRetry(
+    key: MessageKey,
+    outcome: {
+      error: LedgerError;
+      retryAt: number;
+      /** The message's due time after this outcome (`dueAt` of the new state). */
+      dueAt: number;
+      startedAt?: number | undefined;
+      inDoubt: boolean;
+    },
+  ): Promise<void> {
+    const now = this.#now();
+    const sets = ['lastError = :error', 'retryAt = :retryAt', '#ds = :due', '#ttl = :ttl'];
+    const values: Record<string, unknown> = {
+      ':error': outcome.error,
+      ':retryAt': outcome.retryAt,
+      ':due': outcome.dueAt,
+      ':ttl': this.#ttl(now),
+    };
+    if (outcome.startedAt !== undefined) {
+      sets.push('attempts = if_not_exists(attempts, :zero) + :one', 'lastCallAt = :started');
+      Object.assign(values, { ':zero': 0, ':one': 1, ':started': outcome.startedAt });
+      if (outcome.inDoubt) sets.push('inDoubtSince = :started');
+    }
+    await this.#update({
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      // Only while dirty: a message applied or failed meanwhile keeps its state.
+      ConditionExpression: 'attribute_exists(#dp)',
+      ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE, '#ds': DUE_AT, '#dp': DIRTY_PORTAL },
+      ExpressionAttributeValues: values,
+      key,
+    });
+  }
+
+  /**
+   * Records that `version` failed for good (its state is on the failed-edits queue). False when a
+   * newer version was merged meanwhile: that one stays dirty and is tried on its own.
+   */
+  async markFailed(
+    key: MessageKey,
+    version: number,
+    error: LedgerError,
+    startedAt?: number,
+  ): Promise<boolean> {
+    const now = this.#now();
+    return this.#conditional({
+      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = :zero, #ttl = :ttl${startedAt === undefined ? '' : ', lastCallAt = :started'} REMOVE retryAt, #dp, #ds`,
+      ConditionExpression: 'version = :v',
+      ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
+      ExpressionAttributeValues: {
+        ':v': version,
+        ':error': error,
+        ':zero': 0,
+        ':ttl': this.#ttl(now),
+        ...(startedAt === undefined ? {} : { ':started': startedAt }),
+      },
+      key,
+    });
+  }
+
+  /** Takes (or renews) the portal's reconcile lease until `untilMs`; false when another owner holds it. */
+  async acquireLease(portal: string, owner: string, untilMs: number): Promise<boolean> {
+    const now = this.#now();
+    try {
+      await this.#send(
+        () =>
+          this.#doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { [LEDGER_KEY]: portalPk(portal) },
+              UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl',
+              ConditionExpression:
+                'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
+              ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+              ExpressionAttributeValues: {
+                ':owner': owner,
+                ':until': untilMs,
+                ':now': now,
+                ':ttl': this.#ttl(now),
+              },
+            }),
+          ),
+        'take the portal lease',
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async releaseLease(portal: string, owner: string): Promise<void> {
+    try {
+      await this.#send(
+        () =>
+          this.#doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { [LEDGER_KEY]: portalPk(portal) },
+              UpdateExpression: 'REMOVE leaseOwner, leaseUntil',
+              ConditionExpression: 'leaseOwner = :owner',
+              ExpressionAttributeValues: { ':owner': owner },
+            }),
+          ),
+        'release the portal lease',
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  #ttl(now: number): number {
+    return Math.floor(now / 1000) + this.#ttlSeconds;
+  }
+
+  async #update(input: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { key: MessageKey }): Promise<void> {
+    const { key, ...rest } = input;
+    await this.#send(
+      () =>
+        this.#doc.send(
+          new UpdateCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: messagePk(key) }, ...rest }),
+        ),
+      'record an outcome',
+    ).catch((error: unknown) => {
+      // The item is gone (TTL, or never written): nothing is left to record.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
+  }
+
+  async #conditional(
+    input: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { key: MessageKey },
+  ): Promise<boolean> {
+    const { key, ...rest } = input;
+    try {
+      await this.#send(
+        () =>
+          this.#doc.send(
+            new UpdateCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: messagePk(key) }, ...rest }),
+          ),
+        'record an outcome',
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Runs a request; anything but a failed condition becomes LedgerUnavailableError. */
+  async #send<T>(request: () => Promise<T>, what: string): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw error;
+      const name = error instanceof Error ? error.name : 'Error';
+      throw new LedgerUnavailableError(`The ledger could not ${what} (${name})`, { cause: error });
+    }
+  }
+}
+
+interface StoredField {
+  json: string;
+  at: number;
+  seq: string;
+  editId: string;
+}
+
+/** Values are kept as JSON text: DynamoDB maps refuse some JSON (empty keys) and round numbers. */
+function toStoredDesired(desired: MessageState['desired']): Record<string, StoredField> {
+  const stored: Record<string, StoredField> = {};
+  for (const field of EDIT_FIELDS) {
+    const entry = desired[field];
+    if (entry)
+      stored[field] = {
+        json: JSON.stringify(entry.value),
+        at: entry.at,
+        seq: entry.seq,
+        editId: entry.editId,
+      };
+  }
+  return stored;
+}
+
+function fromItem(item: Record<string, unknown>): MessageState {
+  const key = keyOfPk(String(item[LEDGER_KEY])) as MessageKey;
+  const desired: Partial<Record<FieldName, DesiredField>> = {};
+  const stored = (item.desired ?? {}) as Record<string, StoredField>;
+  for (const field of EDIT_FIELDS) {
+    const entry = stored[field];
+    if (entry)
+      desired[field] = { value: JSON.parse(entry.json), at: entry.at, seq: entry.seq, editId: entry.editId };
+  }
+  const number = (name: string): number | undefined =>
+    typeof item[name] === 'number' ? (item[name] as number) : undefined;
+  return {
+    ...key,
+    desired,
+    version: number('version') ?? 0,
+    appliedVersion: number('appliedVersion') ?? 0,
+    appliedAt: number('appliedAt'),
+    failedVersion: number('failedVersion'),
+    dueAt: number(DUE_AT),
+    retryAt: number('retryAt'),
+    attempts: number('attempts') ?? 0,
+    lastError: item.lastError as LedgerError | undefined,
+    inDoubtSince: number('inDoubtSince'),
+    lastCallAt: number('lastCallAt'),
+    pendingEditIds: Array.isArray(item.pendingEditIds) ? (item.pendingEditIds as string[]) : [],
+  };
+}
+
+function keyOfPk(pk: string): MessageKey | undefined {
+  const match = /^msg#(.+)#(\d+)#(\d+)$/.exec(pk);
+  if (!match) return undefined;
+  return { portal: match[1] as string, botId: Number(match[2]), messageId: Number(match[3]) };
+}

@@ -1,0 +1,384 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { B24Time } from '../bitrix24/types.ts';
+import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
+import { messageGroupId, type QueuedEdit } from '../edits/types.ts';
+import {
+  desiredFields,
+  dueAt,
+  fateOf,
+  type IncomingEdit,
+  isDirty,
+  type LedgerError,
+  type MergeResult,
+  type MessageFate,
+  type MessageKey,
+  type MessageState,
+  messageKeyText,
+} from '../ledger/model.ts';
+import type { Ledger } from '../ledger/store.ts';
+import { logger } from '../observability/logger.ts';
+import { PortalCircuits } from '../pacing/circuit.ts';
+import {
+  normaliseReconcileOptions,
+  type ReconcileOptions,
+  type ResolvedReconcileOptions,
+} from './options.ts';
+import { PortalPacing } from './pacing.ts';
+import { type CallStats, type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
+
+export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';
+export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
+/** A reconcile of the portal is running elsewhere; it will apply this message. */
+export const LEASE_HELD = 'LEASE_HELD';
+
+/** What became of a message in one reconcile: a ledger fate, or held back without a call. */
+export type ReconcileFate =
+  | MessageFate
+  | { kind: 'held'; code: string; description: string; delayMs: number };
+
+export interface ReconcilerDeps {
+  ledger: Ledger;
+  gateway: SendContext['gateway'];
+  sqs: SQSClient;
+  options: ReconcileOptions;
+  pacing?: PortalPacing;
+  circuits?: PortalCircuits;
+  now?: () => number;
+  random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** This container's lease owner id. Default a random UUID. */
+  owner?: string;
+}
+
+export interface ReconcileRun {
+  /** Messages this caller cares about: sent first, and reported on. */
+  hints: readonly MessageKey[];
+  /**
+   * `fill`: take the portal's lease, fill calls from its dirty set, linger for fuller calls, pace,
+   * and send what fails for good to the failed-edits queue (drain, sweep, status refresh).
+   * `only`: apply just the hinted messages now, unpaced and without the lease (the API: its caller
+   * hears the outcome, so a permanent failure is recorded but not queued).
+   */
+  mode: 'fill' | 'only';
+  remainingMs: () => number;
+  signal?: AbortSignal | undefined;
+  stats: CallStats;
+}
+
+export interface ReconcileReport {
+  /** Fate of each hinted message (by `messageKeyText`) and of every message this run touched. */
+  fates: Map<string, ReconcileFate>;
+  /** States as last seen, by `messageKeyText`. */
+  states: Map<string, MessageState>;
+  /** The `time` object of each applied message's answer, when Bitrix24 sent one. */
+  times: Map<string, B24Time>;
+  /** The run found the portal's lease held by another reconciler and left the work to it. */
+  leaseHeld: boolean;
+}
+
+/**
+ * Brings a portal's messages from applied to desired: picks due dirty messages (hinted ones first,
+ * then the oldest of the portal's dirty set), sends each one's whole desired state, up to 50 per
+ * `batch` call, and records every outcome in the ledger. The only caller of `sendJobs`.
+ */
+export class Reconciler {
+  readonly options: ResolvedReconcileOptions;
+  readonly pacing: PortalPacing;
+  readonly circuits: PortalCircuits;
+  readonly #deps: ReconcilerDeps;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #owner: string;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+    this.options = normaliseReconcileOptions(deps.options);
+    this.#now = deps.now ?? Date.now;
+    this.#random = deps.random ?? Math.random;
+    this.#sleep = deps.sleep ?? sleepUnlessAborted;
+    this.#owner = deps.owner ?? randomUUID();
+    this.pacing =
+      deps.pacing ??
+      new PortalPacing({
+        concurrency: this.options.maxConcurrency,
+        apiShare: this.options.apiRateShare,
+        now: this.#now,
+      });
+    this.circuits = deps.circuits ?? new PortalCircuits({ now: this.#now });
+  }
+
+  get ledger(): Ledger {
+    return this.#deps.ledger;
+  }
+
+  /** Records edits of one message in the ledger (the one way every path writes desired state). */
+  merge(key: MessageKey, edits: readonly IncomingEdit[]): Promise<MergeResult> {
+    return this.#deps.ledger.merge(key, edits, this.options.timing);
+  }
+
+  async reconcilePortal(portal: string, run: ReconcileRun): Promise<ReconcileReport> {
+    const report: ReconcileReport = {
+      fates: new Map(),
+      states: new Map(),
+      times: new Map(),
+      leaseHeld: false,
+    };
+    const fill = run.mode === 'fill';
+    const { ledger } = this.#deps;
+    if (fill) {
+      const until = this.#now() + Math.max(1_000, Math.min(run.remainingMs(), 15 * 60_000));
+      if (!(await ledger.acquireLease(portal, this.#owner, until))) {
+        report.leaseHeld = true;
+        for (const key of run.hints) {
+          report.fates.set(messageKeyText(key), {
+            kind: 'held',
+            code: LEASE_HELD,
+            description: 'Another reconciler holds the portal and applies its dirty messages',
+            delayMs: this.options.batchLingerMs + this.options.callTimeoutMs,
+          });
+        }
+        return report;
+      }
+    }
+    try {
+      await this.#loop(portal, run, report);
+    } finally {
+      if (fill) await ledger.releaseLease(portal, this.#owner).catch(() => undefined);
+    }
+    return report;
+  }
+
+  async #loop(portal: string, run: ReconcileRun, report: ReconcileReport): Promise<void> {
+    const fill = run.mode === 'fill';
+    const { ledger } = this.#deps;
+    const { maxCommandsPerCall, timing } = this.options;
+    const hinted = new Set(run.hints.map(messageKeyText));
+    // A message is sent once per run (per version): progress is certain, and a loop ends.
+    const sent = new Map<string, number>();
+    let lingered = !fill || this.options.batchLingerMs === 0;
+    for (;;) {
+      const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
+      if (fill) candidates.push(...(await ledger.dirtyKeys(portal, maxCommandsPerCall * 2, this.#now())));
+      const states = await ledger.getMany(candidates);
+      const now = this.#now();
+      const due: MessageState[] = [];
+      for (const state of states.values()) {
+        const text = messageKeyText(state);
+        report.states.set(text, state);
+        if (isDirty(state) && sent.get(text) !== state.version && dueAt(state, timing) <= now)
+          due.push(state);
+        else if (hinted.has(text) || !isDirty(state)) report.fates.set(text, fateOf(state, timing));
+      }
+      if (due.length === 0) return;
+      if (due.length < maxCommandsPerCall && !lingered) {
+        // Records of a FIFO queue arrive one message group at a time: wait a moment for fuller calls.
+        lingered = true;
+        await this.#sleep(this.options.batchLingerMs, run.signal);
+        continue;
+      }
+      due.sort((a, b) => rank(a, hinted) - rank(b, hinted) || dueAt(a, timing) - dueAt(b, timing));
+      const jobs: Job[] = due.slice(0, maxCommandsPerCall).map((state) => ({
+        key: { portal: state.portal, botId: state.botId, messageId: state.messageId },
+        version: state.version,
+        fields: desiredFields(state),
+        attempts: state.attempts,
+      }));
+      for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
+      const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
+      const byKey = new Map(jobs.map((job) => [messageKeyText(job.key), job]));
+      let heldBack = false;
+      await this.#record(
+        jobs.map((job) => ({
+          job,
+          state: states.get(messageKeyText(job.key)) as MessageState,
+          result: results.get(job) as JobResult,
+        })),
+        run,
+        report,
+      );
+      for (const job of byKey.values()) if (results.get(job)?.kind === 'held') heldBack = true;
+      // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
+      if (heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))))) return;
+    }
+  }
+
+  #sendContext(run: ReconcileRun, fill: boolean): SendContext {
+    const o = this.options;
+    return {
+      gateway: this.#deps.gateway,
+      pacing: this.pacing,
+      circuits: this.circuits,
+      paced: fill,
+      remainingMs: run.remainingMs,
+      callTimeoutMs: o.callTimeoutMs,
+      deadlineMarginMs: o.deadlineMarginMs,
+      handBackDelayMs: o.handBackDelayMs,
+      serverBackoff: o.serverBackoff,
+      signal: run.signal,
+      now: this.#now,
+      random: this.#random,
+      sleep: this.#sleep,
+      stats: run.stats,
+    };
+  }
+
+  /** Writes each job's outcome to the ledger; what failed for good goes to the failed-edits queue first. */
+  async #record(
+    items: Array<{ job: Job; state: MessageState; result: JobResult }>,
+    run: ReconcileRun,
+    report: ReconcileReport,
+  ): Promise<void> {
+    const { ledger } = this.#deps;
+    const o = this.options;
+    const now = this.#now();
+    const failures: Array<{
+      job: Job;
+      state: MessageState;
+      error: LedgerError;
+      startedAt?: number | undefined;
+    }> = [];
+    const settle = (state: MessageState, changes: Partial<MessageState>) => {
+      const next = { ...state, ...changes };
+      const text = messageKeyText(state);
+      report.states.set(text, next);
+      report.fates.set(text, fateOf(next, o.timing));
+    };
+    await Promise.all(
+      items.map(async ({ job, state, result }) => {
+        const text = messageKeyText(job.key);
+        if (result.kind === 'applied') {
+          const mark = await ledger.markApplied(job.key, job.version, result.startedAt, o.timing);
+          if (result.time) report.times.set(text, result.time);
+          const applied = { appliedVersion: job.version, lastCallAt: result.startedAt, attempts: 0 };
+          if (mark === 'clean')
+            settle(state, { ...applied, retryAt: undefined, inDoubtSince: undefined, lastError: undefined });
+          // Newer edits came, or a newer apply may have landed first: the message stays dirty.
+          else settle({ ...state, version: Math.max(state.version, job.version + 1) }, applied);
+          return;
+        }
+        if (result.kind === 'held') {
+          report.states.set(text, state);
+          report.fates.set(text, {
+            kind: 'held',
+            code: result.failure.code,
+            description: result.failure.description,
+            delayMs: Math.min(result.delayMs, o.maxDeferralMs),
+          });
+          return;
+        }
+        const error: LedgerError = {
+          code: result.failure.code,
+          description: result.failure.description,
+          at: now,
+        };
+        if (result.kind === 'retry' && job.attempts + 1 < o.maxAttempts) {
+          const retry = {
+            error,
+            retryAt: now + Math.min(result.delayMs, o.maxDeferralMs),
+            startedAt: result.startedAt,
+            inDoubt: result.inDoubt,
+          };
+          const next: MessageState = {
+            ...state,
+            lastError: error,
+            retryAt: retry.retryAt,
+            attempts: job.attempts + 1,
+            lastCallAt: result.startedAt,
+            ...(result.inDoubt ? { inDoubtSince: result.startedAt } : {}),
+          };
+          await ledger.markRetry(job.key, { ...retry, dueAt: dueAt(next, o.timing) });
+          settle(next, {});
+          return;
+        }
+        const final =
+          result.kind === 'retry'
+            ? {
+                code: MAX_ATTEMPTS,
+                description: `Gave up after ${job.attempts + 1} attempts; the last one ended with ${error.code}: ${error.description}`,
+                at: now,
+              }
+            : error;
+        failures.push({ job, state, error: final, startedAt: result.startedAt });
+      }),
+    );
+    if (failures.length === 0) return;
+    const refused = new Set<number>();
+    if (run.mode === 'fill') {
+      const sent = await sendFailedEdits(
+        failures.map(({ state, error }) => failedMessage(state, error)),
+        { queueUrl: o.failedEditsQueueUrl, client: this.#deps.sqs },
+      );
+      for (const { index } of sent.refused) refused.add(index);
+    }
+    await Promise.all(
+      failures.map(async ({ job, state, error, startedAt }, index) => {
+        if (refused.has(index)) {
+          const retryAt = now + o.handBackDelayMs;
+          const kept: LedgerError = {
+            code: FAILED_QUEUE_UNAVAILABLE,
+            description: `The failed-edits queue did not accept the edit (it failed with ${error.code}: ${error.description})`,
+            at: now,
+          };
+          const next: MessageState = { ...state, lastError: kept, retryAt };
+          await ledger.markRetry(job.key, {
+            error: kept,
+            retryAt,
+            dueAt: dueAt(next, o.timing),
+            inDoubt: false,
+          });
+          settle(next, {});
+          return;
+        }
+        const marked = await ledger.markFailed(job.key, job.version, error, startedAt);
+        logger.warn('Message failed; its desired state is kept with the reason', {
+          ...job.key,
+          version: job.version,
+          code: error.code,
+          queued: run.mode === 'fill',
+        });
+        settle(state, marked ? { failedVersion: job.version, lastError: error } : { lastError: error });
+      }),
+    );
+  }
+}
+
+function rank(state: MessageState, hinted: ReadonlySet<string>): number {
+  return hinted.has(messageKeyText(state)) ? 0 : 1;
+}
+
+/** The failed-edits queue's message for a message whose version failed for good. */
+export function failedMessage(state: MessageState, error: LedgerError): FailedEditMessage {
+  const stamps = Object.values(state.desired).filter((field) => field !== undefined);
+  const last = stamps.reduce((a, b) => (b.at > a.at ? b : a), stamps[0] ?? { at: 0, editId: 'unknown' });
+  const first = Math.min(...stamps.map((field) => field.at));
+  const editIds = state.pendingEditIds.length > 0 ? state.pendingEditIds : [last.editId];
+  const body: QueuedEdit = {
+    portal: state.portal,
+    botId: state.botId,
+    messageId: state.messageId,
+    fields: desiredFields(state),
+    editId: editIds[editIds.length - 1] ?? last.editId,
+    requestedAt: new Date(last.at).toISOString(),
+  };
+  return {
+    body: JSON.stringify(body),
+    groupId: messageGroupId(state),
+    // Per message and version: a replay that fails again makes a new version, so it is kept again.
+    deduplicationId: `failed-${createHash('sha256')
+      .update(`${messageKeyText(state)}#${state.version}`)
+      .digest('hex')}`,
+    errorCode: error.code,
+    errorDescription: error.description,
+    attempts: state.attempts + 1,
+    firstRequestedAt: new Date(Number.isFinite(first) ? first : 0).toISOString(),
+    editIds,
+  };
+}
+
+async function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return;
+  await delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
+}

@@ -1,0 +1,367 @@
+import { buildBatchCmd, packBatches, parseBatchResponse } from '../bitrix24/batch.ts';
+import { findErrorRow, isRetryable, Strategy } from '../bitrix24/error-table.ts';
+import { isBitrix24Error } from '../bitrix24/errors.ts';
+import { UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
+import type { B24Time } from '../bitrix24/types.ts';
+import type { EditFields } from '../edits/types.ts';
+import { AppError } from '../errors.ts';
+import type { MessageKey } from '../ledger/model.ts';
+import { logger } from '../observability/logger.ts';
+import { retryDelayMs } from '../pacing/backoff.ts';
+import type { PortalCircuits } from '../pacing/circuit.ts';
+import { standardPlan } from '../pacing/policies.ts';
+import { BotNotAllowedError, type PortalGateway } from '../portal/gateway.ts';
+import type { PortalSecret } from '../secrets/index.ts';
+import { type PortalPacing, waitForRoom } from './pacing.ts';
+
+/** One message's whole desired state, to be sent as one update command. */
+export interface Job {
+  key: MessageKey;
+  version: number;
+  fields: EditFields;
+  /** Failed calls of this message so far (for backoff). */
+  attempts: number;
+}
+
+/** Why a job did not apply. */
+export interface Failure {
+  code: string;
+  description: string;
+  strategy: Strategy;
+  time?: B24Time | undefined;
+  retryAfterSeconds?: number | undefined;
+}
+
+/** What became of one job. */
+export type JobResult =
+  /** Bitrix24 answered success for the call started at `startedAt`. */
+  | { kind: 'applied'; startedAt: number; time?: B24Time | undefined }
+  /** A call carried it and failed in a way waiting may cure; `inDoubt` when it may still have landed. */
+  | { kind: 'retry'; failure: Failure; delayMs: number; startedAt: number; inDoubt: boolean }
+  /** Not sent: the circuit is open, the pacer or the deadline holds it back. */
+  | { kind: 'held'; failure: Failure; delayMs: number }
+  /** Waiting cannot help. */
+  | { kind: 'failed'; failure: Failure; startedAt?: number | undefined };
+
+/** Counters of one invocation's Bitrix24 traffic, for metrics. */
+export interface CallStats {
+  calls: number;
+  /** Commands carried by each call, in order. */
+  commandsPerCall: number[];
+  rateLimited: number;
+  /** Portals whose overload circuit this invocation opened. */
+  circuitsOpened: string[];
+}
+
+export function emptyStats(): CallStats {
+  return { calls: 0, commandsPerCall: [], rateLimited: 0, circuitsOpened: [] };
+}
+
+export interface SendContext {
+  gateway: PortalGateway;
+  pacing: PortalPacing;
+  circuits: PortalCircuits;
+  /** Wait for the pacer (the drain and the sweep); the API spends the headroom and does not wait. */
+  paced: boolean;
+  /** Milliseconds left in the invocation. */
+  remainingMs: () => number;
+  callTimeoutMs: number;
+  deadlineMarginMs: number;
+  /** Delay of work held back by the deadline, in ms. */
+  handBackDelayMs: number;
+  serverBackoff: { baseMs: number; capMs: number };
+  signal: AbortSignal | undefined;
+  now: () => number;
+  random: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  stats: CallStats;
+}
+
+const BATCH_REFUSED = 'ERROR_BATCH_METHOD_NOT_ALLOWED';
+/** Codes that mean the request may have run on the portal even though no answer said so. */
+const AMBIGUOUS = Strategy.Server;
+
+/**
+ * The one place that knows how edits reach a portal: the bot allow-list, packing into `batch` calls
+ * (or single calls where the portal refuses imbot in batch), pacing, the circuit, the deadline, and
+ * per-command classification. Sends one unit of work (one batch call of up to 50 jobs, or the
+ * single calls of a portal that refuses batch) and says what became of each job.
+ */
+export async function sendJobs(
+  portal: string,
+  jobs: readonly Job[],
+  ctx: SendContext,
+): Promise<Map<Job, JobResult>> {
+  const results = new Map<Job, JobResult>();
+  let secret: PortalSecret;
+  try {
+    secret = await ctx.gateway.secret(portal);
+  } catch (error) {
+    const failure = failureOf(error);
+    for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, undefined, undefined));
+    return results;
+  }
+  const batchable: Job[] = [];
+  const singles: Job[] = [];
+  for (const job of jobs) {
+    if (!secret.bots.has(job.key.botId)) {
+      const refused = new BotNotAllowedError(portal, job.key.botId);
+      results.set(job, {
+        kind: 'failed',
+        failure: { code: refused.code, description: refused.message, strategy: Strategy.Permanent },
+      });
+    } else if (ctx.pacing.refusesBatch(portal) || jobs.length === 1 || !encodable(job)) {
+      singles.push(job);
+    } else {
+      batchable.push(job);
+    }
+  }
+  for (const batch of packBatches(batchable.map((job, i) => ({ ...commandOf(job, `m${i}`), job })))) {
+    const held = await gate(portal, secret, ctx);
+    const batchJobs = batch.map((command) => (command as ReturnType<typeof commandOf> & { job: Job }).job);
+    if (held) {
+      for (const job of batchJobs) results.set(job, held);
+      continue;
+    }
+    for (const [job, result] of await callBatch(portal, batchJobs, secret, ctx)) {
+      if (result === 'refused') singles.push(job);
+      else results.set(job, result);
+    }
+  }
+  for (const job of singles) {
+    const held = await gate(portal, secret, ctx);
+    if (held) {
+      results.set(job, held);
+      continue;
+    }
+    results.set(job, await callSingle(portal, job, secret, ctx));
+  }
+  return results;
+}
+
+function commandOf(job: Job, key: string) {
+  return { key, method: UPDATE_METHOD, params: updateParams(job.key, job.fields), botId: job.key.botId };
+}
+
+/** Fields that have no bracket form (inside `batch`) can still go as JSON in a single call. */
+function encodable(job: Job): boolean {
+  try {
+    buildBatchCmd([commandOf(job, 'm')]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Before a call: an open circuit, a deadline too close for one more request, or a rate token too
+ * far away hold the work back. A token that comes in time is waited for here (pacing).
+ */
+async function gate(portal: string, secret: PortalSecret, ctx: SendContext): Promise<JobResult | undefined> {
+  const until = ctx.circuits.openUntil(portal);
+  if (until !== undefined) {
+    return {
+      kind: 'held',
+      failure: {
+        code: 'OVERLOAD_LIMIT',
+        description: 'The portal’s circuit is open',
+        strategy: Strategy.Overload,
+      },
+      delayMs: Math.max(0, until - ctx.now()),
+    };
+  }
+  const spare = ctx.remainingMs() - ctx.callTimeoutMs - ctx.deadlineMarginMs;
+  if (spare < 0 || ctx.signal?.aborted) {
+    return {
+      kind: 'held',
+      failure: {
+        code: 'DEADLINE',
+        description: 'Not enough time left in the invocation for another call',
+        strategy: Strategy.Server,
+      },
+      delayMs: ctx.handBackDelayMs,
+    };
+  }
+  if (!ctx.paced) return undefined;
+  const { bucket, share } = ctx.pacing.pace(portal, secret.limits);
+  const wait = waitForRoom(bucket, share);
+  if (wait > spare) {
+    return {
+      kind: 'held',
+      failure: {
+        code: 'RATE_PACED',
+        description: `The next rate token is ${wait} ms away`,
+        strategy: Strategy.RateLimit,
+      },
+      delayMs: wait,
+    };
+  }
+  await ctx.sleep(bucket.reserve(), ctx.signal);
+  return undefined;
+}
+
+async function callBatch(
+  portal: string,
+  jobs: Job[],
+  secret: PortalSecret,
+  ctx: SendContext,
+): Promise<Map<Job, JobResult | 'refused'>> {
+  const results = new Map<Job, JobResult | 'refused'>();
+  const commands = jobs.map((job, i) => commandOf(job, `m${i}`));
+  const startedAt = ctx.now();
+  ctx.stats.calls += 1;
+  ctx.stats.commandsPerCall.push(commands.length);
+  let answer: unknown;
+  try {
+    const outcome = await ctx.gateway.batch(portal, commands, ctx.signal);
+    noteAnswer(portal, outcome.time, ctx);
+    answer = outcome.result;
+  } catch (error) {
+    if (isBitrix24Error(error) && error.code.toUpperCase() === BATCH_REFUSED) {
+      refuseBatch(portal, ctx);
+      for (const job of jobs) results.set(job, 'refused');
+      return results;
+    }
+    const failure = failureOf(error);
+    noteFailure(portal, failure, ctx);
+    for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, startedAt));
+    return results;
+  }
+  let parsed: ReturnType<typeof parseBatchResponse>;
+  try {
+    parsed = parseBatchResponse(
+      commands.map((c) => c.key),
+      { result: answer },
+    );
+  } catch (error) {
+    const failure: Failure = {
+      code: 'INVALID_RESPONSE',
+      description: String(error),
+      strategy: Strategy.Server,
+    };
+    for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, startedAt));
+    return results;
+  }
+  jobs.forEach((job, i) => {
+    const outcome = parsed.get(`m${i}`);
+    if (outcome?.ok) {
+      if (outcome.time) ctx.pacing.rememberTime(portal, outcome.time);
+      results.set(job, { kind: 'applied', startedAt, time: outcome.time });
+      return;
+    }
+    const code = outcome?.code ?? 'NOT_RUN';
+    if (code.toUpperCase() === BATCH_REFUSED) {
+      refuseBatch(portal, ctx);
+      results.set(job, 'refused');
+      return;
+    }
+    // Inside a batch there is no HTTP status: known codes by the table, unknown ones are the request's fault.
+    const strategy: Strategy =
+      code === 'NOT_RUN' ? Strategy.Server : (findErrorRow(code, undefined)?.strategy ?? Strategy.Permanent);
+    const failure: Failure = { code, description: outcome?.description ?? '', strategy };
+    noteFailure(portal, failure, ctx);
+    // A command that answered (or never ran) did not land later: not in doubt.
+    const result = afterFailure(failure, job, ctx, secret, startedAt);
+    results.set(job, result.kind === 'retry' ? { ...result, inDoubt: false } : result);
+  });
+  return results;
+}
+
+async function callSingle(
+  portal: string,
+  job: Job,
+  secret: PortalSecret,
+  ctx: SendContext,
+): Promise<JobResult> {
+  const startedAt = ctx.now();
+  ctx.stats.calls += 1;
+  ctx.stats.commandsPerCall.push(1);
+  try {
+    const outcome = await ctx.gateway.updateMessage(portal, job.key, job.fields, ctx.signal);
+    noteAnswer(portal, outcome.time, ctx);
+    return { kind: 'applied', startedAt, time: outcome.time };
+  } catch (error) {
+    const failure = failureOf(error);
+    noteFailure(portal, failure, ctx);
+    return afterFailure(failure, job, ctx, secret, startedAt);
+  }
+}
+
+function refuseBatch(portal: string, ctx: SendContext): void {
+  if (!ctx.pacing.refusesBatch(portal))
+    logger.warn('Portal refuses imbot.v2 in batch; sending single calls from now on', { portal });
+  ctx.pacing.rememberBatchRefused(portal);
+}
+
+/** Any answer from Bitrix24 proves its REST API is not blocked. */
+function noteAnswer(portal: string, time: B24Time | undefined, ctx: SendContext): void {
+  ctx.pacing.rememberTime(portal, time);
+  ctx.circuits.close(portal);
+}
+
+function noteFailure(portal: string, failure: Failure, ctx: SendContext): void {
+  if (failure.strategy === Strategy.RateLimit) {
+    ctx.stats.rateLimited += 1;
+    ctx.pacing.penalise(portal);
+  } else if (failure.strategy === Strategy.Overload && ctx.circuits.openUntil(portal) === undefined) {
+    const until = ctx.circuits.open(portal);
+    ctx.stats.circuitsOpened.push(portal);
+    logger.error('Bitrix24 blocked the portal’s REST API (OVERLOAD_LIMIT); circuit open', {
+      portal,
+      openUntil: new Date(until).toISOString(),
+    });
+  }
+}
+
+export function failureOf(error: unknown): Failure {
+  if (isBitrix24Error(error)) {
+    return {
+      code: error.code,
+      description: error.description || error.message,
+      strategy: error.strategy,
+      time: error.time,
+      retryAfterSeconds: error.retryAfterSeconds,
+    };
+  }
+  if (error instanceof AppError) {
+    // Secrets Manager unreachable may pass; a missing or broken secret needs an operator.
+    const strategy: Strategy =
+      error.status >= 500 && error.code === 'SECRETS_UNAVAILABLE' ? Strategy.Server : Strategy.Permanent;
+    return { code: error.code, description: error.message, strategy };
+  }
+  logger.error('Unexpected error while applying edits', { error });
+  return {
+    code: 'RECONCILE_ERROR',
+    description: error instanceof Error ? error.name : 'unknown error',
+    strategy: Strategy.Server,
+  };
+}
+
+/** A failure's consequence for one job: retry after a delay by the backoff rules, or fail. */
+function afterFailure(
+  failure: Failure,
+  job: Job,
+  ctx: SendContext,
+  secret: PortalSecret | undefined,
+  startedAt: number | undefined,
+): JobResult {
+  if (!isRetryable(failure.strategy)) return { kind: 'failed', failure, startedAt };
+  const time =
+    failure.time ??
+    (failure.strategy === Strategy.OperatingLimit ? ctx.pacing.lastTime(job.key.portal) : undefined);
+  const until = ctx.circuits.openUntil(job.key.portal);
+  const delayMs = retryDelayMs({
+    strategy: failure.strategy,
+    attempt: job.attempts + 1,
+    now: ctx.now(),
+    random: ctx.random,
+    // The whole portal's limits: they set how fast Bitrix24's bucket drains.
+    limits: secret?.limits ?? standardPlan,
+    policy: ctx.serverBackoff,
+    ...(time ? { time } : {}),
+    ...(failure.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: failure.retryAfterSeconds }),
+    ...(failure.strategy === Strategy.Overload && until !== undefined ? { circuitOpenUntil: until } : {}),
+  });
+  if (startedAt === undefined) return { kind: 'held', failure, delayMs };
+  return { kind: 'retry', failure, delayMs, startedAt, inDoubt: failure.strategy === AMBIGUOUS };
+}

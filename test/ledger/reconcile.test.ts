@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
+import { messageKeyText } from '../../lib/ledger/model.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
+import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { emptyStats } from '../../lib/reconcile/send.ts';
+import { createLedgerTable } from '../../local/dynamodb.ts';
+import { receiveAll } from '../drain/support/fixtures.ts';
+import { BOT, type Harness, startHarness } from '../support/harness.ts';
+
+let h: Harness;
+let ledger: Ledger;
+
+beforeAll(async () => {
+  h = await startHarness({ timeoutMs: 500 });
+});
+afterAll(() => h.close());
+beforeEach(async () => {
+  h.emulator.reset();
+  // Each test its own table: one test's dirty messages never fill another's calls.
+  const table = `ledger-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, table);
+  ledger = new Ledger({ tableName: table, client: h.dynamo });
+});
+
+function reconciler(options: Partial<ReconcileOptions> = {}): Reconciler {
+  return new Reconciler({
+    ledger,
+    gateway: h.gateway,
+    sqs: h.sqs,
+    random: () => 0.5,
+    options: {
+      failedEditsQueueUrl: h.failedQueueUrl,
+      callTimeoutMs: 500,
+      deadlineMarginMs: 100,
+      batchLingerMs: 0,
+      messageMinIntervalMs: 0,
+      ambiguousSettleMs: 1_000,
+      ...options,
+    },
+  });
+}
+
+function message(text = 'queued'): number {
+  return h.emulator.addMessage({ botId: BOT.id, chatId: 12, text });
+}
+
+const key = (messageId: number) => ({ portal: 'acme', botId: BOT.id, messageId });
+let clock = Date.now();
+function edit(messageId: number, fields: Record<string, unknown>, at = (clock += 1)) {
+  return { ...key(messageId), fields, editId: randomUUID(), at, seq: '' };
+}
+
+function run(mode: 'fill' | 'only', hints = [] as ReturnType<typeof key>[]) {
+  return { hints, mode, remainingMs: () => 30_000, stats: emptyStats() };
+}
+
+const batchCalls = () => h.emulator.calls.filter((c) => c.method === 'batch');
+const updates = () => h.emulator.calls.filter((c) => c.method === UPDATE_METHOD);
+
+describe('the reconciler', () => {
+  it('packs 60 dirty messages of a portal into calls of 50 and 10 and leaves every one applied', async () => {
+    const r = reconciler();
+    const ids = Array.from({ length: 60 }, () => message());
+    for (const id of ids) await r.merge(key(id), [edit(id, { message: `done ${id}` })]);
+    const stats = emptyStats();
+    await r.reconcilePortal('acme', { ...run('fill'), stats });
+    expect(stats.commandsPerCall).toEqual([50, 10]);
+    expect(batchCalls()).toHaveLength(2);
+    for (const id of ids) expect(h.emulator.getMessage(id)?.text).toBe(`done ${id}`);
+    const states = await ledger.getMany(ids.map(key));
+    expect([...states.values()].every((s) => s.appliedVersion === s.version && s.version === 1)).toBe(true);
+    expect(await ledger.dirtyKeys('acme', 100)).toEqual([]);
+  });
+
+  it('sends the whole desired state: a later keyboard-only edit keeps the earlier text', async () => {
+    const r = reconciler();
+    const id = message();
+    await r.merge(key(id), [edit(id, { message: 'Deploy: green' })]);
+    await r.merge(key(id), [edit(id, { keyboard: [{ TEXT: 'Open', LINK: 'https://example.com' }] })]);
+    await r.reconcilePortal('acme', run('only', [key(id)]));
+    const applied = h.emulator.getMessage(id);
+    expect(applied?.text).toBe('Deploy: green');
+    expect(applied?.keyboard).toBeTruthy();
+  });
+
+  it('never lets an edit accepted earlier override one accepted later, whatever order they are merged in', async () => {
+    const r = reconciler();
+    const id = message();
+    const late = edit(id, { message: 'green' }, 2_000);
+    const early = edit(id, { message: 'red' }, 1_000);
+    await r.merge(key(id), [late]);
+    await r.reconcilePortal('acme', run('only', [key(id)]));
+    const result = await r.merge(key(id), [early]);
+    expect(result.superseded).toEqual([early.editId]);
+    await r.reconcilePortal('acme', run('fill'));
+    expect(h.emulator.getMessage(id)?.history.slice(1)).toEqual(['green']);
+  });
+
+  it('keeps a message whose call timed out dirty and re-applies the latest state only after the settle window, so a late landing is overwritten', async () => {
+    const r = reconciler({ ambiguousSettleMs: 1_000 });
+    const id = message();
+    await r.merge(key(id), [edit(id, { message: 'v1' })]);
+    // The call outlives the 500 ms timeout and lands after it.
+    h.emulator.inject({ kind: 'slow', delayMs: 800 });
+    const first = await r.reconcilePortal('acme', run('only', [key(id)]));
+    expect(first.fates.get(messageKeyText(key(id)))?.kind).toBe('pending');
+    await r.merge(key(id), [edit(id, { message: 'v2' })]);
+    // Inside the settle window nothing is sent, though v2 is waiting.
+    await r.reconcilePortal('acme', run('only', [key(id)]));
+    expect(updates()).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(h.emulator.getMessage(id)?.text).toBe('v1');
+    const last = await r.reconcilePortal('acme', run('only', [key(id)]));
+    expect(last.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
+    expect(h.emulator.getMessage(id)?.text).toBe('v2');
+  });
+
+  it('applies a message at most once per cadence; edits in between coalesce into the next apply', async () => {
+    const r = reconciler({ messageMinIntervalMs: 1_000 });
+    const id = message();
+    await r.merge(key(id), [edit(id, { message: 'part 1' })]);
+    await r.reconcilePortal('acme', run('only', [key(id)]));
+    for (let i = 2; i <= 20; i += 1) {
+      await r.merge(key(id), [edit(id, { message: `part ${i}` })]);
+      const report = await r.reconcilePortal('acme', run('only', [key(id)]));
+      expect(report.fates.get(messageKeyText(key(id)))?.kind).toBe('pending');
+    }
+    expect(updates()).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    await r.reconcilePortal('acme', run('fill'));
+    expect(h.emulator.getMessage(id)?.history.slice(1)).toEqual(['part 1', 'part 20']);
+  });
+
+  it('sends a permanent failure to the failed-edits queue with its reason and keeps the reason in the ledger', async () => {
+    const r = reconciler();
+    const id = h.emulator.addMessage({ botId: 999, chatId: 12, text: 'not ours' });
+    await r.merge(key(id), [edit(id, { message: 'mine now' })]);
+    const report = await r.reconcilePortal('acme', run('fill', [key(id)]));
+    const fate = report.fates.get(messageKeyText(key(id)));
+    expect(fate).toMatchObject({ kind: 'failed', error: { code: 'ACCESS_DENIED' } });
+    const state = await ledger.get(key(id));
+    expect(state.failedVersion).toBe(state.version);
+    expect(state.lastError?.code).toBe('ACCESS_DENIED');
+    const failed = await receiveAll(h.sqs, h.failedQueueUrl);
+    const ours = failed.filter((m) => JSON.parse(m.Body ?? '{}').messageId === id);
+    expect(ours).toHaveLength(1);
+    expect(ours[0]?.MessageAttributes?.errorCode?.StringValue).toBe('ACCESS_DENIED');
+    expect(JSON.parse(ours[0]?.Body ?? '{}').fields).toEqual({ message: 'mine now' });
+  });
+
+  it('leaves a portal to the reconciler that holds its lease', async () => {
+    const holder = reconciler();
+    const other = reconciler();
+    const id = message();
+    await other.merge(key(id), [edit(id, { message: 'x' })]);
+    expect(await ledger.acquireLease('acme', 'someone-else', Date.now() + 10_000)).toBe(true);
+    const report = await other.reconcilePortal('acme', run('fill', [key(id)]));
+    expect(report.leaseHeld).toBe(true);
+    expect(h.emulator.calls).toEqual([]);
+    await ledger.releaseLease('acme', 'someone-else');
+    await holder.reconcilePortal('acme', run('fill'));
+    expect(h.emulator.getMessage(id)?.text).toBe('x');
+  });
+
+  it('keeps, per field, the latest of ten concurrent merges of one message', async () => {
+    const r = reconciler();
+    const id = message();
+    const edits = Array.from({ length: 10 }, (_, i) =>
+      edit(id, i % 2 === 0 ? { message: `text ${i}` } : { urlPreview: i % 4 === 1 ? 'N' : 'Y' }, 1_000 + i),
+    );
+    await Promise.all(edits.map((e) => r.merge(key(id), [e])));
+    const state = await ledger.get(key(id));
+    expect(state.desired.message?.value).toBe('text 8');
+    expect(state.desired.urlPreview?.value).toBe('N');
+  });
+});
