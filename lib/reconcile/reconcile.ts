@@ -168,7 +168,7 @@ export class Reconciler {
       for (const state of states.values()) {
         const text = messageKeyText(state);
         report.states.set(text, state);
-        if (isDirty(state) && sent.get(text) !== state.version && dueAt(state, timing) <= now)
+        if (isDirty(state) && sent.get(text) !== state.version && this.#dueAt(state, run) <= now)
           due.push(state);
         else if (hinted.has(text) || !isDirty(state)) report.fates.set(text, fateOf(state, timing));
       }
@@ -203,6 +203,15 @@ export class Reconciler {
       // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
       if (heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))))) return;
     }
+  }
+
+  /**
+   * When a message may be sent in this run. An API call (`only`) spends its own request on the
+   * caller's edit: the message's backoff does not hold it, but its cadence and settle window do.
+   */
+  #dueAt(state: MessageState, run: ReconcileRun): number {
+    const timing = this.options.timing;
+    return run.mode === 'only' ? dueAt({ ...state, retryAt: undefined }, timing) : dueAt(state, timing);
   }
 
   #sendContext(run: ReconcileRun, fill: boolean): SendContext {

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { updateMessage } from '../../lib/api/update-message.ts';
+import { createDrain } from '../../lib/drain/index.ts';
+import { enqueueEdits } from '../../lib/edits/queue.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
+import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { createLedgerTable } from '../../local/dynamodb.ts';
+import { toSqsRecord } from '../../local/poller.ts';
+import { createFifoQueue } from '../drain/support/fixtures.ts';
+import { BOT, type Harness, startHarness } from '../support/harness.ts';
+
+/**
+ * Edits of one message that reach it by different paths and in any order: the message ends at the
+ * edit accepted last, every time. Each of these overwrote a newer edit with an older one before the
+ * ledger existed.
+ */
+let h: Harness;
+let ledger: Ledger;
+let queueUrl: string;
+
+const options = (): ReconcileOptions => ({
+  failedEditsQueueUrl: h.failedQueueUrl,
+  callTimeoutMs: 500,
+  deadlineMarginMs: 100,
+  batchLingerMs: 0,
+  messageMinIntervalMs: 0,
+  ambiguousSettleMs: 1_000,
+});
+
+beforeAll(async () => {
+  h = await startHarness({ timeoutMs: 500 });
+});
+afterAll(() => h.close());
+beforeEach(async () => {
+  h.emulator.reset();
+  const table = `ledger-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, table);
+  ledger = new Ledger({ tableName: table, client: h.dynamo });
+  queueUrl = await createFifoQueue(h.sqs, `ordering-${randomUUID().slice(0, 8)}`, 30);
+});
+
+function api() {
+  const reconciler = new Reconciler({
+    ledger,
+    gateway: h.gateway,
+    sqs: h.sqs,
+    options: options(),
+    random: () => 0.5,
+  });
+  return (messageId: number, text: string) =>
+    updateMessage(
+      {
+        portal: 'acme',
+        body: { botId: BOT.id, messageId, fields: { message: text } },
+        preferAsync: false,
+        idempotencyKey: undefined,
+      },
+      {
+        config: { defaultPortal: undefined },
+        gateway: h.gateway,
+        reconciler,
+        enqueue: (edits, deduplicationIds) =>
+          enqueueEdits(edits, { queueUrl, client: h.sqs, deduplicationIds }),
+      },
+    );
+}
+
+/** Everything visible on the edits queue, as one Lambda event (a real FIFO hands a group's records out together). */
+async function queuedEvent(): Promise<SQSEvent> {
+  const { Messages = [] } = await h.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      MessageSystemAttributeNames: ['All'],
+      VisibilityTimeout: 30,
+    }),
+  );
+  return { Records: Messages.map((m) => toSqsRecord(m, 'arn:aws:sqs:us-east-1:000000000000:edits.fifo')) };
+}
+
+function drain() {
+  const run = createDrain({
+    gateway: h.gateway,
+    ledger,
+    sqs: h.sqs,
+    editsQueueUrl: queueUrl,
+    options: options(),
+  });
+  return (event: SQSEvent) => run(event, { remainingMs: () => 30_000 });
+}
+
+describe('the message ends at the edit accepted last', () => {
+  it('when an edit deferred while Bitrix24 was busy is drained after a newer one was applied through the API', async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'start' });
+    const send = api();
+    h.emulator.inject({ kind: 'query-limit' });
+    const deferred = await send(id, 'A (older)');
+    expect(deferred.statusCode).toBe(202);
+    // The portal answers again: the API applies the newer edit at once.
+    const applied = await send(id, 'B (newer)');
+    expect(applied.statusCode).toBe(200);
+    await drain()(await queuedEvent());
+    expect(h.emulator.getMessage(id)?.text).toBe('B (newer)');
+    expect(h.emulator.getMessage(id)?.history).not.toContain('A (older)');
+  });
+
+  it('when a queued edit accepted earlier is drained after an API edit accepted later', async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'start' });
+    const older = new Date(Date.now() - 5_000).toISOString();
+    await enqueueEdits(
+      [
+        {
+          portal: 'acme',
+          botId: BOT.id,
+          messageId: id,
+          fields: { message: 'queued (older)' },
+          editId: randomUUID(),
+          requestedAt: older,
+        },
+      ],
+      { queueUrl, client: h.sqs },
+    );
+    expect((await api()(id, 'api (newer)')).statusCode).toBe(200);
+    const response = await drain()(await queuedEvent());
+    expect(response.batchItemFailures).toEqual([]);
+    expect(h.emulator.getMessage(id)?.history.slice(1)).toEqual(['api (newer)']);
+  });
+
+  it('when a call that outlived its timeout lands late: the newer edit is applied after it', async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'start' });
+    const send = api();
+    h.emulator.inject({ kind: 'slow', delayMs: 800 });
+    expect((await send(id, 'v1 (lands late)')).statusCode).toBe(202);
+    const newer = await send(id, 'v2');
+    // The settle window holds v2 back until v1 can no longer land.
+    expect(newer.statusCode).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(h.emulator.getMessage(id)?.text).toBe('v1 (lands late)');
+    await drain()(await queuedEvent());
+    expect(h.emulator.getMessage(id)?.text).toBe('v2');
+  });
+});
