@@ -49,8 +49,10 @@ function message(text = 'queued'): number {
 
 const key = (messageId: number) => ({ portal: 'acme', botId: BOT.id, messageId });
 let clock = Date.now();
-function edit(messageId: number, fields: Record<string, unknown>, at = (clock += 1)) {
-  return { ...key(messageId), fields, editId: randomUUID(), at, seq: '' };
+/** An edit accepted 1 ms after the previous one, unless `at` says when. */
+function edit(messageId: number, fields: Record<string, unknown>, at?: number) {
+  clock += 1;
+  return { ...key(messageId), fields, editId: randomUUID(), at: at ?? clock, seq: '' };
 }
 
 function run(mode: 'fill' | 'only', hints = [] as ReturnType<typeof key>[]) {
