@@ -44,6 +44,8 @@ export interface MessageState extends MessageKey {
   desired: Partial<Record<FieldName, DesiredField>>;
   /** Increased by every merge that changed `desired`; 0 before the first. */
   version: number;
+  /** Increased by every write of `desired` (new stamps of equal values too): merges are conditioned on it. */
+  revision: number;
   /** The version Bitrix24 was last brought to (0: never). */
   appliedVersion: number;
   /** Epoch ms of the last apply that succeeded. */
@@ -87,6 +89,7 @@ export function emptyState(key: MessageKey): MessageState {
     ...messageKeyOf(key),
     desired: {},
     version: 0,
+    revision: 0,
     appliedVersion: 0,
     attempts: 0,
     pendingEditIds: [],

@@ -144,7 +144,7 @@ export class Ledger {
       const now = this.#now();
       try {
         if (!result.changed) {
-          await this.#restamp(key, current.version, result.state.desired, now);
+          await this.#restamp(key, current.revision, result.state.desired, now);
           return result;
         }
         await this.#send(
@@ -155,11 +155,11 @@ export class Ledger {
                 Key: { [LEDGER_KEY]: messagePk(key) },
                 UpdateExpression:
                   'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
-                  'version = :version, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
+                  'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
                   'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
                   '#dp = :portal, #ds = if_not_exists(#ds, :due), #ttl = :ttl',
                 ConditionExpression:
-                  current.version === 0 ? 'attribute_not_exists(version)' : 'version = :current',
+                  current.revision === 0 ? 'attribute_not_exists(revision)' : 'revision = :current',
                 ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
                 ExpressionAttributeValues: {
                   ':portal': key.portal,
@@ -171,7 +171,8 @@ export class Ledger {
                   ':pending': result.state.pendingEditIds,
                   ':due': dueAt(result.state, timing),
                   ':ttl': this.#ttl(now),
-                  ...(current.version === 0 ? {} : { ':current': current.version }),
+                  ':revision': current.revision + 1,
+                  ...(current.revision === 0 ? {} : { ':current': current.revision }),
                 },
               }),
             ),
@@ -192,7 +193,7 @@ export class Ledger {
   /** Stores newer acceptance stamps of unchanged values: no new version, nothing to apply. */
   async #restamp(
     key: MessageKey,
-    version: number,
+    revision: number,
     desired: MessageState['desired'],
     now: number,
   ): Promise<void> {
@@ -202,12 +203,13 @@ export class Ledger {
           new UpdateCommand({
             TableName: this.tableName,
             Key: { [LEDGER_KEY]: messagePk(key) },
-            UpdateExpression: 'SET desired = :desired, #ttl = :ttl',
-            ConditionExpression: 'version = :current',
+            UpdateExpression: 'SET desired = :desired, revision = :revision, #ttl = :ttl',
+            ConditionExpression: 'revision = :current',
             ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
             ExpressionAttributeValues: {
               ':desired': toStoredDesired(desired),
-              ':current': version,
+              ':current': revision,
+              ':revision': revision + 1,
               ':ttl': this.#ttl(now),
             },
           }),
@@ -371,11 +373,18 @@ export class Ledger {
     });
   }
 
-  /** Takes (or renews) the portal's reconcile lease until `untilMs`; false when another owner holds it. */
-  async acquireLease(portal: string, owner: string, untilMs: number): Promise<boolean> {
+  /**
+   * Takes (or renews) the portal's reconcile lease until `untilMs`. Resolves with where the previous
+   * holder left the portal's rate bucket, or `acquired: false` when another owner holds the lease.
+   */
+  async acquireLease(
+    portal: string,
+    owner: string,
+    untilMs: number,
+  ): Promise<{ acquired: boolean; bucketEmptyAt?: number | undefined }> {
     const now = this.#now();
     try {
-      await this.#send(
+      const answer = await this.#send(
         () =>
           this.#doc.send(
             new UpdateCommand({
@@ -391,18 +400,21 @@ export class Ledger {
                 ':now': now,
                 ':ttl': this.#ttl(now),
               },
+              ReturnValues: 'ALL_NEW',
             }),
           ),
         'take the portal lease',
       );
-      return true;
+      const emptyAt = answer.Attributes?.bucketEmptyAt;
+      return { acquired: true, bucketEmptyAt: typeof emptyAt === 'number' ? emptyAt : undefined };
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (error instanceof ConditionalCheckFailedException) return { acquired: false };
       throw error;
     }
   }
 
-  async releaseLease(portal: string, owner: string): Promise<void> {
+  /** Gives the lease up, leaving the portal's rate bucket (epoch ms it empties) for the next holder. */
+  async releaseLease(portal: string, owner: string, bucketEmptyAt?: number): Promise<void> {
     try {
       await this.#send(
         () =>
@@ -410,9 +422,15 @@ export class Ledger {
             new UpdateCommand({
               TableName: this.tableName,
               Key: { [LEDGER_KEY]: portalPk(portal) },
-              UpdateExpression: 'REMOVE leaseOwner, leaseUntil',
+              UpdateExpression:
+                bucketEmptyAt === undefined
+                  ? 'REMOVE leaseOwner, leaseUntil'
+                  : 'SET bucketEmptyAt = :emptyAt REMOVE leaseOwner, leaseUntil',
               ConditionExpression: 'leaseOwner = :owner',
-              ExpressionAttributeValues: { ':owner': owner },
+              ExpressionAttributeValues: {
+                ':owner': owner,
+                ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
+              },
             }),
           ),
         'release the portal lease',
@@ -509,6 +527,7 @@ function fromItem(item: Record<string, unknown>): MessageState {
     ...key,
     desired,
     version: number('version') ?? 0,
+    revision: number('revision') ?? 0,
     appliedVersion: number('appliedVersion') ?? 0,
     appliedAt: number('appliedAt'),
     failedVersion: number('failedVersion'),

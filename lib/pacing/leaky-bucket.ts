@@ -71,6 +71,16 @@ export class LeakyBucket {
     return Math.max(0, (this.#emptyAt - this.#now()) * this.#perMs);
   }
 
+  /** When the bucket, reservations included, will be empty (epoch ms): what a next sender starts from. */
+  emptyAt(): number {
+    return this.#emptyAt;
+  }
+
+  /** Takes over another sender's view (its `emptyAt`); never lowers the level. */
+  continueFrom(emptyAt: number): void {
+    if (Number.isFinite(emptyAt)) this.#emptyAt = Math.max(this.#emptyAt, emptyAt);
+  }
+
   /**
    * Raises our view of the level after Bitrix24 refused a request (QUERY_LIMIT_EXCEEDED means its
    * bucket is full, whatever we thought). Default: our burst. Never lowers the level, so requests

@@ -8,7 +8,7 @@ interface PortalPace {
 }
 
 export interface PortalPacingOptions {
-  /** How many drains share each portal's budget. */
+  /** How many senders share each portal's budget at once (1 for reconcilers: the lease makes them take turns). */
   concurrency: number;
   /** The fraction of each portal's budget left to the synchronous API. */
   apiShare: number;
@@ -25,6 +25,8 @@ export class PortalPacing {
   readonly #paces = new Map<string, PortalPace>();
   readonly #noBatch = new Set<string>();
   readonly #lastTime = new Map<string, B24Time>();
+  /** Where the previous holder of a portal's lease left its bucket (epoch ms it empties). */
+  readonly #handedOver = new Map<string, number>();
 
   constructor(options: PortalPacingOptions) {
     this.#options = options;
@@ -42,7 +44,22 @@ export class PortalPacing {
       pace = { limitsKey, share, bucket: new LeakyBucket(share, { now: this.#options.now }) };
       this.#paces.set(portal, pace);
     }
+    const handedOver = this.#handedOver.get(portal);
+    if (handedOver !== undefined) {
+      pace.bucket.continueFrom(handedOver);
+      this.#handedOver.delete(portal);
+    }
     return pace;
+  }
+
+  /** Continues from the bucket another container left with the portal's lease. */
+  takeOver(portal: string, emptyAt: number | undefined): void {
+    if (emptyAt !== undefined) this.#handedOver.set(portal, emptyAt);
+  }
+
+  /** When this container's bucket of the portal empties, for the next holder of the lease. */
+  handOver(portal: string): number | undefined {
+    return this.#paces.get(portal)?.bucket.emptyAt();
   }
 
   /** After QUERY_LIMIT_EXCEEDED: Bitrix24's bucket is full, whatever ours said. */

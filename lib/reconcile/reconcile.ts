@@ -102,11 +102,8 @@ export class Reconciler {
     this.#owner = deps.owner ?? randomUUID();
     this.pacing =
       deps.pacing ??
-      new PortalPacing({
-        concurrency: this.options.maxConcurrency,
-        apiShare: this.options.apiRateShare,
-        now: this.#now,
-      });
+      // One lease holder per portal sends at a time, so it paces to all but the API's share.
+      new PortalPacing({ concurrency: 1, apiShare: this.options.apiRateShare, now: this.#now });
     this.circuits = deps.circuits ?? new PortalCircuits({ now: this.#now });
   }
 
@@ -130,7 +127,8 @@ export class Reconciler {
     const { ledger } = this.#deps;
     if (fill) {
       const until = this.#now() + Math.max(1_000, Math.min(run.remainingMs(), 15 * 60_000));
-      if (!(await ledger.acquireLease(portal, this.#owner, until))) {
+      const lease = await ledger.acquireLease(portal, this.#owner, until);
+      if (!lease.acquired) {
         report.leaseHeld = true;
         for (const key of run.hints) {
           report.fates.set(messageKeyText(key), {
@@ -142,11 +140,14 @@ export class Reconciler {
         }
         return report;
       }
+      this.pacing.takeOver(portal, lease.bucketEmptyAt);
     }
     try {
       await this.#loop(portal, run, report);
     } finally {
-      if (fill) await ledger.releaseLease(portal, this.#owner).catch(() => undefined);
+      if (fill) {
+        await ledger.releaseLease(portal, this.#owner, this.pacing.handOver(portal)).catch(() => undefined);
+      }
     }
     return report;
   }

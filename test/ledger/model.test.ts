@@ -60,6 +60,16 @@ describe('merging edits into a message’s desired state', () => {
     expect(isDirty(replay.state)).toBe(true);
   });
 
+  it('keeps the later stamp of an equal value without a new version, so an edit accepted in between stays older', () => {
+    const red = merged(edit('a', 1_000, { message: 'red' }));
+    const again = mergeEdits(red, [edit('c', 3_000, { message: 'red' })]);
+    expect(again).toMatchObject({ changed: false, restamped: true });
+    expect(again.state.version).toBe(1);
+    const late = mergeEdits(again.state, [edit('b', 2_000, { message: 'green' })]);
+    expect(late.changed).toBe(false);
+    expect(desiredFields(late.state).message).toBe('red');
+  });
+
   it('keeps a field an edit leaves out as the earlier edit set it', () => {
     const state = merged(
       edit('a', 1_000, { message: 'text' }),

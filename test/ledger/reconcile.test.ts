@@ -153,18 +153,22 @@ describe('the reconciler', () => {
     expect(JSON.parse(ours[0]?.Body ?? '{}').fields).toEqual({ message: 'mine now' });
   });
 
-  it('leaves a portal to the reconciler that holds its lease', async () => {
+  it('leaves a portal to the reconciler that holds its lease, and the next holder paces on from where it left the bucket', async () => {
     const holder = reconciler();
     const other = reconciler();
     const id = message();
     await other.merge(key(id), [edit(id, { message: 'x' })]);
-    expect(await ledger.acquireLease('acme', 'someone-else', Date.now() + 10_000)).toBe(true);
+    expect((await ledger.acquireLease('acme', 'someone-else', Date.now() + 10_000)).acquired).toBe(true);
     const report = await other.reconcilePortal('acme', run('fill', [key(id)]));
     expect(report.leaseHeld).toBe(true);
     expect(h.emulator.calls).toEqual([]);
-    await ledger.releaseLease('acme', 'someone-else');
+    // The holder spent the portal's whole burst; the next holder continues from its bucket.
+    // Standard plan less the API's fifth: burst 40 at 1.6/s, so 25.5 s to empty is 0.8 over the burst.
+    await ledger.releaseLease('acme', 'someone-else', Date.now() + 25_500);
+    const startedAt = Date.now();
     await holder.reconcilePortal('acme', run('fill'));
     expect(h.emulator.getMessage(id)?.text).toBe('x');
+    expect(h.emulator.calls[0]?.at ?? 0).toBeGreaterThanOrEqual(startedAt + 400);
   });
 
   it('keeps, per field, the latest of ten concurrent merges of one message', async () => {
