@@ -1,220 +1,265 @@
-// Drain throughput against the emulator at real plan limits (burst 50, 2/s), measured in one run:
-// the drain (two concurrent invocations, like an event source mapping with maximum concurrency 2,
-// in its own process), the naive baseline (one update call per edit at the portal rate), and
-// coalescing (K edits per message → commands per message). Usage:
-//   npm run bench:drain [-- --edits 1600 --baseline-seconds 15 --k 5]
+// Drain throughput against the emulator at the standard plan's real limits (burst 50, 2/s), all
+// phases in one run, each ratio against the physical limit: the portal's rate × 50 commands per call.
+// Two drain "containers" (two createDrain instances, each its own reconciler, pacing and lease
+// owner) take events of 10 records in turn, as an event source mapping with maximum concurrency 2
+// would; events are built the way a real SQS FIFO queue hands them out (one message group's records
+// together). Records a drain hands back come back after their visibility timeout.
+//   npm run bench:drain [-- --messages 5000 --stream-seconds 10]
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
-import type { QueuedEdit } from '../lib/edits/types.ts';
 
-// The in-process coalescing phase would otherwise log every edit and print EMF per invocation.
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-const { createHandler } = await import('../functions/drain-edits.ts');
+const { createDrain } = await import('../lib/drain/index.ts');
 const { UPDATE_METHOD } = await import('../lib/bitrix24/imbot.ts');
-const { enqueueEdits } = await import('../lib/edits/queue.ts');
-const { LeakyBucket } = await import('../lib/pacing/leaky-bucket.ts');
+const { Ledger } = await import('../lib/ledger/store.ts');
 const { standardPlan } = await import('../lib/pacing/policies.ts');
-const { lambdaContext } = await import('../local/poller.ts');
-const { createFifoQueue, queueDepth, sqsRecord } = await import('../test/drain/support/fixtures.ts');
-const { spawnWorker } = await import('../test/drain/support/spawn-worker.ts');
-const { BOT, PREFIX, startHarness } = await import('../test/support/harness.ts');
+const { createLedgerTable } = await import('../local/dynamodb.ts');
+const { BOT, startHarness } = await import('../test/support/harness.ts');
 
 const { values } = parseArgs({
   options: {
-    edits: { type: 'string', default: '1600' },
-    'baseline-seconds': { type: 'string', default: '15' },
-    k: { type: 'string', default: '5' },
+    messages: { type: 'string', default: '5000' },
+    'stream-seconds': { type: 'string', default: '10' },
   },
 });
-const EDITS = Math.min(5_000, Math.max(500, Number(values.edits)));
-const BASELINE_SECONDS = Math.min(60, Math.max(5, Number(values['baseline-seconds'])));
-const K = Math.min(10, Math.max(2, Number(values.k)));
+const MESSAGES = Math.min(20_000, Math.max(500, Number(values.messages)));
+const STREAM_SECONDS = Math.min(60, Math.max(2, Number(values['stream-seconds'])));
 const CONCURRENCY = 2;
-const API_RATE_SHARE = 0.2;
 const limits = standardPlan;
-const share = {
-  burst: (limits.burst * (1 - API_RATE_SHARE)) / CONCURRENCY,
-  perSecond: (limits.perSecond * (1 - API_RATE_SHARE)) / CONCURRENCY,
-};
-const COMMANDS_PER_CALL = 10; // an SQS FIFO event carries at most 10 records
+const PHYSICAL = limits.perSecond * 50;
+const ARN = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
 
 const h = await startHarness({ emulator: { limits } });
-const newEdit = (messageId: number, text: string): QueuedEdit => ({
-  portal: 'acme',
-  botId: BOT.id,
-  messageId,
-  fields: { message: text },
-  editId: crypto.randomUUID(),
-  requestedAt: new Date().toISOString(),
-});
+
+/** Counts DynamoDB requests by kind, through the real client. */
+const dynamoRequests = { reads: 0, writes: 0 };
+h.dynamo.middlewareStack.add(
+  (next, context) => async (args) => {
+    const name = String(context.commandName);
+    if (/^(Get|BatchGet|Query|Scan)/.test(name)) dynamoRequests.reads += 1;
+    else if (/^(Update|Put|Delete)/.test(name)) dynamoRequests.writes += 1;
+    return next(args);
+  },
+  { step: 'initialize', name: 'countRequests' },
+);
+
+let sequence = 0;
+function record(messageId: number, text: string): SQSRecord {
+  sequence += 1;
+  const id = randomUUID();
+  const body = {
+    portal: 'acme',
+    botId: BOT.id,
+    messageId,
+    fields: { message: text },
+    editId: id,
+    requestedAt: new Date().toISOString(),
+  };
+  return {
+    messageId: id,
+    receiptHandle: `bench-${id}`,
+    body: JSON.stringify(body),
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: 'bench',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+      MessageGroupId: `acme:${BOT.id}:${messageId}`,
+      MessageDeduplicationId: id,
+      SequenceNumber: String(sequence).padStart(20, '0'),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: ARN,
+    awsRegion: 'us-east-1',
+  };
+}
+
 const addMessages = (n: number) =>
   Array.from({ length: n }, () => h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'queued' }));
 
-/** Batch HTTP calls in order, each with its time, status code and how many commands it carried. */
-function batchCalls() {
-  const calls: Array<{ at: number; code: string | undefined; commands: number }> = [];
+/** A queue of events (lists of records), with handed-back records returning after their visibility. */
+class EventQueue {
+  readonly #ready: SQSRecord[][] = [];
+  readonly #later: Array<{ at: number; record: SQSRecord }> = [];
+  push(event: SQSRecord[]) {
+    this.#ready.push(event);
+  }
+  later(record: SQSRecord, seconds: number) {
+    this.#later.push({ at: Date.now() + seconds * 1000, record });
+  }
+  next(): SQSRecord[] | undefined {
+    const now = Date.now();
+    const due = this.#later.filter((l) => l.at <= now);
+    if (due.length > 0) {
+      for (const d of due) this.#later.splice(this.#later.indexOf(d), 1);
+      for (let i = 0; i < due.length; i += 10) this.#ready.push(due.slice(i, i + 10).map((d) => d.record));
+    }
+    return this.#ready.shift();
+  }
+  get pending() {
+    return this.#ready.length + this.#later.length;
+  }
+}
+
+/** Runs two drains over the queue until `done()` or the time limit; returns calls and invocations. */
+async function run(
+  queue: EventQueue,
+  apiRateShare: number,
+  done: () => boolean,
+  limitMs: number,
+  feed?: () => void,
+) {
+  const table = `bench-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, table);
+  const ledger = new Ledger({ tableName: table, client: h.dynamo });
+  const drains = Array.from({ length: CONCURRENCY }, () =>
+    createDrain({
+      gateway: h.gateway,
+      ledger,
+      sqs: h.sqs,
+      editsQueueUrl: h.editsQueueUrl,
+      options: { failedEditsQueueUrl: h.failedQueueUrl, apiRateShare },
+    }),
+  );
+  h.emulator.reset();
+  const before = { ...dynamoRequests };
+  const startedAt = Date.now();
+  let invocations = 0;
+  await Promise.all(
+    drains.map(async (drain) => {
+      while (!done() && Date.now() - startedAt < limitMs) {
+        feed?.();
+        const event = queue.next();
+        if (!event) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          continue;
+        }
+        invocations += 1;
+        const deadline = Date.now() + 60_000;
+        const response = (await drain(
+          { Records: event },
+          { remainingMs: () => deadline - Date.now() },
+        )) as SQSBatchResponse;
+        const back = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+        // The visibility the drain asked for is in its ChangeMessageVisibility call; 1 s stands in.
+        for (const r of event) if (back.has(r.messageId)) queue.later(r, 1);
+      }
+    }),
+  );
+  const seconds = (Date.now() - startedAt) / 1000;
+  const calls: Array<{ at: number; commands: number; code: string | undefined }> = [];
   for (const c of h.emulator.calls) {
-    if (!c.viaBatch) calls.push({ at: c.at, code: c.code, commands: 0 });
+    if (!c.viaBatch) calls.push({ at: c.at, code: c.code, commands: c.method === UPDATE_METHOD ? 1 : 0 });
     else if (calls.length > 0) (calls.at(-1) as { commands: number }).commands += 1;
   }
-  return calls;
+  return {
+    seconds,
+    calls,
+    invocations,
+    dynamo: { reads: dynamoRequests.reads - before.reads, writes: dynamoRequests.writes - before.writes },
+  };
 }
 
-/** Rate after the first `burstCalls` calls (which the bucket's burst lets through at once). */
-function steadyRate(calls: Array<{ at: number; commands: number }>, burstCalls: number) {
-  const steady = calls.slice(burstCalls);
-  if (steady.length < 2) return { callsPerSecond: 0, editsPerSecond: 0, seconds: 0 };
-  const seconds = ((steady.at(-1)?.at ?? 0) - (steady[0]?.at ?? 0)) / 1000;
-  const intervals = steady.length - 1;
-  // Edits carried by the calls after the first steady one, over the time they took.
-  const edits = steady.slice(1).reduce((sum, c) => sum + c.commands, 0);
-  return { callsPerSecond: intervals / seconds, editsPerSecond: edits / seconds, seconds };
+/** Edits per second carried by the calls after the burst, over the time they took. */
+function steady(calls: Array<{ at: number; commands: number }>, burstCalls: number) {
+  const rest = calls.slice(burstCalls);
+  if (rest.length < 2) return 0;
+  const seconds = ((rest.at(-1)?.at ?? 0) - (rest[0]?.at ?? 0)) / 1000;
+  return rest.slice(1).reduce((sum, c) => sum + c.commands, 0) / seconds;
 }
-
-// 1. The drain: EDITS distinct-message edits, two concurrent invocations in a separate process.
-const drainQueue = await createFifoQueue(h.sqs, 'bench-drain', 30);
-const drainIds = addMessages(EDITS);
-const sent = await enqueueEdits(
-  drainIds.map((id) => newEdit(id, 'drained')),
-  { queueUrl: drainQueue, client: h.sqs },
-);
-if (sent.failed.length > 0) throw new Error(`the queue refused ${sent.failed.length} edits`);
-h.emulator.reset();
-const startedAt = Date.now();
-const worker = spawnWorker(
-  {
-    sqsEndpoint: h.sqsEndpoint,
-    secretsEndpoint: h.secretsManager.url,
-    secretPrefix: PREFIX,
-    queueUrl: drainQueue,
-    maxConcurrency: CONCURRENCY,
-    timeoutMs: 30_000,
-    options: {
-      failedEditsQueueUrl: h.failedQueueUrl,
-      maxConcurrency: CONCURRENCY,
-      apiRateShare: API_RATE_SHARE,
-      callTimeoutMs: 10_000,
-      deadlineMarginMs: 1_000,
-    },
-  },
-  { POWERTOOLS_LOG_LEVEL: 'ERROR' },
-);
-await worker.ready;
-for (let i = 0; i < 2_000 && (await queueDepth(h.sqs, drainQueue)) > 0; i += 1) {
-  if (Date.now() - startedAt > 170_000) throw new Error('the drain did not finish within 170 s');
-  await new Promise((resolve) => setTimeout(resolve, 200));
-}
-const stats = await worker.stop();
-const drainCalls = batchCalls();
-const applied = drainIds.filter((id) => h.emulator.getMessage(id)?.text === 'drained').length;
-const drainSpan = ((drainCalls.at(-1)?.at ?? 0) - (drainCalls[0]?.at ?? 0)) / 1000;
-const burstCalls = Math.floor(share.burst) * CONCURRENCY;
-const drainSteady = steadyRate(drainCalls, burstCalls);
-const portalCeiling = limits.perSecond * COMMANDS_PER_CALL;
-const drainCeiling = limits.perSecond * (1 - API_RATE_SHARE) * COMMANDS_PER_CALL;
-const drainQle = drainCalls.filter((c) => c.code === 'QUERY_LIMIT_EXCEEDED').length;
-const wholeRunCeiling =
-  (share.burst * CONCURRENCY + share.perSecond * CONCURRENCY * drainSpan) * COMMANDS_PER_CALL;
-
-// 2. The naive way: one update call per edit, paced at the whole portal rate, same emulator.
-h.emulator.reset();
-const naiveIds = addMessages(limits.burst + Math.ceil(BASELINE_SECONDS * limits.perSecond) + 5);
-const naiveBucket = new LeakyBucket(limits);
-const naiveEnd = Date.now() + BASELINE_SECONDS * 1000;
-let naiveIndex = 0;
-while (Date.now() < naiveEnd && naiveIndex < naiveIds.length) {
-  const wait = naiveBucket.reserve();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  await h.gateway
-    .updateMessage('acme', { botId: BOT.id, messageId: naiveIds[naiveIndex] as number }, { message: 'naive' })
-    .catch(() => undefined);
-  naiveIndex += 1;
-}
-const naiveCalls = h.emulator.calls
-  .filter((c) => c.method === UPDATE_METHOD)
-  .map((c) => ({ at: c.at, code: c.code, commands: 1 }));
-const naiveSteady = steadyRate(naiveCalls, limits.burst);
-const naiveQle = naiveCalls.filter((c) => c.code === 'QUERY_LIMIT_EXCEEDED').length;
-
-// 3. Coalescing: K edits per message, records of a group together in one event as real SQS FIFO
-// delivers them (the SQS emulator hands out one message per group at a time, so events are built here).
-h.emulator.reset();
-const coalesceIds = addMessages(40);
-const drain = createHandler({
-  gateway: h.gateway,
-  sqs: h.sqs,
-  editsQueueUrl: drainQueue,
-  options: {
-    failedEditsQueueUrl: h.failedQueueUrl,
-    maxConcurrency: CONCURRENCY,
-    apiRateShare: API_RATE_SHARE,
-  },
-});
-const records: SQSRecord[] = coalesceIds.flatMap((id) =>
-  Array.from({ length: K }, (_, v) =>
-    sqsRecord({ ...newEdit(id, `v${v + 1}`), fields: { message: `v${v + 1}` } }),
-  ),
-);
-let handedBack = 0;
-for (let i = 0; i < records.length; i += 10) {
-  const response = (await drain(
-    { Records: records.slice(i, i + 10) },
-    lambdaContext(Date.now() + 30_000),
-  )) as SQSBatchResponse;
-  handedBack += response.batchItemFailures.length;
-}
-const commands = h.emulator.calls.filter((c) => c.method === UPDATE_METHOD).length;
-const converged = coalesceIds.every((id) => h.emulator.getMessage(id)?.text === `v${K}`);
-await h.close();
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
-const result = {
-  drain: {
-    edits: EDITS,
-    applied,
-    seconds: round(drainSpan, 1),
-    calls: drainCalls.length,
-    commandsPerCall: round(drainCalls.reduce((s, c) => s + c.commands, 0) / drainCalls.length),
-    steadyEditsPerSecond: round(drainSteady.editsPerSecond),
-    steadyCallsPerSecond: round(drainSteady.callsPerSecond, 3),
-    drainCeilingEditsPerSecond: drainCeiling,
-    ratioToDrainCeiling: round(drainSteady.editsPerSecond / drainCeiling),
-    portalCeilingEditsPerSecond: portalCeiling,
-    ratioToPortalCeiling: round(drainSteady.editsPerSecond / portalCeiling),
-    wholeRunRatio: round(applied / wholeRunCeiling),
-    queryLimitExceeded: drainQle,
-    peakRssMiB: round((stats.peakRss ?? 0) / 2 ** 20, 1),
-    pollerInvocations: stats.invocations,
-  },
-  naive: {
-    calls: naiveCalls.length,
-    steadyEditsPerSecond: round(naiveSteady.editsPerSecond),
-    ratioToPortalCeiling: round(naiveSteady.editsPerSecond / portalCeiling),
-    queryLimitExceeded: naiveQle,
-  },
-  coalescing: {
-    k: K,
-    messages: coalesceIds.length,
-    commands,
-    commandsPerMessage: round(commands / coalesceIds.length),
-    handedBack,
-    converged,
-  },
-};
-console.log(
-  `Drain: ${applied}/${EDITS} distinct-message edits in ${result.drain.seconds} s, ${drainCalls.length} batch calls (${result.drain.commandsPerCall} commands each)`,
-);
-console.log(
-  `  steady state ${result.drain.steadyEditsPerSecond} edits/s vs drain ceiling ${drainCeiling}/s (2/s × (1 − ${API_RATE_SHARE}) × ${COMMANDS_PER_CALL}) = ${result.drain.ratioToDrainCeiling}; vs portal ceiling ${portalCeiling}/s = ${result.drain.ratioToPortalCeiling}`,
-);
-console.log(
-  `  whole run incl. burst: ${result.drain.wholeRunRatio} of what the drain's share allows; QUERY_LIMIT_EXCEEDED: ${drainQle}; peak RSS of the drain process: ${result.drain.peakRssMiB} MiB`,
-);
-console.log(
-  `Naive: ${result.naive.steadyEditsPerSecond} edits/s steady (one update per edit at 2/s) = ${result.naive.ratioToPortalCeiling} of the portal ceiling; QUERY_LIMIT_EXCEEDED: ${naiveQle}`,
-);
-console.log(
-  `Coalescing: K=${K} edits per message → ${result.coalescing.commandsPerMessage} commands per message (${commands} commands for ${coalesceIds.length} messages), converged: ${converged}`,
-);
-console.log(JSON.stringify(result));
+const results: Record<string, unknown> = {};
+
+// 1. Distinct messages, one edit each, with API_RATE_SHARE 0 and the default 0.2.
+for (const share of [0, 0.2]) {
+  const ids = addMessages(MESSAGES);
+  const queue = new EventQueue();
+  for (let i = 0; i < ids.length; i += 10)
+    queue.push(ids.slice(i, i + 10).map((id) => record(id, `distinct ${share}`)));
+  const applied = () => ids.every((id) => h.emulator.getMessage(id)?.text === `distinct ${share}`);
+  let checked = 0;
+  const r = await run(queue, share, () => (++checked % 20 === 0 ? applied() : false), 240_000);
+  const burstCalls = Math.floor(limits.burst * (1 - share));
+  const rate = steady(r.calls, burstCalls);
+  const limit = PHYSICAL * (1 - share);
+  const done = ids.filter((id) => h.emulator.getMessage(id)?.text === `distinct ${share}`).length;
+  results[`distinct_share_${share}`] = {
+    messages: MESSAGES,
+    applied: done,
+    seconds: round(r.seconds, 1),
+    calls: r.calls.length,
+    commandsPerCall: round(r.calls.reduce((s, c) => s + c.commands, 0) / r.calls.length, 1),
+    steadyEditsPerSecond: round(rate, 1),
+    limitEditsPerSecond: limit,
+    ratioToLimit: round(rate / limit),
+    ratioToPhysicalLimit: round(rate / PHYSICAL),
+    queryLimitExceeded: r.calls.filter((c) => c.code === 'QUERY_LIMIT_EXCEEDED').length,
+    dynamoReadsPerEdit: round(r.dynamo.reads / done),
+    dynamoWritesPerEdit: round(r.dynamo.writes / done),
+  };
+  console.log(`distinct, API_RATE_SHARE=${share}:`, JSON.stringify(results[`distinct_share_${share}`]));
+}
+
+// 2. 100 messages × 10 interleaved edits, handed out group by group as a real FIFO does.
+{
+  const ids = addMessages(100);
+  const queue = new EventQueue();
+  const byMessage = new Map(ids.map((id) => [id, [] as SQSRecord[]]));
+  for (let v = 1; v <= 10; v += 1) for (const id of ids) byMessage.get(id)?.push(record(id, `v${v}`));
+  for (const id of ids) queue.push(byMessage.get(id) ?? []);
+  const right = () => ids.every((id) => h.emulator.getMessage(id)?.text === 'v10');
+  const r = await run(queue, 0.2, () => queue.pending === 0 && right(), 60_000);
+  results.interleaved = {
+    messages: 100,
+    edits: 1_000,
+    calls: r.calls.length,
+    finalStatesRight: ids.filter((id) => h.emulator.getMessage(id)?.text === 'v10').length,
+    dynamoReadsPerEdit: round(r.dynamo.reads / 1_000),
+    dynamoWritesPerEdit: round(r.dynamo.writes / 1_000),
+  };
+  console.log('100 × 10 interleaved:', JSON.stringify(results.interleaved));
+}
+
+// 3. 1,000 edits to one message, arriving evenly over STREAM_SECONDS (a bot streaming an answer).
+{
+  const [id] = addMessages(1);
+  const queue = new EventQueue();
+  const total = 1_000;
+  let fed = 0;
+  const start = Date.now();
+  const feed = () => {
+    const due = Math.min(total, Math.floor(((Date.now() - start) / (STREAM_SECONDS * 1000)) * total));
+    while (fed < due) {
+      const n = Math.min(10, due - fed);
+      queue.push(Array.from({ length: n }, (_, i) => record(id as number, `part ${fed + i + 1}`)));
+      fed += n;
+    }
+  };
+  const final = `part ${total}`;
+  const r = await run(
+    queue,
+    0.2,
+    () => fed === total && h.emulator.getMessage(id as number)?.text === final,
+    STREAM_SECONDS * 1000 + 30_000,
+    feed,
+  );
+  const bound = Math.ceil(STREAM_SECONDS / 1) + 2;
+  results.oneMessage = {
+    edits: total,
+    arrivalSeconds: STREAM_SECONDS,
+    calls: r.calls.length,
+    boundCalls: bound,
+    finalStateRight: h.emulator.getMessage(id as number)?.text === final,
+    dynamoReadsPerEdit: round(r.dynamo.reads / total),
+    dynamoWritesPerEdit: round(r.dynamo.writes / total),
+  };
+  console.log('1,000 edits to one message:', JSON.stringify(results.oneMessage));
+}
+
+await h.close();
+console.log(JSON.stringify(results));

@@ -6,6 +6,8 @@ import { createHandler } from '../functions/update-message.ts';
 import { UPDATE_METHOD } from '../lib/bitrix24/imbot.ts';
 import { enqueueEdits } from '../lib/edits/queue.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
+import { Ledger } from '../lib/ledger/store.ts';
+import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { httpApiEvent, lambdaContext } from '../test/support/events.ts';
 import { BOT, startHarness, WEBHOOK } from '../test/support/harness.ts';
 
@@ -14,9 +16,19 @@ const iterations = Math.min(20_000, Math.max(100, Number(values.iterations)));
 const warmup = Math.min(500, Math.floor(iterations / 4));
 
 const h = await startHarness();
+// Every call edits message 789 again: the cadence (one apply per message per second) is turned off,
+// so each call is a merge into the ledger plus one update, as for a message edited once.
+const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
+const reconciler = new Reconciler({
+  ledger,
+  gateway: h.gateway,
+  sqs: h.sqs,
+  options: { failedEditsQueueUrl: h.failedQueueUrl, messageMinIntervalMs: 0 },
+});
 const handler = createHandler({
   config: { defaultPortal: 'acme' },
   gateway: h.gateway,
+  reconciler,
   enqueue: (edits, ids) =>
     enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds: ids }),
 });

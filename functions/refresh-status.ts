@@ -22,16 +22,22 @@ export function defaultDeps(): RefreshHandlerDeps {
   };
 }
 
-/** EventBridge schedule → refresh the status messages of its input; resolves with the summary. */
-export function createHandler(deps: RefreshHandlerDeps) {
+/**
+ * EventBridge schedule → refresh the status messages of its input; resolves with the summary.
+ * Dependencies given as a function are made on the first invocation (their metrics are the
+ * project's Powertools metrics).
+ */
+export function createHandler(deps: RefreshHandlerDeps | (() => RefreshHandlerDeps)) {
+  let resolved: RefreshHandlerDeps | undefined;
   return middy<unknown, RefreshSummary, Error, Context>({ timeoutEarlyInMillis: 500 })
-    .use(logMetrics(deps.metrics))
+    .use(logMetrics(typeof deps === 'function' ? metrics : deps.metrics))
     .handler(async (event, context, { signal }) => {
+      resolved ??= typeof deps === 'function' ? deps() : deps;
       // No request starts that could outlive the deadline; what is left stays in the ledger.
       const remainingMs = () => context.getRemainingTimeInMillis();
-      const report = await refreshStatuses({ event, signal, remainingMs }, deps);
+      const report = await refreshStatuses({ event, signal, remainingMs }, resolved);
       return report.summary;
     });
 }
 
-export const handler = createHandler(defaultDeps());
+export const handler = createHandler(defaultDeps);

@@ -22,8 +22,13 @@ export function defaultDeps(): UpdateMessageDeps {
   };
 }
 
-/** POST /rest/imbot.v2.Chat.Message.update behind API Gateway (HTTP or REST API) or a Function URL. */
-export function createHandler(deps: UpdateMessageDeps) {
+/**
+ * POST /rest/imbot.v2.Chat.Message.update behind API Gateway (HTTP or REST API) or a Function URL.
+ * Dependencies given as a function are made on the first request (a configuration error then
+ * answers that request, instead of failing the module's import).
+ */
+export function createHandler(deps: UpdateMessageDeps | (() => UpdateMessageDeps)) {
+  let resolved: UpdateMessageDeps | undefined;
   return middy<HttpEvent, HttpResult>({ timeoutEarlyInMillis: 500 })
     .use(jsonErrors())
     .use(httpHeaderNormalizer())
@@ -39,9 +44,9 @@ export function createHandler(deps: UpdateMessageDeps) {
           signal,
           remainingMs: () => context.getRemainingTimeInMillis(),
         },
-        deps,
+        (resolved ??= typeof deps === 'function' ? deps() : deps),
       ),
     );
 }
 
-export const handler = createHandler(defaultDeps());
+export const handler = createHandler(defaultDeps);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { findErrorRow, Strategy } from '../bitrix24/error-table.ts';
+import { callerStatusOf } from '../bitrix24/error-table.ts';
 import { type Config, PORTAL_PATTERN } from '../config.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
 import type { QueuedEdit } from '../edits/types.ts';
@@ -76,7 +76,7 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       editId,
       requestedAt: acceptedAt.toISOString(),
     };
-    await deps.reconciler.merge(key, [
+    const merged = await deps.reconciler.merge(key, [
       { ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' },
     ]);
     if (input.preferAsync) return defer(deps, input, queued, 'requested');
@@ -87,6 +87,7 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
       signal: input.signal,
       stats: emptyStats(),
+      known: [merged.state],
     });
     const text = messageKeyText(key);
     const fate = report.fates.get(text);
@@ -144,17 +145,9 @@ async function defer(
   return jsonResult(202, { result: true, deferred: true, editId: queued.editId, reason });
 }
 
-/** A Bitrix24 refusal that waiting cannot fix, as the caller should see it. */
+/** A Bitrix24 refusal that waiting cannot fix, as the caller should see it (the error table's status). */
 function upstreamFailure(error: LedgerError, context: Record<string, unknown>): HttpResult {
   const { code, description } = error;
   logger.warn('Edit failed upstream', { ...context, outcome: 'failed', code });
-  const upper = code.toUpperCase();
-  if (upper === 'BOT_NOT_FOUND') return errorResult(404, code, description);
-  if (upper === 'ACCESS_DENIED' || upper === 'BOT_OWNERSHIP_ERROR')
-    return errorResult(403, code, description);
-  const row = findErrorRow(code, undefined);
-  if (row?.strategy === Strategy.Permanent && row.statuses.includes(400))
-    return errorResult(400, code, description);
-  // Our own credentials or configuration failed: not the caller's fault, not a bug of ours.
-  return errorResult(502, code, description);
+  return errorResult(error.callerStatus ?? callerStatusOf(code, undefined), code, description);
 }

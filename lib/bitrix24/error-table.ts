@@ -37,6 +37,13 @@ export interface ErrorRow {
   readonly strategy: Strategy;
   /** Only match this row when the HTTP status is one of `statuses` (for codes whose meaning depends on it). */
   readonly statusSpecific?: true;
+  /**
+   * The HTTP status our API answers when this code fails a caller's edit for good. Default: 400 for
+   * `permanent` (the request is wrong), 502 otherwise (our credentials or configuration failed).
+   */
+  readonly callerStatus?: 403 | 404;
+  /** A rotated portal secret may cure it: the gateway reads the secret again (past its cache) once. */
+  readonly refetchSecret?: true;
   readonly description: string;
 }
 
@@ -98,6 +105,7 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     code: 'NO_AUTH_FOUND',
     statuses: [401],
     strategy: 'auth',
+    refetchSecret: true,
     description: 'Wrong or missing authorization data',
   },
   { code: 'INVALID_REQUEST', statuses: [400, 401], strategy: 'permanent', description: 'Https required' },
@@ -112,12 +120,14 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     code: 'ACCESS_DENIED',
     statuses: [400, 403],
     strategy: 'permanent',
+    callerStatus: 403,
     description: 'Access denied (the message is not the bot’s, or does not exist)',
   },
   {
     code: 'INVALID_CREDENTIALS',
     statuses: [403, 401],
     strategy: 'auth',
+    refetchSecret: true,
     description: 'Invalid request credentials',
   },
   {
@@ -161,6 +171,7 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     code: 'BOT_TOKEN_NOT_SPECIFIED',
     statuses: [400],
     strategy: 'permanent',
+    refetchSecret: true,
     description: 'botToken is missing',
   },
   {
@@ -170,11 +181,19 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     description: 'botToken is missing',
   },
   { code: 'BOT_ID_REQUIRED', statuses: [400], strategy: 'permanent', description: 'botId is missing' },
-  { code: 'BOT_NOT_FOUND', statuses: [400, 404], strategy: 'permanent', description: 'No such bot' },
+  {
+    code: 'BOT_NOT_FOUND',
+    statuses: [400, 404],
+    strategy: 'permanent',
+    callerStatus: 404,
+    description: 'No such bot',
+  },
   {
     code: 'BOT_OWNERSHIP_ERROR',
     statuses: [400, 403],
     strategy: 'permanent',
+    callerStatus: 403,
+    refetchSecret: true,
     description: 'The bot belongs to another app, or the botToken differs',
   },
   { code: 'ATTACH_ERROR', statuses: [400], strategy: 'permanent', description: 'Malformed attach' },
@@ -238,6 +257,13 @@ export function classify(status: number | undefined, code: string | undefined): 
   if (row) return row.strategy;
   if (status === undefined || status >= 500) return Strategy.Server;
   return Strategy.Permanent;
+}
+
+/** The HTTP status our API answers for a code that failed a caller's edit for good. */
+export function callerStatusOf(code: string, status: number | undefined): number {
+  const row = findErrorRow(code, status);
+  if (row?.callerStatus) return row.callerStatus;
+  return (row?.strategy ?? classify(status, code)) === Strategy.Permanent ? 400 : 502;
 }
 
 export function isRetryable(strategy: Strategy): boolean {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
-import { messageKeyText } from '../ledger/model.ts';
+import { type MessageState, messageKeyText } from '../ledger/model.ts';
 import type { Ledger } from '../ledger/store.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalCircuits } from '../pacing/circuit.ts';
@@ -93,11 +93,12 @@ export function createDrain(deps: DrainDeps): Drain {
     // Merge: one conditional write per message; a message whose merge failed comes back whole.
     const messages = byMessage(edits);
     const merged: ParsedEdit[][] = [];
+    const states: MessageState[] = [];
     await Promise.all(
       [...messages.values()].map(async (group) => {
         const first = (group[0] as ParsedEdit).edit;
         try {
-          await reconciler.merge(first, group.map(incomingOf));
+          states.push((await reconciler.merge(first, group.map(incomingOf))).state);
           merged.push(group);
         } catch (error) {
           const failure = failureOf(error);
@@ -118,6 +119,7 @@ export function createDrain(deps: DrainDeps): Drain {
             remainingMs: invocation.remainingMs,
             signal: invocation.signal,
             stats,
+            known: states.filter((state) => state.portal === portal),
           });
           fates = report.fates;
         } catch (error) {

@@ -35,6 +35,8 @@ export interface DesiredField extends Stamp {
 export interface LedgerError {
   code: string;
   description: string;
+  /** The HTTP status an API caller is answered with when this error fails the edit for good. */
+  callerStatus?: number | undefined;
   /** Epoch ms. */
   at: number;
 }

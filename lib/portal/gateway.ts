@@ -1,6 +1,6 @@
 import { type BatchCommand, buildBatchCmd } from '../bitrix24/batch.ts';
 import { type Bitrix24Client, createBitrix24Client } from '../bitrix24/client.ts';
-import { LocalCode } from '../bitrix24/error-table.ts';
+import { findErrorRow, LocalCode } from '../bitrix24/error-table.ts';
 import { Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
 import { isBooleanSuccess, UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
 import { refreshOAuthTokens } from '../bitrix24/oauth.ts';
@@ -34,14 +34,6 @@ export interface CallRequest {
   botId?: number | undefined;
   signal?: AbortSignal | undefined;
 }
-
-/** Codes after which a rotated secret may help: fetch it again, bypassing the cache. */
-const ROTATION_CODES = new Set([
-  'NO_AUTH_FOUND',
-  'INVALID_CREDENTIALS',
-  'BOT_OWNERSHIP_ERROR',
-  'BOT_TOKEN_NOT_SPECIFIED',
-]);
 
 /**
  * Calls Bitrix24 on behalf of a portal with the credentials from its secret. It owns the two
@@ -166,7 +158,7 @@ export class PortalGateway {
     if (error.strategy === 'refresh-auth' && secret.auth.type === 'oauth') {
       return this.#refresh(portal, secret.auth.accessToken, signal);
     }
-    if (ROTATION_CODES.has(error.code.toUpperCase())) {
+    if (findErrorRow(error.code, error.httpStatus)?.refetchSecret) {
       const fresh = await this.#options.store.get(portal, { fresh: true });
       const changed =
         JSON.stringify(authOf(fresh)) !== JSON.stringify(authOf(secret)) || botsChanged(fresh, secret);

@@ -65,6 +65,8 @@ export interface ReconcileRun {
   remainingMs: () => number;
   signal?: AbortSignal | undefined;
   stats: CallStats;
+  /** States just written by this caller's merges: the first round reads them from here, not DynamoDB. */
+  known?: readonly MessageState[] | undefined;
 }
 
 export interface ReconcileReport {
@@ -159,11 +161,19 @@ export class Reconciler {
     const hinted = new Set(run.hints.map(messageKeyText));
     // A message is sent once per run (per version): progress is certain, and a loop ends.
     const sent = new Map<string, number>();
-    let lingered = !fill || this.options.batchLingerMs === 0;
+    const linger = fill && this.options.batchLingerMs > 0;
+    let lingered = !linger;
+    let known = new Map((run.known ?? []).map((state) => [messageKeyText(state), state]));
     for (;;) {
       const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
       if (fill) candidates.push(...(await ledger.dirtyKeys(portal, maxCommandsPerCall * 2, this.#now())));
-      const states = await ledger.getMany(candidates);
+      const unknown = candidates.filter((key) => !known.has(messageKeyText(key)));
+      const states = unknown.length > 0 ? await ledger.getMany(unknown) : new Map<string, MessageState>();
+      for (const key of candidates) {
+        const state = known.get(messageKeyText(key));
+        if (state) states.set(messageKeyText(key), state);
+      }
+      known = new Map();
       const now = this.#now();
       const due: MessageState[] = [];
       for (const state of states.values()) {
@@ -188,6 +198,8 @@ export class Reconciler {
         attempts: state.attempts,
       }));
       for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
+      // Each call that would not be full may wait once for more.
+      lingered = !linger;
       const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
       const byKey = new Map(jobs.map((job) => [messageKeyText(job.key), job]));
       let heldBack = false;
@@ -279,11 +291,8 @@ export class Reconciler {
           });
           return;
         }
-        const error: LedgerError = {
-          code: result.failure.code,
-          description: result.failure.description,
-          at: now,
-        };
+        const { code, description, callerStatus } = result.failure;
+        const error: LedgerError = { code, description, at: now, ...(callerStatus ? { callerStatus } : {}) };
         if (result.kind === 'retry' && job.attempts + 1 < o.maxAttempts) {
           const retry = {
             error,

@@ -1,5 +1,5 @@
 import { buildBatchCmd, packBatches, parseBatchResponse } from '../bitrix24/batch.ts';
-import { findErrorRow, isRetryable, Strategy } from '../bitrix24/error-table.ts';
+import { callerStatusOf, findErrorRow, isRetryable, Strategy } from '../bitrix24/error-table.ts';
 import { isBitrix24Error } from '../bitrix24/errors.ts';
 import { UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
 import type { B24Time } from '../bitrix24/types.ts';
@@ -28,6 +28,8 @@ export interface Failure {
   code: string;
   description: string;
   strategy: Strategy;
+  /** What our API answers its caller when this failure is final (from the error table). */
+  callerStatus?: number | undefined;
   time?: B24Time | undefined;
   retryAfterSeconds?: number | undefined;
 }
@@ -108,7 +110,12 @@ export async function sendJobs(
       const refused = new BotNotAllowedError(portal, job.key.botId);
       results.set(job, {
         kind: 'failed',
-        failure: { code: refused.code, description: refused.message, strategy: Strategy.Permanent },
+        failure: {
+          code: refused.code,
+          description: refused.message,
+          strategy: Strategy.Permanent,
+          callerStatus: refused.status,
+        },
       });
     } else if (ctx.pacing.refusesBatch(portal) || jobs.length === 1 || !encodable(job)) {
       singles.push(job);
@@ -319,6 +326,7 @@ export function failureOf(error: unknown): Failure {
       code: error.code,
       description: error.description || error.message,
       strategy: error.strategy,
+      callerStatus: callerStatusOf(error.code, error.httpStatus),
       time: error.time,
       retryAfterSeconds: error.retryAfterSeconds,
     };
@@ -327,7 +335,7 @@ export function failureOf(error: unknown): Failure {
     // Secrets Manager unreachable may pass; a missing or broken secret needs an operator.
     const strategy: Strategy =
       error.status >= 500 && error.code === 'SECRETS_UNAVAILABLE' ? Strategy.Server : Strategy.Permanent;
-    return { code: error.code, description: error.message, strategy };
+    return { code: error.code, description: error.message, strategy, callerStatus: error.status };
   }
   logger.error('Unexpected error while applying edits', { error });
   return {
