@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import type { SQSRecord } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
+import { createDrain } from '../../lib/drain/index.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import { logger } from '../../lib/observability/logger.ts';
+import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { sweep } from '../../lib/reconcile/sweep.ts';
+import { BOT, type Harness, startHarness } from '../support/harness.ts';
+
+// Set before the modules load: a hundred invocations would print a hundred metric lines.
+vi.hoisted(() => {
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+  // A thousand records log a thousand lines; this test's evidence is the emulator's state.
+  logger.setLogLevel('ERROR');
+});
+afterAll(async () => {
+  logger.setLogLevel('INFO');
+  await h.close();
+});
+
+let sequence = 0;
+function record(messageId: number, text: string): SQSRecord {
+  sequence += 1;
+  const id = randomUUID();
+  return {
+    messageId: id,
+    receiptHandle: `handle-${id}`,
+    body: JSON.stringify({ portal: 'acme', botId: BOT.id, messageId, fields: { message: text }, editId: id }),
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: 'test',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+      MessageGroupId: `acme:${BOT.id}:${messageId}`,
+      MessageDeduplicationId: id,
+      SequenceNumber: String(sequence),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:edits.fifo',
+    awsRegion: 'us-east-1',
+  };
+}
+
+describe('a bot streaming an answer into one message', () => {
+  it('costs at most one call per cadence interval (plus two) for 1,000 edits, and the message ends at the last', async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '…' });
+    const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
+    const options = { failedEditsQueueUrl: h.failedQueueUrl, messageMinIntervalMs: 1_000, batchLingerMs: 0 };
+    const drain = createDrain({
+      gateway: h.gateway,
+      ledger,
+      sqs: h.sqs,
+      editsQueueUrl: h.editsQueueUrl,
+      options,
+    });
+    const startedAt = Date.now();
+    // 1,000 partial texts in events of 10, as a FIFO queue hands one message group out, over about 3 s.
+    for (let part = 1; part <= 1_000; part += 10) {
+      const records = Array.from({ length: 10 }, (_, i) => record(id, `part ${part + i}`));
+      await drain({ Records: records }, { remainingMs: () => 30_000 });
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const seconds = (Date.now() - startedAt) / 1000;
+    // The last apply waits for the cadence; the sweep is what runs it when no record comes back.
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    await sweep(new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options }), {
+      remainingMs: () => 30_000,
+    });
+    const calls = h.emulator.calls.filter((c) => c.method === UPDATE_METHOD).length;
+    expect(h.emulator.getMessage(id)?.text).toBe('part 1000');
+    expect(calls).toBeLessThanOrEqual(Math.ceil(seconds / 1) + 2);
+    expect(calls).toBeGreaterThanOrEqual(2);
+  });
+});
