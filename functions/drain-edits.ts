@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDrain, type Drain, type DrainDeps } from '../lib/drain/index.ts';
 import { sqsClient } from '../lib/edits/queue.ts';
+import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 /** The drain's dependencies from the environment (EDITS_QUEUE_URL, FAILED_EDITS_QUEUE_URL, MAX_ATTEMPTS, …). */
@@ -22,12 +23,12 @@ export function defaultDeps(): DrainDeps {
  */
 export function createHandler(deps: DrainDeps | (() => DrainDeps)) {
   let drain: Drain | undefined;
-  return middy<SQSEvent, SQSBatchResponse, Error, Context>({ timeoutEarlyInMillis: 200 }).handler(
-    (event, context, { signal }) => {
+  return middy<SQSEvent, SQSBatchResponse, Error, Context>({ timeoutEarlyInMillis: 200 })
+    .use(logContext())
+    .handler((event, context, { signal }) => {
       drain ??= createDrain(typeof deps === 'function' ? deps() : deps);
       return drain(event, { remainingMs: () => context.getRemainingTimeInMillis(), signal });
-    },
-  );
+    });
 }
 
 export const handler = createHandler(defaultDeps);

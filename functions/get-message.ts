@@ -5,6 +5,7 @@ import { jsonErrors } from '../lib/http/middleware.ts';
 import { errorResult, type HttpResult } from '../lib/http/responses.ts';
 import type { Timing } from '../lib/ledger/model.ts';
 import type { Ledger } from '../lib/ledger/store.ts';
+import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 export interface GetMessageDeps {
@@ -27,6 +28,7 @@ export function defaultDeps(): GetMessageDeps {
 export function createHandler(deps: GetMessageDeps | (() => GetMessageDeps)) {
   let resolved: GetMessageDeps | undefined;
   return middy<HttpEvent, HttpResult>()
+    .use(logContext())
     .use(jsonErrors())
     .handler((event) => {
       const { method, path } = requestLine(event);

@@ -3,6 +3,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
+import { logContext } from '../lib/observability/context.ts';
 import { metrics } from '../lib/observability/metrics.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
@@ -30,6 +31,7 @@ export function defaultDeps(): RefreshHandlerDeps {
 export function createHandler(deps: RefreshHandlerDeps | (() => RefreshHandlerDeps)) {
   let resolved: RefreshHandlerDeps | undefined;
   return middy<unknown, RefreshSummary, Error, Context>({ timeoutEarlyInMillis: 500 })
+    .use(logContext())
     .use(logMetrics(typeof deps === 'function' ? metrics : deps.metrics))
     .handler(async (event, context, { signal }) => {
       resolved ??= typeof deps === 'function' ? deps() : deps;

@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { sqsClient } from '../lib/edits/queue.ts';
+import { logContext } from '../lib/observability/context.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { type SweepSummary, sweep } from '../lib/reconcile/sweep.ts';
 import { getRuntime } from '../lib/runtime.ts';
@@ -17,12 +18,12 @@ export function defaultReconciler(): Reconciler {
  */
 export function createHandler(make: () => Reconciler) {
   let reconciler: Reconciler | undefined;
-  return middy<unknown, SweepSummary, Error, Context>({ timeoutEarlyInMillis: 200 }).handler(
-    (_event, context, { signal }) => {
+  return middy<unknown, SweepSummary, Error, Context>({ timeoutEarlyInMillis: 200 })
+    .use(logContext())
+    .handler((_event, context, { signal }) => {
       reconciler ??= make();
       return sweep(reconciler, { remainingMs: () => context.getRemainingTimeInMillis(), signal });
-    },
-  );
+    });
 }
 
 export const handler = createHandler(defaultReconciler);

@@ -6,6 +6,7 @@ import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { type HttpEvent, header } from '../lib/http/event.ts';
 import { jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
+import { logContext } from '../lib/observability/context.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
@@ -30,12 +31,14 @@ export function defaultDeps(): UpdateMessageDeps {
 export function createHandler(deps: UpdateMessageDeps | (() => UpdateMessageDeps)) {
   let resolved: UpdateMessageDeps | undefined;
   return middy<HttpEvent, HttpResult>({ timeoutEarlyInMillis: 500 })
+    .use(logContext())
     .use(jsonErrors())
     .use(httpHeaderNormalizer())
     .use(route({ method: 'POST', pathSuffixes: METHOD_PATHS }))
     .use(httpJsonBodyParser())
-    .handler((event, context, { signal }) =>
-      updateMessage(
+    .handler((event, context, { signal }) => {
+      resolved ??= typeof deps === 'function' ? deps() : deps;
+      return updateMessage(
         {
           portal: header(event, 'x-b24-portal'),
           body: event.body,
@@ -44,9 +47,9 @@ export function createHandler(deps: UpdateMessageDeps | (() => UpdateMessageDeps
           signal,
           remainingMs: () => context.getRemainingTimeInMillis(),
         },
-        (resolved ??= typeof deps === 'function' ? deps() : deps),
-      ),
-    );
+        resolved,
+      );
+    });
 }
 
 export const handler = createHandler(defaultDeps);
