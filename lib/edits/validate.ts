@@ -1,11 +1,11 @@
 import * as v from 'valibot';
+import { PORTAL_PATTERN } from '../config.ts';
 import { ValidationError } from '../errors.ts';
 import type { EditFields, QueuedEdit } from './types.ts';
 
 export const MESSAGE_MAX_CHARACTERS = 20_000;
 export const ATTACH_MAX_CHARACTERS = 60_000;
 const FIELD_NAMES = ['message', 'attach', 'keyboard', 'urlPreview'] as const;
-const PORTAL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 const count = (n: number) => n.toLocaleString('en-US');
 

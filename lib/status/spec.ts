@@ -7,7 +7,10 @@ import { ConfigError } from '../errors.ts';
 export const SOURCE_TIMEOUT_DEFAULT_MS = 3_000;
 export const SOURCE_TIMEOUT_MAX_MS = 10_000;
 /** Bitrix24 refuses an attach whose JSON is longer than this (`ATTACH_OVERSIZE`). */
-export const ATTACH_MAX_CHARS = 60_000;
+/** Bitrix24's attach limit (one definition: lib/edits/validate.ts). */
+export { ATTACH_MAX_CHARACTERS as ATTACH_MAX_CHARS } from '../edits/validate.ts';
+
+import { ATTACH_MAX_CHARACTERS as ATTACH_MAX_CHARS } from '../edits/validate.ts';
 
 interface HttpSourceBase {
   url: string;

@@ -2,7 +2,10 @@ import Mustache from 'mustache';
 import { StatusRenderError } from './errors.ts';
 
 /** Bitrix24's limit on a message text, in characters (Unicode code points). */
-export const MESSAGE_MAX_CHARS = 20_000;
+/** Bitrix24's text limit, as the API's validation counts it (one definition: lib/edits/validate.ts). */
+export { MESSAGE_MAX_CHARACTERS as MESSAGE_MAX_CHARS } from '../edits/validate.ts';
+
+import { MESSAGE_MAX_CHARACTERS as MESSAGE_MAX_CHARS } from '../edits/validate.ts';
 
 export interface RenderTemplateOptions {
   /** The moment shown as `now` and `nowIso`. */
