@@ -64,7 +64,8 @@ export async function getMessage(
             at: iso(state.lastError.at),
           }
         : undefined,
-      nextRetryAt: fate.kind === 'pending' ? iso(fate.dueAt) : undefined,
+      // A message due already has no retry time to wait for: it goes with the next reconcile.
+      nextRetryAt: fate.kind === 'pending' && fate.dueAt > Date.now() ? iso(fate.dueAt) : undefined,
     });
   } catch (error) {
     return toErrorResult(error);

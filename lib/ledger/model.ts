@@ -105,6 +105,15 @@ export function compareStamps(a: Stamp, b: Stamp): number {
   return a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0;
 }
 
+/**
+ * Whether `edit` was accepted after `stored`. Two edits stamped in the same millisecond without a
+ * queue order between them (the API, the status refresher) are told apart by arrival: the later wins.
+ */
+function wins(edit: Stamp, stored: Stamp): boolean {
+  const order = compareStamps(edit, stored);
+  return order > 0 || (order === 0 && edit.seq === '');
+}
+
 export interface MergeResult {
   state: MessageState;
   /** `desired` changed, so the version went up and the message is dirty. */
@@ -140,7 +149,7 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
       const stored = desired[field];
       // One edit id is one acceptance, whichever path brings it again (the API's own queue copy).
       if (stored?.editId === edit.editId) same = true;
-      else if (!stored || compareStamps(edit, stored) > 0) {
+      else if (!stored || wins(edit, stored)) {
         // The later stamp is kept even for an equal value, so an edit accepted in between stays older.
         const unchanged = stored !== undefined && canonicalJson(stored.value) === canonicalJson(value);
         desired[field] = { value, at: edit.at, seq: edit.seq, editId: edit.editId };

@@ -324,7 +324,8 @@ export function failureOf(error: unknown): Failure {
   if (isBitrix24Error(error)) {
     return {
       code: error.code,
-      description: error.description || error.message,
+      // The message names the method and the portal host: an operator can tell which portal to fix.
+      description: error.message,
       strategy: error.strategy,
       callerStatus: callerStatusOf(error.code, error.httpStatus),
       time: error.time,

@@ -1,13 +1,15 @@
-import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createHandler } from '../../functions/update-message.ts';
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import type { HttpResult } from '../../lib/http/responses.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import { createSecretStore } from '../../lib/secrets/index.ts';
-import { httpApiEvent, lambdaContext, restApiEvent } from '../support/events.ts';
+import { httpApiEvent, restApiEvent } from '../support/events.ts';
 import {
+  AWS,
   BOT,
   type Harness,
   OAUTH_APP,
@@ -16,46 +18,29 @@ import {
   startHarness,
   webhookSecret,
 } from '../support/harness.ts';
+import {
+  failedEdits,
+  freshLedger,
+  postUpdate,
+  purgeQueues,
+  queued as queuedOn,
+  type ReconcilerSetup,
+  sweepLater,
+  update,
+  updateDeps,
+} from './helpers.ts';
 
 let h: Harness;
+let ledger: Ledger;
 let deps: UpdateMessageDeps;
 
-function depsFor(overrides: Partial<UpdateMessageDeps> = {}): UpdateMessageDeps {
-  return {
-    config: { defaultPortal: undefined },
-    gateway: h.gateway,
-    enqueue: (edits, deduplicationIds) =>
-      enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds }),
-    ...overrides,
-  };
-}
+const depsFor = (overrides: Partial<UpdateMessageDeps> = {}, setup: ReconcilerSetup = {}) =>
+  updateDeps(h, ledger, overrides, setup);
+const invoke = (event: unknown, d: UpdateMessageDeps = deps) => postUpdate(event, d);
+const queued = () => queuedOn(h);
 
-async function invoke(event: unknown, d: UpdateMessageDeps = deps) {
-  const result = (await createHandler(d)(event as never, lambdaContext())) as HttpResult;
-  return {
-    status: result.statusCode,
-    headers: result.headers,
-    body: JSON.parse(result.body) as Record<string, unknown>,
-  };
-}
-
-const update = (fields: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-  httpApiEvent({ botId: BOT.id, messageId: 789, fields, ...extra }, { headers: { 'x-b24-portal': 'acme' } });
-
-async function queued() {
-  const out = await h.sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: h.editsQueueUrl,
-      MaxNumberOfMessages: 10,
-      MessageSystemAttributeNames: ['All'],
-      VisibilityTimeout: 0,
-    }),
-  );
-  return (out.Messages ?? []).map((m) => ({
-    body: JSON.parse(m.Body ?? '{}'),
-    attributes: m.Attributes ?? {},
-  }));
-}
+/** A client of a service that is not there: port 9 on loopback refuses at once. */
+const unreachable = { ...AWS, endpoint: 'http://127.0.0.1:9', maxAttempts: 1 };
 
 beforeAll(async () => {
   h = await startHarness({ timeoutMs: 1_000 });
@@ -63,14 +48,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
-beforeEach(() => {
-  deps = depsFor();
+beforeEach(async () => {
   h.emulator.reset();
+  ledger = await freshLedger(h);
+  deps = depsFor();
 });
 afterEach(async () => {
-  // Leave the queue empty for the next test.
-  const { PurgeQueueCommand } = await import('@aws-sdk/client-sqs');
-  await h.sqs.send(new PurgeQueueCommand({ QueueUrl: h.editsQueueUrl }));
+  // Leave the queues empty for the next test.
+  await purgeQueues(h);
 });
 
 describe('applying an edit now', () => {
@@ -122,6 +107,17 @@ describe('applying an edit now', () => {
     expect(h.emulator.getMessage(789)?.keyboard ?? null).toBeNull();
   });
 
+  it('answers 200 without calling Bitrix24 again for an edit the message already shows', async () => {
+    expect((await invoke(update({ message: 'Build #41: green' }))).status).toBe(200);
+    h.emulator.clearCalls();
+    expect(await invoke(update({ message: 'Build #41: green' }))).toMatchObject({
+      status: 200,
+      body: { result: true },
+    });
+    expect(h.emulator.calls).toEqual([]);
+    expect(await queued()).toEqual([]);
+  });
+
   it('ignores a botToken in the request and never echoes it', async () => {
     const res = await invoke(update({ message: 'token ignored' }, { botToken: 'caller_s3cr3t_token' }));
     expect(res.status).toBe(200);
@@ -132,48 +128,57 @@ describe('applying an edit now', () => {
 
 describe('refusing bad requests', () => {
   it.each([
-    [{ messageId: 789, fields: { message: 'x' } }, 'botId', 'botId is required'],
-    [{ botId: 0, messageId: 789, fields: { message: 'x' } }, 'botId', 'botId must be a positive integer'],
-    [
-      { botId: 456, messageId: 'abc', fields: { message: 'x' } },
-      'messageId',
-      'messageId must be a positive integer',
-    ],
-    [{ botId: 456, messageId: 789, fields: {} }, 'fields', 'fields must contain at least one of'],
-    [
-      { botId: 456, messageId: 789, fields: { text: 'x' } },
-      'fields.text',
-      'fields.text is not a known field',
-    ],
-    [
-      { botId: 456, messageId: 789, fields: { message: 'x'.repeat(20_001) } },
-      'fields.message',
-      'fields.message is 20,001 characters; the limit is 20,000',
-    ],
-    [
-      { botId: 456, messageId: 789, fields: { urlPreview: 'maybe' } },
-      'fields.urlPreview',
-      'must be "Y", "N", true or false',
-    ],
-    [
-      { botId: 456, messageId: 789, fields: { keyboard: 'Y' } },
-      'fields.keyboard',
-      'or "N" to remove the keyboard',
-    ],
-    [
-      { botId: 456, messageId: 789, fields: { attach: [{ MESSAGE: 'x'.repeat(60_000) }] } },
-      'fields.attach',
-      'the limit is 60,000',
-    ],
-    [
-      { botId: 456, messageId: 789, dialogId: 'chat1', fields: { message: 'x' } },
-      'dialogId',
-      'is not a known field',
-    ],
-  ])('answers 400 naming the field and the rule for %j', async (body, _field, rule) => {
+    { field: 'botId', rule: 'botId is required', body: { messageId: 789, fields: { message: 'x' } } },
+    {
+      field: 'botId',
+      rule: 'botId must be a positive integer',
+      body: { botId: 0, messageId: 789, fields: { message: 'x' } },
+    },
+    {
+      field: 'messageId',
+      rule: 'messageId must be a positive integer',
+      body: { botId: 456, messageId: 'abc', fields: { message: 'x' } },
+    },
+    {
+      field: 'fields',
+      rule: 'fields must contain at least one of',
+      body: { botId: 456, messageId: 789, fields: {} },
+    },
+    {
+      field: 'fields.text',
+      rule: 'fields.text is not a known field',
+      body: { botId: 456, messageId: 789, fields: { text: 'x' } },
+    },
+    {
+      field: 'fields.message',
+      rule: 'fields.message is 20,001 characters; the limit is 20,000',
+      body: { botId: 456, messageId: 789, fields: { message: 'x'.repeat(20_001) } },
+    },
+    {
+      field: 'fields.urlPreview',
+      rule: 'must be "Y", "N", true or false',
+      body: { botId: 456, messageId: 789, fields: { urlPreview: 'maybe' } },
+    },
+    {
+      field: 'fields.keyboard',
+      rule: 'or "N" to remove the keyboard',
+      body: { botId: 456, messageId: 789, fields: { keyboard: 'Y' } },
+    },
+    {
+      field: 'fields.attach',
+      rule: 'the limit is 60,000',
+      body: { botId: 456, messageId: 789, fields: { attach: [{ MESSAGE: 'x'.repeat(60_000) }] } },
+    },
+    {
+      field: 'dialogId',
+      rule: 'is not a known field',
+      body: { botId: 456, messageId: 789, dialogId: 'chat1', fields: { message: 'x' } },
+    },
+  ])('answers 400 naming $field ($rule)', async ({ field, body, rule }) => {
     const res = await invoke(httpApiEvent(body, { headers: { 'x-b24-portal': 'acme' } }));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('INVALID_REQUEST_BODY');
+    expect(res.body.error_description).toContain(field);
     expect(res.body.error_description).toContain(rule);
     expect(h.emulator.calls).toHaveLength(0);
   });
@@ -240,6 +245,22 @@ describe('passing on what Bitrix24 refuses', () => {
     expect(h.emulator.getMessage(5001)?.text).toBe('a human wrote this');
   });
 
+  it('records a refused edit as failed with its reason, and queues nothing since the caller heard it', async () => {
+    h.emulator.addMessage({ id: 5002, authorId: 1, chatId: 12, text: 'a human wrote this too' });
+    const event = httpApiEvent(
+      { botId: 456, messageId: 5002, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'acme' } },
+    );
+    expect((await invoke(event)).status).toBe(403);
+    const state = await ledger.get({ portal: 'acme', botId: 456, messageId: 5002 });
+    expect(state.failedVersion).toBe(state.version);
+    expect(state.lastError?.code).toBe('ACCESS_DENIED');
+    // Nothing is left for the sweep to retry, and nothing waits on either queue.
+    expect(await sweepLater(h, ledger)).toMatchObject({ portals: 0, calls: 0 });
+    expect(await queued()).toEqual([]);
+    expect(await failedEdits(h)).toEqual([]);
+  });
+
   it('answers 403 BOT_OWNERSHIP_ERROR when the secret holds a token Bitrix24 does not accept', async () => {
     h.secretsManager.setSecret(
       `${PREFIX}wrongtoken`,
@@ -261,24 +282,44 @@ describe('passing on what Bitrix24 refuses', () => {
       { botId: 456, messageId: 789, fields: { message: 'x' } },
       { headers: { 'x-b24-portal': 'badhook' } },
     );
+    expect(await invoke(event)).toMatchObject({ status: 502, body: { error: 'INVALID_CREDENTIALS' } });
+  });
+
+  it('names the method and the portal host in the 502 for refused webhook credentials', async () => {
+    h.secretsManager.setSecret(
+      `${PREFIX}badhook2`,
+      webhookSecret(h.emulator.url, { auth: { type: 'webhook', userId: 7, code: 'revoked_s3cr3t_code' } }),
+    );
+    const event = httpApiEvent(
+      { botId: 456, messageId: 789, fields: { message: 'x' } },
+      { headers: { 'x-b24-portal': 'badhook2' } },
+    );
     const res = await invoke(event);
-    expect(res).toMatchObject({ status: 502, body: { error: 'INVALID_CREDENTIALS' } });
+    expect(res.status).toBe(502);
     expect(String(res.body.error_description)).toContain('127.0.0.1');
   });
 
   it('answers 503 with Retry-After when Secrets Manager cannot be reached', async () => {
-    const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
-    const dead = new SecretsManagerClient({
-      region: 'us-east-1',
-      endpoint: 'http://127.0.0.1:9',
-      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-      maxAttempts: 1,
-    });
+    const dead = new SecretsManagerClient(unreachable);
     const store = createSecretStore({ client: dead, prefix: PREFIX, ttlSeconds: 0 });
     const gateway = new PortalGateway({ store, timeoutMs: 1_000, allowHttp: true });
     const res = await invoke(update({ message: 'x' }), depsFor({ gateway }));
     expect(res).toMatchObject({ status: 503, body: { error: 'SECRETS_UNAVAILABLE' } });
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    dead.destroy();
+  });
+});
+
+describe('when the ledger cannot be reached', () => {
+  it('answers 503 LEDGER_UNAVAILABLE with Retry-After and leaves the message untouched', async () => {
+    const dead = new DynamoDBClient(unreachable);
+    const down = new Ledger({ tableName: 'ledger-unreachable', client: dead });
+    const res = await invoke(update({ message: 'not recorded' }), updateDeps(h, down));
+    expect(res).toMatchObject({ status: 503, body: { error: 'LEDGER_UNAVAILABLE' } });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    expect(h.emulator.calls).toEqual([]);
+    expect(h.emulator.getMessage(789)?.history).not.toContain('not recorded');
+    expect(await queued()).toEqual([]);
     dead.destroy();
   });
 });
@@ -338,36 +379,47 @@ describe('deferring to the queue', () => {
     expect(messages[0]?.attributes.MessageDeduplicationId).toBe('order-42-status');
   });
 
-  it('answers 503 with Retry-After instead of dropping the edit when no queue is configured', async () => {
+  it('defers with 202 MESSAGE_CADENCE an edit that comes inside the message cadence, and the sweep applies it', async () => {
+    const paced = depsFor({}, { options: { messageMinIntervalMs: 60_000 } });
+    expect((await invoke(update({ message: 'first' }), paced)).status).toBe(200);
+    const res = await invoke(update({ message: 'second, too soon' }), paced);
+    expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'MESSAGE_CADENCE' } });
+    expect(h.emulator.getMessage(789)?.text).toBe('first');
+    expect((await queued()).map((m) => m.body.editId)).toEqual([res.body.editId]);
+    await sweepLater(h, ledger, 2 * 60_000);
+    expect(h.emulator.getMessage(789)?.text).toBe('second, too soon');
+  });
+
+  it('still answers 202 when no queue is configured: the edit is in the ledger and the sweep applies it', async () => {
     h.emulator.inject({ kind: 'query-limit' });
     const noQueue = depsFor({
       enqueue: (edits, ids) =>
         enqueueEdits(edits, { queueUrl: undefined, client: h.sqs, deduplicationIds: ids }),
     });
     const res = await invoke(update({ message: 'nowhere to go' }), noQueue);
-    expect(res).toMatchObject({ status: 503, body: { error: 'QUEUE_UNAVAILABLE' } });
-    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'QUERY_LIMIT_EXCEEDED' } });
+    expect(await queued()).toEqual([]);
+    expect(h.emulator.getMessage(789)?.text).not.toBe('nowhere to go');
+    expect(await sweepLater(h, ledger)).toMatchObject({ applied: 1, calls: 1 });
+    expect(h.emulator.getMessage(789)?.text).toBe('nowhere to go');
   });
 
-  it('answers 503 when the queue cannot be reached', async () => {
-    const { SQSClient } = await import('@aws-sdk/client-sqs');
-    const dead = new SQSClient({
-      region: 'us-east-1',
-      endpoint: 'http://127.0.0.1:9',
-      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-      maxAttempts: 1,
-    });
-    const event = update({ message: 'x' });
+  it('still answers 202 when the queue cannot be reached, and the sweep applies the edit', async () => {
+    const dead = new SQSClient(unreachable);
+    const event = update({ message: 'queue down' });
     event.headers.prefer = 'respond-async';
-    const unreachable = depsFor({
+    const offline = depsFor({
       enqueue: (edits, ids) =>
         enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: dead, deduplicationIds: ids }),
     });
-    expect(await invoke(event, unreachable)).toMatchObject({
-      status: 503,
-      body: { error: 'QUEUE_UNAVAILABLE' },
+    expect(await invoke(event, offline)).toMatchObject({
+      status: 202,
+      body: { deferred: true, reason: 'requested' },
     });
     dead.destroy();
+    expect(h.emulator.calls).toEqual([]);
+    await sweepLater(h, ledger, 0);
+    expect(h.emulator.getMessage(789)?.text).toBe('queue down');
   });
 });
 
@@ -380,12 +432,12 @@ describe('credentials that change', () => {
       name,
       webhookSecret(h.emulator.url, { bots: { 457: { botToken: 'old_s3cr3t_457' } } }),
     );
-    const event = () =>
+    const event = (text: string) =>
       httpApiEvent(
-        { botId: 457, messageId: 7001, fields: { message: 'x' } },
+        { botId: 457, messageId: 7001, fields: { message: text } },
         { headers: { 'x-b24-portal': 'rotating' } },
       );
-    expect((await invoke(event())).status).toBe(200);
+    expect((await invoke(event('with the old token'))).status).toBe(200);
     // The bot's token is rotated on the portal and in the secret; this container still caches the old one.
     h.emulator.registerBot({ id: 457, botToken: 'new_s3cr3t_457', owner: { webhookUserId: 7 } });
     h.secretsManager.setSecret(
@@ -393,8 +445,9 @@ describe('credentials that change', () => {
       webhookSecret(h.emulator.url, { bots: { 457: { botToken: 'new_s3cr3t_457' } } }),
     );
     const before = h.secretsManager.getCount(name);
-    const res = await invoke(event());
+    const res = await invoke(event('with the new token'));
     expect(res.status).toBe(200);
+    expect(h.emulator.getMessage(7001)?.text).toBe('with the new token');
     expect(h.secretsManager.getCount(name)).toBe(before + 1);
   });
 

@@ -37,6 +37,11 @@ describe('merging edits into a message’s desired state', () => {
     expect(desiredFields(merged(late, early)).message).toBe('second');
   });
 
+  it('lets the later arrival win between two edits stamped in the same millisecond without queue order', () => {
+    const state = merged(edit('a', 1_000, { message: 'first' }), edit('b', 1_000, { message: 'second' }));
+    expect(desiredFields(state).message).toBe('second');
+  });
+
   it('reports an edit whose every field was set by a later edit as superseded, without a new version', () => {
     const state = merged(edit('b', 2_000, { message: 'new' }));
     const result = mergeEdits(state, [edit('a', 1_000, { message: 'old' })]);

@@ -1,12 +1,27 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
 import { refreshStatuses } from '../../lib/status/refresh.ts';
 import type { Bitrix24Emulator } from '../../local/bitrix24-emulator/index.ts';
 import { BOT, type Harness, startHarness } from '../support/harness.ts';
-import { batchCalls, depsFor, drainQueue, seedMessages, spec, startPortal, updateCalls } from './helpers.ts';
+import {
+  batchCalls,
+  deliverToDrain,
+  depsFor,
+  drainQueue,
+  freshLedger,
+  NOW,
+  seedMessages,
+  spec,
+  startPortal,
+  sweepLater,
+  ticking,
+  updateCalls,
+} from './helpers.ts';
 
 let h: Harness;
+let ledger: Ledger;
 let globex: Bitrix24Emulator;
 const ACME_IDS: number[] = [];
 const GLOBEX_IDS: number[] = [];
@@ -20,9 +35,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([h.close(), globex.close()]);
 });
-beforeEach(() => {
+beforeEach(async () => {
   h.emulator.reset();
   globex.reset();
+  ledger = await freshLedger(h);
 });
 afterEach(async () => {
   await drainQueue(h);
@@ -37,7 +53,7 @@ function twoPortals(version: string, changed = 60) {
 
 describe('sending the changed messages of a portal together', () => {
   it('updates 120 messages on two portals with at most ceil(changed / 50) batch calls per portal', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const first = await refreshStatuses({ event: twoPortals('v1') }, deps);
     expect(first.summary).toMatchObject({ updated: 120, failed: 0, deferred: 0 });
     expect(batchCalls(h.emulator)).toHaveLength(2);
@@ -57,7 +73,7 @@ describe('sending the changed messages of a portal together', () => {
   });
 
   it('updates a lone changed message with one update call, without a batch', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     await refreshStatuses({ event: spec(3001, { template: 'alone' }) }, deps);
     expect(h.emulator.calls.map(({ method, viaBatch }) => ({ method, viaBatch }))).toEqual([
       { method: UPDATE_METHOD, viaBatch: false },
@@ -72,7 +88,7 @@ describe('sending the changed messages of a portal together', () => {
     });
     try {
       const ids = seedMessages(tight, 5001, 120);
-      const { deps } = depsFor(h);
+      const { deps } = depsFor(h, ledger);
       const report = await refreshStatuses(
         { event: { messages: ids.map((id) => spec(id, { portal: 'tight' })) } },
         deps,
@@ -89,58 +105,106 @@ describe('sending the changed messages of a portal together', () => {
 });
 
 describe('deferring what Bitrix24 cannot take now', () => {
-  it('defers every message of a portal to the edits queue when batch answers 503 QUERY_LIMIT_EXCEEDED', async () => {
+  it('defers the messages of a batch refused with 503 QUERY_LIMIT_EXCEEDED and sends the rest once the bucket has room', async () => {
     h.emulator.inject({ kind: 'query-limit', method: 'batch' });
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses({ event: twoPortals('deferred') }, deps);
-    expect(report.summary).toMatchObject({ deferred: 60, updated: 60, failed: 0 });
-    // After the refusal the second batch of the portal is not sent at all.
-    expect(batchCalls(h.emulator).map((call) => call.httpStatus)).toEqual([503]);
-    expect(h.emulator.getMessage(3001)?.history).not.toContain('acme 3001 deferred');
+    expect(report.summary).toMatchObject({ deferred: 50, updated: 70, failed: 0 });
+    // Bitrix24's bucket is full after the refusal: the next call waits for a token to drain.
+    const batches = batchCalls(h.emulator);
+    expect(batches.map((call) => call.httpStatus)).toEqual([503, 200]);
+    expect((batches[1]?.at ?? 0) - (batches[0]?.at ?? 0)).toBeGreaterThanOrEqual(500);
+    const deferredIds = report.specs.filter((s) => s.outcome === 'deferred').map((s) => s.messageId);
+    expect(deferredIds.every((id) => ACME_IDS.includes(id))).toBe(true);
+    for (const id of ACME_IDS) {
+      const shown = h.emulator.getMessage(id)?.text;
+      expect(shown === `acme ${id} deferred`).toBe(!deferredIds.includes(id));
+    }
 
+    // One wake-up per deferred message, naming its edit.
     const queued = await drainQueue(h);
-    expect(queued).toHaveLength(60);
+    expect(queued.map(({ edit }) => edit.messageId)).toEqual(deferredIds);
+    const first = deferredIds[0] as number;
     expect(queued[0]).toEqual({
-      groupId: `acme:${BOT.id}:3001`,
+      groupId: `acme:${BOT.id}:${first}`,
       edit: {
         portal: 'acme',
         botId: BOT.id,
-        messageId: 3001,
-        fields: { message: 'acme 3001 deferred' },
+        messageId: first,
+        fields: { message: `acme ${first} deferred` },
         editId: expect.any(String),
         requestedAt: expect.any(String),
       },
     });
-    expect(queued.map(({ edit }) => edit.messageId)).toEqual(ACME_IDS);
-    expect(report.specs.find((s) => s.messageId === 3001)).toMatchObject({
+    expect(report.specs.find((s) => s.messageId === first)).toMatchObject({
       outcome: 'deferred',
       code: 'QUERY_LIMIT_EXCEEDED',
       editId: queued[0]?.edit.editId,
     });
+
+    // The wake-ups are gone; the sweep applies what the ledger holds all the same.
+    await sweepLater(h, ledger);
+    for (const id of ACME_IDS) expect(h.emulator.getMessage(id)?.text).toBe(`acme ${id} deferred`);
   });
 
-  it('sends a deferred status again on the next run, because it was never confirmed', async () => {
+  it('sends a status deferred after a 500 on a run after its settle window, because it was never confirmed', async () => {
     h.emulator.inject({ kind: 'server-error' });
-    const { deps } = depsFor(h);
+    const clock = ticking(NOW);
     const input = spec(3002, { template: 'after a 500' });
-    expect((await refreshStatuses({ event: input }, deps)).summary).toMatchObject({ deferred: 1 });
+    const first = depsFor(h, ledger, { now: clock }).deps;
+    expect((await refreshStatuses({ event: input }, first)).summary).toMatchObject({ deferred: 1 });
     expect(await drainQueue(h)).toHaveLength(1);
-    expect((await refreshStatuses({ event: input }, deps)).summary).toMatchObject({ updated: 1 });
+    // The failed call may still land: until the settle window has passed, nothing is sent again.
+    h.emulator.clearCalls();
+    expect((await refreshStatuses({ event: input }, first)).summary).toMatchObject({ deferred: 1 });
+    expect(h.emulator.calls).toEqual([]);
+    const later = depsFor(h, ledger, { now: clock }, { now: () => Date.now() + 5 * 60_000 }).deps;
+    expect((await refreshStatuses({ event: input }, later)).summary).toMatchObject({ updated: 1 });
     expect(h.emulator.getMessage(3002)?.text).toBe('after a 500');
   });
 
-  it('counts deferrals as failed when the edits queue is unavailable', async () => {
+  it('still counts a status as deferred when the edits queue is unavailable, and the sweep applies it', async () => {
     h.emulator.inject({ kind: 'overload' });
-    const { deps } = depsFor(h, { enqueue: (edits) => enqueueEdits(edits, { queueUrl: undefined }) });
-    const report = await refreshStatuses({ event: spec(3003) }, deps);
-    expect(report.summary).toMatchObject({ deferred: 0, failed: 1 });
-    expect(report.specs[0]).toMatchObject({ outcome: 'failed', code: 'QUEUE_UNAVAILABLE' });
+    const { deps } = depsFor(h, ledger, { enqueue: (edits) => enqueueEdits(edits, { queueUrl: undefined }) });
+    const report = await refreshStatuses({ event: spec(3003, { template: 'queue down' }) }, deps);
+    expect(report.summary).toMatchObject({ deferred: 1, failed: 0 });
+    expect(report.specs[0]).toMatchObject({ outcome: 'deferred', code: 'OVERLOAD_LIMIT' });
+    expect(await drainQueue(h)).toEqual([]);
+    // Past the overload circuit's first five minutes.
+    await sweepLater(h, ledger, 10 * 60_000);
+    expect(h.emulator.getMessage(3003)?.text).toBe('queue down');
+  });
+
+  it('ends green when a status deferred while red is refreshed green: neither the drain nor the sweep brings red back', async () => {
+    const [id = 0] = seedMessages(h.emulator, 3101, 1);
+    const clock = ticking(NOW);
+    h.emulator.inject({ kind: 'query-limit' });
+    const red = await refreshStatuses(
+      { event: spec(id, { template: 'Deploy: red' }) },
+      depsFor(h, ledger, { now: clock }).deps,
+    );
+    expect(red.specs[0]).toMatchObject({ outcome: 'deferred', code: 'QUERY_LIMIT_EXCEEDED' });
+    // The next run, in another container, renders green while the message still backs off.
+    const green = await refreshStatuses(
+      { event: spec(id, { template: 'Deploy: green' }) },
+      depsFor(h, ledger, { now: clock }).deps,
+    );
+    expect(green.specs[0]).toMatchObject({ outcome: 'deferred' });
+    expect(h.emulator.getMessage(id)?.history).toEqual([`seed ${id}`]);
+
+    await sweepLater(h, ledger);
+    expect(h.emulator.getMessage(id)?.text).toBe('Deploy: green');
+    // The red run's wake-up reaches the drain after that, first in its group.
+    expect(await deliverToDrain(h, ledger)).toBe(2);
+    await sweepLater(h, ledger, 10 * 60_000);
+    expect(h.emulator.getMessage(id)?.history).toEqual([`seed ${id}`, 'Deploy: green']);
+    expect(await drainQueue(h)).toEqual([]);
   });
 
   it('defers instead of calling Bitrix24 when the Lambda deadline is too close', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses(
-      { event: { messages: [spec(3004), spec(3005)] }, sendBy: Date.now() - 1 },
+      { event: { messages: [spec(3004), spec(3005)] }, remainingMs: () => 0 },
       deps,
     );
     expect(report.summary).toMatchObject({ deferred: 2 });
@@ -162,7 +226,7 @@ describe('when Bitrix24 refuses imbot.v2 inside batch', () => {
     try {
       strict.disallowInBatch(UPDATE_METHOD, mode);
       const ids = seedMessages(strict, 6001, 60);
-      const { deps } = depsFor(h);
+      const { deps } = depsFor(h, ledger);
       const portal = `nobatch-${mode}`;
       const first = await refreshStatuses(
         { event: { messages: ids.map((id) => spec(id, { portal, template: `single ${id}` })) } },

@@ -1,11 +1,13 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler, type RefreshHandlerDeps } from '../../functions/refresh-status.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
 import { lambdaContext } from '../support/events.ts';
 import { type Harness, startHarness } from '../support/harness.ts';
-import { depsFor, drainQueue, seedMessages, spec } from './helpers.ts';
+import { depsFor, drainQueue, freshLedger, seedMessages, spec } from './helpers.ts';
 
 let h: Harness;
+let ledger: Ledger;
 
 beforeAll(async () => {
   h = await startHarness({ timeoutMs: 1_000 });
@@ -14,15 +16,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
+beforeEach(async () => {
+  ledger = await freshLedger(h);
+});
 afterEach(async () => {
   await drainQueue(h);
 });
 
-function handlerDeps(timing: { b24TimeoutMs: number; deadlineMarginMs: number }): RefreshHandlerDeps {
-  const { deps } = depsFor(h);
+/** The handler's deps; `timing` is how long one Bitrix24 request may take and the margin kept before the deadline. */
+function handlerDeps(timing: { callTimeoutMs: number; deadlineMarginMs: number }): RefreshHandlerDeps {
+  const { deps } = depsFor(h, ledger, {}, { options: timing });
   return {
     ...deps,
-    config: { ...deps.config, ...timing },
     metrics: new Metrics({ namespace: 'B24MessageEditorTest', serviceName: 'refresh-status-test' }),
   };
 }
@@ -44,7 +49,7 @@ async function withStdout<T>(fn: () => Promise<T>): Promise<{ result: T; lines: 
 
 describe('the scheduled handler', () => {
   it('refreshes the schedule input and answers with the summary, also emitted as EMF metrics', async () => {
-    const handler = createHandler(handlerDeps({ b24TimeoutMs: 1_000, deadlineMarginMs: 500 }));
+    const handler = createHandler(handlerDeps({ callTimeoutMs: 1_000, deadlineMarginMs: 500 }));
     const event = { messages: [spec(7001, { template: 'from the schedule' }), spec(7002, { botId: -1 })] };
     const { result, lines } = await withStdout(() => handler(event, lambdaContext(15_000)));
     expect(result).toEqual({ updated: 1, unchanged: 0, deferred: 0, failed: 0, sourceErrors: 0, invalid: 1 });
@@ -60,7 +65,7 @@ describe('the scheduled handler', () => {
 
   it('defers to the queue rather than start a Bitrix24 request that could outlive the Lambda', async () => {
     h.emulator.reset();
-    const handler = createHandler(handlerDeps({ b24TimeoutMs: 2_000, deadlineMarginMs: 1_000 }));
+    const handler = createHandler(handlerDeps({ callTimeoutMs: 2_000, deadlineMarginMs: 1_000 }));
     const result = await handler({ messages: [spec(7002), spec(7003)] }, lambdaContext(2_500));
     expect(result).toMatchObject({ deferred: 2, updated: 0 });
     expect(h.emulator.calls).toEqual([]);

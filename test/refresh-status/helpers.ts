@@ -1,19 +1,32 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
-import { PortalPacing } from '../../lib/reconcile/pacing.ts';
+import { createDrain } from '../../lib/drain/index.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { QueuedEdit } from '../../lib/edits/types.ts';
-import { AppliedFieldsCache } from '../../lib/status/change-detect.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
 import type { RefreshDeps } from '../../lib/status/refresh.ts';
 import {
   type Bitrix24Emulator,
   type EmulatorOptions,
   startBitrix24Emulator,
 } from '../../local/bitrix24-emulator/index.ts';
+import { toSqsRecord } from '../../local/poller.ts';
+import { type ReconcilerSetup, reconcilerFor } from '../api/helpers.ts';
 import { BOT, type Harness, PREFIX, WEBHOOK, webhookSecret } from '../support/harness.ts';
+
+export { freshLedger, sweepLater } from '../api/helpers.ts';
 
 /** 13:05 UTC, shown as 14:05 in Europe/Berlin. */
 export const NOW = new Date(Date.UTC(2026, 10, 25, 13, 5));
+
+/**
+ * A clock for successive refreshes: `start` first, then 1 ms later each time. Every refresh stamps
+ * its renderings with its `now`, and the ledger keeps the rendering accepted last.
+ */
+export function ticking(start: Date): () => Date {
+  let calls = 0;
+  return () => new Date(start.getTime() + calls++);
+}
 
 export interface RecordedMetric {
   name: string;
@@ -21,14 +34,20 @@ export interface RecordedMetric {
   value: number;
 }
 
-/** Deps wired to the harness: its gateway, the loopback edits queue, a fresh cache and pacer. */
-export function depsFor(h: Harness, overrides: Partial<RefreshDeps> = {}) {
+/**
+ * Deps wired to the harness: a fresh reconciler (a cold start's: its own pacer and memory) on
+ * `ledger`, the harness's gateway and the loopback edits queue.
+ */
+export function depsFor(
+  h: Harness,
+  ledger: Ledger,
+  overrides: Partial<RefreshDeps> = {},
+  setup: ReconcilerSetup = {},
+) {
   const metrics: RecordedMetric[] = [];
   const deps: RefreshDeps = {
     config: { statusConcurrency: 8, b24AllowHttp: true },
-    gateway: h.gateway,
-    pacing: new PortalPacing({ concurrency: 1, apiShare: 0, now: Date.now }),
-    cache: new AppliedFieldsCache(),
+    reconciler: reconcilerFor(h, ledger, { ...setup, options: { callTimeoutMs: 2_000, ...setup.options } }),
     enqueue: (edits) => enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs }),
     metrics: {
       addMetric(name, unit, value) {
@@ -36,7 +55,7 @@ export function depsFor(h: Harness, overrides: Partial<RefreshDeps> = {}) {
         return this as never;
       },
     },
-    now: () => NOW,
+    now: ticking(NOW),
     ...overrides,
   };
   return { deps, metrics };
@@ -114,4 +133,48 @@ export async function startPortal(
   emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
   h.secretsManager.setSecret(`${PREFIX}${name}`, webhookSecret(emulator.url, options.secret));
   return emulator;
+}
+
+/**
+ * Hands everything on the edits queue to the drain, as Lambda would (one event per receive, in the
+ * FIFO's order), run by a container whose clock is `laterMs` ahead; deletes the records it settled.
+ */
+export async function deliverToDrain(h: Harness, ledger: Ledger, laterMs = 5 * 60_000): Promise<number> {
+  const drain = createDrain({
+    gateway: h.gateway,
+    ledger,
+    sqs: h.sqs,
+    editsQueueUrl: h.editsQueueUrl,
+    now: () => Date.now() + laterMs,
+    options: { failedEditsQueueUrl: h.failedQueueUrl, batchLingerMs: 0, messageMinIntervalMs: 0 },
+  });
+  let delivered = 0;
+  for (let round = 0; round < 50; round++) {
+    const { Messages = [] } = await h.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: h.editsQueueUrl,
+        MaxNumberOfMessages: 10,
+        MessageSystemAttributeNames: ['All'],
+        VisibilityTimeout: 30,
+      }),
+    );
+    if (Messages.length === 0) break;
+    const arn = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
+    const response = await drain(
+      { Records: Messages.map((m) => toSqsRecord(m, arn)) },
+      { remainingMs: () => 30_000 },
+    );
+    const kept = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+    const settled = Messages.filter((m: Message) => !kept.has(m.MessageId ?? ''));
+    if (settled.length > 0) {
+      await h.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: h.editsQueueUrl,
+          Entries: settled.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '' })),
+        }),
+      );
+    }
+    delivered += Messages.length;
+  }
+  return delivered;
 }

@@ -1,11 +1,23 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Ledger } from '../../lib/ledger/store.ts';
 import { refreshStatuses } from '../../lib/status/refresh.ts';
-import { BOT, type Harness, startHarness } from '../support/harness.ts';
-import { depsFor, drainQueue, NOW, seedMessages, spec, updateCalls } from './helpers.ts';
+import { AWS, BOT, type Harness, startHarness } from '../support/harness.ts';
+import {
+  depsFor,
+  drainQueue,
+  freshLedger,
+  NOW,
+  seedMessages,
+  spec,
+  ticking,
+  updateCalls,
+} from './helpers.ts';
 import { type StatusServer, startStatusServer } from './status-server.ts';
 
 let h: Harness;
 let source: StatusServer;
+let ledger: Ledger;
 
 beforeAll(async () => {
   [h, source] = await Promise.all([startHarness({ timeoutMs: 2_000 }), startStatusServer()]);
@@ -14,8 +26,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([h.close(), source.close()]);
 });
-beforeEach(() => {
+beforeEach(async () => {
   h.emulator.reset();
+  ledger = await freshLedger(h);
   source.setDoc('deploy', { ok: true, checks: { passed: 12, total: 12 } });
 });
 afterEach(async () => {
@@ -27,7 +40,7 @@ const DEPLOY_TEMPLATE =
 
 describe('rendering each kind of source into the message', () => {
   it('renders an http-json source with sections and dotted paths in the spec time zone', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const input = spec(789, {
       source: { type: 'http-json', url: `${source.origin}/doc/deploy`, timeoutMs: 1_000 },
       template: DEPLOY_TEMPLATE,
@@ -47,7 +60,7 @@ describe('rendering each kind of source into the message', () => {
 
   it('renders the inverted section when the data says not ok', async () => {
     source.setDoc('deploy', { ok: false, checks: { passed: 9, total: 12 } });
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const input = spec(789, {
       source: { type: 'http-json', url: `${source.origin}/doc/deploy` },
       template: DEPLOY_TEMPLATE,
@@ -57,7 +70,7 @@ describe('rendering each kind of source into the message', () => {
   });
 
   it('renders an http-health source as ok and status, up or down', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const template = 'API {{#ok}}up{{/ok}}{{^ok}}down{{/ok}} ({{status}})';
     const report = await refreshStatuses(
       {
@@ -79,7 +92,7 @@ describe('rendering each kind of source into the message', () => {
   });
 
   it('renders a none source from the template and now alone, with the static fields', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const buttons = [{ TEXT: 'Open dashboard', LINK: 'https://status.example.com' }];
     await refreshStatuses(
       {
@@ -103,7 +116,7 @@ describe('rendering each kind of source into the message', () => {
 
 describe('change detection', () => {
   it('makes no Bitrix24 call when a second run renders the same fields', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const input = spec(789, {
       source: { type: 'http-json', url: `${source.origin}/doc/deploy` },
       template: DEPLOY_TEMPLATE,
@@ -121,9 +134,27 @@ describe('change detection', () => {
     expect(h.emulator.getMessage(789)?.text).toContain('❌ red · 11/12');
   });
 
+  it('makes no Bitrix24 call when a new refresher (a cold start) renders what an earlier one applied', async () => {
+    const input = spec(789, {
+      source: { type: 'http-json', url: `${source.origin}/doc/deploy` },
+      template: DEPLOY_TEMPLATE,
+    });
+    const clock = ticking(NOW);
+    const first = depsFor(h, ledger, { now: clock }).deps;
+    expect((await refreshStatuses({ event: input }, first)).summary.updated).toBe(1);
+    h.emulator.clearCalls();
+
+    // Another container: its own reconciler, pacer and memory; only the ledger is shared.
+    const coldStart = depsFor(h, ledger, { now: clock }).deps;
+    const second = await refreshStatuses({ event: input }, coldStart);
+    expect(second.summary).toMatchObject({ updated: 0, unchanged: 1 });
+    expect(h.emulator.calls).toEqual([]);
+    expect(await drainQueue(h)).toEqual([]);
+  });
+
   it('sends again after a failed update, because only a confirmed apply is remembered', async () => {
     h.emulator.addMessage({ id: 2500, authorId: 1, chatId: 12, text: 'written by a person' });
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const input = spec(2500);
     expect((await refreshStatuses({ event: input }, deps)).summary.failed).toBe(1);
     h.emulator.clearCalls();
@@ -135,7 +166,7 @@ describe('change detection', () => {
 describe('when a source fails', () => {
   it('leaves the message as it is with keep, counting a source error and calling nobody', async () => {
     const before = h.emulator.getMessage(2005)?.text;
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses(
       {
         event: spec(2005, {
@@ -154,7 +185,7 @@ describe('when a source fails', () => {
   });
 
   it('replaces the message with the error template, rendered with the error', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses(
       {
         event: spec(2006, {
@@ -171,7 +202,7 @@ describe('when a source fails', () => {
   });
 
   it('does not hold the other specs back past the slow source’s own timeout', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const started = Date.now();
     const report = await refreshStatuses(
       {
@@ -200,7 +231,7 @@ describe('when a source fails', () => {
 
 describe('validating the input as a whole', () => {
   it('reports bad specs by index and field while the valid ones run', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses(
       {
         event: {
@@ -224,7 +255,7 @@ describe('validating the input as a whole', () => {
   });
 
   it('counts a wrong input as one invalid and calls nobody', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses({ event: { messages: [] } }, deps);
     expect(report.summary).toEqual({
       updated: 0,
@@ -239,9 +270,22 @@ describe('validating the input as a whole', () => {
 });
 
 describe('permanent failures', () => {
+  it('counts every status as failed with LEDGER_UNAVAILABLE, and calls nobody, when DynamoDB cannot be reached', async () => {
+    const dead = new DynamoDBClient({ ...AWS, endpoint: 'http://127.0.0.1:9', maxAttempts: 1 });
+    const { deps } = depsFor(h, new Ledger({ tableName: 'ledger-unreachable', client: dead }));
+    const report = await refreshStatuses({ event: { messages: [spec(2001), spec(2002)] } }, deps);
+    expect(report.specs.map(({ outcome, code }) => ({ outcome, code }))).toEqual([
+      { outcome: 'failed', code: 'LEDGER_UNAVAILABLE' },
+      { outcome: 'failed', code: 'LEDGER_UNAVAILABLE' },
+    ]);
+    expect(h.emulator.calls).toEqual([]);
+    expect(await drainQueue(h)).toEqual([]);
+    dead.destroy();
+  });
+
   it('counts a message the bot did not write as failed with ACCESS_DENIED, alone or in a batch', async () => {
     h.emulator.addMessage({ id: 2600, authorId: 1, chatId: 12, text: 'a person wrote this' });
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const alone = await refreshStatuses({ event: spec(2600) }, deps);
     expect(alone.specs).toEqual([expect.objectContaining({ outcome: 'failed', code: 'ACCESS_DENIED' })]);
 
@@ -257,14 +301,14 @@ describe('permanent failures', () => {
   });
 
   it('fails a bot the portal secret does not list without calling Bitrix24', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses({ event: spec(789, { botId: 999 }) }, deps);
     expect(report.specs).toEqual([expect.objectContaining({ outcome: 'failed', code: 'BOT_NOT_FOUND' })]);
     expect(h.emulator.calls).toEqual([]);
   });
 
   it('fails a render that is empty or over 20,000 characters instead of sending or cutting it', async () => {
-    const { deps } = depsFor(h);
+    const { deps } = depsFor(h, ledger);
     const report = await refreshStatuses(
       { event: spec(789, { template: `{{#rows}}${'x'.repeat(100)}{{/rows}}`, source: { type: 'none' } }) },
       deps,
@@ -288,7 +332,7 @@ describe('permanent failures', () => {
 
 describe('metrics and logs', () => {
   it('emits the summary as count metrics', async () => {
-    const { deps, metrics } = depsFor(h);
+    const { deps, metrics } = depsFor(h, ledger);
     await refreshStatuses({ event: { messages: [spec(2001), spec(2002, { botId: 0 })] } }, deps);
     expect(Object.fromEntries(metrics.map(({ name, value }) => [name, value]))).toEqual({
       StatusUpdated: 1,

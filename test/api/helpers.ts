@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { createHandler as createGetHandler } from '../../functions/get-message.ts';
+import { createHandler as createUpdateHandler } from '../../functions/update-message.ts';
+import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
+import { enqueueEdits } from '../../lib/edits/queue.ts';
+import type { HttpResult } from '../../lib/http/responses.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import type { PortalGateway } from '../../lib/portal/gateway.ts';
+import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
+import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { sweep } from '../../lib/reconcile/sweep.ts';
+import { createLedgerTable } from '../../local/dynamodb.ts';
+import { httpApiEvent, lambdaContext } from '../support/events.ts';
+import { BOT, type Harness } from '../support/harness.ts';
+
+/** A ledger in a table of its own: one test's edits of message 789 never set another's fate or cadence. */
+export async function freshLedger(h: Harness): Promise<Ledger> {
+  const tableName = `ledger-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, tableName);
+  return new Ledger({ tableName, client: h.dynamo });
+}
+
+export interface ReconcilerSetup {
+  gateway?: PortalGateway;
+  /** The reconciler's clock; default the real one. */
+  now?: () => number;
+  options?: Partial<ReconcileOptions>;
+}
+
+/** A reconciler on the harness, without cadence or linger unless `options` set them. */
+export function reconcilerFor(h: Harness, ledger: Ledger, setup: ReconcilerSetup = {}): Reconciler {
+  return new Reconciler({
+    ledger,
+    gateway: setup.gateway ?? h.gateway,
+    sqs: h.sqs,
+    random: () => 0.5,
+    ...(setup.now ? { now: setup.now } : {}),
+    options: {
+      failedEditsQueueUrl: h.failedQueueUrl,
+      callTimeoutMs: 1_000,
+      deadlineMarginMs: 100,
+      batchLingerMs: 0,
+      messageMinIntervalMs: 0,
+      ...setup.options,
+    },
+  });
+}
+
+/** The API's dependencies on the harness: its gateway, a fresh reconciler and the loopback edits queue. */
+export function updateDeps(
+  h: Harness,
+  ledger: Ledger,
+  overrides: Partial<UpdateMessageDeps> = {},
+  setup: ReconcilerSetup = {},
+): UpdateMessageDeps {
+  const gateway = overrides.gateway ?? setup.gateway ?? h.gateway;
+  return {
+    config: { defaultPortal: undefined },
+    gateway,
+    reconciler: reconcilerFor(h, ledger, { ...setup, gateway }),
+    enqueue: (edits, deduplicationIds) =>
+      enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds }),
+    ...overrides,
+  };
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+function answerOf(result: HttpResult): Answer {
+  return {
+    status: result.statusCode,
+    headers: result.headers,
+    body: JSON.parse(result.body) as Record<string, unknown>,
+  };
+}
+
+/** POST /rest/imbot.v2.Chat.Message.update through the Lambda handler. */
+export async function postUpdate(event: unknown, deps: UpdateMessageDeps): Promise<Answer> {
+  return answerOf((await createUpdateHandler(deps)(event as never, lambdaContext())) as HttpResult);
+}
+
+/** GET /messages/{portal}/{botId}/{messageId} through the Lambda handler. */
+export async function getMessageAt(
+  path: string,
+  ledger: Ledger,
+  timing = { messageMinIntervalMs: 0, ambiguousSettleMs: 65_000 },
+  method = 'GET',
+): Promise<Answer> {
+  const event = httpApiEvent(undefined, { method, path, rawBody: '' });
+  return answerOf(
+    (await createGetHandler({ ledger, timing })(event as never, lambdaContext())) as HttpResult,
+  );
+}
+
+/** An update of message 789 on `acme` by the harness bot. */
+export function update(fields: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return httpApiEvent(
+    { botId: BOT.id, messageId: 789, fields, ...extra },
+    { headers: { 'x-b24-portal': 'acme' } },
+  );
+}
+
+/** What the edits queue holds, left visible for the next look. */
+export async function queued(h: Harness) {
+  const out = await h.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: h.editsQueueUrl,
+      MaxNumberOfMessages: 10,
+      MessageSystemAttributeNames: ['All'],
+      VisibilityTimeout: 0,
+    }),
+  );
+  return (out.Messages ?? []).map((m) => ({
+    body: JSON.parse(m.Body ?? '{}'),
+    attributes: m.Attributes ?? {},
+  }));
+}
+
+/** The scheduled sweep, run by another container `laterMs` after now (past any backoff of the tests). */
+export function sweepLater(h: Harness, ledger: Ledger, laterMs = 5 * 60_000) {
+  const reconciler = reconcilerFor(h, ledger, { now: () => Date.now() + laterMs });
+  return sweep(reconciler, { remainingMs: () => 30_000 });
+}
+
+/** Bodies on the failed-edits queue (up to 10), left visible for the next look. */
+export async function failedEdits(h: Harness): Promise<Array<Record<string, unknown>>> {
+  const out = await h.sqs.send(
+    new ReceiveMessageCommand({ QueueUrl: h.failedQueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }),
+  );
+  return (out.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+}
+
+export async function purgeQueues(h: Harness): Promise<void> {
+  await Promise.all(
+    [h.editsQueueUrl, h.failedQueueUrl].map((QueueUrl) => h.sqs.send(new PurgeQueueCommand({ QueueUrl }))),
+  );
+}
