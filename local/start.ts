@@ -1,5 +1,5 @@
 // `npm start`: the whole system on 127.0.0.1 (local/stack/stack.ts), until Ctrl-C.
-import { banner, drainLine, requestLine, statusRunLine } from './stack/banner.ts';
+import { banner, drainLine, requestLine, statusRunLine, sweepLine } from './stack/banner.ts';
 import { LocalConfigError, loadLocalConfig } from './stack/config.ts';
 import { PortUnavailableError } from './stack/ports.ts';
 import { type LocalStack, startLocalStack } from './stack/stack.ts';
@@ -56,6 +56,10 @@ try {
     onDrainInvocation: (invocation) => console.log(drainLine(invocation)),
     onDrainError: (error) =>
       console.error(`drain poller: ${error instanceof Error ? error.name : String(error)}`),
+    onSweep: (run) => {
+      const line = sweepLine(run);
+      if (line) console.log(line);
+    },
   });
   if (stopping) await stack.close();
   else console.log(banner(stack.info, config, Math.round(performance.now() - started)));

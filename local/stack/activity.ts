@@ -10,7 +10,7 @@ export interface ApiActivity {
   path: string;
   status: number;
   durationMs: number;
-  /** `applied`, `deferred`, or the error code of the answer. */
+  /** `applied`, `deferred`, `fate: <status>` (a message's fate was read), or the error code of the answer. */
   outcome: string;
   botId?: number;
   messageId?: number;
@@ -42,16 +42,17 @@ export function summariseRequest(
   requestBody: string | undefined,
   status: number,
   responseBody: string | undefined,
+  pathParameters: Readonly<Record<string, string>> = {},
 ): ApiActivity {
   const request = parseJson(requestBody);
   const response = parseJson(responseBody);
   const activity: ApiActivity = { ...line, status, outcome: `HTTP ${status}` };
-  if (isRecord(request)) {
-    const botId = positiveInteger(request.botId);
-    const messageId = positiveInteger(request.messageId);
-    if (botId !== undefined) activity.botId = botId;
-    if (messageId !== undefined) activity.messageId = messageId;
-  }
+  // The update route names the message in its body, the fate route in its path.
+  const ids = isRecord(request) ? request : pathParameters;
+  const botId = positiveInteger(ids.botId);
+  const messageId = positiveInteger(ids.messageId);
+  if (botId !== undefined) activity.botId = botId;
+  if (messageId !== undefined) activity.messageId = messageId;
   if (isRecord(response)) {
     if (typeof response.error === 'string') activity.outcome = response.error;
     else if (response.deferred === true) {
@@ -59,6 +60,7 @@ export function summariseRequest(
       if (typeof response.editId === 'string') activity.editId = response.editId;
       if (typeof response.reason === 'string') activity.reason = response.reason;
     } else if (response.result === true) activity.outcome = 'applied';
+    else if (typeof response.status === 'string') activity.outcome = `fate: ${response.status}`;
   }
   return activity;
 }

@@ -8,18 +8,28 @@ import { closeServer, listen } from './ports.ts';
 /** A Lambda handler behind an API Gateway HTTP API (payload format 2.0). */
 export type HttpApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
 
-export interface ApiServerOptions {
-  port: number;
+/** One function behind the API, with the routes serverless.yml gives it. */
+export interface ApiFunction {
+  /** The function's name, for its Lambda context and its log lines. */
+  name: string;
   handler: HttpApiHandler;
-  functionName: string;
   /** The function's timeout; API Gateway answers 503 when it passes. */
   timeoutMs: number;
   /**
-   * The API's routes, `METHOD /path` as in serverless.yml; a request matching none is answered
-   * 404 `{"message":"Not Found"}` by API Gateway without invoking the function. Default: `$default`
-   * (every request reaches the function).
+   * Its routes, `METHOD /path` as in serverless.yml; a path may hold parameters (`{botId}`, or a
+   * greedy last `{proxy+}`), handed over as `pathParameters`. Default: `$default` (every request that
+   * matches no other function's route reaches this one).
    */
   routes?: readonly string[];
+}
+
+export interface ApiServerOptions {
+  port: number;
+  /**
+   * The functions behind the API. A request matching no route is answered 404
+   * `{"message":"Not Found"}` by API Gateway without invoking any function.
+   */
+  functions: readonly ApiFunction[];
   onActivity?: (activity: ApiActivity) => void;
 }
 
@@ -66,6 +76,7 @@ export function toHttpApiEvent(
   requestId: string,
   now: Date,
   routeKey = '$default',
+  pathParameters?: Readonly<Record<string, string>>,
 ): APIGatewayProxyEventV2 {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const method = req.method ?? 'GET';
@@ -106,6 +117,7 @@ export function toHttpApiEvent(
     isBase64Encoded: body.length > 0 && !isText,
   };
   if (Object.keys(query).length > 0) event.queryStringParameters = query;
+  if (pathParameters && Object.keys(pathParameters).length > 0) event.pathParameters = { ...pathParameters };
   if (cookies && cookies.length > 0) event.cookies = cookies;
   if (body.length > 0) event.body = isText ? body.toString('utf8') : body.toString('base64');
   return event;
@@ -172,39 +184,89 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** `POST /rest/x` matched against a route key: the method (or ANY) and the exact path. */
-function routeMatches(route: string, method: string, path: string): boolean {
-  const [routeMethod, routePath] = route.split(' ');
-  return (routeMethod === 'ANY' || routeMethod === method) && routePath === path;
+interface CompiledRoute {
+  key: string;
+  method: string;
+  /** Exact paths win over parameterised ones, as in API Gateway. */
+  exact: boolean;
+  pattern: RegExp;
+  names: string[];
+  target: ApiFunction;
+}
+
+/** `GET /messages/{portal}/{botId}` as a matcher: each `{name}` one segment, `{name+}` the rest. */
+function compileRoute(key: string, target: ApiFunction): CompiledRoute {
+  const [method = '', path = ''] = key.split(' ');
+  const names: string[] = [];
+  const source = path
+    .split('/')
+    .map((segment) => {
+      const parameter = /^\{(\w+)(\+?)\}$/.exec(segment);
+      if (!parameter) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(parameter[1] as string);
+      return parameter[2] ? '(.+)' : '([^/]+)';
+    })
+    .join('/');
+  return { key, method, exact: names.length === 0, pattern: new RegExp(`^${source}$`), names, target };
+}
+
+interface Match {
+  routeKey: string;
+  target: ApiFunction;
+  pathParameters: Record<string, string>;
+}
+
+function decodeSegment(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /**
- * The update API on 127.0.0.1: each HTTP request becomes the event API Gateway would send, the
- * production handler runs in this process, and its result is answered the way API Gateway answers it.
+ * The API on 127.0.0.1: each HTTP request becomes the event API Gateway would send for its route,
+ * the production handler of that route runs in this process, and its result is answered the way
+ * API Gateway answers it.
  */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const routes = options.functions
+    .flatMap((target) => (target.routes ?? []).map((key) => compileRoute(key, target)))
+    .sort((a, b) => Number(b.exact) - Number(a.exact));
+  const fallback = options.functions.find((target) => target.routes === undefined);
+
+  function match(method: string, path: string): Match | undefined {
+    for (const route of routes) {
+      if (route.method !== 'ANY' && route.method !== method) continue;
+      const found = route.pattern.exec(path);
+      if (!found) continue;
+      const pathParameters = Object.fromEntries(
+        route.names.map((name, i) => [name, decodeSegment(found[i + 1] as string)]),
+      );
+      return { routeKey: route.key, target: route.target, pathParameters };
+    }
+    return fallback ? { routeKey: '$default', target: fallback, pathParameters: {} } : undefined;
+  }
+
   async function invoke(
     req: IncomingMessage,
     body: Buffer,
     requestId: string,
     now: Date,
+    matched: Match | undefined,
   ): Promise<GatewayReply> {
-    const method = req.method ?? 'GET';
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    const routeKey = options.routes
-      ? options.routes.find((route) => routeMatches(route, method, path))
-      : '$default';
-    if (routeKey === undefined) return gatewayError(404, 'Not Found');
+    if (matched === undefined) return gatewayError(404, 'Not Found');
+    const { target } = matched;
     try {
-      const event = toHttpApiEvent(req, body, requestId, now, routeKey);
-      const context = lambdaContext(options.functionName, options.timeoutMs);
-      const result = await withTimeout(options.handler(event, context), options.timeoutMs);
+      const event = toHttpApiEvent(req, body, requestId, now, matched.routeKey, matched.pathParameters);
+      const context = lambdaContext(target.name, target.timeoutMs);
+      const result = await withTimeout(target.handler(event, context), target.timeoutMs);
       return result === TIMED_OUT ? gatewayError(503, 'Service Unavailable') : fromHandlerResult(result);
     } catch (error) {
       // What Lambda would put in the function's log: the error's name and message, not the event.
       const name = error instanceof Error ? error.name : 'Error';
       const message = error instanceof Error ? error.message : String(error);
-      console.error(`${options.functionName} failed: ${name}: ${message}`);
+      console.error(`${target.name} failed: ${name}: ${message}`);
       return gatewayError(500, 'Internal Server Error');
     }
   }
@@ -213,11 +275,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const started = performance.now();
     const now = new Date();
     const requestId = randomUUID();
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    const matched = match(req.method ?? 'GET', path);
     let body: Buffer = Buffer.alloc(0);
     let reply: GatewayReply;
     try {
       body = await readBody(req);
-      reply = await invoke(req, body, requestId, now);
+      reply = await invoke(req, body, requestId, now, matched);
     } catch (error) {
       reply =
         error instanceof PayloadTooLargeError
@@ -237,12 +301,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           at: now.toISOString(),
           requestId,
           method: req.method ?? 'GET',
-          path: new URL(req.url ?? '/', 'http://127.0.0.1').pathname,
+          path,
           durationMs: Math.round(performance.now() - started),
         },
         body.toString('utf8'),
         reply.status,
         reply.body.toString('utf8'),
+        matched?.pathParameters,
       ),
     );
   }

@@ -41,6 +41,7 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
           .join('; ')}`;
   const table = rows([
     ['Update API', info.methodUrl, config.api.variable],
+    ['Fate API', `${info.apiUrl}/messages/{portal}/{botId}/{messageId}`],
     ['Sandbox page', `${info.sandboxUrl}/`, config.sandbox.variable],
     [
       'Bitrix24',
@@ -53,7 +54,13 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
       `${info.secretsManagerUrl}  secret ${info.secretName}`,
       config.secretsManager.variable,
     ],
+    [
+      'DynamoDB',
+      `${info.dynamodbUrl}  dynalite: table ${info.ledgerTable} (the ledger)`,
+      config.dynamodb.variable,
+    ],
     ['Drain', `polls edits.fifo: batches of ${info.drain.batchSize}, ${info.drain.concurrency} at a time`],
+    ['Sweep', `every ${interval(info.sweep.everyMs)}: reconciles every portal with due dirty messages`],
     ['Status messages', schedules],
   ]);
   return [
@@ -98,4 +105,14 @@ export function drainLine(summary: { records: number; leftInQueue: number; error
   if (summary.error) parts.push(`handler failed: ${summary.error}`);
   const noun = summary.records === 1 ? 'edit' : 'edits';
   return `${clock()} drain: ${summary.records} ${noun} received, ${parts.join(', ')}`;
+}
+
+/** A line for a sweep that applied or gave up on something, or failed; undefined for a quiet one. */
+export function sweepLine(run: ScheduledRun): string | undefined {
+  if (run.error) return `${clock()} sweep failed: ${run.error}`;
+  const summary = (run.result ?? {}) as Record<string, unknown>;
+  const parts = ['applied', 'failed', 'failedPortals']
+    .filter((key) => typeof summary[key] === 'number' && (summary[key] as number) > 0)
+    .map((key) => `${key === 'failedPortals' ? 'portals failed' : key} ${summary[key]}`);
+  return parts.length > 0 ? `${clock()} sweep: ${parts.join(', ')}` : undefined;
 }

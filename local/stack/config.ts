@@ -27,6 +27,7 @@ export interface LocalStackConfig {
   emulator: PortSetting;
   sqs: PortSetting;
   secretsManager: PortSetting;
+  dynamodb: PortSetting;
   /** Key of the local portal; its secret is `${secretPrefix}${portal}` and it is the DEFAULT_PORTAL. */
   portal: string;
   secretPrefix: string;
@@ -38,6 +39,8 @@ export interface LocalStackConfig {
   maxAttempts: number;
   /** Concurrent drain invocations, like the event source mapping's maximum concurrency (DRAIN_MAX_CONCURRENCY). */
   drainMaxConcurrency: number;
+  /** How often the sweep runs (SWEEP_INTERVAL_SECONDS; deployed, once a minute). Default 10 s here. */
+  sweepIntervalMs: number;
   /** The handlers' log level (Powertools). Default WARN here, so the console stays readable. */
   handlerLogLevel: string;
   /** Powertools' switch for EMF metrics on stdout. Default true (off) here. */
@@ -51,7 +54,12 @@ export const DEFAULT_PORTS = {
   EMULATOR_PORT: 8025,
   SQS_PORT: 8026,
   SECRETS_MANAGER_PORT: 8027,
+  DYNAMODB_PORT: 8028,
 } as const;
+
+/** The local sweep runs more often than the deployed one (every minute), so a lost signal shows quickly. */
+export const DEFAULT_SWEEP_INTERVAL_SECONDS = 10;
+const MAX_SWEEP_INTERVAL_SECONDS = 3_600;
 
 export const DEFAULT_STATUS_SPECS_FILE = 'local/status-messages.local.yml';
 const PORTAL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -96,6 +104,19 @@ function readPositiveInteger(env: Env, name: string): number {
     );
   }
   return value;
+}
+
+function readSweepInterval(env: Env): number {
+  const name = 'SWEEP_INTERVAL_SECONDS';
+  if (read(env, name) === undefined) return DEFAULT_SWEEP_INTERVAL_SECONDS;
+  const seconds = readPositiveInteger(env, name);
+  if (seconds > MAX_SWEEP_INTERVAL_SECONDS) {
+    throw new LocalConfigError(
+      name,
+      `Expected ${name} to be a positive integer up to ${MAX_SWEEP_INTERVAL_SECONDS}, got "${seconds}"`,
+    );
+  }
+  return seconds;
 }
 
 function readRequired(env: Env, name: string): string {
@@ -162,6 +183,7 @@ export function loadLocalConfig(env: Env): LocalStackConfig {
     emulator: readPort(env, 'EMULATOR_PORT', 'the Bitrix24 emulator'),
     sqs: readPort(env, 'SQS_PORT', 'the SQS emulator'),
     secretsManager: readPort(env, 'SECRETS_MANAGER_PORT', 'the local Secrets Manager'),
+    dynamodb: readPort(env, 'DYNAMODB_PORT', 'the local DynamoDB'),
     portal: portalKey(realPortal),
     secretPrefix: env.SECRET_PREFIX ?? 'b24/portals/',
     realPortal,
@@ -169,6 +191,7 @@ export function loadLocalConfig(env: Env): LocalStackConfig {
     statusSpecsFile: off ? undefined : (statusFile ?? (realPortal ? undefined : DEFAULT_STATUS_SPECS_FILE)),
     maxAttempts: optional('MAX_ATTEMPTS', 8),
     drainMaxConcurrency: optional('DRAIN_MAX_CONCURRENCY', 2),
+    sweepIntervalMs: readSweepInterval(env) * 1_000,
     handlerLogLevel: read(env, 'POWERTOOLS_LOG_LEVEL') ?? 'WARN',
     metricsDisabled: read(env, 'POWERTOOLS_METRICS_DISABLED') ?? 'true',
   };

@@ -11,6 +11,8 @@ export const LOCAL_AWS = {
 /** The queues as deployed (infra/queues.yml), without the stage prefix. */
 export const QUEUES = { edits: 'edits.fifo', failedEdits: 'failed-edits.fifo' } as const;
 const EDITS_VISIBILITY_TIMEOUT_SECONDS = 360;
+/** The ledger table (infra/ledger.yml), without the stage prefix. */
+export const LEDGER_TABLE_NAME = 'ledger';
 
 export interface QueueUrls {
   edits: string;
@@ -78,7 +80,7 @@ export function portalSecret(
  */
 export function setHandlerEnvironment(
   config: LocalStackConfig,
-  urls: QueueUrls & { sqs: string; secretsManager: string },
+  urls: QueueUrls & { sqs: string; secretsManager: string; dynamodb: string; ledgerTable: string },
 ): void {
   // A developer's own AWS session must not leak into, or be used by, the local stack.
   for (const name of ['AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE']) delete process.env[name];
@@ -88,6 +90,8 @@ export function setHandlerEnvironment(
     AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
     AWS_ENDPOINT_URL_SQS: urls.sqs,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: urls.secretsManager,
+    AWS_ENDPOINT_URL_DYNAMODB: urls.dynamodb,
+    STATE_TABLE_NAME: urls.ledgerTable,
     EDITS_QUEUE_URL: urls.edits,
     FAILED_EDITS_QUEUE_URL: urls.failedEdits,
     DEFAULT_PORTAL: config.portal,

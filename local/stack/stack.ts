@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { replayFailedEdits } from '../../lib/edits/failed.ts';
@@ -8,14 +9,17 @@ import {
   seedDemoPortal,
   startBitrix24Emulator,
 } from '../bitrix24-emulator/index.ts';
+import { createLedgerTable, startLocalDynamoDb } from '../dynamodb.ts';
 import { startSecretsManager } from '../secrets-manager.ts';
 import { startLocalSqs } from '../sqs.ts';
 import { ActivityLog, type ApiActivity } from './activity.ts';
 import { type HttpApiHandler, startApiServer } from './api-server.ts';
+import { sweepLine } from './banner.ts';
 import type { LocalStackConfig } from './config.ts';
 import { type DrainInvocation, type DrainRunner, startDrainRunner } from './drain.ts';
 import {
   createQueues,
+  LEDGER_TABLE_NAME,
   LOCAL_AWS,
   portalSecret,
   QUEUES,
@@ -36,9 +40,24 @@ const FUNCTIONS = {
     timeoutMs: 15_000,
     routes: ['POST /rest/imbot.v2.Chat.Message.update', 'POST /rest/imbot.v2.Chat.Message.update.json'],
   },
+  getMessage: {
+    name: 'getMessage',
+    timeoutMs: 10_000,
+    routes: ['GET /messages/{portal}/{botId}/{messageId}'],
+  },
   drainEdits: { timeoutMs: 60_000, batchSize: 10 },
   refreshStatus: { name: 'refreshStatus', timeoutMs: 60_000 },
+  sweep: { name: 'sweep', timeoutMs: 60_000 },
 } as const;
+
+/** What EventBridge hands a scheduled function (the sweep reads none of it). */
+const SCHEDULED_EVENT = {
+  version: '0',
+  source: 'aws.events',
+  'detail-type': 'Scheduled Event',
+  region: LOCAL_AWS.region,
+  detail: {},
+};
 
 /** Where everything runs, for the banner and the tests. */
 export interface LocalStackInfo {
@@ -54,7 +73,11 @@ export interface LocalStackInfo {
   sqsUrl: string;
   secretsManagerUrl: string;
   queues: QueueUrls;
+  /** The local DynamoDB and the ledger table in it. */
+  dynamodbUrl: string;
+  ledgerTable: string;
   drain: { concurrency: number; batchSize: number };
+  sweep: { everyMs: number };
   schedules: readonly StatusSchedule[];
   statusSpecsFile: string | undefined;
   demo: { botId: number; chatId: number; messageIds: number[] } | undefined;
@@ -70,6 +93,7 @@ export interface StackEvents {
   onStatusRun?(run: ScheduledRun): void;
   onDrainInvocation?(invocation: DrainInvocation): void;
   onDrainError?(error: unknown): void;
+  onSweep?(run: ScheduledRun): void;
 }
 
 function chatMessage(m: EmulatedMessage): ChatMessage {
@@ -124,9 +148,10 @@ function sandboxActions(
 
 /**
  * Starts the whole system on 127.0.0.1: the Bitrix24 emulator (or a real portal), the SQS emulator
- * with both queues, a local Secrets Manager holding the portal's secret, the update API, the drain,
- * the status scheduler and the sandbox page. The production handlers are imported from functions/
- * only after the environment points them at the local endpoints.
+ * with both queues, a local Secrets Manager holding the portal's secret, a local DynamoDB holding the
+ * ledger table, the API (update and fate routes), the drain, the sweep, the status scheduler and the
+ * sandbox page. The production handlers are imported from functions/ only after the environment
+ * points them at the local endpoints.
  * On any failure, what already started is stopped before the error is thrown.
  */
 export async function startLocalStack(
@@ -152,21 +177,37 @@ export async function startLocalStack(
     const sqs = await onPort(config.sqs, (port) => startLocalSqs({ port }));
     cleanup.defer(() => sqs.close());
     const queues = await createQueues(sqs.url, config.maxAttempts);
+    const dynamodb = await onPort(config.dynamodb, (port) => startLocalDynamoDb({ port }));
+    cleanup.defer(() => dynamodb.close());
+    const dynamoClient = new DynamoDBClient({ ...LOCAL_AWS, endpoint: dynamodb.url });
+    try {
+      await createLedgerTable(dynamoClient, LEDGER_TABLE_NAME);
+    } finally {
+      dynamoClient.destroy();
+    }
 
-    setHandlerEnvironment(config, { sqs: sqs.url, secretsManager: secretsManager.url, ...queues });
+    setHandlerEnvironment(config, {
+      sqs: sqs.url,
+      secretsManager: secretsManager.url,
+      dynamodb: dynamodb.url,
+      ledgerTable: LEDGER_TABLE_NAME,
+      ...queues,
+    });
     // Imported now, not above: the handlers read the environment when their modules load.
     const updateMessage = await import('../../functions/update-message.ts');
+    const getMessage = await import('../../functions/get-message.ts');
     const drainEdits = await import('../../functions/drain-edits.ts');
     const refreshStatus = await import('../../functions/refresh-status.ts');
+    const sweep = await import('../../functions/sweep.ts');
 
     const activity = new ActivityLog();
     const api = await onPort(config.api, (port) =>
       startApiServer({
         port,
-        handler: updateMessage.handler as unknown as HttpApiHandler,
-        functionName: FUNCTIONS.updateMessage.name,
-        timeoutMs: FUNCTIONS.updateMessage.timeoutMs,
-        routes: FUNCTIONS.updateMessage.routes,
+        functions: [
+          { ...FUNCTIONS.updateMessage, handler: updateMessage.handler as unknown as HttpApiHandler },
+          { ...FUNCTIONS.getMessage, handler: getMessage.handler as unknown as HttpApiHandler },
+        ],
         onActivity: (entry) => {
           activity.add(entry);
           events.onRequest?.(entry);
@@ -209,7 +250,9 @@ export async function startLocalStack(
         drain: drain
           ? {
               running: true,
-              note: `Drain running: ${drain.stats.invocations} invocations, ${drain.stats.deleted} edits settled`,
+              note:
+                `Drain running: ${drain.stats.invocations} invocations, ${drain.stats.deleted} edits settled; ` +
+                `sweep every ${Math.round(config.sweepIntervalMs / 1000)} s`,
             }
           : { running: false, note: 'Drain not running' },
         schedules: schedules.map((s) => ({ ...s, lastRun: lastRuns.get(s.name) })),
@@ -264,6 +307,19 @@ export async function startLocalStack(
       scheduler = startedScheduler;
     }
 
+    // The deployed sweep runs every minute; here more often. The scheduler never runs it twice at once.
+    const sweeper = startScheduler({
+      schedules: [{ name: 'sweep', everyMs: config.sweepIntervalMs, input: SCHEDULED_EVENT, messageIds: [] }],
+      handler: sweep.handler as unknown as (event: unknown, context: Context) => Promise<unknown>,
+      functionName: FUNCTIONS.sweep.name,
+      timeoutMs: FUNCTIONS.sweep.timeoutMs,
+      onRun: (run) => {
+        events.onSweep?.(run);
+        if (sweepLine(run)) sandbox.notify();
+      },
+    });
+    cleanup.defer(() => sweeper.close());
+
     const stack = cleanup.move();
     return {
       info: {
@@ -278,7 +334,10 @@ export async function startLocalStack(
         sqsUrl: sqs.url,
         secretsManagerUrl: secretsManager.url,
         queues,
+        dynamodbUrl: dynamodb.url,
+        ledgerTable: LEDGER_TABLE_NAME,
         drain: { concurrency: config.drainMaxConcurrency, batchSize: FUNCTIONS.drainEdits.batchSize },
+        sweep: { everyMs: config.sweepIntervalMs },
         schedules,
         statusSpecsFile: config.statusSpecsFile,
         demo: demo ? { botId: demo.botId, chatId: demo.chatId, messageIds: demo.botMessageIds } : undefined,

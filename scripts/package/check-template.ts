@@ -1,4 +1,6 @@
+import { isDeepStrictEqual } from 'node:util';
 import { ConfigError } from '../../lib/errors.ts';
+import { LEDGER_TABLE, TTL_ATTRIBUTE } from '../../lib/ledger/table.ts';
 
 type Json = Record<string, unknown>;
 
@@ -17,17 +19,49 @@ function resourcesOfType(template: Json, type: string): Json[] {
 }
 
 /**
+ * The ledger table of the template against LEDGER_TABLE (lib/ledger/table.ts), the definition the
+ * code queries and the local table is made from: a key or index that differs would fail at run time.
+ */
+function ledgerProblems(table: Json | undefined): string[] {
+  if (!table) return ['the template has no LedgerTable resource (infra/ledger.yml)'];
+  const problems: string[] = [];
+  for (const [key, expected] of Object.entries(LEDGER_TABLE)) {
+    const actual = at(table, 'Properties', key);
+    if (!isDeepStrictEqual(actual, expected)) {
+      problems.push(
+        `LedgerTable ${key} must be ${JSON.stringify(expected)} as in lib/ledger/table.ts, got ${JSON.stringify(actual)}`,
+      );
+    }
+  }
+  const ttl = at(table, 'Properties', 'TimeToLiveSpecification') as Json | undefined;
+  if (ttl?.AttributeName !== TTL_ATTRIBUTE || ttl.Enabled !== true) {
+    problems.push(
+      `LedgerTable must enable TTL on the "${TTL_ATTRIBUTE}" attribute, got ${JSON.stringify(ttl)}`,
+    );
+  }
+  return problems;
+}
+
+/**
  * Relations between settings that serverless variables cannot express, checked on the generated
  * CloudFormation template: the redrive net sits above the drain's own attempt limit, the queue's
- * visibility timeout is at least six times the drain's timeout, and the drain's concurrency setting
- * matches its event source mapping. Returns the problems found (empty when all hold).
+ * visibility timeout is at least six times the drain's timeout, the drain's concurrency setting
+ * matches its event source mapping, and the ledger table is the one lib/ledger/table.ts defines.
+ * Returns the problems found (empty when all hold).
  */
 export function templateProblems(template: Json): string[] {
-  const problems: string[] = [];
   const resources = (template.Resources ?? {}) as Record<string, Json>;
+  const problems: string[] = ledgerProblems(resources.LedgerTable);
+  for (const [id, fn] of Object.entries(resources)) {
+    if (fn.Type !== 'AWS::Lambda::Function') continue;
+    const table = at(fn, 'Properties', 'Environment', 'Variables', 'STATE_TABLE_NAME');
+    if (!isDeepStrictEqual(table, { Ref: 'LedgerTable' })) {
+      problems.push(`${id} must get STATE_TABLE_NAME { Ref: LedgerTable }, got ${JSON.stringify(table)}`);
+    }
+  }
   const queue = resources.EditsQueue;
   const drain = resources.DrainEditsLambdaFunction;
-  if (!queue) return ['the template has no EditsQueue resource'];
+  if (!queue) return [...problems, 'the template has no EditsQueue resource'];
   if (!drain) return problems;
 
   const env = (at(drain, 'Properties', 'Environment', 'Variables') ?? {}) as Json;

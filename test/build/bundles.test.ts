@@ -3,20 +3,62 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLedgerTable, type LocalDynamoDb, startLocalDynamoDb } from '../../local/dynamodb.ts';
 
 const run = promisify(execFile);
 const root = new URL('../..', import.meta.url).pathname;
 const functions = readdirSync(join(root, 'functions'))
   .filter((f) => f.endsWith('.ts'))
   .map((f) => f.slice(0, -3));
+const LEDGER_TABLE_NAME = 'ledger-bundle-test';
 let outdir: string;
+let dynamo: LocalDynamoDb;
 
 beforeAll(async () => {
   outdir = mkdtempSync(join(tmpdir(), 'b24-bundles-'));
+  dynamo = await startLocalDynamoDb();
+  const client = new DynamoDBClient({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    endpoint: dynamo.url,
+  });
+  await createLedgerTable(client, LEDGER_TABLE_NAME);
+  client.destroy();
   await run(process.execPath, [join(root, 'scripts/build.mjs'), '--outdir', outdir], { cwd: root });
 }, 120_000);
-afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(outdir, { recursive: true, force: true });
+  await dynamo?.close();
+});
+
+/**
+ * Runs `body` in a fresh Node process after importing the named bundle as `handler`, with only the
+ * environment given (no AWS credentials of the machine), and returns the last line it printed as JSON.
+ */
+async function runBundle(name: string, body: string, env: Record<string, string> = {}): Promise<unknown> {
+  const script = `const { handler } = await import(${JSON.stringify(`file://${join(outdir, name, 'index.mjs')}`)});
+    const context = { getRemainingTimeInMillis: () => 10000 };
+    ${body}`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: outdir,
+    env: { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1', ...env },
+    timeout: 30_000,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
+}
+
+/** The ledger (a local DynamoDB on loopback) for a bundle, through the SDK's own variables. */
+const ledgerEnv = () => ({
+  STATE_TABLE_NAME: LEDGER_TABLE_NAME,
+  AWS_ENDPOINT_URL_DYNAMODB: dynamo.url,
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  FAILED_EDITS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/failed-edits.fifo',
+  POWERTOOLS_METRICS_DISABLED: 'true',
+  POWERTOOLS_LOG_LEVEL: 'SILENT',
+});
 
 describe('the build', () => {
   it('writes one minified ESM bundle per function', () => {
@@ -42,18 +84,37 @@ describe('the build', () => {
   });
 
   it('answers an HTTP event through the bundled update-message handler without any AWS access', async () => {
-    const script = `const { handler } = await import(${JSON.stringify(`file://${join(outdir, 'update-message', 'index.mjs')}`)});
-      const event = { version: '2.0', rawPath: '/rest/imbot.v2.Chat.Message.update', headers: {},
+    const response = (await runBundle(
+      'update-message',
+      `const event = { version: '2.0', rawPath: '/rest/imbot.v2.Chat.Message.update', headers: {},
         requestContext: { http: { method: 'GET' }, requestId: 'r' }, isBase64Encoded: false };
-      const res = await handler(event, { getRemainingTimeInMillis: () => 10000 });
-      console.log(JSON.stringify(res));`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: outdir,
-      env: { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1' },
-      timeout: 30_000,
-    });
-    const response = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}');
+      console.log(JSON.stringify(await handler(event, context)));`,
+    )) as { statusCode: number; body: string };
     expect(response.statusCode).toBe(405);
     expect(JSON.parse(response.body)).toMatchObject({ error: 'METHOD_NOT_ALLOWED' });
+  });
+
+  it('reads the ledger over HTTP through the bundled get-message handler: 404 for a message never edited', async () => {
+    const response = (await runBundle(
+      'get-message',
+      `const event = { version: '2.0', routeKey: 'GET /messages/{portal}/{botId}/{messageId}',
+        rawPath: '/messages/demo/456/789', headers: {},
+        pathParameters: { portal: 'demo', botId: '456', messageId: '789' },
+        requestContext: { http: { method: 'GET', path: '/messages/demo/456/789' }, requestId: 'r' },
+        isBase64Encoded: false };
+      console.log(JSON.stringify(await handler(event, context)));`,
+      ledgerEnv(),
+    )) as { statusCode: number; body: string };
+    expect(response.statusCode).toBe(404);
+    expect(JSON.parse(response.body)).toMatchObject({ error: 'MESSAGE_NOT_FOUND' });
+  });
+
+  it('scans the ledger over HTTP through the bundled sweep handler and finds no portal to reconcile', async () => {
+    const summary = await runBundle(
+      'sweep',
+      `console.log(JSON.stringify(await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context)));`,
+      ledgerEnv(),
+    );
+    expect(summary).toMatchObject({ portals: 0, failedPortals: 0, applied: 0, calls: 0 });
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../lib/config.ts';
+import { DIRTY_INDEX, LEDGER_TABLE, TTL_ATTRIBUTE } from '../../lib/ledger/table.ts';
 import { assertValidStatusSpecs } from '../../lib/status/spec.ts';
 import { unzip } from '../../scripts/package/zip.ts';
 import {
@@ -28,7 +29,14 @@ const FUNCTIONS = [
   { name: 'updateMessage', id: 'UpdateMessage', artifact: 'update-message', timeout: 15 },
   { name: 'drainEdits', id: 'DrainEdits', artifact: 'drain-edits', timeout: 60 },
   { name: 'refreshStatus', id: 'RefreshStatus', artifact: 'refresh-status', timeout: 60 },
+  { name: 'sweep', id: 'Sweep', artifact: 'sweep', timeout: 60 },
+  { name: 'getMessage', id: 'GetMessage', artifact: 'get-message', timeout: 10 },
 ] as const;
+/** The functions that call Bitrix24, and so read portal secrets. */
+const PORTAL_CALLERS = FUNCTIONS.filter(({ id }) => id !== 'GetMessage');
+const TABLE_ARN = '{LedgerTable.Arn}';
+const DIRTY_INDEX_ARN = `{LedgerTable.Arn}/index/${DIRTY_INDEX}`;
+const ITEM_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'];
 
 /** Every environment variable lib/config.ts reads, found by watching it read. */
 function configVariables(): string[] {
@@ -119,8 +127,9 @@ function roleStatements(id: string): Statement[] {
   return statementsOf(resource(role['Fn::GetAtt'][0]));
 }
 
-const sqsStatements = (statements: Statement[]) =>
-  statements.filter((s) => s.Action.some((a) => a.startsWith('sqs:')));
+const statementsFor = (service: string, statements: Statement[]) =>
+  statements.filter((s) => s.Action.some((a) => a.startsWith(`${service}:`)));
+const sqsStatements = (statements: Statement[]) => statementsFor('sqs', statements);
 
 describe('npm run package', () => {
   it('writes the CloudFormation template offline, with no AWS credentials', () => {
@@ -152,6 +161,12 @@ describe('npm run package', () => {
     const env = envOf(id);
     for (const name of configVariables()) expect(env, name).toHaveProperty(name);
     expect(env.EDITS_QUEUE_URL).toEqual({ Ref: 'EditsQueue' });
+    expect(env.STATE_TABLE_NAME).toEqual({ Ref: 'LedgerTable' });
+    expect([env.BATCH_LINGER_MS, env.MESSAGE_MIN_INTERVAL_MS, env.AMBIGUOUS_SETTLE_MS]).toEqual([
+      '250',
+      '1000',
+      '65000',
+    ]);
     expect(env.FAILED_EDITS_QUEUE_URL).toEqual({ Ref: 'FailedEditsQueue' });
     expect(env.SECRET_PREFIX).toBe('b24/portals/');
     expect(env.B24_ALLOW_HTTP).toBe('false');
@@ -203,15 +218,79 @@ describe('npm run package', () => {
     expect(envOf('DrainEdits').DRAIN_MAX_CONCURRENCY).toBe(String(DRAIN_CONCURRENCY));
   });
 
-  it('routes POST /rest/imbot.v2.Chat.Message.update to updateMessage and requires IAM (SigV4) on every route', () => {
+  it('routes POST /rest/imbot.v2.Chat.Message.update to updateMessage, GET /messages/… to getMessage, and requires IAM (SigV4) on every route', () => {
     const routes = resourcesOfType(template(), 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     expect(routes.map((r) => r.RouteKey).sort()).toEqual([
+      'GET /messages/{portal}/{botId}/{messageId}',
       'POST /rest/imbot.v2.Chat.Message.update',
       'POST /rest/imbot.v2.Chat.Message.update.json',
     ]);
     for (const route of routes) expect(route.AuthorizationType).toBe('AWS_IAM');
     const integration = resource('HttpApiIntegrationUpdateMessage').Properties;
     expect(integration.IntegrationUri).toEqual({ 'Fn::GetAtt': ['UpdateMessageLambdaFunction', 'Arn'] });
+    const fate = routes.find((r) => String(r.RouteKey).startsWith('GET '));
+    expect(render(fate?.Target)).toBe('integrations/{HttpApiIntegrationGetMessage}');
+    expect(resource('HttpApiIntegrationGetMessage').Properties.IntegrationUri).toEqual({
+      'Fn::GetAtt': ['GetMessageLambdaFunction', 'Arn'],
+    });
+  });
+
+  it('lets API callers invoke the update and fate routes through the managed policy', () => {
+    const [statement, ...others] = statementsOf(resource('InvokeUpdateApiPolicy'));
+    expect(others).toEqual([]);
+    expect(statement?.Action).toEqual(['execute-api:Invoke']);
+    expect(statement?.Resource.map(render)).toEqual([
+      'arn:{AWS::Partition}:execute-api:{AWS::Region}:{AWS::AccountId}:{HttpApi}/*/POST/rest/imbot.v2.Chat.Message.update*',
+      'arn:{AWS::Partition}:execute-api:{AWS::Region}:{AWS::AccountId}:{HttpApi}/*/GET/messages/*',
+    ]);
+  });
+
+  it('defines the ledger table exactly as LEDGER_TABLE, on demand, encrypted, with PITR and TTL on', () => {
+    const table = resource('LedgerTable').Properties;
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.AttributeDefinitions).toEqual(LEDGER_TABLE.AttributeDefinitions);
+    expect(table.KeySchema).toEqual(LEDGER_TABLE.KeySchema);
+    expect(table.GlobalSecondaryIndexes).toEqual(LEDGER_TABLE.GlobalSecondaryIndexes);
+    expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: TTL_ATTRIBUTE, Enabled: true });
+    expect(table.SSESpecification).toEqual({ SSEEnabled: true });
+    expect(table.TableName).toBe('b24-message-editor-prod-ledger');
+  });
+
+  it('grants each function only the DynamoDB actions it uses, on the table and the dirty index', () => {
+    const dynamo = (id: string) =>
+      statementsFor('dynamodb', roleStatements(id)).map((s) => ({
+        actions: [...s.Action].sort(),
+        on: s.Resource.map(render),
+      }));
+    const items = { actions: ITEM_ACTIONS, on: [TABLE_ARN] };
+    expect(dynamo('UpdateMessage')).toEqual([items]);
+    expect(dynamo('DrainEdits')).toEqual([items, { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] }]);
+    expect(dynamo('RefreshStatus')).toEqual([items, { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] }]);
+    expect(dynamo('Sweep')).toEqual([
+      items,
+      { actions: ['dynamodb:Query', 'dynamodb:Scan'], on: [DIRTY_INDEX_ARN] },
+    ]);
+    expect(dynamo('GetMessage')).toEqual([{ actions: ['dynamodb:GetItem'], on: [TABLE_ARN] }]);
+    for (const [id, policy] of resourcesOfType(template(), 'AWS::IAM::ManagedPolicy')) {
+      expect(statementsFor('dynamodb', statementsOf(policy)), id).toEqual([]);
+    }
+  });
+
+  it('runs the sweep every minute with a 60 s timeout', () => {
+    const rules = resourcesOfType(template(), 'AWS::Events::Rule')
+      .map(([, r]) => r.Properties)
+      .filter((rule) => render((rule.Targets as Json[])[0]?.Arn) === '{SweepLambdaFunction.Arn}');
+    expect(rules.map((rule) => [rule.ScheduleExpression, rule.State])).toEqual([
+      ['rate(1 minute)', 'ENABLED'],
+    ]);
+    expect(lambda('Sweep').Timeout).toBe(60);
+    const permissions = resourcesOfType(template(), 'AWS::Lambda::Permission')
+      .map(([, p]) => p.Properties)
+      .filter((p) => p.Principal === 'events.amazonaws.com');
+    expect(permissions.map((p) => p.FunctionName)).toContainEqual({
+      'Fn::GetAtt': ['SweepLambdaFunction', 'Arn'],
+    });
   });
 
   it('gives each function its own role and none the shared default role', () => {
@@ -220,7 +299,11 @@ describe('npm run package', () => {
     expect(new Set(roles).size).toBe(FUNCTIONS.length);
   });
 
-  it.each(FUNCTIONS)(
+  it('lets getMessage read no portal secret', () => {
+    expect(statementsFor('secretsmanager', roleStatements('GetMessage'))).toEqual([]);
+  });
+
+  it.each(PORTAL_CALLERS)(
     'lets $name read portal secrets and write back refreshed tokens under the prefix only',
     ({ id }) => {
       const secrets = roleStatements(id).filter((s) => s.Action.some((a) => a.startsWith('secretsmanager:')));
@@ -242,7 +325,12 @@ describe('npm run package', () => {
         on: s.Resource.map(render),
       }));
     expect(sqs('UpdateMessage')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] }]);
-    expect(sqs('RefreshStatus')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] }]);
+    expect(sqs('RefreshStatus')).toEqual([
+      { actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] },
+      { actions: ['sqs:SendMessage'], on: ['{FailedEditsQueue.Arn}'] },
+    ]);
+    expect(sqs('Sweep')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{FailedEditsQueue.Arn}'] }]);
+    expect(sqs('GetMessage')).toEqual([]);
     expect(sqs('DrainEdits')).toEqual([
       {
         actions: [
@@ -346,7 +434,9 @@ describe('npm run package', () => {
     const expected = entries.flatMap((entry) =>
       (Array.isArray(entry.rate) ? entry.rate : [entry.rate]).map((rate) => ({ rate, input: entry.input })),
     );
-    const rules = resourcesOfType(template(), 'AWS::Events::Rule').map(([, r]) => r.Properties);
+    const rules = resourcesOfType(template(), 'AWS::Events::Rule')
+      .map(([, r]) => r.Properties)
+      .filter((rule) => render((rule.Targets as Json[])[0]?.Arn) !== '{SweepLambdaFunction.Arn}');
     expect(rules).toHaveLength(expected.length);
     const actual = rules.map((rule) => {
       const [target] = rule.Targets as Json[];
@@ -359,7 +449,7 @@ describe('npm run package', () => {
     expect(rules.map((rule) => rule.State)).toEqual(['ENABLED', 'DISABLED', 'DISABLED']);
   });
 
-  it('outputs the API URL and the URLs and ARNs of both queues for other services', () => {
+  it('outputs the API URL, the URLs and ARNs of both queues and the ledger table for other services', () => {
     const outputs = template().Outputs ?? {};
     for (const name of [
       'ApiUrl',
@@ -368,6 +458,7 @@ describe('npm run package', () => {
       'EditsQueueArn',
       'FailedEditsQueueUrl',
       'FailedEditsQueueArn',
+      'LedgerTableName',
     ]) {
       expect(outputs, name).toHaveProperty(name);
     }
@@ -376,6 +467,7 @@ describe('npm run package', () => {
     );
     expect(outputs.EditsQueueUrl?.Value).toEqual({ Ref: 'EditsQueue' });
     expect(outputs.FailedEditsQueueArn?.Value).toEqual({ 'Fn::GetAtt': ['FailedEditsQueue', 'Arn'] });
+    expect(outputs.LedgerTableName?.Value).toEqual({ Ref: 'LedgerTable' });
   });
 });
 

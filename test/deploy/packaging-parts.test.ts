@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LEDGER_TABLE, TTL_ATTRIBUTE } from '../../lib/ledger/table.ts';
 import { templateProblems } from '../../scripts/package/check-template.ts';
 import { loadStatusSchedules } from '../../scripts/package/status-schedules.ts';
 import { unzip, zip } from '../../scripts/package/zip.ts';
@@ -81,13 +82,29 @@ describe('the zip writer', () => {
 });
 
 describe('the template consistency check', () => {
+  const ledgerTable = (overrides: Record<string, unknown> = {}) => ({
+    Type: 'AWS::DynamoDB::Table',
+    Properties: {
+      ...structuredClone(LEDGER_TABLE),
+      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      ...overrides,
+    },
+  });
   const template = (maxReceiveCount: number, visibility: number, concurrency: number) => ({
     Resources: {
+      LedgerTable: ledgerTable(),
       EditsQueue: { Properties: { VisibilityTimeout: visibility, RedrivePolicy: { maxReceiveCount } } },
       DrainEditsLambdaFunction: {
+        Type: 'AWS::Lambda::Function',
         Properties: {
           Timeout: 60,
-          Environment: { Variables: { MAX_ATTEMPTS: '8', DRAIN_MAX_CONCURRENCY: '2' } },
+          Environment: {
+            Variables: {
+              MAX_ATTEMPTS: '8',
+              DRAIN_MAX_CONCURRENCY: '2',
+              STATE_TABLE_NAME: { Ref: 'LedgerTable' },
+            },
+          },
         },
       },
       Mapping: {
@@ -112,5 +129,33 @@ describe('the template consistency check', () => {
       /VisibilityTimeout \(300 s\) must be at least 6 × the drain timeout \(60 s\)/,
     );
     expect(problems[2]).toMatch(/DRAIN_MAX_CONCURRENCY \(2\) must equal .* MaximumConcurrency \(3\)/);
+  });
+
+  it('names a ledger table whose index differs from LEDGER_TABLE, and one without TTL', () => {
+    const broken = template(9, 360, 2);
+    const [index] = structuredClone(LEDGER_TABLE.GlobalSecondaryIndexes);
+    broken.Resources.LedgerTable = ledgerTable({
+      GlobalSecondaryIndexes: [{ ...index, Projection: { ProjectionType: 'ALL' } }],
+      TimeToLiveSpecification: undefined,
+    });
+    const problems = templateProblems(broken);
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(
+      /^LedgerTable GlobalSecondaryIndexes must be .*KEYS_ONLY.* as in lib\/ledger\/table\.ts/,
+    );
+    expect(problems[1]).toMatch(/LedgerTable must enable TTL on the "ttl" attribute/);
+  });
+
+  it('names a template without the ledger table, and a function not pointed at it', () => {
+    const broken: { Resources: Record<string, unknown> } = template(9, 360, 2);
+    delete broken.Resources.LedgerTable;
+    broken.Resources.SweepLambdaFunction = {
+      Type: 'AWS::Lambda::Function',
+      Properties: { Environment: { Variables: { STATE_TABLE_NAME: 'ledger' } } },
+    };
+    expect(templateProblems(broken)).toEqual([
+      'the template has no LedgerTable resource (infra/ledger.yml)',
+      'SweepLambdaFunction must get STATE_TABLE_NAME { Ref: LedgerTable }, got "ledger"',
+    ]);
   });
 });

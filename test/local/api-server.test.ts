@@ -14,9 +14,7 @@ async function serve(
 ): Promise<ApiServer> {
   const server = await startApiServer({
     port: 0,
-    handler,
-    functionName: 'test',
-    timeoutMs: options.timeoutMs ?? 2_000,
+    functions: [{ name: 'test', handler, timeoutMs: options.timeoutMs ?? 2_000 }],
     ...(options.onActivity ? { onActivity: options.onActivity } : {}),
   });
   servers.push(server);
@@ -152,13 +150,19 @@ describe('the local update API (API Gateway HTTP API, payload 2.0)', () => {
   });
 });
 
-describe('the local update API with the routes of serverless.yml', () => {
+describe('the local API with the routes of serverless.yml', () => {
   const routes = ['POST /rest/imbot.v2.Chat.Message.update', 'POST /rest/imbot.v2.Chat.Message.update.json'];
+  const fateRoute = 'GET /messages/{portal}/{botId}/{messageId}';
+
+  async function serveRoutes(functions: Parameters<typeof startApiServer>[0]['functions']) {
+    const server = await startApiServer({ port: 0, functions });
+    servers.push(server);
+    return server;
+  }
 
   it('invokes the function with the matched route key', async () => {
     const { handler, events } = capture();
-    const server = await startApiServer({ port: 0, handler, functionName: 't', timeoutMs: 1_000, routes });
-    servers.push(server);
+    const server = await serveRoutes([{ name: 't', handler, timeoutMs: 1_000, routes }]);
     await fetch(`${server.url}/rest/imbot.v2.Chat.Message.update.json`, { method: 'POST', body: '{}' });
     expect(events[0]?.routeKey).toBe('POST /rest/imbot.v2.Chat.Message.update.json');
   });
@@ -166,13 +170,63 @@ describe('the local update API with the routes of serverless.yml', () => {
   it.each([
     ['GET', '/rest/imbot.v2.Chat.Message.update'],
     ['POST', '/rest/imbot.v2.Chat.Message.send'],
-  ])('answers %s %s with API Gateway’s 404 without invoking the function', async (method, path) => {
-    const { handler, events } = capture();
-    const server = await startApiServer({ port: 0, handler, functionName: 't', timeoutMs: 1_000, routes });
-    servers.push(server);
+    ['GET', '/messages/demo/456'],
+    ['POST', '/messages/demo/456/789'],
+  ])('answers %s %s with API Gateway’s 404 without invoking a function', async (method, path) => {
+    const update = capture();
+    const fate = capture();
+    const server = await serveRoutes([
+      { name: 'update', handler: update.handler, timeoutMs: 1_000, routes },
+      { name: 'fate', handler: fate.handler, timeoutMs: 1_000, routes: [fateRoute] },
+    ]);
     const response = await fetch(`${server.url}${path}`, { method });
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ message: 'Not Found' });
-    expect(events).toEqual([]);
+    expect([...update.events, ...fate.events]).toEqual([]);
+  });
+
+  it('hands each route to its own function, with the path parameters of a parameterised route', async () => {
+    const update = capture();
+    const fate = capture();
+    const server = await serveRoutes([
+      { name: 'update', handler: update.handler, timeoutMs: 1_000, routes },
+      { name: 'fate', handler: fate.handler, timeoutMs: 1_000, routes: [fateRoute] },
+    ]);
+    await fetch(`${server.url}/rest/imbot.v2.Chat.Message.update`, { method: 'POST', body: '{}' });
+    await fetch(`${server.url}/messages/demo/456/789`);
+    expect(update.events.map((e) => e.routeKey)).toEqual(['POST /rest/imbot.v2.Chat.Message.update']);
+    expect(fate.events).toHaveLength(1);
+    expect(fate.events[0]).toMatchObject({
+      routeKey: fateRoute,
+      rawPath: '/messages/demo/456/789',
+      pathParameters: { portal: 'demo', botId: '456', messageId: '789' },
+    });
+    expect(update.events[0]?.pathParameters).toBeUndefined();
+  });
+
+  it('reports a fate request by the ids in its path and the status it answered', async () => {
+    const activity: ApiActivity[] = [];
+    const server = await startApiServer({
+      port: 0,
+      functions: [
+        {
+          name: 'fate',
+          timeoutMs: 1_000,
+          routes: [fateRoute],
+          handler: async () => ({ statusCode: 200, body: '{"status":"pending","botId":456}' }),
+        },
+      ],
+      onActivity: (a) => activity.push(a),
+    });
+    servers.push(server);
+    await fetch(`${server.url}/messages/demo/456/789`);
+    await expect.poll(() => activity.length).toBe(1);
+    expect(activity[0]).toMatchObject({
+      method: 'GET',
+      status: 200,
+      outcome: 'fate: pending',
+      botId: 456,
+      messageId: 789,
+    });
   });
 });

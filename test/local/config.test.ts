@@ -16,6 +16,8 @@ describe('local stack configuration', () => {
       3000, 8024, 8025, 8026,
     ]);
     expect(config.secretsManager.port).toBe(8027);
+    expect(config.dynamodb).toEqual({ port: 8028, variable: 'DYNAMODB_PORT', what: 'the local DynamoDB' });
+    expect(config.sweepIntervalMs).toBe(10_000);
     expect(config.portal).toBe('demo');
     expect(config.realPortal).toBeUndefined();
     expect(config.statusSpecsFile).toBe(DEFAULT_STATUS_SPECS_FILE);
@@ -31,6 +33,16 @@ describe('local stack configuration', () => {
   it.each(['abc', '-1', '70000', '3.5'])('refuses API_PORT=%s naming the variable', (value) => {
     expect(() => loadLocalConfig({ API_PORT: value })).toThrow(
       `Expected API_PORT to be a port number from 0 to 65535 (0 picks a free one), got "${value}"`,
+    );
+  });
+
+  it('runs the sweep every SWEEP_INTERVAL_SECONDS, refusing anything but 1 to 3600 seconds', () => {
+    expect(loadLocalConfig({ SWEEP_INTERVAL_SECONDS: '2' }).sweepIntervalMs).toBe(2_000);
+    expect(() => loadLocalConfig({ SWEEP_INTERVAL_SECONDS: '0' })).toThrow(
+      'Expected SWEEP_INTERVAL_SECONDS to be a positive integer, got "0"',
+    );
+    expect(() => loadLocalConfig({ SWEEP_INTERVAL_SECONDS: '3601' })).toThrow(
+      'Expected SWEEP_INTERVAL_SECONDS to be a positive integer up to 3600, got "3601"',
     );
   });
 

@@ -1,5 +1,8 @@
 import { createServer, type Server } from 'node:net';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Ledger } from '../../lib/ledger/store.ts';
+import { LEDGER_TABLE_NAME, LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import { eventually, freePorts, npmStart, readmeCurl, type StartedProcess } from './support/npm-start.ts';
 
 // The demo's secret values: documentation examples, yet never to be printed.
@@ -43,16 +46,37 @@ function listenOn(port: number): Promise<Server> {
   });
 }
 
+/** What GET /messages/{portal}/{botId}/{messageId} answers (the fields these tests read). */
+interface MessageFate {
+  status: 'applied' | 'pending' | 'failed';
+  applied: boolean;
+  version: number;
+  appliedVersion: number;
+  desired: { message?: { value: unknown; editId: string } };
+  pendingEditIds: string[];
+  lastError?: { code: string; description: string };
+}
+
 describe('npm start', () => {
-  it("applies the README's curl to message 789, defers it through the queue when Bitrix24 is busy, and stops on Ctrl-C", async () => {
+  it("applies the README's curl to message 789, has the drain apply an edit deferred while Bitrix24 is busy, answers each edit's fate, and stops on Ctrl-C", async () => {
     const ports = await freePorts();
-    const api = `http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`;
+    const base = `http://127.0.0.1:${ports.API_PORT}`;
+    const api = `${base}/rest/imbot.v2.Chat.Message.update`;
     const emulator = `http://127.0.0.1:${ports.EMULATOR_PORT}`;
     const sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;
-    const stack = start(ports);
+    // One sweep at start, then none, and no status refresh that could take the injected fault or
+    // reconcile the portal: what converges here, the drain applied. No cadence either: the deferred
+    // edit follows the applied one within a second.
+    const stack = start({
+      ...ports,
+      SWEEP_INTERVAL_SECONDS: '3600',
+      STATUS_SPECS_FILE: 'off',
+      MESSAGE_MIN_INTERVAL_MS: '0',
+    });
     const banner = await stack.waitFor(READY, 20_000);
     expect(banner).toContain(api);
     expect(banner).toContain(`${sandbox}/`);
+    expect(banner).toContain(`http://127.0.0.1:${ports.DYNAMODB_PORT}  dynalite: table ledger`);
 
     const before = await json<EmulatedMessage>(`${emulator}/_emulator/messages/789`);
     expect(before.text).not.toBe('Updated text');
@@ -73,15 +97,20 @@ describe('npm start', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ fault: { kind: 'query-limit' }, times: 1 }),
     });
-    const deferred = await readmeCurl(api);
+    const deferred = await fetch(api, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ botId: 456, messageId: 789, fields: { message: 'Deferred text' } }),
+    });
     expect(deferred.status).toBe(202);
-    expect(deferred.body).toMatchObject({ result: true, deferred: true, reason: 'QUERY_LIMIT_EXCEEDED' });
+    const deferredBody = (await deferred.json()) as { editId: string };
+    expect(deferredBody).toMatchObject({ result: true, deferred: true, reason: 'QUERY_LIMIT_EXCEEDED' });
     const converged = await eventually(
       () => json<EmulatedMessage>(`${emulator}/_emulator/messages/789`),
       (m) => m.editCount === 2,
       15_000,
     );
-    expect(converged.history.at(-1)).toBe('Updated text');
+    expect(converged.history.at(-1)).toBe('Deferred text');
     const drained = await eventually(
       () => json<SandboxState>(`${sandbox}/api/state`),
       (s) => s.queue.waiting === 0 && s.queue.inFlight === 0,
@@ -89,6 +118,13 @@ describe('npm start', () => {
     expect(drained.queue.failed).toBe(0);
     expect(drained.requests.map((r) => r.outcome)).toEqual(['deferred', 'applied']);
     await stack.waitFor(/drain: 1 edit received, 1 settled/);
+
+    // The fate route reads the ledger: the deferred edit, applied by the drain.
+    const fate = await json<MessageFate>(`${base}/messages/demo/456/789`);
+    expect(fate).toMatchObject({ status: 'applied', applied: true, pendingEditIds: [] });
+    expect(fate.appliedVersion).toBe(fate.version);
+    expect(fate.desired.message).toMatchObject({ value: 'Deferred text', editId: deferredBody.editId });
+    expect((await fetch(`${base}/messages/demo/456/790`)).status).toBe(404);
 
     // An edit the drain cannot apply (a person's message) ends in the failed-edits queue with its reason.
     const refused = await fetch(api, {
@@ -102,6 +138,12 @@ describe('npm start', () => {
       (s) => s.queue.failed === 1,
     );
     expect(failed.queue.failures[0]?.errorCode).toBe('ACCESS_DENIED');
+    const refusedFate = await json<MessageFate>(`${base}/messages/demo/456/800`);
+    expect(refusedFate).toMatchObject({
+      status: 'failed',
+      applied: false,
+      lastError: { code: 'ACCESS_DENIED' },
+    });
 
     const stoppedAt = Date.now();
     stack.signal('SIGINT');
@@ -112,14 +154,44 @@ describe('npm start', () => {
     expect(stack.output()).toMatch(/Stopped\.\s*$/);
     for (const secret of DEMO_SECRETS) expect(stack.output()).not.toContain(secret);
 
-    // A second start right after the first, on the same ports.
+    // A second start right after the first, on the same ports, with nothing kept: not the
+    // emulator's messages, not the ledger.
     const again = start(ports);
     await again.waitFor(READY, 20_000);
     expect((await json<EmulatedMessage>(`${emulator}/_emulator/messages/789`)).editCount).toBe(0);
+    expect((await fetch(`${base}/messages/demo/456/789`)).status).toBe(404);
     again.signal('SIGTERM');
     await again.closed;
     expect(again.output()).toMatch(/SIGTERM: stopping the local stack…[\s\S]*Stopped\.\s*$/);
   }, 90_000);
+
+  it('has the sweep apply an edit that reached the ledger without any queue record', async () => {
+    const ports = await freePorts();
+    const emulator = `http://127.0.0.1:${ports.EMULATOR_PORT}`;
+    // No status schedules: their refresh reconciles the portal's dirty messages too.
+    const stack = start({ ...ports, SWEEP_INTERVAL_SECONDS: '1', STATUS_SPECS_FILE: 'off' });
+    await stack.waitFor(READY, 20_000);
+    const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint: `http://127.0.0.1:${ports.DYNAMODB_PORT}` });
+    try {
+      // A producer that writes the ledger directly and whose wake-up never reaches the queue.
+      const ledger = new Ledger({ tableName: LEDGER_TABLE_NAME, client });
+      const key = { portal: 'demo', botId: 456, messageId: 790 };
+      const edit = { ...key, fields: { message: 'Swept text' }, editId: 'sweep-1', at: Date.now(), seq: '' };
+      await ledger.merge(key, [edit], { messageMinIntervalMs: 0, ambiguousSettleMs: 65_000 });
+      const swept = await eventually(
+        () => json<EmulatedMessage>(`${emulator}/_emulator/messages/790`),
+        (m) => m.text === 'Swept text',
+        10_000,
+      );
+      expect(swept.editCount).toBe(1);
+      await stack.waitFor(/sweep: applied 1/);
+      expect(stack.output()).not.toMatch(/drain: \d+ edits? received/);
+      const fate = await json<MessageFate>(`http://127.0.0.1:${ports.API_PORT}/messages/demo/456/790`);
+      expect(fate).toMatchObject({ status: 'applied', desired: { message: { value: 'Swept text' } } });
+    } finally {
+      client.destroy();
+    }
+  }, 40_000);
 
   it('names the port and the variable that changes it when a port is taken, and leaves no service behind', async () => {
     const ports = await freePorts();
@@ -131,8 +203,8 @@ describe('npm start', () => {
         `Port ${ports.API_PORT} on 127.0.0.1 (the update API) is already in use`,
       );
       expect(stack.output()).toContain('API_PORT=');
-      // What started before the API (emulator, Secrets Manager, SQS) was stopped again.
-      for (const name of ['EMULATOR_PORT', 'SQS_PORT', 'SECRETS_MANAGER_PORT']) {
+      // What started before the API (emulator, Secrets Manager, SQS, DynamoDB) was stopped again.
+      for (const name of ['EMULATOR_PORT', 'SQS_PORT', 'SECRETS_MANAGER_PORT', 'DYNAMODB_PORT']) {
         const probe = await listenOn(Number(ports[name]));
         await new Promise((resolve) => probe.close(resolve));
       }

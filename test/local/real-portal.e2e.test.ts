@@ -34,6 +34,8 @@ describe('npm start against a real portal', () => {
       B24_WEBHOOK_CODE: PORTAL.code,
       B24_BOT_ID: String(PORTAL.botId),
       B24_BOT_TOKEN: PORTAL.botToken,
+      // No cadence: the busy-portal edit follows the first one within a second.
+      MESSAGE_MIN_INTERVAL_MS: '0',
     });
     await stack.waitFor(/^Ready in \d+ ms/m, 20_000);
   }, 30_000);
@@ -52,12 +54,28 @@ describe('npm start against a real portal', () => {
 
   it('defers through the local queue and converges on the portal when it is busy', async () => {
     portal.inject({ kind: 'query-limit' }, 1);
-    const response = await readmeCurl(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`);
+    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ botId: PORTAL.botId, messageId: 789, fields: { message: 'While busy' } }),
+    });
     expect(response.status).toBe(202);
-    await eventually(
-      async () => portal.getMessage(789)?.editCount,
-      (count) => count === 2,
+    expect(await response.json()).toMatchObject({ deferred: true, reason: 'QUERY_LIMIT_EXCEEDED' });
+    const converged = await eventually(
+      async () => portal.getMessage(789),
+      (message) => message?.editCount === 2,
     );
+    expect(converged?.text).toBe('While busy');
+  });
+
+  it('answers the fate of that edit from the local ledger, keyed by the portal named after the host', async () => {
+    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/messages/demo/${PORTAL.botId}/789`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      portal: 'demo',
+      status: 'applied',
+      desired: { message: { value: 'While busy' } },
+    });
   });
 
   it('starts no emulator, says which portal it uses, and never prints the webhook code or bot token', () => {

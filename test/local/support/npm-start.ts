@@ -4,7 +4,14 @@ import { createServer, type Server } from 'node:net';
 
 /** The local stack's port variables, each on a port that was free a moment ago. */
 export async function freePorts(): Promise<Record<string, string>> {
-  const names = ['API_PORT', 'SANDBOX_PORT', 'EMULATOR_PORT', 'SQS_PORT', 'SECRETS_MANAGER_PORT'];
+  const names = [
+    'API_PORT',
+    'SANDBOX_PORT',
+    'EMULATOR_PORT',
+    'SQS_PORT',
+    'SECRETS_MANAGER_PORT',
+    'DYNAMODB_PORT',
+  ];
   const servers: Server[] = [];
   try {
     const ports: Record<string, string> = {};
