@@ -16,6 +16,10 @@ describe('configuration from the environment', () => {
       b24TimeoutMs: 10_000,
       b24AllowHttp: false,
       deadlineMarginMs: 1_000,
+      stateTableName: undefined,
+      batchLingerMs: 250,
+      messageMinIntervalMs: 1_000,
+      ambiguousSettleMs: 65_000,
       statusConcurrency: 8,
       serviceName: 'b24-message-editor',
     });
@@ -48,6 +52,12 @@ describe('configuration from the environment', () => {
     ],
     ['MAX_ATTEMPTS', '0', 'Expected MAX_ATTEMPTS to be an integer from 1 to 100, got "0"'],
     ['B24_TIMEOUT_MS', '1.5', 'Expected B24_TIMEOUT_MS to be an integer from 1 to 60000, got "1.5"'],
+    [
+      'AMBIGUOUS_SETTLE_MS',
+      '999',
+      'Expected AMBIGUOUS_SETTLE_MS to be an integer from 1000 to 3600000, got "999"',
+    ],
+    ['BATCH_LINGER_MS', '-1', 'Expected BATCH_LINGER_MS to be an integer from 0 to 5000, got "-1"'],
     ['API_RATE_SHARE', '1', 'Expected API_RATE_SHARE to be a number from 0 up to (not including) 1, got "1"'],
     ['B24_ALLOW_HTTP', 'yes', 'Expected B24_ALLOW_HTTP to be true or false, got "yes"'],
     ['DEFAULT_PORTAL', 'Acme', 'Expected DEFAULT_PORTAL to match'],
