@@ -77,7 +77,7 @@ export class PortalGateway {
     params: Record<string, unknown>,
     request: CallRequest = {},
   ): Promise<CallOutcome<T>> {
-    return this.withCredentials(portal, request.signal, (secret, client, auth) =>
+    return this.#withCredentials(portal, request.signal, (secret, client, auth) =>
       client.call<T>(method, withBotToken(secret, params, request.botId), { auth, signal: request.signal }),
     );
   }
@@ -116,7 +116,7 @@ export class PortalGateway {
     commands: ReadonlyArray<BatchCommand & { botId: number }>,
     signal?: AbortSignal,
   ): Promise<CallOutcome> {
-    return this.withCredentials(portal, signal, (secret, client, auth) => {
+    return this.#withCredentials(portal, signal, (secret, client, auth) => {
       const cmd = buildBatchCmd(
         commands.map(({ key, method, params, botId }) => ({
           key,
@@ -130,9 +130,9 @@ export class PortalGateway {
 
   /**
    * Runs `attempt` with the portal's credentials, recovering once from an expired OAuth token or a
-   * rotated secret. Exposed for callers that build their own requests (batch calls).
+   * rotated secret. Credentials never leave the gateway: callers use `call`, `updateMessage`, `batch`.
    */
-  async withCredentials<T>(
+  async #withCredentials<T>(
     portal: string,
     signal: AbortSignal | undefined,
     attempt: (secret: PortalSecret, client: Bitrix24Client, auth: PortalAuth) => Promise<T>,
@@ -221,7 +221,7 @@ export class PortalGateway {
   }
 }
 
-export function authOf(secret: PortalSecret): PortalAuth {
+function authOf(secret: PortalSecret): PortalAuth {
   return secret.auth.type === 'webhook'
     ? { type: 'webhook', userId: secret.auth.userId, code: secret.auth.code }
     : { type: 'oauth', accessToken: secret.auth.accessToken };
@@ -234,7 +234,7 @@ function botCredentials(secret: PortalSecret, botId: number) {
 }
 
 /** With webhook auth every imbot.v2 call carries the bot's token; OAuth calls identify the bot by the app. */
-export function withBotToken(
+function withBotToken(
   secret: PortalSecret,
   params: Record<string, unknown>,
   botId: number | undefined,
