@@ -8,7 +8,7 @@ import { logger } from '../observability/logger.ts';
 import type { PortalCircuits } from '../pacing/circuit.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
 import type { ReconcileOptions } from '../reconcile/options.ts';
-import { type ReconcileFate, Reconciler } from '../reconcile/reconcile.ts';
+import { LEASE_HELD, type ReconcileFate, Reconciler } from '../reconcile/reconcile.ts';
 import { type CallStats, emptyStats, failureOf } from '../reconcile/send.ts';
 import { reportOutcomes } from './observe.ts';
 import { byMessage, decideRecords, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
@@ -138,10 +138,18 @@ export function createDrain(deps: DrainDeps): Drain {
             });
           }
         }
-        for (const group of groups) {
+        // A portal leased elsewhere keeps one record in flight as its re-check signal, not one per
+        // message: a record held back blocks its message group in a FIFO queue.
+        let signalled = false;
+        for (const group of groups.toReversed()) {
           const fate =
             fates.get(messageKeyText((group[0] as ParsedEdit).edit)) ?? unknownFate(options.handBackDelayMs);
-          for (const [id, decision] of decideRecords(group, fate, now(), delays)) decisions.set(id, decision);
+          for (const [id, decision] of decideRecords(group, fate, now(), delays)) {
+            const leased =
+              fate.kind === 'held' && fate.code === LEASE_HELD && decision.action === 'hand-back';
+            decisions.set(id, leased && signalled ? { action: 'ack', outcome: 'recorded' } : decision);
+            if (leased) signalled = true;
+          }
         }
       }),
     );

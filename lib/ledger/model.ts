@@ -128,9 +128,10 @@ export interface MergeResult {
 
 /**
  * Merges edits into a message's state, per field: an edit sets a field only if it was accepted
- * after the edit that set it last, whatever order the edits arrive in. An edit met again with the
- * same stamp (a redelivered record, a replay from the failed-edits queue) changes nothing, except
- * that it makes a failed message dirty again: a replay is a request to try once more.
+ * after the edit that set it last, whatever order the edits arrive in. An edit met again (same
+ * edit id: a redelivered record, the API's own queue copy) changes nothing. A different edit that
+ * asks for the value a failed message already wants (a replay from the failed-edits queue, which
+ * carries an edit id of its own, the same text sent again) makes it dirty again: try once more.
  */
 export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]): MergeResult {
   const desired = { ...current.desired };
@@ -160,7 +161,7 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
     if (took) {
       changed = true;
       contributed.push(edit.editId);
-    } else if ((same || equal) && isFailed(current)) {
+    } else if (equal && isFailed(current)) {
       revived = true;
       contributed.push(edit.editId);
     } else if (equal) {

@@ -32,6 +32,8 @@ export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';
 export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 /** A reconcile of the portal is running elsewhere; it will apply this message. */
 export const LEASE_HELD = 'LEASE_HELD';
+/** When a portal found leased is looked at again (in case the holder finished before seeing its edits). */
+const LEASE_HELD_RECHECK_MS = 2_000;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -137,7 +139,7 @@ export class Reconciler {
             kind: 'held',
             code: LEASE_HELD,
             description: 'Another reconciler holds the portal and applies its dirty messages',
-            delayMs: this.options.batchLingerMs + this.options.callTimeoutMs,
+            delayMs: Math.max(LEASE_HELD_RECHECK_MS, this.options.handBackDelayMs),
           });
         }
         return report;
@@ -379,7 +381,8 @@ export function failedMessage(state: MessageState, error: LedgerError): FailedEd
     botId: state.botId,
     messageId: state.messageId,
     fields: desiredFields(state),
-    editId: editIds[editIds.length - 1] ?? last.editId,
+    // Its own id: replayed, it is a new request to try again, ordered by the time its edits were accepted.
+    editId: `failed-${state.version}-${randomUUID()}`,
     requestedAt: new Date(last.at).toISOString(),
   };
   return {

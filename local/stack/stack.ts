@@ -179,12 +179,10 @@ export async function startLocalStack(
     const queues = await createQueues(sqs.url, config.maxAttempts);
     const dynamodb = await onPort(config.dynamodb, (port) => startLocalDynamoDb({ port }));
     cleanup.defer(() => dynamodb.close());
+    // Kept open: the sandbox page reads the ledger through it.
     const dynamoClient = new DynamoDBClient({ ...LOCAL_AWS, endpoint: dynamodb.url });
-    try {
-      await createLedgerTable(dynamoClient, LEDGER_TABLE_NAME);
-    } finally {
-      dynamoClient.destroy();
-    }
+    cleanup.defer(() => dynamoClient.destroy());
+    await createLedgerTable(dynamoClient, LEDGER_TABLE_NAME);
 
     setHandlerEnvironment(config, {
       sqs: sqs.url,
@@ -193,12 +191,14 @@ export async function startLocalStack(
       ledgerTable: LEDGER_TABLE_NAME,
       ...queues,
     });
-    // Imported now, not above: the handlers read the environment when their modules load.
+    // Imported now, not above: the handlers and lib/ read the environment when their modules load.
     const updateMessage = await import('../../functions/update-message.ts');
     const getMessage = await import('../../functions/get-message.ts');
     const drainEdits = await import('../../functions/drain-edits.ts');
     const refreshStatus = await import('../../functions/refresh-status.ts');
     const sweep = await import('../../functions/sweep.ts');
+    const { Ledger } = await import('../../lib/ledger/store.ts');
+    const { getRuntime } = await import('../../lib/runtime.ts');
 
     const activity = new ActivityLog();
     const api = await onPort(config.api, (port) =>
@@ -260,10 +260,16 @@ export async function startLocalStack(
     }
 
     const botId = config.realPortal?.botId ?? demo?.botId ?? 456;
+    // The fate route's timing, from the configuration the handlers read.
+    const { messageMinIntervalMs, ambiguousSettleMs } = getRuntime().config;
     const sandbox = await onPort(config.sandbox, (port) =>
       startSandboxServer({
         port,
         getState,
+        ledger: {
+          ledger: new Ledger({ tableName: LEDGER_TABLE_NAME, client: dynamoClient }),
+          timing: { messageMinIntervalMs, ambiguousSettleMs },
+        },
         actions: sandboxActions(methodUrl, botId, emulator, () => scheduler, { url: sqs.url, queues }),
         ...(demoSource ? { demoSource } : {}),
       }),

@@ -1,8 +1,12 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isDirty, isFailed } from '../../lib/ledger/model.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { sweep } from '../../lib/reconcile/sweep.ts';
 import { seededRandom } from '../drain-core/helpers.ts';
 import { BOT, type Harness, PREFIX, SECRET_MARKER, startHarness, webhookSecret } from '../support/harness.ts';
-import { createFifoQueue, queueDepth, receiveAll, waitFor } from './support/fixtures.ts';
+import { createFifoQueue, queueDepth, receiveAll, testOptions, waitFor } from './support/fixtures.ts';
 import { spawnWorker, type Worker } from './support/spawn-worker.ts';
 
 const MESSAGES = 100;
@@ -29,6 +33,7 @@ afterAll(() => h.close());
 
 describe('convergence under faults', () => {
   it('leaves every message at its last accepted edit, never applies an older edit after a newer one, and accounts for every edit', async () => {
+    const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
     const queueUrl = await createFifoQueue(h.sqs, 'convergence', 3);
     const ids = Array.from({ length: MESSAGES }, () =>
       h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'initial' }),
@@ -37,19 +42,20 @@ describe('convergence under faults', () => {
       sqsEndpoint: h.sqsEndpoint,
       secretsEndpoint: h.secretsManager.url,
       secretPrefix: PREFIX,
+      dynamoEndpoint: h.dynamoEndpoint,
+      ledgerTable: h.ledgerTable,
       queueUrl,
       maxConcurrency: 2,
       timeoutMs: 2_500,
       circuit: { openMs: 300, maxOpenMs: 1_000 },
-      options: {
-        failedEditsQueueUrl: h.failedQueueUrl,
+      options: testOptions(h, {
         callTimeoutMs: 1_000,
         deadlineMarginMs: 200,
         handBackDelayMs: 0,
         maxDeferralMs: 1_000,
         serverBackoff: { baseMs: 100, capMs: 1_000 },
         maxAttempts: 50,
-      },
+      }),
     };
     const outputs: string[] = [];
     let worker: Worker = spawnWorker(settings);
@@ -103,42 +109,74 @@ describe('convergence under faults', () => {
     await worker.stop();
     outputs.push(worker.output());
     h.emulator.setRandomFaults(null);
+    const faulted = h.emulator.calls.filter((c) => !c.viaBatch && c.httpStatus !== 200).length;
+    const httpCalls = h.emulator.calls.filter((c) => !c.viaBatch).length;
 
-    // Every message ends at the last edit accepted for it, and its history never goes back in time.
-    const rank = new Map(accepted.map((a) => [a.text, a.sequence]));
+    // The safety net: had a killed worker taken a message's last record with it, the message would
+    // still be dirty in the ledger, and the sweep applies it.
+    const reconciler = new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options: settings.options });
+    await waitFor(
+      async () => {
+        await sweep(reconciler, { remainingMs: () => 10_000 });
+        return (await ledger.dirtyPortals()).length === 0;
+      },
+      20_000,
+      'the sweep to leave no dirty message',
+    );
+
     const last = new Map<number, Accepted>();
     for (const a of accepted)
       if ((last.get(a.messageId)?.sequence ?? -1n) < a.sequence) last.set(a.messageId, a);
     const failed = await receiveAll(h.sqs, h.failedQueueUrl, 2_000);
+    for (const m of failed) {
+      expect(m.MessageAttributes?.errorCode?.StringValue).toBeTruthy();
+      expect(m.MessageAttributes?.errorDescription?.StringValue).toBeTruthy();
+    }
     const failedEditIds = new Set(
       failed.flatMap((m) => (m.MessageAttributes?.editIds?.StringValue ?? '').split(',')),
     );
+    const states = await ledger.getMany(
+      ids.map((messageId) => ({ portal: 'conv', botId: BOT.id, messageId })),
+    );
+
+    // Nothing accepted is lost: the ledger's desired state of every message is its last accepted
+    // edit, records acknowledged before their message was applied included; none is left dirty.
+    for (const id of ids) {
+      const state = states.get(`conv:${BOT.id}:${id}`);
+      const lastEdit = last.get(id);
+      expect(state && isDirty(state)).toBeFalsy();
+      if (lastEdit) expect(state?.desired.message?.editId).toBe(lastEdit.editId);
+    }
+
+    // Every message ends at its last accepted edit (or that edit is in the failed-edits queue with
+    // its reason), and its history never goes back in time.
+    const rank = new Map(accepted.map((a) => [a.text, a.sequence]));
+    const endsAtLast = new Set<number>();
     for (const id of ids) {
       const message = h.emulator.getMessage(id);
       const lastEdit = last.get(id);
-      if (lastEdit && !failedEditIds.has(lastEdit.editId)) expect(message?.text).toBe(lastEdit.text);
+      const state = states.get(`conv:${BOT.id}:${id}`);
+      if (lastEdit && state && isFailed(state)) expect(failedEditIds.has(lastEdit.editId)).toBe(true);
+      else if (lastEdit) expect(message?.text).toBe(lastEdit.text);
+      if (lastEdit && message?.text === lastEdit.text) endsAtLast.add(id);
       const sequence = (message?.history ?? []).slice(1).map((text) => rank.get(text) ?? -1n);
       expect(sequence.every((s, i) => s >= 0n && (i === 0 || s >= (sequence[i - 1] as bigint)))).toBe(true);
     }
 
-    // Every accepted edit was logged applied, superseded or failed (and then it is in the failed queue).
-    const settled = new Map<string, string>();
-    for (const line of outputs.join('\n').split('\n')) {
-      if (!line.startsWith('{')) continue;
-      const entry = JSON.parse(line) as { editId?: string; outcome?: string };
-      if (entry.editId && ['applied', 'superseded', 'failed'].includes(entry.outcome ?? '')) {
-        settled.set(entry.editId, entry.outcome as string);
-      }
-    }
-    const unaccounted = accepted.filter((a) => !settled.has(a.editId));
+    // Every accepted edit is applied or superseded (its message ends at its last edit), or failed:
+    // it, or the later edit that superseded it, is in the failed-edits queue with its reason.
+    const unaccounted = accepted.filter((a) => {
+      const lastEdit = last.get(a.messageId) as Accepted;
+      return !(
+        endsAtLast.has(a.messageId) ||
+        failedEditIds.has(a.editId) ||
+        failedEditIds.has(lastEdit.editId)
+      );
+    });
     expect(unaccounted).toEqual([]);
-    for (const [editId, outcome] of settled)
-      if (outcome === 'failed') expect(failedEditIds.has(editId)).toBe(true);
-    for (const m of failed) expect(m.MessageAttributes?.errorCode?.StringValue).toBeTruthy();
 
     // The faults really happened, and no secret reached the drain's output.
-    const faulted = h.emulator.calls.filter((c) => !c.viaBatch && c.httpStatus !== 200).length;
-    expect(faulted / h.emulator.calls.filter((c) => !c.viaBatch).length).toBeGreaterThan(0.1);
+    expect(faulted / httpCalls).toBeGreaterThan(0.1);
     expect(outputs.join('\n')).not.toContain(SECRET_MARKER);
   }, 150_000);
 });

@@ -1,5 +1,7 @@
+import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
 import { BOT, type Harness, PREFIX, startHarness, webhookSecret } from '../support/harness.ts';
 import {
   contextWith,
@@ -7,6 +9,7 @@ import {
   editBody,
   eventOf,
   failedIds,
+  freshLedger,
   receiveAll,
   recordingSqs,
   sqsRecord,
@@ -19,8 +22,18 @@ let h: Harness;
 function message(text = 'Build: queued'): number {
   return h.emulator.addMessage({ botId: BOT.id, chatId: 12, text });
 }
+const key = (messageId: number, portal = 'acme') => ({ portal, botId: BOT.id, messageId });
 const updates = () => h.emulator.calls.filter((c) => c.method === UPDATE_METHOD);
 const httpCalls = () => h.emulator.calls.filter((c) => !c.viaBatch);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The same SQS message delivered again (its retry signal came back), as SQS counts it. */
+function redelivered(record: SQSRecord, receiveCount: number): SQSRecord {
+  return {
+    ...record,
+    attributes: { ...record.attributes, ApproximateReceiveCount: String(receiveCount) },
+  };
+}
 
 async function drainFailedQueue() {
   const messages = await receiveAll(h.sqs, h.failedQueueUrl);
@@ -53,7 +66,7 @@ beforeEach(async () => {
 });
 
 describe('coalescing and packing', () => {
-  it('sends K edits of one message as one command with their fields merged, and acknowledges all K', async () => {
+  it('applies K edits of one message as one update with their fields merged, and acknowledges all K', async () => {
     const id = message();
     const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
     const bodies = [
@@ -66,25 +79,13 @@ describe('coalescing and packing', () => {
     const response = await drain(eventOf(bodies.map((b) => sqsRecord(b))));
 
     expect(failedIds(response)).toEqual([]);
-    expect(httpCalls().map((c) => c.method)).toEqual(['batch']);
-    expect(updates()).toHaveLength(1);
+    // One message is one command: it goes as a plain call, not inside `batch`.
+    expect(httpCalls().map((c) => c.method)).toEqual([UPDATE_METHOD]);
     const state = h.emulator.getMessage(id);
     expect(state?.text).toBe('Build: passed');
     expect(state?.history).toEqual(['Build: queued', 'Build: passed']);
     expect(state?.keyboard).toBeTruthy();
     expect(state?.urlPreview).toBe(false);
-  });
-
-  it('hands back every merged record, superseded ones too, when the merged edit does not settle', async () => {
-    const id = message();
-    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
-    h.emulator.inject({ kind: 'server-error', method: 'batch' });
-    const records = [editBody(id, { message: 'one' }), editBody(id, { message: 'two' })].map((b) =>
-      sqsRecord(b),
-    );
-    const response = await drain(eventOf(records));
-    expect(failedIds(response)).toEqual(records.map((r) => r.messageId));
-    expect(h.emulator.getMessage(id)?.text).toBe('Build: queued');
   });
 
   it('packs several messages into one batch call and maps each command’s answer to its own records', async () => {
@@ -114,70 +115,160 @@ describe('coalescing and packing', () => {
       ].sort(),
     );
   });
+
+  it('fills its call with the portal’s other dirty messages, those an earlier invocation left behind too', async () => {
+    const [left, next] = [message(), message()];
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
+    const leftRecord = sqsRecord(editBody(left, { message: 'left behind' }));
+    // No time for a call: the edit is only recorded, and its record comes back later.
+    expect(failedIds(await drain(eventOf([leftRecord]), contextWith(1_000)))).toEqual([leftRecord.messageId]);
+    expect(h.emulator.calls).toEqual([]);
+
+    const response = await drain(eventOf([sqsRecord(editBody(next, { message: 'next' }))]));
+    expect(failedIds(response)).toEqual([]);
+    expect(httpCalls().map((c) => c.method)).toEqual(['batch']);
+    expect(updates()).toHaveLength(2);
+    expect(h.emulator.getMessage(left)?.text).toBe('left behind');
+    expect(h.emulator.getMessage(next)?.text).toBe('next');
+
+    // The retry signal of the message applied meanwhile is acknowledged without another call.
+    h.emulator.clearCalls();
+    expect(failedIds(await drain(eventOf([redelivered(leftRecord, 2)])))).toEqual([]);
+    expect(h.emulator.calls).toEqual([]);
+  });
+});
+
+describe('the records of a message that must wait', () => {
+  it('acknowledges all but its last record, whose edits the ledger holds, and hands the last back with the delay', async () => {
+    const id = message();
+    const ledger = await freshLedger(h);
+    const sqs = recordingSqs(h.sqsEndpoint);
+    const drain = drainHandler(h, sqs.client, { ledger });
+    h.emulator.inject({ kind: 'server-error' });
+    const records = ['one', 'two', 'three'].map((text) => sqsRecord(editBody(id, { message: text })));
+    const response = await drain(eventOf(records));
+
+    const last = records[2] as SQSRecord;
+    expect(failedIds(response)).toEqual([last.messageId]);
+    expect([...visibilityChanges(sqs.commands)]).toEqual([[last.receiptHandle, 1]]);
+    expect(h.emulator.getMessage(id)?.text).toBe('Build: queued');
+    const state = await ledger.get(key(id));
+    expect(state.desired.message?.value).toBe('three');
+    expect(state.lastError?.code).toBe('INTERNAL_SERVER_ERROR');
+  });
+
+  it('applies the whole desired state when the retry signal comes back, edits of acknowledged records included', async () => {
+    const id = message();
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
+    h.emulator.inject({ kind: 'server-error' });
+    const keyboard = sqsRecord(editBody(id, { keyboard: [{ TEXT: 'Logs', LINK: 'https://ci.example/2' }] }));
+    const text = sqsRecord(editBody(id, { message: 'Build: passed' }));
+    expect(failedIds(await drain(eventOf([keyboard, text])))).toEqual([text.messageId]);
+
+    await sleep(1_100);
+    expect(failedIds(await drain(eventOf([redelivered(text, 2)])))).toEqual([]);
+    const state = h.emulator.getMessage(id);
+    expect(state?.text).toBe('Build: passed');
+    expect(state?.keyboard).toBeTruthy();
+  });
 });
 
 describe('backoff handed to SQS', () => {
   const cases = [
     {
       fault: 'query-limit',
-      receiveCount: 1,
+      settleMs: 5_000,
       seconds: [2, 2],
-      why: '1 s drain of one request + half the 1 s jitter',
+      why: '1 s drain of one request + half the 1 s jitter; no settle window, the request did not run',
     },
     {
       fault: 'operating-limit',
-      receiveCount: 1,
+      settleMs: 1_000,
       seconds: [63, 63],
       why: 'reset unknown: 60 s + half the 5 s jitter',
     },
-    { fault: 'server-error', receiveCount: 3, seconds: [4, 4], why: 'half of 2 s × 2^2 (full jitter)' },
-    { fault: 'html', receiveCount: 1, seconds: [1, 1], why: 'half of 2 s' },
-    { fault: 'reset', receiveCount: 2, seconds: [2, 2], why: 'half of 2 s × 2' },
+    {
+      fault: 'server-error',
+      settleMs: 1_000,
+      seconds: [1, 1],
+      why: 'half of 2 s, as long as the 1 s settle window',
+    },
+    {
+      fault: 'server-error',
+      settleMs: 5_000,
+      seconds: [5, 5],
+      why: 'the 5 s settle window from the call’s start outlasts half of 2 s',
+    },
+    {
+      fault: 'html',
+      settleMs: 3_000,
+      seconds: [3, 3],
+      why: 'the 3 s settle window: the request may have run',
+    },
+    { fault: 'reset', settleMs: 1_000, seconds: [1, 1], why: 'half of 2 s, as long as the settle window' },
     {
       fault: 'overload',
-      receiveCount: 1,
+      settleMs: 1_000,
       seconds: [300, 303],
       why: 'until the 5 min circuit closes + jitter',
     },
   ] as const;
 
   it.each(cases)(
-    'defers on $fault with the visibility timeout $seconds s ($why)',
-    async ({ fault, receiveCount, seconds }) => {
+    'defers on $fault (settle window $settleMs ms) with the visibility timeout $seconds s ($why)',
+    async ({ fault, settleMs, seconds }) => {
       const id = message();
       const sqs = recordingSqs(h.sqsEndpoint);
-      const drain = drainHandler(h, sqs.client);
-      h.emulator.inject({ kind: fault, method: 'batch' });
-      const records = [
-        sqsRecord(editBody(id, { message: 'x' }), { receiveCount }),
-        sqsRecord(editBody(id, { message: 'y' }), { receiveCount }),
-      ];
+      const drain = drainHandler(h, sqs.client, { options: { ambiguousSettleMs: settleMs } });
+      h.emulator.inject({ kind: fault });
+      const records = [sqsRecord(editBody(id, { message: 'x' })), sqsRecord(editBody(id, { message: 'y' }))];
+      const last = records[1] as SQSRecord;
       const response = await drain(eventOf(records));
-      expect(failedIds(response)).toEqual(records.map((r) => r.messageId));
+      expect(failedIds(response)).toEqual([last.messageId]);
       const changes = visibilityChanges(sqs.commands);
-      for (const r of records) {
-        expect(changes.get(r.receiptHandle)).toBeGreaterThanOrEqual(seconds[0]);
-        expect(changes.get(r.receiptHandle)).toBeLessThanOrEqual(seconds[1]);
-      }
+      expect([...changes.keys()]).toEqual([last.receiptHandle]);
+      expect(changes.get(last.receiptHandle)).toBeGreaterThanOrEqual(seconds[0]);
+      expect(changes.get(last.receiptHandle)).toBeLessThanOrEqual(seconds[1]);
     },
   );
 
-  it('defers on a slow answer past the call timeout like any ambiguous outcome', async () => {
+  it('backs off by the failed calls the ledger counts: the second server error in a row waits twice as long', async () => {
+    const id = message();
+    const ledger = await freshLedger(h);
+    const sqs = recordingSqs(h.sqsEndpoint);
+    const drain = drainHandler(h, sqs.client, { ledger });
+    h.emulator.inject({ kind: 'server-error' }, 2);
+    const record = sqsRecord(editBody(id, { message: 'x' }));
+    expect(failedIds(await drain(eventOf([record])))).toEqual([record.messageId]);
+    expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(1);
+
+    await sleep(1_100);
+    sqs.commands.length = 0;
+    const again = { ...redelivered(record, 2), receiptHandle: `${record.receiptHandle}-2` };
+    expect(failedIds(await drain(eventOf([again])))).toEqual([record.messageId]);
+    // Half of 2 s × 2: the second failed call of the message, whatever SQS's receive count says.
+    expect(visibilityChanges(sqs.commands).get(again.receiptHandle)).toBe(2);
+    expect((await ledger.get(key(id))).attempts).toBe(2);
+  });
+
+  it('keeps a message whose call timed out back until the settle window from the call’s start has passed', async () => {
     const id = message();
     const sqs = recordingSqs(h.sqsEndpoint);
-    const drain = drainHandler(h, sqs.client, { options: { callTimeoutMs: 2_000 } });
-    h.emulator.inject({ kind: 'slow', method: 'batch', delayMs: 2_300 });
+    const drain = drainHandler(h, sqs.client, {
+      options: { callTimeoutMs: 2_000, ambiguousSettleMs: 5_000 },
+    });
+    h.emulator.inject({ kind: 'slow', delayMs: 2_300 });
     const record = sqsRecord(editBody(id, { message: 'late' }));
     const response = await drain(eventOf([record]));
     expect(failedIds(response)).toEqual([record.messageId]);
-    expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(1);
+    // The call started about 2 s ago: 3 s remain of the 5 s window, more than the 1 s backoff.
+    expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(3);
   });
 
   it('opens the portal’s circuit on OVERLOAD_LIMIT, emits PortalCircuitOpen, and calls nothing until it closes', async () => {
-    const id = message();
     const sqs = recordingSqs(h.sqsEndpoint);
     const drain = drainHandler(h, sqs.client);
-    h.emulator.inject({ kind: 'overload', method: 'batch' });
+    h.emulator.inject({ kind: 'overload' });
     const written: string[] = [];
     const write = process.stdout.write;
     process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
@@ -185,7 +276,7 @@ describe('backoff handed to SQS', () => {
       return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
     }) as typeof process.stdout.write;
     try {
-      await drain(eventOf([sqsRecord(editBody(id, { message: 'blocked' }))]));
+      await drain(eventOf([sqsRecord(editBody(message(), { message: 'blocked' }))]));
     } finally {
       process.stdout.write = write;
     }
@@ -194,8 +285,9 @@ describe('backoff handed to SQS', () => {
       .filter((line) => line.includes('PortalCircuitOpen'));
     expect(emf.some((line) => JSON.parse(line).PortalCircuitOpen === 1)).toBe(true);
 
+    // Another message of the portal, due at once, waits for the circuit too.
     h.emulator.clearCalls();
-    const later = sqsRecord(editBody(id, { message: 'still blocked' }));
+    const later = sqsRecord(editBody(message(), { message: 'still blocked' }));
     const response = await drain(eventOf([later]));
     expect(failedIds(response)).toEqual([later.messageId]);
     expect(h.emulator.calls).toEqual([]);
@@ -203,31 +295,51 @@ describe('backoff handed to SQS', () => {
   });
 });
 
-describe('FIFO order, deadline and pacing', () => {
-  it('hands back every later record of a message group once an earlier one is deferred', async () => {
-    const id = message();
-    const other = message();
+describe('independence, lease, deadline and pacing', () => {
+  it('does not hold a message back behind a blocked portal’s message, even when a producer puts both in one message group', async () => {
+    const [behind, other] = [message(), message()];
     const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
-    // One producer groups edits by tenant rather than by message: the drain must still keep its order.
+    // One producer groups edits by tenant rather than by message; the ledger keeps messages apart.
     const blocked = sqsRecord(editBody(5, { message: 'portal down' }, { portal: 'down' }), {
       groupId: 'tenant-1',
     });
-    const behind = sqsRecord(editBody(id, { message: 'after the blocked one' }), { groupId: 'tenant-1' });
+    const next = sqsRecord(editBody(behind, { message: 'after the blocked one' }), { groupId: 'tenant-1' });
     const free = sqsRecord(editBody(other, { message: 'independent' }));
-    const response = await drain(eventOf([blocked, behind, free]));
-    expect(failedIds(response)).toEqual([blocked.messageId, behind.messageId]);
+    const response = await drain(eventOf([blocked, next, free]));
+    expect(failedIds(response)).toEqual([blocked.messageId]);
+    expect(h.emulator.getMessage(behind)?.text).toBe('after the blocked one');
     expect(h.emulator.getMessage(other)?.text).toBe('independent');
+  });
+
+  it('leaves a portal to the reconciler holding its lease: no call, the edit kept in the ledger, its record back soon', async () => {
+    const id = message();
+    const ledger = await freshLedger(h);
+    const sqs = recordingSqs(h.sqsEndpoint);
+    const drain = drainHandler(h, sqs.client, { ledger });
+    expect((await ledger.acquireLease('acme', 'another-container', Date.now() + 10_000)).acquired).toBe(true);
+    const record = sqsRecord(editBody(id, { message: 'while held' }));
+    expect(failedIds(await drain(eventOf([record])))).toEqual([record.messageId]);
+    expect(h.emulator.calls).toEqual([]);
+    // Back after one linger and one call timeout: 0 + 2 s.
+    expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(2);
+    expect((await ledger.get(key(id))).desired.message?.value).toBe('while held');
+
+    await ledger.releaseLease('acme', 'another-container');
+    expect(failedIds(await drain(eventOf([redelivered(record, 2)])))).toEqual([]);
+    expect(h.emulator.getMessage(id)?.text).toBe('while held');
   });
 
   it('hands work back with a short visibility, without calling, when the deadline leaves no room for a call', async () => {
     const id = message();
+    const ledger = await freshLedger(h);
     const sqs = recordingSqs(h.sqsEndpoint);
-    const drain = drainHandler(h, sqs.client, { options: { handBackDelayMs: 1_000 } });
+    const drain = drainHandler(h, sqs.client, { ledger, options: { handBackDelayMs: 1_000 } });
     const record = sqsRecord(editBody(id, { message: 'no time' }));
     const response = await drain(eventOf([record]), contextWith(2_000 + 200 - 50));
     expect(failedIds(response)).toEqual([record.messageId]);
     expect(h.emulator.calls).toEqual([]);
     expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(1);
+    expect((await ledger.get(key(id))).desired.message?.value).toBe('no time');
   });
 
   it('waits for the next rate token when it comes before the deadline (pacing, not backoff)', async () => {
@@ -243,6 +355,7 @@ describe('FIFO order, deadline and pacing', () => {
     }
     const [a, b] = httpCalls();
     expect((b?.at ?? 0) - (a?.at ?? 0)).toBeGreaterThanOrEqual(190);
+    for (const id of ids) expect(h.emulator.getMessage(id)?.text).toBe('paced');
   });
 
   it('hands back with visibility = the wait when the next rate token is further away than the deadline', async () => {
@@ -302,16 +415,34 @@ describe('nothing lost', () => {
     expect(byGroup.get('raw-1')?.Body).toBe('{"portal": "acme", "botId": 456');
   });
 
-  it('gives up with MAX_ATTEMPTS once an edit was received MAX_ATTEMPTS times and fails again', async () => {
+  it('gives up with MAX_ATTEMPTS once the ledger counts maxAttempts failed calls of the message, sending its whole desired state', async () => {
     const id = message();
-    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { options: { maxAttempts: 8 } });
-    h.emulator.inject({ kind: 'server-error', method: 'batch' });
-    const record = sqsRecord(editBody(id, { message: 'never' }), { receiveCount: 8 });
-    expect(failedIds(await drain(eventOf([record])))).toEqual([]);
-    const [failed] = await receiveAll(h.sqs, h.failedQueueUrl);
+    const ledger = await freshLedger(h);
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, {
+      ledger,
+      options: { maxAttempts: 2 },
+    });
+    h.emulator.inject({ kind: 'server-error' }, 2);
+    const keyboard = sqsRecord(editBody(id, { keyboard: [{ TEXT: 'Logs', LINK: 'https://ci.example/3' }] }));
+    const text = sqsRecord(editBody(id, { message: 'never' }));
+    expect(failedIds(await drain(eventOf([keyboard, text])))).toEqual([text.messageId]);
+    expect(await receiveAll(h.sqs, h.failedQueueUrl)).toEqual([]);
+
+    await sleep(1_100);
+    expect(failedIds(await drain(eventOf([redelivered(text, 2)])))).toEqual([]);
+    expect(updates()).toHaveLength(2);
+    const [failed, ...others] = await receiveAll(h.sqs, h.failedQueueUrl);
+    expect(others).toEqual([]);
     expect(failed?.MessageAttributes?.errorCode?.StringValue).toBe('MAX_ATTEMPTS');
     expect(failed?.MessageAttributes?.errorDescription?.StringValue).toContain('INTERNAL_SERVER_ERROR');
-    expect(failed?.MessageAttributes?.attempts?.StringValue).toBe('8');
+    expect(failed?.MessageAttributes?.attempts?.StringValue).toBe('2');
+    expect(JSON.parse(failed?.Body ?? '{}')).toMatchObject({
+      messageId: id,
+      fields: { message: 'never', keyboard: [{ TEXT: 'Logs', LINK: 'https://ci.example/3' }] },
+    });
+    const state = await ledger.get(key(id));
+    expect(state.failedVersion).toBe(state.version);
+    expect(state.lastError?.code).toBe('MAX_ATTEMPTS');
   });
 
   it('refuses to drain anything without a failed-edits queue, failing the invocation so nothing is deleted', async () => {
@@ -324,11 +455,42 @@ describe('nothing lost', () => {
     expect(h.emulator.calls).toEqual([]);
   });
 
-  it('keeps a failed edit in the edits queue when the failed-edits queue does not take it', async () => {
+  it('keeps an invalid edit in the edits queue when the failed-edits queue does not take it', async () => {
     const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, {
       options: { failedEditsQueueUrl: `${h.failedQueueUrl.replace('failed-edits', 'missing')}` },
     });
     const record = sqsRecord('not an edit', { groupId: 'raw-3' });
     expect(failedIds(await drain(eventOf([record])))).toEqual([record.messageId]);
+  });
+
+  it('keeps a message that failed for good dirty, its record in flight, when the failed-edits queue does not take it', async () => {
+    const id = message();
+    const ledger = await freshLedger(h);
+    const sqs = recordingSqs(h.sqsEndpoint);
+    const drain = drainHandler(h, sqs.client, {
+      ledger,
+      options: { failedEditsQueueUrl: `${h.failedQueueUrl.replace('failed-edits', 'missing')}` },
+    });
+    const record = sqsRecord(editBody(id, { message: 'unknown bot' }, { botId: 999 }));
+    expect(failedIds(await drain(eventOf([record])))).toEqual([record.messageId]);
+    expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(1);
+    const state = await ledger.get({ portal: 'acme', botId: 999, messageId: id });
+    expect(state.failedVersion).toBeUndefined();
+    expect(state.appliedVersion).toBeLessThan(state.version);
+    expect(state.lastError?.code).toBe('FAILED_QUEUE_UNAVAILABLE');
+    expect(state.lastError?.description).toContain('BOT_NOT_FOUND');
+  });
+
+  it('hands every record of a message back when the ledger cannot record its edits', async () => {
+    const id = message();
+    const sqs = recordingSqs(h.sqsEndpoint);
+    const missing = new Ledger({ tableName: 'no-such-table', client: h.dynamo });
+    const drain = drainHandler(h, sqs.client, { ledger: missing });
+    const records = [sqsRecord(editBody(id, { message: 'a' })), sqsRecord(editBody(id, { message: 'b' }))];
+    const response = await drain(eventOf(records));
+    expect(failedIds(response)).toEqual(records.map((r) => r.messageId));
+    const changes = visibilityChanges(sqs.commands);
+    for (const r of records) expect(changes.get(r.receiptHandle)).toBe(1);
+    expect(h.emulator.calls).toEqual([]);
   });
 });

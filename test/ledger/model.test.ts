@@ -57,12 +57,19 @@ describe('merging edits into a message’s desired state', () => {
     expect(again.superseded).toEqual([]);
   });
 
-  it('makes a failed message dirty again when its failed edit is replayed', () => {
+  it('makes a failed message dirty again when its failed state is replayed under an edit id of its own', () => {
     const state = { ...merged(edit('a', 1_000, { message: 'x' })), failedVersion: 1 };
     expect(isDirty(state)).toBe(false);
-    const replay = mergeEdits(state, [edit('a', 1_000, { message: 'x' }, '777')]);
+    const replay = mergeEdits(state, [edit('failed-1-r', 1_000, { message: 'x' }, '777')]);
     expect(replay.changed).toBe(true);
     expect(isDirty(replay.state)).toBe(true);
+  });
+
+  it('leaves a failed message failed when one of its own records comes back', () => {
+    const state = { ...merged(edit('a', 1_000, { message: 'x' })), failedVersion: 1 };
+    const again = mergeEdits(state, [edit('a', 1_000, { message: 'x' }, '12')]);
+    expect(again.changed).toBe(false);
+    expect(isDirty(again.state)).toBe(false);
   });
 
   it('keeps the later stamp of an equal value without a new version, so an edit accepted in between stays older', () => {

@@ -58,11 +58,17 @@ describe.skipIf(missing)(title, () => {
     await expect.poll(() => messageText(id), { timeout: LIVE_MS, interval: 50 }).toContain(expected);
   }
 
-  it("shows message 789 change without a reload when the README's curl is sent", async () => {
+  it("shows message 789 change and its ledger line turn applied, without a reload, when the README's curl is sent", async () => {
     expect(await messageText(789)).toBe('Build #41: running…');
     const response = await readmeCurl(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`);
     expect(response.status).toBe(200);
     await waitForText(789, 'Updated text');
+    await expect
+      .poll(async () => (await page.textContent('[data-testid="ledger-789"]')) ?? '', {
+        timeout: LIVE_MS,
+        interval: 50,
+      })
+      .toMatch(/desired “Updated text” · applied · version 1, applied 1/);
     expect(await page.evaluate(MARKED)).toBe(true);
   });
 

@@ -1,4 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Timing } from '../../lib/ledger/model.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import { createLedgerTable, type LocalDynamoDb, startLocalDynamoDb } from '../../local/dynamodb.ts';
+import { LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import { bbcodeToHtml } from '../../local/stack/sandbox/bbcode.ts';
 import { DemoSource, type SandboxServer, startSandboxServer } from '../../local/stack/sandbox/server.ts';
 import type { SandboxActions, SandboxState } from '../../local/stack/sandbox/state.ts';
@@ -164,6 +169,93 @@ describe('the sandbox page', () => {
     expect(html).toContain('Messages live in your portal');
     expect((await fetch(`${server.url}/demo/busy`, { method: 'POST' })).status).toBe(404);
     expect((await fetch(`${server.url}/demo/deploy-status.json`)).status).toBe(404);
+  });
+});
+
+describe('the ledger on the sandbox page', () => {
+  const TIMING: Timing = { messageMinIntervalMs: 0, ambiguousSettleMs: 1_000 };
+  let local: LocalDynamoDb;
+  let client: DynamoDBClient;
+  let ledger: Ledger;
+
+  beforeAll(async () => {
+    local = await startLocalDynamoDb();
+    client = new DynamoDBClient({ ...LOCAL_AWS, endpoint: local.url });
+    await createLedgerTable(client, 'ledger');
+    ledger = new Ledger({ tableName: 'ledger', client });
+  });
+
+  afterAll(async () => {
+    client?.destroy();
+    await local?.close();
+  });
+
+  async function serveWithLedger(): Promise<SandboxServer> {
+    const server = await startSandboxServer({
+      port: 0,
+      getState: async () => state('Build #41: running…'),
+      actions: {},
+      ledger: { ledger, timing: TIMING },
+    });
+    servers.push(server);
+    return server;
+  }
+
+  async function ledgerOf(server: SandboxServer) {
+    const body = (await (await fetch(`${server.url}/api/state`)).json()) as SandboxState;
+    return body.chat?.messages[0]?.ledger;
+  }
+
+  async function record(text: string, editId: string): Promise<number> {
+    const key = { portal: 'demo', botId: 456, messageId: 789 };
+    const merged = await ledger.merge(
+      key,
+      [{ ...key, at: Date.now(), seq: '', editId, fields: { message: text } }],
+      TIMING,
+    );
+    return merged.state.version;
+  }
+
+  it('says no edits are recorded for a message the ledger has no item for', async () => {
+    const server = await serveWithLedger();
+    expect(await ledgerOf(server)).toBeNull();
+    expect(await (await fetch(`${server.url}/`)).text()).toContain('Ledger: no edits recorded');
+  });
+
+  it('shows an applied edit as applied, with its desired text, then a refused one as failed with its code', async () => {
+    const server = await serveWithLedger();
+    const key = { portal: 'demo', botId: 456, messageId: 789 };
+
+    const first = await record('Build #41: passed', 'e-applied');
+    expect(await ledgerOf(server)).toMatchObject({ status: 'pending', version: first, pendingEditIds: 1 });
+    await ledger.markApplied(key, first, Date.now(), TIMING);
+    expect(await ledgerOf(server)).toEqual({
+      text: 'Build #41: passed',
+      keyboard: false,
+      attach: false,
+      status: 'applied',
+      version: first,
+      appliedVersion: first,
+      pendingEditIds: 0,
+    });
+
+    const second = await record('Build #41: refused', 'e-refused');
+    const refusal = {
+      code: 'ACCESS_DENIED',
+      description: 'The bot may not edit this message',
+      at: Date.now(),
+    };
+    await ledger.markFailed(key, second, refusal);
+    expect(await ledgerOf(server)).toMatchObject({
+      text: 'Build #41: refused',
+      status: 'failed',
+      error: { code: 'ACCESS_DENIED', description: 'The bot may not edit this message' },
+      version: second,
+      appliedVersion: first,
+    });
+    const html = await (await fetch(`${server.url}/`)).text();
+    expect(html).toContain('<strong class="bad">failed</strong> ACCESS_DENIED');
+    expect(html).toContain('“Build #41: refused”');
   });
 });
 

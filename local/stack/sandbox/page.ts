@@ -1,5 +1,5 @@
 import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
-import type { SandboxState } from './state.ts';
+import type { ChatMessage, LedgerView, SandboxState } from './state.ts';
 
 /** The parts of the page that change; the event stream sends them, the script swaps them in. */
 export interface Fragments {
@@ -26,6 +26,33 @@ function interval(ms: number): string {
   return plural(Math.round(ms / 1000), 'second');
 }
 
+function ledgerStatus(view: LedgerView): string {
+  const error = view.error ? `${e(view.error.code)}: ${e(view.error.description)}` : '';
+  if (view.status === 'applied') return '<strong class="ok">applied</strong>';
+  if (view.status === 'failed') return `<strong class="bad">failed</strong> ${error}`;
+  const next = view.nextRetryAt ? `next retry at ${clock(view.nextRetryAt)}` : 'due now';
+  return `<strong class="warn">pending</strong>, ${next}${error ? ` (last error ${error})` : ''}`;
+}
+
+/** The ledger's side of a bot message, under what the emulator shows. */
+function renderLedger(m: ChatMessage): string {
+  if (m.ledger === undefined) return '';
+  const view = m.ledger;
+  const body =
+    view === null
+      ? 'no edits recorded'
+      : [
+          `desired ${view.text === undefined ? '(no text)' : `“${e(view.text)}”`}`,
+          view.keyboard ? 'keyboard' : '',
+          view.attach ? 'attach' : '',
+        ]
+          .filter(Boolean)
+          .join(' + ') +
+        ` · ${ledgerStatus(view)} · version ${view.version}, applied ${view.appliedVersion}` +
+        ` · ${plural(view.pendingEditIds, 'pending edit id')}`;
+  return `<div class="ledger muted" data-testid="ledger-${m.id}">Ledger: ${body}</div>`;
+}
+
 function renderMessages(state: SandboxState, now: number): string {
   if (!state.chat) {
     return `<p class="note">Messages live in your portal (${e(state.portalHost)}); this stack cannot read them back.
@@ -41,9 +68,11 @@ function renderMessages(state: SandboxState, now: number): string {
     return `<li class="${classes}" id="message-${m.id}" data-message-id="${m.id}" data-edit-count="${m.editCount}">
       <div class="meta"><span class="author">${e(m.author)}</span> <span class="id">#${m.id}</span>${e(edited)}</div>
       <div class="text" data-testid="message-text-${m.id}">${bbcodeToHtml(m.text)}</div>
+      ${renderLedger(m)}
     </li>`;
   });
-  return `<ol class="chat">${items.join('')}</ol>`;
+  const warning = state.ledgerError ? `<p class="warn">Ledger unavailable: ${e(state.ledgerError)}</p>` : '';
+  return `${warning}<ol class="chat">${items.join('')}</ol>`;
 }
 
 function renderQueue(state: SandboxState): string {
@@ -180,6 +209,7 @@ const STYLE = `
   .message.system { background: none; color: #6b7785; font-style: italic; justify-self: center; }
   .message.fresh { animation: flash 2.5s ease-out; }
   @keyframes flash { from { background: #ffe58a; } }
+  .ledger { margin-top: 4px; border-top: 1px dashed #c5d3e3; padding-top: 3px; }
   .meta { font-size: 12px; color: #52606d; } .author { font-weight: 600; } .id { color: #8a96a3; }
   .counts { display: flex; gap: 12px; margin: 8px 0; } .counts div { background: #f4f6f8; border-radius: 8px; padding: 6px 12px; }
   .counts dt { font-size: 12px; color: #52606d; } .counts dd { margin: 0; font-size: 22px; font-weight: 600; }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { closeServer, listen } from '../ports.ts';
+import { type SandboxLedger, withLedger } from './ledger-view.ts';
 import { type Fragments, renderFragments, renderPage } from './page.ts';
 import type { SandboxActions, SandboxState } from './state.ts';
 
@@ -21,6 +22,8 @@ export interface SandboxServerOptions {
   actions: SandboxActions;
   /** Served at /demo/deploy-status.json when set (the emulator's demo). */
   demoSource?: DemoSource;
+  /** When set, each bot message carries the ledger's view of it (desired state, fate, versions). */
+  ledger?: SandboxLedger;
 }
 
 export interface SandboxServer {
@@ -60,8 +63,13 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
   let ticking = false;
   let tickAgain = false;
 
+  async function getState(): Promise<SandboxState> {
+    const state = await options.getState();
+    return options.ledger ? withLedger(state, options.ledger) : state;
+  }
+
   async function fragments(): Promise<Fragments> {
-    return renderFragments(await options.getState(), options.demoSource);
+    return renderFragments(await getState(), options.demoSource);
   }
 
   async function tick(): Promise<void> {
@@ -122,9 +130,9 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     const { actions, demoSource } = options;
     switch (route) {
       case 'GET /':
-        return send(res, 200, 'text/html; charset=utf-8', renderPage(await options.getState(), demoSource));
+        return send(res, 200, 'text/html; charset=utf-8', renderPage(await getState(), demoSource));
       case 'GET /api/state':
-        return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(await options.getState()));
+        return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(await getState()));
       case 'GET /events':
         return openStream(res);
       case 'GET /demo/deploy-status.json':

@@ -12,6 +12,27 @@ export interface ChatMessage {
   system: boolean;
   editCount: number;
   updatedAt: string;
+  /**
+   * What the ledger holds for the message, added by the sandbox server when it has a ledger:
+   * null when no edit of the message has been recorded; absent for people's messages.
+   */
+  ledger?: LedgerView | null;
+}
+
+/** A message's ledger item as the page shows it (the fate `GET /messages/...` answers). */
+export interface LedgerView {
+  /** The desired `message` field; undefined when no edit set it. */
+  text: string | undefined;
+  keyboard: boolean;
+  attach: boolean;
+  status: 'applied' | 'pending' | 'failed';
+  /** While pending: when it is tried next (ISO); undefined when it is due now. */
+  nextRetryAt?: string;
+  /** Failed: the error that failed it; pending: the last failed try's, if any. */
+  error?: { code: string; description: string };
+  version: number;
+  appliedVersion: number;
+  pendingEditIds: number;
 }
 
 export interface ScheduleState {
@@ -32,6 +53,8 @@ export interface SandboxState {
   apiUrl: string;
   /** The demo chat; undefined against a real portal, whose messages this stack cannot read. */
   chat: { id: number; messages: ChatMessage[] } | undefined;
+  /** Set when the ledger could not be read: the messages then carry no ledger view. */
+  ledgerError?: string;
   queue: QueueView | { error: string };
   requests: readonly ApiActivity[];
   drain: { running: boolean; note: string };

@@ -1,15 +1,18 @@
 /**
- * A drain "deployment" in its own process, for the convergence test and the benchmark: a Lambda-like
- * poller over the edits queue with one drain handler per slot (like separate Lambda containers).
- * Settings come as JSON in argv[2]. SIGTERM stops it gracefully and prints `DRAIN-STATS {json}`
- * (poller counters and peak RSS); SIGKILL is a crash.
+ * A drain "deployment" in its own process, for the convergence test: a Lambda-like poller over the
+ * edits queue with one drain handler per slot (like separate Lambda containers: each its own
+ * reconciler, pacing and lease owner), all on one ledger table. Settings come as JSON in argv[2].
+ * SIGTERM stops it gracefully and prints `DRAIN-STATS {json}` (poller counters and peak RSS);
+ * SIGKILL is a crash.
  */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createHandler } from '../../../functions/drain-edits.ts';
-import type { DrainOptions } from '../../../lib/drain/index.ts';
+import { Ledger } from '../../../lib/ledger/store.ts';
 import { PortalCircuits } from '../../../lib/pacing/circuit.ts';
 import { PortalGateway } from '../../../lib/portal/gateway.ts';
+import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
 import { createSecretStore } from '../../../lib/secrets/index.ts';
 import { type SqsHandler, startPoller } from '../../../local/poller.ts';
 
@@ -17,17 +20,24 @@ export interface WorkerSettings {
   sqsEndpoint: string;
   secretsEndpoint: string;
   secretPrefix: string;
+  /** The local DynamoDB holding the ledger table `ledgerTable`. */
+  dynamoEndpoint: string;
+  ledgerTable: string;
   queueUrl: string;
   maxConcurrency: number;
   /** The invocation timeout. */
   timeoutMs: number;
-  options: DrainOptions;
+  options: ReconcileOptions;
   circuit?: { openMs: number; maxOpenMs: number };
 }
 
 const settings = JSON.parse(process.argv[2] ?? '{}') as WorkerSettings;
 const aws = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
 const sqs = new SQSClient({ ...aws, endpoint: settings.sqsEndpoint });
+const ledger = new Ledger({
+  tableName: settings.ledgerTable,
+  client: new DynamoDBClient({ ...aws, endpoint: settings.dynamoEndpoint }),
+});
 const store = createSecretStore({
   client: new SecretsManagerClient({ ...aws, endpoint: settings.secretsEndpoint }),
   prefix: settings.secretPrefix,
@@ -52,6 +62,7 @@ const poller = startPoller({
   handlerFor: () =>
     createHandler({
       gateway,
+      ledger,
       sqs,
       editsQueueUrl: settings.queueUrl,
       options: settings.options,

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler } from '../../../functions/drain-edits.ts';
-import type { DrainDeps, DrainOptions } from '../../../lib/drain/index.ts';
+import type { DrainDeps } from '../../../lib/drain/index.ts';
+import { Ledger } from '../../../lib/ledger/store.ts';
+import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
+import { createLedgerTable } from '../../../local/dynamodb.ts';
 import { lambdaContext } from '../../../local/poller.ts';
 import { AWS, BOT, type Harness } from '../../support/harness.ts';
 
@@ -60,7 +63,13 @@ export function groupOf(body: { portal: string; botId: number; messageId: number
   return `${body.portal}:${body.botId}:${body.messageId}`;
 }
 
-/** An SQS record as Lambda would hand it over (several of one group may sit in one event, as in real SQS). */
+let sequence = 0;
+
+/**
+ * An SQS record as Lambda would hand it over (several of one group may sit in one event, as in real
+ * SQS), with a FIFO SequenceNumber that grows with every record made: queue order breaks ties
+ * between edits sent in the same millisecond.
+ */
 export function sqsRecord(
   body: EditBody | string,
   options: { groupId?: string; receiveCount?: number; messageId?: string; receiptHandle?: string } = {},
@@ -68,6 +77,7 @@ export function sqsRecord(
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   const groupId = options.groupId ?? (typeof body === 'string' ? 'acme:raw' : groupOf(body));
   const messageId = options.messageId ?? randomUUID();
+  sequence += 1;
   return {
     messageId,
     receiptHandle: options.receiptHandle ?? `handle-${messageId}`,
@@ -79,6 +89,7 @@ export function sqsRecord(
       ApproximateFirstReceiveTimestamp: String(Date.now()),
       MessageGroupId: groupId,
       MessageDeduplicationId: messageId,
+      SequenceNumber: String(sequence).padStart(20, '0'),
     },
     messageAttributes: {},
     md5OfBody: '',
@@ -96,33 +107,57 @@ export function contextWith(remainingMs = 30_000): Context {
   return lambdaContext(Date.now() + remainingMs);
 }
 
-/** Test defaults: short call timeout and margin, deterministic jitter (half of the range). */
-export function testOptions(h: Harness, overrides: Partial<DrainOptions> = {}): DrainOptions {
+/**
+ * Test defaults: short call timeout and margin; no linger and no cadence, so that a test's calls go
+ * out at once; the shortest settle window allowed (1 s).
+ */
+export function testOptions(h: Harness, overrides: Partial<ReconcileOptions> = {}): ReconcileOptions {
   return {
     failedEditsQueueUrl: h.failedQueueUrl,
     callTimeoutMs: 2_000,
     deadlineMarginMs: 200,
+    batchLingerMs: 0,
+    messageMinIntervalMs: 0,
+    ambiguousSettleMs: 1_000,
     ...overrides,
   };
 }
 
+/** A ledger on a table of its own: one test's dirty messages never fill another test's calls. */
+export async function freshLedger(h: Harness): Promise<Ledger> {
+  const tableName = `ledger-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, tableName);
+  return new Ledger({ tableName, client: h.dynamo });
+}
+
 export type Invoke = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
 
+/**
+ * The drain Lambda handler as tests invoke it: deterministic jitter (half of the range), the
+ * harness's edits queue for visibility changes, and `ledger`, or else a fresh ledger made on the
+ * first invocation.
+ */
 export function drainHandler(
   h: Harness,
   sqs: SQSClient,
-  overrides: Omit<Partial<DrainDeps>, 'options'> & { options?: Partial<DrainOptions> } = {},
+  overrides: Omit<Partial<DrainDeps>, 'options'> & { options?: Partial<ReconcileOptions> } = {},
 ): Invoke {
-  const { options, ...rest } = overrides;
-  const handler = createHandler({
-    gateway: h.gateway,
-    sqs,
-    editsQueueUrl: h.editsQueueUrl,
-    random: () => 0.5,
-    ...rest,
-    options: testOptions(h, options),
-  });
-  return (event, context = contextWith()) => handler(event, context) as Promise<SQSBatchResponse>;
+  const { options, ledger, ...rest } = overrides;
+  let made: Promise<ReturnType<typeof createHandler>> | undefined;
+  return async (event, context = contextWith()) => {
+    made ??= (async () =>
+      createHandler({
+        gateway: h.gateway,
+        sqs,
+        editsQueueUrl: h.editsQueueUrl,
+        random: () => 0.5,
+        ...rest,
+        ledger: ledger ?? (await freshLedger(h)),
+        options: testOptions(h, options),
+      }))();
+    const handler = await made;
+    return (await handler(event, context)) as SQSBatchResponse;
+  };
 }
 
 /** Receives every message currently visible in a queue (bounded), with all attributes. */

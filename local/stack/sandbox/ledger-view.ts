@@ -1,0 +1,67 @@
+import {
+  desiredFields,
+  fateOf,
+  type MessageKey,
+  type MessageState,
+  messageKeyText,
+  type Timing,
+} from '../../../lib/ledger/model.ts';
+import type { Ledger } from '../../../lib/ledger/store.ts';
+import type { LedgerView, SandboxState } from './state.ts';
+
+/** The ledger the sandbox reads, and the timing its fates are computed with (the fate route's). */
+export interface SandboxLedger {
+  ledger: Pick<Ledger, 'getMany'>;
+  timing: Timing;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** One message's ledger item as the page shows it; null when no edit of it has been recorded. */
+export function ledgerView(state: MessageState, timing: Timing, now = Date.now()): LedgerView | null {
+  if (state.version === 0) return null;
+  const fields = desiredFields(state);
+  const fate = fateOf(state, timing);
+  const error = fate.kind === 'failed' ? fate.error : fate.kind === 'pending' ? fate.lastError : undefined;
+  return {
+    text: typeof fields.message === 'string' ? fields.message : undefined,
+    keyboard: fields.keyboard !== undefined,
+    attach: fields.attach !== undefined,
+    status: fate.kind,
+    ...(fate.kind === 'pending' && fate.dueAt > now ? { nextRetryAt: iso(fate.dueAt) } : {}),
+    ...(error ? { error: { code: error.code, description: error.description } } : {}),
+    version: state.version,
+    appliedVersion: state.appliedVersion,
+    pendingEditIds: state.pendingEditIds.length,
+  };
+}
+
+/**
+ * Adds the ledger's view to every bot message of the chat. A ledger that cannot be read leaves the
+ * messages as they are and says why, so the page still shows the emulator's side.
+ */
+export async function withLedger(state: SandboxState, source: SandboxLedger): Promise<SandboxState> {
+  const { chat } = state;
+  if (!chat) return state;
+  const keys: MessageKey[] = chat.messages.flatMap((m) =>
+    m.botId === undefined ? [] : [{ portal: state.portal, botId: m.botId, messageId: m.id }],
+  );
+  if (keys.length === 0) return state;
+  let states: Map<string, MessageState>;
+  try {
+    states = await source.ledger.getMany(keys);
+  } catch (error) {
+    return { ...state, ledgerError: error instanceof Error ? error.message : String(error) };
+  }
+  const now = Date.now();
+  const messages = chat.messages.map((m) => {
+    const stored =
+      m.botId === undefined
+        ? undefined
+        : states.get(messageKeyText({ portal: state.portal, botId: m.botId, messageId: m.id }));
+    return stored ? { ...m, ledger: ledgerView(stored, source.timing, now) } : m;
+  });
+  return { ...state, chat: { ...chat, messages } };
+}
