@@ -19,7 +19,6 @@ import {
   type FieldName,
   type IncomingEdit,
   type LedgerError,
-  MAX_PENDING_EDIT_IDS,
   type MergeResult,
   type MessageKey,
   type MessageState,
@@ -138,8 +137,6 @@ export class Ledger {
    * `timing` gives a newly dirty message its due time.
    */
   async merge(key: MessageKey, edits: readonly IncomingEdit[], timing: Timing): Promise<MergeResult> {
-    const fast = await this.#mergeNewest(key, edits);
-    if (fast) return fast;
     for (let attempt = 0; attempt < MERGE_TRIES; attempt++) {
       const current = await this.get(key);
       const result = mergeEdits(current, edits);
@@ -191,83 +188,6 @@ export class Ledger {
     throw new LedgerUnavailableError(
       `Too many concurrent edits of message ${messageKeyText(key)}; try again`,
     );
-  }
-
-  /**
-   * The common case in one request: an edit accepted after every field it sets was last set, with
-   * new values, on a message the ledger already holds. The conditions say exactly that; when any
-   * fails (a newer field, an equal value, a tie, a new message, a full pending list), undefined: the
-   * caller reads and merges instead. The index's due time is the write's time here; the reconciler
-   * reads the real one (cadence, settle window) from the item.
-   */
-  async #mergeNewest(key: MessageKey, edits: readonly IncomingEdit[]): Promise<MergeResult | undefined> {
-    // Per field, the edit of this batch that would win it (they come in queue order).
-    const latest = mergeEdits(emptyState(key), edits);
-    const fields = EDIT_FIELDS.filter((field) => latest.state.desired[field] !== undefined);
-    if (fields.length === 0 || latest.contributed.length > MAX_PENDING_EDIT_IDS) return undefined;
-    const winners = new Set(fields.map((field) => latest.state.desired[field]?.editId as string));
-    const contributed = latest.contributed.filter((id) => winners.has(id));
-    const now = this.#now();
-    const names: Record<string, string> = {
-      '#d': 'desired',
-      '#at': 'at',
-      '#json': 'json',
-      '#dp': DIRTY_PORTAL,
-      '#ds': DUE_AT,
-      '#ttl': TTL_ATTRIBUTE,
-    };
-    const values: Record<string, unknown> = {
-      ':one': 1,
-      ':ids': contributed,
-      ':max': MAX_PENDING_EDIT_IDS - contributed.length + 1,
-      ':portal': key.portal,
-      ':now': now,
-      ':ttl': this.#ttl(now),
-    };
-    const sets: string[] = [];
-    const conditions = ['attribute_exists(revision)', 'size(pendingEditIds) < :max'];
-    fields.forEach((field, i) => {
-      const entry = latest.state.desired[field] as DesiredField;
-      const json = JSON.stringify(entry.value);
-      names[`#f${i}`] = field;
-      values[`:f${i}`] = { json, at: entry.at, seq: entry.seq, editId: entry.editId } satisfies StoredField;
-      values[`:j${i}`] = json;
-      values[`:at${i}`] = entry.at;
-      sets.push(`#d.#f${i} = :f${i}`);
-      conditions.push(
-        `(attribute_not_exists(#d.#f${i}) OR (#d.#f${i}.#at < :at${i} AND #d.#f${i}.#json <> :j${i}))`,
-      );
-    });
-    try {
-      const answer = await this.#send(
-        () =>
-          this.#doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { [LEDGER_KEY]: messagePk(key) },
-              UpdateExpression:
-                `SET ${sets.join(', ')}, version = version + :one, revision = revision + :one, ` +
-                'pendingEditIds = list_append(pendingEditIds, :ids), #dp = :portal, #ds = if_not_exists(#ds, :now), #ttl = :ttl',
-              ConditionExpression: conditions.join(' AND '),
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: values,
-              ReturnValues: 'ALL_NEW',
-            }),
-          ),
-        'record an edit',
-      );
-      if (!answer.Attributes) return undefined;
-      return {
-        state: fromItem(answer.Attributes),
-        changed: true,
-        restamped: false,
-        contributed,
-        superseded: [...latest.superseded, ...latest.contributed.filter((id) => !winners.has(id))],
-      };
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
-      throw error;
-    }
   }
 
   /** Stores newer acceptance stamps of unchanged values: no new version, nothing to apply. */
