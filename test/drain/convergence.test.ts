@@ -1,5 +1,7 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateMessage } from '../../lib/api/update-message.ts';
+import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { isDirty, isFailed } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
@@ -18,8 +20,11 @@ interface Accepted {
   editId: string;
   messageId: number;
   text: string;
-  sequence: bigint;
+  /** When the edit was accepted (its requestedAt, in ms): the order the ledger keeps. */
+  at: number;
 }
+
+const API_EDITS = 200;
 
 let h: Harness;
 beforeAll(async () => {
@@ -32,7 +37,7 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 describe('convergence under faults', () => {
-  it('leaves every message at its last accepted edit, never applies an older edit after a newer one, and accounts for every edit', async () => {
+  it('leaves every message at its last accepted edit across queue producers and API callers, never applies an older edit after a newer one, and accounts for every edit', async () => {
     const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
     const queueUrl = await createFifoQueue(h.sqs, 'convergence', 3);
     const ids = Array.from({ length: MESSAGES }, () =>
@@ -67,6 +72,13 @@ describe('convergence under faults', () => {
     });
 
     const accepted: Accepted[] = [];
+    // One clock for every producer and the API: each edit is stamped 1 ms after the one before, so
+    // the test knows the order of acceptance exactly, whatever order the edits then travel in.
+    let clock = Date.now() - 60_000;
+    const stamp = () => {
+      clock += 1;
+      return new Date(clock);
+    };
     const producer = async (p: number) => {
       const random = seededRandom(p + 1);
       for (let chunk = 0; chunk < EDITS_PER_PRODUCER / 10; chunk += 1) {
@@ -74,13 +86,21 @@ describe('convergence under faults', () => {
           const messageId = ids[Math.floor(random() * ids.length)] as number;
           const editId = `p${p}-${chunk * 10 + i}`;
           const text = `${messageId}/${editId}`;
-          const body = { portal: 'conv', botId: BOT.id, messageId, fields: { message: text }, editId };
+          const requestedAt = stamp();
+          const body = {
+            portal: 'conv',
+            botId: BOT.id,
+            messageId,
+            fields: { message: text },
+            editId,
+            requestedAt: requestedAt.toISOString(),
+          };
           return {
             Id: String(i),
             MessageBody: JSON.stringify(body),
             MessageGroupId: `conv:${BOT.id}:${messageId}`,
             MessageDeduplicationId: editId,
-            meta: { editId, messageId, text },
+            meta: { editId, messageId, text, at: requestedAt.getTime() },
           };
         });
         const response = await h.sqs.send(
@@ -88,12 +108,48 @@ describe('convergence under faults', () => {
         );
         for (const ok of response.Successful ?? []) {
           const { meta } = entries[Number(ok.Id)] as (typeof entries)[number];
-          accepted.push({ ...meta, sequence: BigInt(ok.SequenceNumber ?? '0') });
+          accepted.push(meta);
         }
         await new Promise((resolve) => setTimeout(resolve, 15));
       }
     };
-    const producing = Promise.all(Array.from({ length: PRODUCERS }, (_, p) => producer(p)));
+    // Callers of the update API edit the same messages meanwhile, through its own reconciler.
+    const api = new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options: settings.options });
+    const apiCaller = async () => {
+      const random = seededRandom(99);
+      for (let n = 0; n < API_EDITS; n += 1) {
+        const messageId = ids[Math.floor(random() * ids.length)] as number;
+        const editId = `api-${n}`;
+        const text = `${messageId}/${editId}`;
+        let at = 0;
+        const answer = await updateMessage(
+          {
+            portal: 'conv',
+            body: { botId: BOT.id, messageId, fields: { message: text } },
+            preferAsync: false,
+            idempotencyKey: undefined,
+          },
+          {
+            config: { defaultPortal: undefined },
+            gateway: h.gateway,
+            reconciler: api,
+            enqueue: (edits, deduplicationIds) =>
+              enqueueEdits(edits, { queueUrl, client: h.sqs, deduplicationIds }),
+            newId: () => editId,
+            now: () => {
+              const date = stamp();
+              at = date.getTime();
+              return date;
+            },
+          },
+        );
+        // 200 applied, 202 recorded: both accepted. Anything else was refused and is not counted.
+        if (answer.statusCode === 200 || answer.statusCode === 202)
+          accepted.push({ editId, messageId, text, at });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const producing = Promise.all([...Array.from({ length: PRODUCERS }, (_, p) => producer(p)), apiCaller()]);
 
     for (let kill = 0; kill < KILLS; kill += 1) {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -104,7 +160,8 @@ describe('convergence under faults', () => {
       await worker.ready;
     }
     await producing;
-    expect(accepted).toHaveLength(PRODUCERS * EDITS_PER_PRODUCER);
+    expect(accepted.filter((a) => !a.editId.startsWith('api-'))).toHaveLength(PRODUCERS * EDITS_PER_PRODUCER);
+    expect(accepted.filter((a) => a.editId.startsWith('api-')).length).toBeGreaterThan(API_EDITS / 2);
     await waitFor(async () => (await queueDepth(h.sqs, queueUrl)) === 0, 90_000, 'the edits queue to empty');
     await worker.stop();
     outputs.push(worker.output());
@@ -125,8 +182,7 @@ describe('convergence under faults', () => {
     );
 
     const last = new Map<number, Accepted>();
-    for (const a of accepted)
-      if ((last.get(a.messageId)?.sequence ?? -1n) < a.sequence) last.set(a.messageId, a);
+    for (const a of accepted) if ((last.get(a.messageId)?.at ?? -1) < a.at) last.set(a.messageId, a);
     const failed = await receiveAll(h.sqs, h.failedQueueUrl, 2_000);
     for (const m of failed) {
       expect(m.MessageAttributes?.errorCode?.StringValue).toBeTruthy();
@@ -150,7 +206,7 @@ describe('convergence under faults', () => {
 
     // Every message ends at its last accepted edit (or that edit is in the failed-edits queue with
     // its reason), and its history never goes back in time.
-    const rank = new Map(accepted.map((a) => [a.text, a.sequence]));
+    const rank = new Map(accepted.map((a) => [a.text, a.at]));
     const endsAtLast = new Set<number>();
     for (const id of ids) {
       const message = h.emulator.getMessage(id);
@@ -159,8 +215,8 @@ describe('convergence under faults', () => {
       if (lastEdit && state && isFailed(state)) expect(failedEditIds.has(lastEdit.editId)).toBe(true);
       else if (lastEdit) expect(message?.text).toBe(lastEdit.text);
       if (lastEdit && message?.text === lastEdit.text) endsAtLast.add(id);
-      const sequence = (message?.history ?? []).slice(1).map((text) => rank.get(text) ?? -1n);
-      expect(sequence.every((s, i) => s >= 0n && (i === 0 || s >= (sequence[i - 1] as bigint)))).toBe(true);
+      const order = (message?.history ?? []).slice(1).map((text) => rank.get(text) ?? -1);
+      expect(order.every((at, i) => at >= 0 && (i === 0 || at >= (order[i - 1] as number)))).toBe(true);
     }
 
     // Every accepted edit is applied or superseded (its message ends at its last edit), or failed:
