@@ -8,6 +8,7 @@ import {
   ScanCommand,
   UpdateCommand,
   type UpdateCommandInput,
+  type UpdateCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import { AWS_CLIENT_LIMITS } from '../aws.ts';
 import { AppError } from '../errors.ts';
@@ -142,79 +143,59 @@ export class Ledger {
       const result = mergeEdits(current, edits);
       if (!result.changed && !result.restamped) return result;
       const now = this.#now();
-      try {
-        if (!result.changed) {
-          await this.#restamp(key, current.revision, result.state.desired, now);
-          return result;
-        }
-        await this.#send(
-          () =>
-            this.#doc.send(
-              new UpdateCommand({
-                TableName: this.tableName,
-                Key: { [LEDGER_KEY]: messagePk(key) },
-                UpdateExpression:
-                  'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
-                  'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
-                  'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
-                  '#dp = :portal, #ds = if_not_exists(#ds, :due), #ttl = :ttl',
-                ConditionExpression:
-                  current.revision === 0 ? 'attribute_not_exists(revision)' : 'revision = :current',
-                ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
-                ExpressionAttributeValues: {
-                  ':portal': key.portal,
-                  ':botId': key.botId,
-                  ':messageId': key.messageId,
-                  ':desired': toStoredDesired(result.state.desired),
-                  ':version': result.state.version,
-                  ':zero': 0,
-                  ':pending': result.state.pendingEditIds,
-                  ':due': dueAt(result.state, timing),
-                  ':ttl': this.#ttl(now),
-                  ':revision': current.revision + 1,
-                  ...(current.revision === 0 ? {} : { ':current': current.revision }),
-                },
-              }),
-            ),
-          'record an edit',
-        );
+      const written = result.changed
+        ? await this.#updateItem(
+            messagePk(key),
+            {
+              UpdateExpression:
+                'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
+                'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
+                'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
+                '#dp = :portal, #ds = if_not_exists(#ds, :due), #ttl = :ttl',
+              ConditionExpression:
+                current.revision === 0 ? 'attribute_not_exists(revision)' : 'revision = :current',
+              ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
+              ExpressionAttributeValues: {
+                ':portal': key.portal,
+                ':botId': key.botId,
+                ':messageId': key.messageId,
+                ':desired': toStoredDesired(result.state.desired),
+                ':version': result.state.version,
+                ':zero': 0,
+                ':pending': result.state.pendingEditIds,
+                ':due': dueAt(result.state, timing),
+                ':ttl': this.#ttl(now),
+                ':revision': current.revision + 1,
+                ...(current.revision === 0 ? {} : { ':current': current.revision }),
+              },
+            },
+            'record an edit',
+          )
+        : // Only newer stamps of unchanged values: no new version, nothing to apply.
+          await this.#updateItem(
+            messagePk(key),
+            {
+              UpdateExpression: 'SET desired = :desired, revision = :revision, #ttl = :ttl',
+              ConditionExpression: 'revision = :current',
+              ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+              ExpressionAttributeValues: {
+                ':desired': toStoredDesired(result.state.desired),
+                ':current': current.revision,
+                ':revision': current.revision + 1,
+                ':ttl': this.#ttl(now),
+              },
+            },
+            'record an edit',
+          );
+      if (written && !result.changed) return result;
+      if (written) {
         return { ...result, state: { ...result.state, dueAt: current.dueAt ?? dueAt(result.state, timing) } };
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        // Another merge of this message won the race: read again after a short, jittered pause.
-        await delay(Math.floor(Math.random() * 10 * (attempt + 1)));
       }
+      // Another merge of this message won the race: read again after a short, jittered pause.
+      await delay(Math.floor(Math.random() * 10 * (attempt + 1)));
     }
     throw new LedgerUnavailableError(
       `Too many concurrent edits of message ${messageKeyText(key)}; try again`,
-    );
-  }
-
-  /** Stores newer acceptance stamps of unchanged values: no new version, nothing to apply. */
-  async #restamp(
-    key: MessageKey,
-    revision: number,
-    desired: MessageState['desired'],
-    now: number,
-  ): Promise<void> {
-    await this.#send(
-      () =>
-        this.#doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { [LEDGER_KEY]: messagePk(key) },
-            UpdateExpression: 'SET desired = :desired, revision = :revision, #ttl = :ttl',
-            ConditionExpression: 'revision = :current',
-            ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
-            ExpressionAttributeValues: {
-              ':desired': toStoredDesired(desired),
-              ':current': revision,
-              ':revision': revision + 1,
-              ':ttl': this.#ttl(now),
-            },
-          }),
-        ),
-      'record an edit',
     );
   }
 
@@ -383,96 +364,81 @@ export class Ledger {
     untilMs: number,
   ): Promise<{ acquired: boolean; bucketEmptyAt?: number | undefined }> {
     const now = this.#now();
-    try {
-      const answer = await this.#send(
-        () =>
-          this.#doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { [LEDGER_KEY]: portalPk(portal) },
-              UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl',
-              ConditionExpression:
-                'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
-              ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
-              ExpressionAttributeValues: {
-                ':owner': owner,
-                ':until': untilMs,
-                ':now': now,
-                ':ttl': this.#ttl(now),
-              },
-              ReturnValues: 'ALL_NEW',
-            }),
-          ),
-        'take the portal lease',
-      );
-      const emptyAt = answer.Attributes?.bucketEmptyAt;
-      return { acquired: true, bucketEmptyAt: typeof emptyAt === 'number' ? emptyAt : undefined };
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return { acquired: false };
-      throw error;
-    }
+    const answer = await this.#updateItem(
+      portalPk(portal),
+      {
+        UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl',
+        ConditionExpression: 'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
+        ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+        ExpressionAttributeValues: {
+          ':owner': owner,
+          ':until': untilMs,
+          ':now': now,
+          ':ttl': this.#ttl(now),
+        },
+        ReturnValues: 'ALL_NEW',
+      },
+      'take the portal lease',
+    );
+    if (!answer) return { acquired: false };
+    const emptyAt = answer.Attributes?.bucketEmptyAt;
+    return { acquired: true, bucketEmptyAt: typeof emptyAt === 'number' ? emptyAt : undefined };
   }
 
   /** Gives the lease up, leaving the portal's rate bucket (epoch ms it empties) for the next holder. */
   async releaseLease(portal: string, owner: string, bucketEmptyAt?: number): Promise<void> {
-    try {
-      await this.#send(
-        () =>
-          this.#doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { [LEDGER_KEY]: portalPk(portal) },
-              UpdateExpression:
-                bucketEmptyAt === undefined
-                  ? 'REMOVE leaseOwner, leaseUntil'
-                  : 'SET bucketEmptyAt = :emptyAt REMOVE leaseOwner, leaseUntil',
-              ConditionExpression: 'leaseOwner = :owner',
-              ExpressionAttributeValues: {
-                ':owner': owner,
-                ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
-              },
-            }),
-          ),
-        'release the portal lease',
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    // Refused when the lease ran out and another owner took it: nothing of ours to give up.
+    await this.#updateItem(
+      portalPk(portal),
+      {
+        UpdateExpression:
+          bucketEmptyAt === undefined
+            ? 'REMOVE leaseOwner, leaseUntil'
+            : 'SET bucketEmptyAt = :emptyAt REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'leaseOwner = :owner',
+        ExpressionAttributeValues: {
+          ':owner': owner,
+          ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
+        },
+      },
+      'release the portal lease',
+    );
   }
 
   #ttl(now: number): number {
     return Math.floor(now / 1000) + this.#ttlSeconds;
   }
 
+  /** An outcome write; refused when the item is gone (TTL) or no longer dirty: nothing to record then. */
   async #update(input: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { key: MessageKey }): Promise<void> {
     const { key, ...rest } = input;
-    await this.#send(
-      () =>
-        this.#doc.send(
-          new UpdateCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: messagePk(key) }, ...rest }),
-        ),
-      'record an outcome',
-    ).catch((error: unknown) => {
-      // The item is gone (TTL, or never written): nothing is left to record.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    });
+    await this.#updateItem(messagePk(key), rest, 'record an outcome');
   }
 
+  /** An outcome write whose condition decides: true when it was written. */
   async #conditional(
     input: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { key: MessageKey },
   ): Promise<boolean> {
     const { key, ...rest } = input;
+    return (await this.#updateItem(messagePk(key), rest, 'record an outcome')) !== undefined;
+  }
+
+  /** One UpdateItem; undefined when its condition refused it. */
+  async #updateItem(
+    pk: string,
+    input: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+    what: string,
+  ): Promise<UpdateCommandOutput | undefined> {
     try {
-      await this.#send(
+      return await this.#send(
         () =>
           this.#doc.send(
-            new UpdateCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: messagePk(key) }, ...rest }),
+            new UpdateCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: pk }, ...input }),
           ),
-        'record an outcome',
+        what,
       );
-      return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;
     }
   }
