@@ -34,6 +34,8 @@ export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 export const LEASE_HELD = 'LEASE_HELD';
 /** When a portal found leased is looked at again (in case the holder finished before seeing its edits). */
 const LEASE_HELD_RECHECK_MS = 2_000;
+/** Beyond one call's timeout and margin: the holder's own reads and writes between calls. */
+const LEASE_SLACK_MS = 5_000;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -130,8 +132,7 @@ export class Reconciler {
     const fill = run.mode === 'fill';
     const { ledger } = this.#deps;
     if (fill) {
-      const until = this.#now() + Math.max(1_000, Math.min(run.remainingMs(), 15 * 60_000));
-      const lease = await ledger.acquireLease(portal, this.#owner, until);
+      const lease = await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run));
       if (!lease.acquired) {
         report.leaseHeld = true;
         for (const key of run.hints) {
@@ -202,6 +203,8 @@ export class Reconciler {
       for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
       // Each call that would not be full may wait once for more.
       lingered = !linger;
+      // The lease is renewed call by call, so a holder that dies blocks the portal for one call's time only.
+      if (fill && !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run))).acquired) return;
       const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
       const byKey = new Map(jobs.map((job) => [messageKeyText(job.key), job]));
       let heldBack = false;
@@ -218,6 +221,12 @@ export class Reconciler {
       // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
       if (heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))))) return;
     }
+  }
+
+  /** How long a lease is taken for: one call and its margins, never past the invocation's deadline. */
+  #leaseUntil(run: ReconcileRun): number {
+    const callMs = this.options.callTimeoutMs + this.options.deadlineMarginMs + LEASE_SLACK_MS;
+    return this.#now() + Math.max(1_000, Math.min(run.remainingMs(), callMs + this.options.batchLingerMs));
   }
 
   /**
