@@ -37,7 +37,7 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 describe('convergence under faults', () => {
-  it('leaves every message at its last accepted edit across queue producers and API callers, never applies an older edit after a newer one, and accounts for every edit', async () => {
+  it('leaves every message at its last accepted edit across queue producers and API callers, with the drain and the sweep SIGKILLed, never applies an older edit after a newer one, and accounts for every edit', async () => {
     const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
     const queueUrl = await createFifoQueue(h.sqs, 'convergence', 3);
     const ids = Array.from({ length: MESSAGES }, () =>
@@ -53,6 +53,8 @@ describe('convergence under faults', () => {
       maxConcurrency: 2,
       timeoutMs: 2_500,
       circuit: { openMs: 300, maxOpenMs: 1_000 },
+      // The sweep runs beside the drain in the worker, so every SIGKILL kills it too (mid-sweep at times).
+      sweepEveryMs: 700,
       options: testOptions(h, {
         callTimeoutMs: 1_000,
         deadlineMarginMs: 200,

@@ -13,6 +13,8 @@ import { Ledger } from '../../../lib/ledger/store.ts';
 import { PortalCircuits } from '../../../lib/pacing/circuit.ts';
 import { PortalGateway } from '../../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
+import { Reconciler } from '../../../lib/reconcile/reconcile.ts';
+import { sweep } from '../../../lib/reconcile/sweep.ts';
 import { createSecretStore } from '../../../lib/secrets/index.ts';
 import { type SqsHandler, startPoller } from '../../../local/poller.ts';
 
@@ -29,6 +31,8 @@ export interface WorkerSettings {
   timeoutMs: number;
   options: ReconcileOptions;
   circuit?: { openMs: number; maxOpenMs: number };
+  /** Also run the sweep every this many ms in this process (a SIGKILL then kills it mid-sweep too). */
+  sweepEveryMs?: number;
 }
 
 const settings = JSON.parse(process.argv[2] ?? '{}') as WorkerSettings;
@@ -70,7 +74,21 @@ const poller = startPoller({
     }) as SqsHandler,
 });
 
+// The scheduled sweep, as its own "function": its own reconciler (lease owner), one run at a time.
+let sweeping: Promise<unknown> = Promise.resolve();
+const sweeper = settings.sweepEveryMs
+  ? setInterval(() => {
+      sweeping = sweeping.then(() =>
+        sweep(new Reconciler({ ledger, gateway, sqs, options: settings.options }), {
+          remainingMs: () => settings.timeoutMs,
+        }).catch(() => undefined),
+      );
+    }, settings.sweepEveryMs)
+  : undefined;
+
 process.once('SIGTERM', async () => {
+  clearInterval(sweeper);
+  await sweeping;
   await poller.stop();
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
