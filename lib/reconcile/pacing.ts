@@ -1,6 +1,9 @@
 import type { B24Time, RateLimits } from '../bitrix24/types.ts';
 import { LeakyBucket, shareOfLimits } from '../pacing/leaky-bucket.ts';
 
+/** Requests of each portal's burst kept unused as a margin for timing differences. */
+const BURST_SLACK = 1;
+
 interface PortalPace {
   limitsKey: string;
   share: RateLimits;
@@ -37,10 +40,13 @@ export class PortalPacing {
     const limitsKey = `${limits.burst}/${limits.perSecond}`;
     let pace = this.#paces.get(portal);
     if (!pace || pace.limitsKey !== limitsKey) {
-      const share = shareOfLimits(limits, {
+      const slice = shareOfLimits(limits, {
         concurrency: this.#options.concurrency,
         apiShare: this.#options.apiShare,
       });
+      // One request of the burst is left unused: our view and Bitrix24's differ by a request's
+      // latency, and at the very edge of the burst that difference is a QUERY_LIMIT_EXCEEDED.
+      const share = { ...slice, burst: Math.max(1, slice.burst - BURST_SLACK) };
       pace = { limitsKey, share, bucket: new LeakyBucket(share, { now: this.#options.now }) };
       this.#paces.set(portal, pace);
     }
