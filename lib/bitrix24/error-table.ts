@@ -251,9 +251,14 @@ export function findErrorRow(code: string | undefined, status: number | undefine
   return exact ?? rows.find((r) => !r.statusSpecific);
 }
 
-/** What to do with an outcome: by code first, then an unknown code falls back on its HTTP status. */
+/**
+ * What to do with an outcome: by code first, then an unknown code falls back on its HTTP status.
+ * Any 429 is a rate limit (the chat-bot docs document 429 for it), except OPERATION_TIME_LIMIT,
+ * which keeps its own rule; any 5xx without a known code may pass.
+ */
 export function classify(status: number | undefined, code: string | undefined): Strategy {
   const row = findErrorRow(code, status);
+  if (status === 429 && row?.strategy !== Strategy.OperatingLimit) return Strategy.RateLimit;
   if (row) return row.strategy;
   if (status === undefined || status >= 500) return Strategy.Server;
   return Strategy.Permanent;

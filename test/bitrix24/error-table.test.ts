@@ -28,6 +28,13 @@ describe('the strategy table', () => {
     expect(classify(400, 'ACCESS_DENIED')).toBe(Strategy.Permanent);
   });
 
+  it('takes any 429 as a rate limit, with or without a code, but keeps OPERATION_TIME_LIMIT its own rule', () => {
+    expect(classify(429, 'SOMETHING_NEW')).toBe(Strategy.RateLimit);
+    expect(classify(429, undefined)).toBe(Strategy.RateLimit);
+    expect(classify(429, 'OPERATION_TIME_LIMIT')).toBe(Strategy.OperatingLimit);
+    expect(classify(503, 'SOMETHING_NEW')).toBe(Strategy.Server);
+  });
+
   it('falls back on the HTTP status for a code it does not know: 5xx is a server error, 4xx permanent', () => {
     expect(findErrorRow('SOMETHING_NEW', 500)).toBeUndefined();
     expect(classify(502, 'SOMETHING_NEW')).toBe(Strategy.Server);
