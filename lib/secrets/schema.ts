@@ -131,7 +131,17 @@ const secretSchema = strict({
     v.check((bots) => Object.keys(bots).length > 0, 'must list at least one bot'),
   ),
   plan: v.optional(v.picklist(['standard', 'enterprise'], 'must be "standard" or "enterprise"')),
-  limits: v.optional(strict({ burst: positiveNumber(), perSecond: positiveNumber() })),
+  // The pacer needs a burst of at least one request (normaliseLimits in lib/pacing/leaky-bucket.ts).
+  limits: v.optional(
+    strict({
+      burst: v.pipe(
+        v.number('must be a number of at least 1'),
+        v.finite('must be a number of at least 1'),
+        v.minValue(1, 'must be a number of at least 1'),
+      ),
+      perSecond: positiveNumber(),
+    }),
+  ),
 });
 
 const fallbackConfig: v.Config<v.BaseIssue<unknown>> = {

@@ -316,7 +316,13 @@ describe('parsePortalSecret', () => {
       'a zero burst',
       { ...webhook(), limits: { burst: 0, perSecond: 2 } },
       'limits.burst',
-      'must be a positive number',
+      'must be a number of at least 1',
+    ],
+    [
+      'a burst below one request, which the pacer cannot use',
+      { ...webhook(), limits: { burst: 0.5, perSecond: 2 } },
+      'limits.burst',
+      'must be a number of at least 1',
     ],
     [
       'a negative rate',
