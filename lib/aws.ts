@@ -5,5 +5,6 @@
  */
 export const AWS_CLIENT_LIMITS = {
   maxAttempts: 2,
-  requestHandler: { connectionTimeout: 1_000, requestTimeout: 3_000 },
+  // Without throwOnRequestTimeout the request timeout only logs a warning and the call hangs on.
+  requestHandler: { connectionTimeout: 1_000, requestTimeout: 3_000, throwOnRequestTimeout: true },
 } as const;
