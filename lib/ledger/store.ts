@@ -362,12 +362,14 @@ export class Ledger {
     portal: string,
     owner: string,
     untilMs: number,
-  ): Promise<{ acquired: boolean; bucketEmptyAt?: number | undefined }> {
+    /** Renewing before a call: its start, kept until the lease is released (a crash leaves it). */
+    callStartedAt?: number,
+  ): Promise<{ acquired: boolean; bucketEmptyAt?: number | undefined; callStartedAt?: number | undefined }> {
     const now = this.#now();
     const answer = await this.#updateItem(
       portalPk(portal),
       {
-        UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl',
+        UpdateExpression: `SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl${callStartedAt === undefined ? '' : ', callStartedAt = :call'}`,
         ConditionExpression: 'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
         ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
         ExpressionAttributeValues: {
@@ -375,26 +377,39 @@ export class Ledger {
           ':until': untilMs,
           ':now': now,
           ':ttl': this.#ttl(now),
+          ...(callStartedAt === undefined ? {} : { ':call': callStartedAt }),
         },
         ReturnValues: 'ALL_NEW',
       },
       'take the portal lease',
     );
     if (!answer) return { acquired: false };
-    const emptyAt = answer.Attributes?.bucketEmptyAt;
-    return { acquired: true, bucketEmptyAt: typeof emptyAt === 'number' ? emptyAt : undefined };
+    const number = (name: string) => {
+      const value = answer.Attributes?.[name];
+      return typeof value === 'number' ? value : undefined;
+    };
+    return { acquired: true, bucketEmptyAt: number('bucketEmptyAt'), callStartedAt: number('callStartedAt') };
   }
 
-  /** Gives the lease up, leaving the portal's rate bucket (epoch ms it empties) for the next holder. */
-  async releaseLease(portal: string, owner: string, bucketEmptyAt?: number): Promise<void> {
+  /**
+   * Gives the lease up, leaving the portal's rate bucket (epoch ms it empties) for the next holder.
+   * Every call of the holder has its outcome recorded by then, so no call is left in doubt.
+   */
+  async releaseLease(
+    portal: string,
+    owner: string,
+    bucketEmptyAt?: number,
+    /** Leave a dead holder's call start in place: it is still in doubt. */
+    keepCallInDoubt = false,
+  ): Promise<void> {
+    const remove = keepCallInDoubt
+      ? 'REMOVE leaseOwner, leaseUntil'
+      : 'REMOVE leaseOwner, leaseUntil, callStartedAt';
     // Refused when the lease ran out and another owner took it: nothing of ours to give up.
     await this.#updateItem(
       portalPk(portal),
       {
-        UpdateExpression:
-          bucketEmptyAt === undefined
-            ? 'REMOVE leaseOwner, leaseUntil'
-            : 'SET bucketEmptyAt = :emptyAt REMOVE leaseOwner, leaseUntil',
+        UpdateExpression: bucketEmptyAt === undefined ? remove : `SET bucketEmptyAt = :emptyAt ${remove}`,
         ConditionExpression: 'leaseOwner = :owner',
         ExpressionAttributeValues: {
           ':owner': owner,

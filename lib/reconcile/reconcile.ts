@@ -30,6 +30,8 @@ import { type CallStats, type Job, type JobResult, type SendContext, sendJobs } 
 
 export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';
 export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
+/** A call of a reconciler that stopped mid-call may still land; the portal waits it out. */
+export const CALL_IN_DOUBT = 'CALL_IN_DOUBT';
 /** A reconcile of the portal is running elsewhere; it will apply this message. */
 export const LEASE_HELD = 'LEASE_HELD';
 /** When a portal found leased is looked at again (in case the holder finished before seeing its edits). */
@@ -146,6 +148,22 @@ export class Reconciler {
         return report;
       }
       this.pacing.takeOver(portal, lease.bucketEmptyAt);
+      // The previous holder died (or lost the lease) with a call in flight: which messages it carried
+      // is unknown, so none is sent until that call can no longer land.
+      const settledAt = (lease.callStartedAt ?? 0) + this.options.timing.ambiguousSettleMs;
+      if (lease.callStartedAt !== undefined && settledAt > this.#now()) {
+        const delayMs = settledAt - this.#now();
+        for (const key of run.hints) {
+          report.fates.set(messageKeyText(key), {
+            kind: 'held',
+            code: CALL_IN_DOUBT,
+            description: 'A reconciler that stopped mid-call may still land an older state; waiting it out',
+            delayMs,
+          });
+        }
+        await ledger.releaseLease(portal, this.#owner, lease.bucketEmptyAt, true).catch(() => undefined);
+        return report;
+      }
     }
     try {
       await this.#loop(portal, run, report);
@@ -204,7 +222,11 @@ export class Reconciler {
       // Each call that would not be full may wait once for more.
       lingered = !linger;
       // The lease is renewed call by call, so a holder that dies blocks the portal for one call's time only.
-      if (fill && !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run))).acquired) return;
+      if (
+        fill &&
+        !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), this.#now())).acquired
+      )
+        return;
       const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
       const byKey = new Map(jobs.map((job) => [messageKeyText(job.key), job]));
       let heldBack = false;

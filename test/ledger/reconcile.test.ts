@@ -171,6 +171,23 @@ describe('the reconciler', () => {
     expect(h.emulator.calls[0]?.at ?? 0).toBeGreaterThanOrEqual(startedAt + 400);
   });
 
+  it('sends nothing to a portal whose last holder died mid-call until that call can no longer land', async () => {
+    const r = reconciler({ ambiguousSettleMs: 1_000 });
+    const id = message();
+    await r.merge(key(id), [edit(id, { message: 'after the crash' })]);
+    // A holder renewed its lease for a call and died: the lease runs out, the call's start stays.
+    const callStartedAt = Date.now();
+    await ledger.acquireLease('acme', 'crashed', callStartedAt + 100, callStartedAt);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const held = await r.reconcilePortal('acme', run('fill', [key(id)]));
+    expect(held.fates.get(messageKeyText(key(id)))).toMatchObject({ kind: 'held', code: 'CALL_IN_DOUBT' });
+    expect(h.emulator.calls).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, callStartedAt + 1_050 - Date.now()));
+    const applied = await r.reconcilePortal('acme', run('fill', [key(id)]));
+    expect(applied.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
+    expect(h.emulator.getMessage(id)?.text).toBe('after the crash');
+  });
+
   it('keeps, per field, the latest of ten concurrent merges of one message', async () => {
     const r = reconciler();
     const id = message();
