@@ -356,7 +356,8 @@ export class Ledger {
 
   /**
    * Takes (or renews) the portal's reconcile lease until `untilMs`. Resolves with where the previous
-   * holder left the portal's rate bucket, or `acquired: false` when another owner holds the lease.
+   * holder left the portal's rate bucket and, when it stopped mid-call, that call's start; or with
+   * `acquired: false` when another owner holds the lease.
    */
   async acquireLease(
     portal: string,
@@ -379,11 +380,17 @@ export class Ledger {
           ':ttl': this.#ttl(now),
           ...(callStartedAt === undefined ? {} : { ':call': callStartedAt }),
         },
-        ReturnValues: 'ALL_NEW',
+        // What the previous holder left: its bucket, and a call start it did not clear (it died).
+        ReturnValues: 'ALL_OLD',
       },
       'take the portal lease',
     );
     if (!answer) return { acquired: false };
+    if (answer.Attributes?.leaseOwner === owner) {
+      // Our own lease renewed: any call start on it is our own.
+      const emptyAt = answer.Attributes?.bucketEmptyAt;
+      return { acquired: true, bucketEmptyAt: typeof emptyAt === 'number' ? emptyAt : undefined };
+    }
     const number = (name: string) => {
       const value = answer.Attributes?.[name];
       return typeof value === 'number' ? value : undefined;
@@ -399,21 +406,28 @@ export class Ledger {
     portal: string,
     owner: string,
     bucketEmptyAt?: number,
-    /** Leave a dead holder's call start in place: it is still in doubt. */
-    keepCallInDoubt = false,
+    /** A dead holder's call start, still in doubt: left for the next holder instead of cleared. */
+    callInDoubtSince?: number,
   ): Promise<void> {
-    const remove = keepCallInDoubt
-      ? 'REMOVE leaseOwner, leaseUntil'
-      : 'REMOVE leaseOwner, leaseUntil, callStartedAt';
+    const sets = [
+      ...(bucketEmptyAt === undefined ? [] : ['bucketEmptyAt = :emptyAt']),
+      ...(callInDoubtSince === undefined ? [] : ['callStartedAt = :call']),
+    ];
+    const removes = [
+      'leaseOwner',
+      'leaseUntil',
+      ...(callInDoubtSince === undefined ? ['callStartedAt'] : []),
+    ];
     // Refused when the lease ran out and another owner took it: nothing of ours to give up.
     await this.#updateItem(
       portalPk(portal),
       {
-        UpdateExpression: bucketEmptyAt === undefined ? remove : `SET bucketEmptyAt = :emptyAt ${remove}`,
+        UpdateExpression: `${sets.length > 0 ? `SET ${sets.join(', ')} ` : ''}REMOVE ${removes.join(', ')}`,
         ConditionExpression: 'leaseOwner = :owner',
         ExpressionAttributeValues: {
           ':owner': owner,
           ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
+          ...(callInDoubtSince === undefined ? {} : { ':call': callInDoubtSince }),
         },
       },
       'release the portal lease',

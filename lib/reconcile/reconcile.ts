@@ -38,6 +38,8 @@ export const LEASE_HELD = 'LEASE_HELD';
 const LEASE_HELD_RECHECK_MS = 2_000;
 /** Beyond one call's timeout and margin: the holder's own reads and writes between calls. */
 const LEASE_SLACK_MS = 5_000;
+/** A lease taken this recently (its call start recorded) covers the first call without a renewal. */
+const LEASE_FRESH_MS = 1_000;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -131,10 +133,13 @@ export class Reconciler {
       times: new Map(),
       leaseHeld: false,
     };
-    const fill = run.mode === 'fill';
     const { ledger } = this.#deps;
-    if (fill) {
-      const lease = await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run));
+    // Every reconcile holds the portal's lease, the API's too: two senders of one message could
+    // land its older state after its newer one. The lease is taken with a call's start recorded
+    // (the API sends at once); a clean release clears it.
+    const acquiredAt = this.#now();
+    {
+      const lease = await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), acquiredAt);
       if (!lease.acquired) {
         report.leaseHeld = true;
         for (const key of run.hints) {
@@ -161,21 +166,21 @@ export class Reconciler {
             delayMs,
           });
         }
-        await ledger.releaseLease(portal, this.#owner, lease.bucketEmptyAt, true).catch(() => undefined);
+        await ledger
+          .releaseLease(portal, this.#owner, lease.bucketEmptyAt, lease.callStartedAt)
+          .catch(() => undefined);
         return report;
       }
     }
     try {
-      await this.#loop(portal, run, report);
+      await this.#loop(portal, run, report, acquiredAt);
     } finally {
-      if (fill) {
-        await ledger.releaseLease(portal, this.#owner, this.pacing.handOver(portal)).catch(() => undefined);
-      }
+      await ledger.releaseLease(portal, this.#owner, this.pacing.handOver(portal)).catch(() => undefined);
     }
     return report;
   }
 
-  async #loop(portal: string, run: ReconcileRun, report: ReconcileReport): Promise<void> {
+  async #loop(portal: string, run: ReconcileRun, report: ReconcileReport, acquiredAt: number): Promise<void> {
     const fill = run.mode === 'fill';
     const { ledger } = this.#deps;
     const { maxCommandsPerCall, timing } = this.options;
@@ -183,6 +188,7 @@ export class Reconciler {
     // A message is sent once per run (per version): progress is certain, and a loop ends.
     const sent = new Map<string, number>();
     const linger = fill && this.options.batchLingerMs > 0;
+    let firstCall = true;
     let lingered = !linger;
     let known = new Map((run.known ?? []).map((state) => [messageKeyText(state), state]));
     for (;;) {
@@ -221,11 +227,12 @@ export class Reconciler {
       for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
       // Each call that would not be full may wait once for more.
       lingered = !linger;
-      // The lease is renewed call by call, so a holder that dies blocks the portal for one call's time only.
-      if (
-        fill &&
-        !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), this.#now())).acquired
-      )
+      // The lease is renewed call by call (with the call's start), so a holder that dies blocks the
+      // portal for one call's time only; a first call right after taking it needs no renewal.
+      const callAt = this.#now();
+      const renew = !firstCall || callAt - acquiredAt > LEASE_FRESH_MS;
+      firstCall = false;
+      if (renew && !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), callAt)).acquired)
         return;
       const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
       const byKey = new Map(jobs.map((job) => [messageKeyText(job.key), job]));
