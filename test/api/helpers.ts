@@ -5,21 +5,17 @@ import { createHandler as createUpdateHandler } from '../../functions/update-mes
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { HttpResult } from '../../lib/http/responses.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
 import type { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';
 import { createLedgerTable } from '../../local/dynamodb.ts';
 import { httpApiEvent, lambdaContext } from '../support/events.ts';
-import { BOT, type Harness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness } from '../support/harness.ts';
 
 /** A ledger in a table of its own: one test's edits of message 789 never set another's fate or cadence. */
-export async function freshLedger(h: Harness): Promise<Ledger> {
-  const tableName = `ledger-${randomUUID()}`;
-  await createLedgerTable(h.dynamo, tableName);
-  return new Ledger({ tableName, client: h.dynamo });
-}
+export { freshLedger };
 
 export interface ReconcilerSetup {
   gateway?: PortalGateway;

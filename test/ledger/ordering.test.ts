@@ -5,13 +5,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { updateMessage } from '../../lib/api/update-message.ts';
 import { createDrain } from '../../lib/drain/index.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
-import { createLedgerTable } from '../../local/dynamodb.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';
-import { BOT, type Harness, startHarness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 
 /**
  * Edits of one message that reach it by different paths and in any order: the message ends at the
@@ -37,9 +36,7 @@ beforeAll(async () => {
 afterAll(() => h.close());
 beforeEach(async () => {
   h.emulator.reset();
-  const table = `ledger-${randomUUID()}`;
-  await createLedgerTable(h.dynamo, table);
-  ledger = new Ledger({ tableName: table, client: h.dynamo });
+  ledger = await freshLedger(h);
   queueUrl = await createFifoQueue(h.sqs, `ordering-${randomUUID().slice(0, 8)}`, 30);
 });
 

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { messageKeyText } from '../../lib/ledger/model.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
-import { createLedgerTable } from '../../local/dynamodb.ts';
 import { receiveAll } from '../drain/support/fixtures.ts';
-import { BOT, type Harness, startHarness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 
 let h: Harness;
 let ledger: Ledger;
@@ -20,9 +19,7 @@ afterAll(() => h.close());
 beforeEach(async () => {
   h.emulator.reset();
   // Each test its own table: one test's dirty messages never fill another's calls.
-  const table = `ledger-${randomUUID()}`;
-  await createLedgerTable(h.dynamo, table);
-  ledger = new Ledger({ tableName: table, client: h.dynamo });
+  ledger = await freshLedger(h);
 });
 
 function reconciler(options: Partial<ReconcileOptions> = {}): Reconciler {

@@ -6,10 +6,9 @@ import { createDrain } from '../../lib/drain/index.ts';
 import { replayFailedEdits } from '../../lib/edits/failed.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
-import { createLedgerTable } from '../../local/dynamodb.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';
-import { BOT, type Harness, startHarness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 
 // A metric line per invocation is noise here: set before the modules load.
 vi.hoisted(() => {
@@ -37,9 +36,7 @@ async function receive(queueUrl: string, visibilitySeconds = 30): Promise<SQSEve
 
 describe('replaying failed edits', () => {
   it('keeps a replay that fails again, and never lets a replay override a field accepted after the failure', async () => {
-    const table = `ledger-${randomUUID()}`;
-    await createLedgerTable(h.dynamo, table);
-    const ledger = new Ledger({ tableName: table, client: h.dynamo });
+    const ledger = await freshLedger(h);
     const editsQueue = await createFifoQueue(h.sqs, `replay-${randomUUID().slice(0, 8)}`, 30);
     const failedQueue = await createFifoQueue(h.sqs, `replay-failed-${randomUUID().slice(0, 8)}`, 30);
     const options = { failedEditsQueueUrl: failedQueue, batchLingerMs: 0, messageMinIntervalMs: 0 };

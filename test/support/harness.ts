@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { Ledger } from '../../lib/ledger/store.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import { createSecretStore, type SecretStore } from '../../lib/secrets/index.ts';
 import {
@@ -125,4 +127,11 @@ export async function startHarness(
       await Promise.all([emulator.close(), secretsManager.close(), localSqs.close(), localDynamo.close()]);
     },
   };
+}
+
+/** A ledger on a table of its own, so that one test's dirty messages never fill another's calls. */
+export async function freshLedger(h: Pick<Harness, 'dynamo'>): Promise<Ledger> {
+  const tableName = `ledger-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, tableName);
+  return new Ledger({ tableName, client: h.dynamo });
 }

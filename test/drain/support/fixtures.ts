@@ -7,7 +7,7 @@ import { Ledger } from '../../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
 import { createLedgerTable } from '../../../local/dynamodb.ts';
 import { lambdaContext } from '../../../local/poller.ts';
-import { AWS, BOT, type Harness } from '../../support/harness.ts';
+import { AWS, BOT, freshLedger, type Harness } from '../../support/harness.ts';
 
 export const ARN = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
 
@@ -124,11 +124,7 @@ export function testOptions(h: Harness, overrides: Partial<ReconcileOptions> = {
 }
 
 /** A ledger on a table of its own: one test's dirty messages never fill another test's calls. */
-export async function freshLedger(h: Harness): Promise<Ledger> {
-  const tableName = `ledger-${randomUUID()}`;
-  await createLedgerTable(h.dynamo, tableName);
-  return new Ledger({ tableName, client: h.dynamo });
-}
+export { freshLedger };
 
 export type Invoke = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
 
