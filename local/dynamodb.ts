@@ -1,7 +1,7 @@
-import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, type DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { LEDGER_TABLE } from '../lib/ledger/table.ts';
+import { listenOnLoopback } from './listen.ts';
 
 export interface LocalDynamoDb {
   /** `http://127.0.0.1:<port>`: the endpoint for the SDK (`AWS_ENDPOINT_URL_DYNAMODB`). */
@@ -13,14 +13,7 @@ export interface LocalDynamoDb {
 /** A real DynamoDB implementation (dynalite, in memory) served on loopback only. */
 export async function startLocalDynamoDb(options: { port?: number } = {}): Promise<LocalDynamoDb> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port ?? 0);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
