@@ -76,18 +76,15 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       editId,
       requestedAt: acceptedAt.toISOString(),
     };
-    const merged = await deps.reconciler.merge(key, [
-      { ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' },
-    ]);
-    if (input.preferAsync) return defer(deps, input, queued, 'requested');
-
-    const report = await deps.reconciler.reconcilePortal(portal, {
-      hints: [key],
-      mode: 'only',
+    const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
+    if (input.preferAsync) {
+      await deps.reconciler.merge(key, edits);
+      return defer(deps, input, queued, 'requested');
+    }
+    const { report } = await deps.reconciler.mergeAndApply(key, edits, {
       remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
       signal: input.signal,
       stats: emptyStats(),
-      known: [merged.state],
     });
     const text = messageKeyText(key);
     const fate = report.fates.get(text);

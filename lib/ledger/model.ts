@@ -46,7 +46,7 @@ export interface MessageState extends MessageKey {
   desired: Partial<Record<FieldName, DesiredField>>;
   /** Increased by every merge that changed `desired`; 0 before the first. */
   version: number;
-  /** Increased by every write of `desired` (new stamps of equal values too): merges are conditioned on it. */
+  /** Increased by every write of the item (merges and outcomes alike): merges are conditioned on it. */
   revision: number;
   /** The version Bitrix24 was last brought to (0: never). */
   appliedVersion: number;

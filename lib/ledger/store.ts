@@ -54,6 +54,10 @@ export type AppliedMark = 'clean' | 'newer-pending' | 'overtaken';
 /** Merges of one message racing each other; each retry reads the winner's state first. */
 const MERGE_TRIES = 25;
 const BATCH_GET_KEYS = 100;
+/** Items this container saw last, so that a merge of a message it touched recently needs no read. */
+const CACHED_ITEMS = 512;
+/** Larger desired states are not kept (the cache stays within a few MB). */
+const CACHED_DESIRED_CHARS = 16_384;
 let defaultClient: DynamoDBClient | undefined;
 
 /** The DynamoDB client built from the environment, made once per container. */
@@ -80,6 +84,12 @@ export class Ledger {
   readonly #doc: DynamoDBDocumentClient;
   readonly #now: () => number;
   readonly #ttlSeconds: number;
+  /**
+   * The item of each message as this container last read or wrote it, by pk. Every write of an item
+   * increases its `revision` and merges are conditioned on it, so a stale entry costs one refused
+   * write and a read, never a lost edit.
+   */
+  readonly #seen = new Map<string, MessageState>();
 
   constructor(options: LedgerOptions) {
     this.tableName = options.tableName;
@@ -103,7 +113,7 @@ export class Ledger {
         ),
       'read a message',
     );
-    return answer.Item ? fromItem(answer.Item) : emptyState(key);
+    return this.#remember(messagePk(key), answer.Item);
   }
 
   /** States of many messages (strongly consistent, 100 keys a request), by `messageKeyText`. */
@@ -122,7 +132,7 @@ export class Ledger {
           'read messages',
         );
         for (const item of answer.Responses?.[this.tableName] ?? []) {
-          const state = fromItem(item);
+          const state = this.#remember(String(item[LEDGER_KEY]), item);
           states.set(messageKeyText(state), state);
         }
         pending = (answer.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Array<Record<string, unknown>>;
@@ -135,64 +145,59 @@ export class Ledger {
 
   /**
    * Merges edits of one message (in queue order) and makes it dirty if its desired state changed;
-   * `timing` gives a newly dirty message its due time.
+   * `timing` gives a newly dirty message its due time. A message this container saw last is merged
+   * from that copy in one write; a refused write reads the item and merges again.
    */
   async merge(key: MessageKey, edits: readonly IncomingEdit[], timing: Timing): Promise<MergeResult> {
+    const pk = messagePk(key);
     for (let attempt = 0; attempt < MERGE_TRIES; attempt++) {
-      const current = await this.get(key);
+      const cached = attempt === 0 ? this.#seen.get(pk) : undefined;
+      const current = cached ?? (await this.get(key));
       const result = mergeEdits(current, edits);
       if (!result.changed && !result.restamped) return result;
       const now = this.#now();
-      const written = result.changed
-        ? await this.#updateItem(
-            messagePk(key),
-            {
+      const condition = current.revision === 0 ? 'attribute_not_exists(revision)' : 'revision = :current';
+      const base = {
+        ':revision': current.revision + 1,
+        ':desired': toStoredDesired(result.state.desired),
+        ':ttl': this.#ttl(now),
+        ...(current.revision === 0 ? {} : { ':current': current.revision }),
+      };
+      const written = await this.#writeMessage(
+        pk,
+        result.changed
+          ? {
               UpdateExpression:
                 'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
                 'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
                 'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
                 '#dp = :portal, #ds = if_not_exists(#ds, :due), #ttl = :ttl',
-              ConditionExpression:
-                current.revision === 0 ? 'attribute_not_exists(revision)' : 'revision = :current',
+              ConditionExpression: condition,
               ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
               ExpressionAttributeValues: {
+                ...base,
                 ':portal': key.portal,
                 ':botId': key.botId,
                 ':messageId': key.messageId,
-                ':desired': toStoredDesired(result.state.desired),
                 ':version': result.state.version,
                 ':zero': 0,
                 ':pending': result.state.pendingEditIds,
                 ':due': dueAt(result.state, timing),
-                ':ttl': this.#ttl(now),
-                ':revision': current.revision + 1,
-                ...(current.revision === 0 ? {} : { ':current': current.revision }),
               },
-            },
-            'record an edit',
-          )
-        : // Only newer stamps of unchanged values: no new version, nothing to apply.
-          await this.#updateItem(
-            messagePk(key),
+            }
+          : // Only newer stamps of unchanged values: no new version, nothing to apply.
             {
               UpdateExpression: 'SET desired = :desired, revision = :revision, #ttl = :ttl',
-              ConditionExpression: 'revision = :current',
+              ConditionExpression: condition,
               ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
-              ExpressionAttributeValues: {
-                ':desired': toStoredDesired(result.state.desired),
-                ':current': current.revision,
-                ':revision': current.revision + 1,
-                ':ttl': this.#ttl(now),
-              },
+              ExpressionAttributeValues: base,
             },
-            'record an edit',
-          );
-      if (written && !result.changed) return result;
-      if (written) {
-        return { ...result, state: { ...result.state, dueAt: current.dueAt ?? dueAt(result.state, timing) } };
-      }
-      // Another merge of this message won the race: read again after a short, jittered pause.
-      await delay(Math.floor(Math.random() * 10 * (attempt + 1)));
+        'record an edit',
+      );
+      if (written) return { ...result, state: written };
+      // Another write of this message came first: read again (after a short, jittered pause when
+      // the refused write was not merely based on an old copy).
+      if (!cached) await delay(Math.floor(Math.random() * 10 * (attempt + 1)));
     }
     throw new LedgerUnavailableError(
       `Too many concurrent edits of message ${messageKeyText(key)}; try again`,
@@ -438,18 +443,59 @@ export class Ledger {
     return Math.floor(now / 1000) + this.#ttlSeconds;
   }
 
-  /** An outcome write; refused when the item is gone (TTL) or no longer dirty: nothing to record then. */
+  /**
+   * An outcome write; refused when the item is gone (TTL) or no longer dirty: nothing to record then.
+   * Like every write of a message item, it increases the item's `revision`.
+   */
   async #update(input: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { key: MessageKey }): Promise<void> {
-    const { key, ...rest } = input;
-    await this.#updateItem(messagePk(key), rest, 'record an outcome');
+    await this.#conditional(input);
   }
 
   /** An outcome write whose condition decides: true when it was written. */
   async #conditional(
     input: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { key: MessageKey },
   ): Promise<boolean> {
-    const { key, ...rest } = input;
-    return (await this.#updateItem(messagePk(key), rest, 'record an outcome')) !== undefined;
+    const { key, UpdateExpression, ExpressionAttributeValues, ...rest } = input;
+    const written = await this.#writeMessage(
+      messagePk(key),
+      {
+        ...rest,
+        UpdateExpression: `SET revision = if_not_exists(revision, :rev0) + :rev1, ${String(UpdateExpression).replace(/^SET /, '')}`,
+        ExpressionAttributeValues: { ...ExpressionAttributeValues, ':rev0': 0, ':rev1': 1 },
+      },
+      'record an outcome',
+    );
+    return written !== undefined;
+  }
+
+  /** One write of a message item: the item as written (kept as this container's copy), or undefined when refused. */
+  async #writeMessage(
+    pk: string,
+    input: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+    what: string,
+  ): Promise<MessageState | undefined> {
+    const answer = await this.#updateItem(pk, { ...input, ReturnValues: 'ALL_NEW' }, what);
+    if (answer?.Attributes) return this.#remember(pk, answer.Attributes);
+    this.#seen.delete(pk);
+    return undefined;
+  }
+
+  /** The state of an item just read or written, kept as this container's copy of it (bounded). */
+  #remember(pk: string, item: Record<string, unknown> | undefined): MessageState {
+    this.#seen.delete(pk);
+    if (!item) {
+      const key = keyOfPk(pk) as MessageKey;
+      return emptyState(key);
+    }
+    const state = fromItem(item);
+    const stored = (item.desired ?? {}) as Record<string, StoredField>;
+    let chars = 0;
+    for (const field of Object.values(stored)) chars += field.json.length;
+    if (chars <= CACHED_DESIRED_CHARS) {
+      this.#seen.set(pk, state);
+      if (this.#seen.size > CACHED_ITEMS) this.#seen.delete(this.#seen.keys().next().value as string);
+    }
+    return state;
   }
 
   /** One UpdateItem; undefined when its condition refused it. */

@@ -41,6 +41,8 @@ const LEASE_SLACK_MS = 5_000;
 /** A lease taken this recently (its call start recorded) covers the first call without a renewal. */
 const LEASE_FRESH_MS = 1_000;
 
+type Lease = Awaited<ReturnType<Ledger['acquireLease']>>;
+
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
   | MessageFate
@@ -127,6 +129,58 @@ export class Reconciler {
   }
 
   async reconcilePortal(portal: string, run: ReconcileRun): Promise<ReconcileReport> {
+    // Every reconcile holds the portal's lease, the API's too: two senders of one message could
+    // land its older state after its newer one. The lease is taken with a call's start recorded
+    // (the API sends at once); a clean release clears it.
+    const acquiredAt = this.#now();
+    const lease = await this.#acquire(portal, run, acquiredAt);
+    return this.#holding(portal, run, lease, acquiredAt);
+  }
+
+  /**
+   * The API's way: records the caller's edits of one message and applies its desired state now
+   * (`only` mode). The lease is taken while the edits are merged, and given up while the outcome is
+   * recorded, so the ledger adds two request times to the call, not five.
+   */
+  async mergeAndApply(
+    key: MessageKey,
+    edits: readonly IncomingEdit[],
+    run: Omit<ReconcileRun, 'hints' | 'mode' | 'known'>,
+  ): Promise<{ merged: MergeResult; report: ReconcileReport }> {
+    const acquiredAt = this.#now();
+    const full: ReconcileRun = { ...run, hints: [key], mode: 'only' };
+    const [merged, lease] = await Promise.allSettled([
+      this.merge(key, edits),
+      this.#acquire(key.portal, full, acquiredAt),
+    ]);
+    if (merged.status === 'rejected') {
+      if (lease.status === 'fulfilled' && lease.value.acquired)
+        await this.#deps.ledger
+          .releaseLease(key.portal, this.#owner, lease.value.bucketEmptyAt, lease.value.callStartedAt)
+          .catch(() => undefined);
+      throw merged.reason;
+    }
+    if (lease.status === 'rejected') throw lease.reason;
+    const report = await this.#holding(
+      key.portal,
+      { ...full, known: [merged.value.state] },
+      lease.value,
+      acquiredAt,
+    );
+    return { merged: merged.value, report };
+  }
+
+  #acquire(portal: string, run: ReconcileRun, acquiredAt: number): Promise<Lease> {
+    return this.#deps.ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), acquiredAt);
+  }
+
+  /** The rest of a reconcile once the lease was asked for: held elsewhere, in doubt, or ours to use. */
+  async #holding(
+    portal: string,
+    run: ReconcileRun,
+    lease: Lease,
+    acquiredAt: number,
+  ): Promise<ReconcileReport> {
     const report: ReconcileReport = {
       fates: new Map(),
       states: new Map(),
@@ -134,53 +188,59 @@ export class Reconciler {
       leaseHeld: false,
     };
     const { ledger } = this.#deps;
-    // Every reconcile holds the portal's lease, the API's too: two senders of one message could
-    // land its older state after its newer one. The lease is taken with a call's start recorded
-    // (the API sends at once); a clean release clears it.
-    const acquiredAt = this.#now();
-    {
-      const lease = await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), acquiredAt);
-      if (!lease.acquired) {
-        report.leaseHeld = true;
-        for (const key of run.hints) {
-          report.fates.set(messageKeyText(key), {
-            kind: 'held',
-            code: LEASE_HELD,
-            description: 'Another reconciler holds the portal and applies its dirty messages',
-            delayMs: Math.max(LEASE_HELD_RECHECK_MS, this.options.handBackDelayMs),
-          });
-        }
-        return report;
+    if (!lease.acquired) {
+      report.leaseHeld = true;
+      for (const key of run.hints) {
+        report.fates.set(messageKeyText(key), {
+          kind: 'held',
+          code: LEASE_HELD,
+          description: 'Another reconciler holds the portal and applies its dirty messages',
+          delayMs: Math.max(LEASE_HELD_RECHECK_MS, this.options.handBackDelayMs),
+        });
       }
-      this.pacing.takeOver(portal, lease.bucketEmptyAt);
-      // The previous holder died (or lost the lease) with a call in flight: which messages it carried
-      // is unknown, so none is sent until that call can no longer land.
-      const settledAt = (lease.callStartedAt ?? 0) + this.options.timing.ambiguousSettleMs;
-      if (lease.callStartedAt !== undefined && settledAt > this.#now()) {
-        const delayMs = settledAt - this.#now();
-        for (const key of run.hints) {
-          report.fates.set(messageKeyText(key), {
-            kind: 'held',
-            code: CALL_IN_DOUBT,
-            description: 'A reconciler that stopped mid-call may still land an older state; waiting it out',
-            delayMs,
-          });
-        }
-        await ledger
-          .releaseLease(portal, this.#owner, lease.bucketEmptyAt, lease.callStartedAt)
-          .catch(() => undefined);
-        return report;
-      }
+      return report;
     }
+    this.pacing.takeOver(portal, lease.bucketEmptyAt);
+    // The previous holder died (or lost the lease) with a call in flight: which messages it carried
+    // is unknown, so none is sent until that call can no longer land.
+    const settledAt = (lease.callStartedAt ?? 0) + this.options.timing.ambiguousSettleMs;
+    if (lease.callStartedAt !== undefined && settledAt > this.#now()) {
+      const delayMs = settledAt - this.#now();
+      for (const key of run.hints) {
+        report.fates.set(messageKeyText(key), {
+          kind: 'held',
+          code: CALL_IN_DOUBT,
+          description: 'A reconciler that stopped mid-call may still land an older state; waiting it out',
+          delayMs,
+        });
+      }
+      await ledger
+        .releaseLease(portal, this.#owner, lease.bucketEmptyAt, lease.callStartedAt)
+        .catch(() => undefined);
+      return report;
+    }
+    let released: Promise<void> | undefined;
+    const release = () => {
+      released ??= ledger
+        .releaseLease(portal, this.#owner, this.pacing.handOver(portal))
+        .catch(() => undefined);
+      return released;
+    };
     try {
-      await this.#loop(portal, run, report, acquiredAt);
+      await this.#loop(portal, run, report, acquiredAt, release);
     } finally {
-      await ledger.releaseLease(portal, this.#owner, this.pacing.handOver(portal)).catch(() => undefined);
+      await release();
     }
     return report;
   }
 
-  async #loop(portal: string, run: ReconcileRun, report: ReconcileReport, acquiredAt: number): Promise<void> {
+  async #loop(
+    portal: string,
+    run: ReconcileRun,
+    report: ReconcileReport,
+    acquiredAt: number,
+    release: () => Promise<void>,
+  ): Promise<void> {
     const fill = run.mode === 'fill';
     const { ledger } = this.#deps;
     const { maxCommandsPerCall, timing } = this.options;
@@ -235,8 +295,12 @@ export class Reconciler {
       if (renew && !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), callAt)).acquired)
         return;
       const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
-      const byKey = new Map(jobs.map((job) => [messageKeyText(job.key), job]));
-      let heldBack = false;
+      // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
+      const heldBack = jobs.some((job) => results.get(job)?.kind === 'held');
+      const last = heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))));
+      // The last call has ended: the lease is given up while its outcome is recorded (a reconciler
+      // taking over meanwhile sends at most the same desired state once more).
+      if (last) void release();
       await this.#record(
         jobs.map((job) => ({
           job,
@@ -246,9 +310,7 @@ export class Reconciler {
         run,
         report,
       );
-      for (const job of byKey.values()) if (results.get(job)?.kind === 'held') heldBack = true;
-      // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
-      if (heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))))) return;
+      if (last) return;
     }
   }
 

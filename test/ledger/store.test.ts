@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { desiredFields, type IncomingEdit } from '../../lib/ledger/model.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
+import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.close());
+
+const timing = { messageMinIntervalMs: 0, ambiguousSettleMs: 65_000 };
+const key = { portal: 'acme', botId: BOT.id, messageId: 4_001 };
+let clock = Date.now();
+function edit(editId: string, fields: IncomingEdit['fields']): IncomingEdit {
+  clock += 1;
+  return { ...key, fields, editId, at: clock, seq: '' };
+}
+
+/** Two containers: two Ledger instances on one table, each with its own copy of what it saw. */
+async function twoContainers(): Promise<[Ledger, Ledger]> {
+  const a = await freshLedger(h);
+  return [a, new Ledger({ tableName: a.tableName, client: h.dynamo })];
+}
+
+describe("a container's copy of a message", () => {
+  it('never hides a merge another container made meanwhile', async () => {
+    const [a, b] = await twoContainers();
+    await a.merge(key, [edit('e1', { message: 'one' })], timing);
+    await b.merge(key, [edit('e2', { keyboard: [{ TEXT: 'Open', COMMAND: 'open' }] })], timing);
+    const third = await a.merge(key, [edit('e3', { message: 'three' })], timing);
+    expect(desiredFields(third.state)).toEqual({
+      message: 'three',
+      keyboard: [{ TEXT: 'Open', COMMAND: 'open' }],
+    });
+    expect(third.state.version).toBe(3);
+    expect(third.state.pendingEditIds).toEqual(['e1', 'e2', 'e3']);
+    expect(await b.get(key)).toEqual(third.state);
+  });
+
+  it('never revives edit ids another container recorded as applied', async () => {
+    const [a, b] = await twoContainers();
+    const first = await a.merge(key, [edit('e1', { message: 'one' })], timing);
+    expect(await b.markApplied(key, first.state.version, Date.now(), timing)).toBe('clean');
+    const second = await a.merge(key, [edit('e2', { message: 'two' })], timing);
+    expect(second.state.pendingEditIds).toEqual(['e2']);
+    expect(second.state.appliedVersion).toBe(first.state.version);
+    expect(second.state.version).toBe(first.state.version + 1);
+  });
+
+  it('answers a merge with the item as written, bookkeeping included', async () => {
+    const [a] = await twoContainers();
+    const first = await a.merge(key, [edit('e1', { message: 'one' })], timing);
+    await a.markApplied(key, first.state.version, Date.now(), timing);
+    const second = await a.merge(key, [edit('e2', { message: 'two' })], timing);
+    expect(second.state).toEqual(await new Ledger({ tableName: a.tableName, client: h.dynamo }).get(key));
+    expect(second.state.lastCallAt).toBeTypeOf('number');
+  });
+});
