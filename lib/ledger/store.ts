@@ -48,6 +48,17 @@ export interface LedgerOptions {
   idleTtlDays?: number;
 }
 
+/** A portal lease asked for: refused, or taken with what the previous holder left on the portal item. */
+export interface LeaseTaken {
+  acquired: boolean;
+  /** When the previous holder's rate bucket empties (epoch ms). */
+  bucketEmptyAt?: number | undefined;
+  /** The start of a call a dead holder left in doubt. */
+  callStartedAt?: number | undefined;
+  /** The portal's overload circuit as the previous holder left it. */
+  circuit?: { openUntil: number; opens: number } | undefined;
+}
+
 /** What `markApplied` found: applied and clean, applied but a newer version waits, or overtaken. */
 export type AppliedMark = 'clean' | 'newer-pending' | 'overtaken';
 
@@ -370,7 +381,7 @@ export class Ledger {
     untilMs: number,
     /** Renewing before a call: its start, kept until the lease is released (a crash leaves it). */
     callStartedAt?: number,
-  ): Promise<{ acquired: boolean; bucketEmptyAt?: number | undefined; callStartedAt?: number | undefined }> {
+  ): Promise<LeaseTaken> {
     const now = this.#now();
     const answer = await this.#updateItem(
       portalPk(portal),
@@ -391,16 +402,22 @@ export class Ledger {
       'take the portal lease',
     );
     if (!answer) return { acquired: false };
-    if (answer.Attributes?.leaseOwner === owner) {
-      // Our own lease renewed: any call start on it is our own.
-      const emptyAt = answer.Attributes?.bucketEmptyAt;
-      return { acquired: true, bucketEmptyAt: typeof emptyAt === 'number' ? emptyAt : undefined };
-    }
     const number = (name: string) => {
       const value = answer.Attributes?.[name];
       return typeof value === 'number' ? value : undefined;
     };
-    return { acquired: true, bucketEmptyAt: number('bucketEmptyAt'), callStartedAt: number('callStartedAt') };
+    const circuitUntil = number('circuitUntil');
+    const handed = {
+      acquired: true,
+      bucketEmptyAt: number('bucketEmptyAt'),
+      circuit:
+        circuitUntil === undefined
+          ? undefined
+          : { openUntil: circuitUntil, opens: number('circuitOpens') ?? 1 },
+    };
+    // Our own lease renewed: any call start on it is our own.
+    if (answer.Attributes?.leaseOwner === owner) return handed;
+    return { ...handed, callStartedAt: number('callStartedAt') };
   }
 
   /**
@@ -410,18 +427,26 @@ export class Ledger {
   async releaseLease(
     portal: string,
     owner: string,
-    bucketEmptyAt?: number,
-    /** A dead holder's call start, still in doubt: left for the next holder instead of cleared. */
-    callInDoubtSince?: number,
+    handOver: {
+      /** When the holder's rate bucket empties (epoch ms). */
+      bucketEmptyAt?: number | undefined;
+      /** A dead holder's call start, still in doubt: left for the next holder instead of cleared. */
+      callInDoubtSince?: number | undefined;
+      /** The portal's overload circuit as the holder leaves it; `null`: closed (cleared). */
+      circuit?: { openUntil: number; opens: number } | null | undefined;
+    } = {},
   ): Promise<void> {
+    const { bucketEmptyAt, callInDoubtSince, circuit } = handOver;
     const sets = [
       ...(bucketEmptyAt === undefined ? [] : ['bucketEmptyAt = :emptyAt']),
       ...(callInDoubtSince === undefined ? [] : ['callStartedAt = :call']),
+      ...(circuit ? ['circuitUntil = :circuitUntil', 'circuitOpens = :circuitOpens'] : []),
     ];
     const removes = [
       'leaseOwner',
       'leaseUntil',
       ...(callInDoubtSince === undefined ? ['callStartedAt'] : []),
+      ...(circuit === null ? ['circuitUntil', 'circuitOpens'] : []),
     ];
     // Refused when the lease ran out and another owner took it: nothing of ours to give up.
     await this.#updateItem(
@@ -433,6 +458,7 @@ export class Ledger {
           ':owner': owner,
           ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
           ...(callInDoubtSince === undefined ? {} : { ':call': callInDoubtSince }),
+          ...(circuit ? { ':circuitUntil': circuit.openUntil, ':circuitOpens': circuit.opens } : {}),
         },
       },
       'release the portal lease',

@@ -22,7 +22,8 @@ interface CircuitState {
  * Opening an already open circuit changes nothing: calls sent before the first failure may fail
  * after it, and that is one overload, not several. An open after the circuit has run out without a
  * success in between (the probe failed) doubles the time, up to `maxOpenMs`. State lives in one
- * container's memory; other containers learn of the block on their own first failure.
+ * container's memory between calls and travels with the portal's lease (`state`, `adopt`), so one
+container's OVERLOAD_LIMIT holds every container's calls to the portal.
  */
 export class PortalCircuits {
   readonly #openMs: number;
@@ -69,6 +70,25 @@ export class PortalCircuits {
   openUntil(portal: string): number | undefined {
     const state = this.#circuits.get(portal);
     return state && this.#now() < state.openUntil ? state.openUntil : undefined;
+  }
+
+  /** The portal's circuit as it stands (open or run out, its doubling kept), for the next lease holder. */
+  state(portal: string): { openUntil: number; opens: number } | undefined {
+    const state = this.#circuits.get(portal);
+    return state ? { ...state } : undefined;
+  }
+
+  /**
+   * Takes over the circuit another container left with the portal's lease: the later close time and
+   * the larger doubling win, so a circuit never closes early by being handed on.
+   */
+  adopt(portal: string, handed: { openUntil: number; opens: number } | undefined): void {
+    if (!handed || !Number.isFinite(handed.openUntil) || !(handed.opens >= 1)) return;
+    const own = this.#circuits.get(portal);
+    this.#circuits.set(portal, {
+      openUntil: Math.max(own?.openUntil ?? 0, handed.openUntil),
+      opens: Math.max(own?.opens ?? 0, Math.floor(handed.opens)),
+    });
   }
 
   /** Closes the portal's circuit after a successful call and forgets its doubling. */

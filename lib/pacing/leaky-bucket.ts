@@ -7,13 +7,6 @@ export interface LeakyBucketOptions {
   initialLevel?: number;
 }
 
-export interface ShareOptions {
-  /** How many drain containers share the portal's bucket (their reserved concurrency), at least 1. */
-  concurrency: number;
-  /** The fraction of the portal's limits left to the synchronous API path, in [0, 1). */
-  apiShare: number;
-}
-
 // Waits are rounded up to whole milliseconds so a caller sleeping that long never sends early. Float
 // noise can leave a whole wait a hair above (500.0000000001 ms); this slack keeps it at 500, for an
 // overshoot of at most 1e-6 ms of drain (about 1e-9 of a request).
@@ -92,28 +85,6 @@ export class LeakyBucket {
     }
     this.#emptyAt = Math.max(this.#emptyAt, this.#now() + levelToSet / this.#perMs);
   }
-}
-
-/**
- * One container's slice of a portal's limits, when `concurrency` containers and the API path share
- * the portal's bucket (Bitrix24 keys it per portal and source IP, and Lambdas share NAT IPs):
- * burst and perSecond × (1 − apiShare) / concurrency. Slices add up to at most the whole, so pacers
- * each keeping to their slice never overflow the portal's bucket together.
- *
- * The burst is raised to 1 if smaller (a container must be able to send something); with more
- * containers than the burst allows, the slices then oversubscribe the burst, though not the rate.
- */
-export function shareOfLimits(limits: RateLimits, options: ShareOptions): RateLimits {
-  const { burst, perSecond } = normaliseLimits(limits);
-  const { concurrency, apiShare } = options;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`Expected concurrency to be an integer of at least 1, got ${String(concurrency)}`);
-  }
-  if (typeof apiShare !== 'number' || !(apiShare >= 0 && apiShare < 1)) {
-    throw new RangeError(`Expected apiShare to be a number in [0, 1), got ${String(apiShare)}`);
-  }
-  const fraction = (1 - apiShare) / concurrency;
-  return { burst: Math.max(1, burst * fraction), perSecond: perSecond * fraction };
 }
 
 /** Checks a portal's limits once, with errors naming the bad field. */

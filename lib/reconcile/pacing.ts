@@ -1,19 +1,25 @@
 import type { B24Time, RateLimits } from '../bitrix24/types.ts';
-import { LeakyBucket, shareOfLimits } from '../pacing/leaky-bucket.ts';
+import { LeakyBucket, normaliseLimits } from '../pacing/leaky-bucket.ts';
 
 /** Requests of each portal's burst kept unused as a margin for timing differences. */
 const BURST_SLACK = 1;
 
-interface PortalPace {
+export interface PortalPace {
   limitsKey: string;
-  share: RateLimits;
+  /** The portal's whole bucket as we keep it (its burst less the slack). */
   bucket: LeakyBucket;
+  /** The fullest the drain and the sweep may take the bucket: all but the API's headroom. */
+  backgroundCap: number;
+  /** The fullest the API may take it. */
+  apiCap: number;
+  perSecond: number;
 }
 
 export interface PortalPacingOptions {
-  /** How many senders share each portal's budget at once (1 for reconcilers: the lease makes them take turns). */
-  concurrency: number;
-  /** The fraction of each portal's budget left to the synchronous API. */
+  /**
+   * The fraction of each portal's burst the drain and the sweep leave free for the synchronous API
+   * (API_RATE_SHARE): headroom, not a slice of the rate.
+   */
   apiShare: number;
   now: () => number;
 }
@@ -35,19 +41,27 @@ export class PortalPacing {
     this.#options = options;
   }
 
-  /** The portal's pacer, remade when the secret's limits change. */
+  /**
+   * The portal's bucket, remade when the secret's limits change. There is one per portal for the
+   * whole fleet: the lease hands it from holder to holder (`takeOver`, `handOver`), the API's calls
+   * included, so no container starts with a fresh burst of its own.
+   */
   pace(portal: string, limits: RateLimits): PortalPace {
-    const limitsKey = `${limits.burst}/${limits.perSecond}`;
+    const { burst, perSecond } = normaliseLimits(limits);
+    const limitsKey = `${burst}/${perSecond}`;
     let pace = this.#paces.get(portal);
     if (!pace || pace.limitsKey !== limitsKey) {
-      const slice = shareOfLimits(limits, {
-        concurrency: this.#options.concurrency,
-        apiShare: this.#options.apiShare,
-      });
       // One request of the burst is left unused: our view and Bitrix24's differ by a request's
       // latency, and at the very edge of the burst that difference is a QUERY_LIMIT_EXCEEDED.
-      const share = { ...slice, burst: Math.max(1, slice.burst - BURST_SLACK) };
-      pace = { limitsKey, share, bucket: new LeakyBucket(share, { now: this.#options.now }) };
+      const apiCap = Math.max(1, burst - BURST_SLACK);
+      const backgroundCap = Math.max(1, burst * (1 - this.#options.apiShare) - BURST_SLACK);
+      pace = {
+        limitsKey,
+        bucket: new LeakyBucket({ burst: apiCap, perSecond }, { now: this.#options.now }),
+        backgroundCap,
+        apiCap,
+        perSecond,
+      };
       this.#paces.set(portal, pace);
     }
     const handedOver = this.#handedOver.get(portal);
@@ -90,8 +104,8 @@ export class PortalPacing {
   }
 }
 
-/** How long until `n` more requests fit our slice of the bucket, without reserving them. */
-export function waitForRoom(bucket: LeakyBucket, share: RateLimits, n = 1): number {
-  const over = bucket.level() + n - share.burst;
-  return over <= 0 ? 0 : Math.ceil((over / share.perSecond) * 1000);
+/** How long until `n` more requests fit the bucket below `cap`, without reserving them. */
+export function waitForRoom(pace: PortalPace, cap: number, n = 1): number {
+  const over = pace.bucket.level() + n - cap;
+  return over <= 0 ? 0 : Math.ceil((over / pace.perSecond) * 1000);
 }

@@ -17,7 +17,7 @@ import {
   type MessageState,
   messageKeyText,
 } from '../ledger/model.ts';
-import type { Ledger } from '../ledger/store.ts';
+import type { LeaseTaken as Lease, Ledger } from '../ledger/store.ts';
 import { logger } from '../observability/logger.ts';
 import { PortalCircuits } from '../pacing/circuit.ts';
 import {
@@ -40,8 +40,6 @@ const LEASE_HELD_RECHECK_MS = 2_000;
 const LEASE_SLACK_MS = 5_000;
 /** A lease taken this recently (its call start recorded) covers the first call without a renewal. */
 const LEASE_FRESH_MS = 1_000;
-
-type Lease = Awaited<ReturnType<Ledger['acquireLease']>>;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -114,8 +112,8 @@ export class Reconciler {
     this.#owner = deps.owner ?? randomUUID();
     this.pacing =
       deps.pacing ??
-      // One lease holder per portal sends at a time, so it paces to all but the API's share.
-      new PortalPacing({ concurrency: 1, apiShare: this.options.apiRateShare, now: this.#now });
+      // One lease holder per portal sends at a time, and hands the bucket on with the lease.
+      new PortalPacing({ apiShare: this.options.apiRateShare, now: this.#now });
     this.circuits = deps.circuits ?? new PortalCircuits({ now: this.#now });
   }
 
@@ -156,7 +154,11 @@ export class Reconciler {
     if (merged.status === 'rejected') {
       if (lease.status === 'fulfilled' && lease.value.acquired)
         await this.#deps.ledger
-          .releaseLease(key.portal, this.#owner, lease.value.bucketEmptyAt, lease.value.callStartedAt)
+          .releaseLease(key.portal, this.#owner, {
+            bucketEmptyAt: lease.value.bucketEmptyAt,
+            callInDoubtSince: lease.value.callStartedAt,
+            circuit: lease.value.circuit,
+          })
           .catch(() => undefined);
       throw merged.reason;
     }
@@ -201,6 +203,7 @@ export class Reconciler {
       return report;
     }
     this.pacing.takeOver(portal, lease.bucketEmptyAt);
+    this.circuits.adopt(portal, lease.circuit);
     // The previous holder died (or lost the lease) with a call in flight: which messages it carried
     // is unknown, so none is sent until that call can no longer land.
     const settledAt = (lease.callStartedAt ?? 0) + this.options.timing.ambiguousSettleMs;
@@ -215,14 +218,21 @@ export class Reconciler {
         });
       }
       await ledger
-        .releaseLease(portal, this.#owner, lease.bucketEmptyAt, lease.callStartedAt)
+        .releaseLease(portal, this.#owner, {
+          bucketEmptyAt: lease.bucketEmptyAt,
+          callInDoubtSince: lease.callStartedAt,
+          circuit: lease.circuit,
+        })
         .catch(() => undefined);
       return report;
     }
     let released: Promise<void> | undefined;
     const release = () => {
       released ??= ledger
-        .releaseLease(portal, this.#owner, this.pacing.handOver(portal))
+        .releaseLease(portal, this.#owner, {
+          bucketEmptyAt: this.pacing.handOver(portal),
+          circuit: this.circuits.state(portal) ?? null,
+        })
         .catch(() => undefined);
       return released;
     };

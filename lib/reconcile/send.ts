@@ -63,7 +63,10 @@ export interface SendContext {
   gateway: PortalGateway;
   pacing: PortalPacing;
   circuits: PortalCircuits;
-  /** Wait for the pacer (the drain and the sweep); the API spends the headroom and does not wait. */
+  /**
+   * The drain and the sweep: keep the API's headroom free and wait for room. Otherwise (the API):
+   * take from the same bucket up to its whole burst, waiting at most one token's time.
+   */
   paced: boolean;
   /** Milliseconds left in the invocation. */
   remainingMs: () => number;
@@ -189,10 +192,12 @@ async function gate(portal: string, secret: PortalSecret, ctx: SendContext): Pro
       delayMs: ctx.handBackDelayMs,
     };
   }
-  if (!ctx.paced) return undefined;
-  const { bucket, share } = ctx.pacing.pace(portal, secret.limits);
-  const wait = waitForRoom(bucket, share);
-  if (wait > spare) {
+  // The drain and the sweep fill the shared bucket up to all but the API's headroom and wait for
+  // room; the API may fill it up to the whole burst, and waits at most one token's time.
+  const pace = ctx.pacing.pace(portal, secret.limits);
+  const wait = waitForRoom(pace, ctx.paced ? pace.backgroundCap : pace.apiCap);
+  const patience = ctx.paced ? spare : Math.min(spare, Math.ceil(1000 / pace.perSecond));
+  if (wait > patience) {
     return {
       kind: 'held',
       failure: {
@@ -203,7 +208,8 @@ async function gate(portal: string, secret: PortalSecret, ctx: SendContext): Pro
       delayMs: wait,
     };
   }
-  await ctx.sleep(bucket.reserve(), ctx.signal);
+  pace.bucket.reserve();
+  await ctx.sleep(wait, ctx.signal);
   return undefined;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RateLimits } from '../../lib/bitrix24/types.ts';
-import { LeakyBucket, shareOfLimits } from '../../lib/pacing/leaky-bucket.ts';
+import { LeakyBucket } from '../../lib/pacing/leaky-bucket.ts';
 import { enterprisePlan, standardPlan } from '../../lib/pacing/policies.ts';
 import { fakeClock, seededRandom } from './helpers.ts';
 
@@ -97,36 +97,6 @@ describe('LeakyBucket', () => {
   });
 });
 
-describe('shareOfLimits', () => {
-  it('gives each container an equal slice of what the API path leaves', () => {
-    expect(shareOfLimits(standardPlan, { concurrency: 3, apiShare: 0.1 })).toEqual({
-      burst: 15,
-      perSecond: 0.6,
-    });
-    expect(shareOfLimits(enterprisePlan, { concurrency: 1, apiShare: 0 })).toEqual({
-      burst: 250,
-      perSecond: 5,
-    });
-  });
-
-  it('keeps the burst at least 1 for very many containers, while the rate keeps shrinking', () => {
-    expect(shareOfLimits(standardPlan, { concurrency: 100, apiShare: 0.5 })).toEqual({
-      burst: 1,
-      perSecond: 0.01,
-    });
-  });
-
-  it.each([
-    [{ concurrency: 0, apiShare: 0 }, 'Expected concurrency to be an integer of at least 1, got 0'],
-    [{ concurrency: 1.5, apiShare: 0 }, 'got 1.5'],
-    [{ concurrency: 1, apiShare: 1 }, 'Expected apiShare to be a number in [0, 1), got 1'],
-    [{ concurrency: 1, apiShare: -0.1 }, 'got -0.1'],
-    [{ concurrency: 1, apiShare: Number.NaN }, 'got NaN'],
-  ])('refuses %o, naming the option and value', (options, message) => {
-    expect(() => shareOfLimits(standardPlan, options)).toThrow(message);
-  });
-});
-
 /** Bitrix24's bucket as the portal keeps it: +1 per request, draining continuously, never below 0. */
 class ReferenceBucket {
   level = 0;
@@ -147,41 +117,42 @@ class ReferenceBucket {
   }
 }
 
-interface Simulation {
+interface Turns {
   portal: RateLimits;
-  pacers: RateLimits[];
+  containers: number;
+  /** Each holder continues from the bucket the previous holder left (the lease's hand-over). */
+  handOver: boolean;
   /** Pause after each send, in ms; 0 sends as fast as the pacer allows. */
   pause: (random: () => number) => number;
   seed: number;
 }
 
-/** Runs pacers sharing one fake clock against one reference bucket for ten minutes. */
-function simulate({ portal, pacers, pause, seed }: Simulation): ReferenceBucket {
+/**
+ * Containers taking turns holding a portal's lease for ten minutes of a fake clock, each sending a
+ * few requests per turn through its own bucket, against one reference bucket.
+ */
+function takeTurns({ portal, containers, handOver, pause, seed }: Turns): ReferenceBucket {
   const random = seededRandom(seed);
   const clock = fakeClock(0);
   const reference = new ReferenceBucket(portal);
-  const buckets = pacers.map((limits) => new LeakyBucket(limits, { now: clock.now }));
-  // Each pacer's next event: when it reserves, or when its reserved request goes out.
-  const events = buckets.map((_, index) => ({ at: Math.floor(random() * 2_000), index, kind: 'reserve' }));
+  const buckets = Array.from({ length: containers }, () => new LeakyBucket(portal, { now: clock.now }));
+  let leftAt: number | undefined;
   const end = 10 * 60_000;
-  for (;;) {
-    const next = events.reduce((a, b) => (b.at < a.at ? b : a));
-    if (next.at > end) break;
-    clock.set(next.at);
-    const bucket = buckets[next.index] as LeakyBucket;
-    if (next.kind === 'reserve') {
-      next.at += bucket.reserve();
-      next.kind = 'send';
-    } else {
-      reference.send(next.at);
-      next.at += pause(random);
-      next.kind = 'reserve';
+  while (clock.now() < end) {
+    const bucket = buckets[Math.floor(random() * containers)] as LeakyBucket;
+    if (handOver && leftAt !== undefined) bucket.continueFrom(leftAt);
+    const sends = 1 + Math.floor(random() * 80);
+    for (let i = 0; i < sends && clock.now() < end; i++) {
+      clock.set(clock.now() + bucket.reserve());
+      reference.send(clock.now());
+      clock.set(clock.now() + pause(random));
     }
+    leftAt = bucket.emptyAt();
   }
   return reference;
 }
 
-describe('pacers sharing a portal', () => {
+describe('containers taking turns with the lease', () => {
   const greedy = () => 0;
   const bursty = (random: () => number) =>
     random() < 0.02 ? random() * 40_000 : random() < 0.3 ? random() * 300 : 0;
@@ -190,36 +161,34 @@ describe('pacers sharing a portal', () => {
     ['standard', standardPlan],
     ['enterprise', enterprisePlan],
   ] as const) {
-    for (const concurrency of [1, 3, 7]) {
-      for (const apiShare of [0, 0.2]) {
-        for (const [pattern, pause] of [
-          ['greedy', greedy],
-          ['bursty', bursty],
-        ] as const) {
-          it(`never overflow the ${planName} bucket with ${concurrency} ${pattern} containers and an API share of ${apiShare}`, () => {
-            const share = shareOfLimits(plan, { concurrency, apiShare });
-            const pacers = Array.from({ length: concurrency }, () => share);
-            if (apiShare > 0)
-              pacers.push({ burst: plan.burst * apiShare, perSecond: plan.perSecond * apiShare });
-            const reference = simulate({ portal: plan, pacers, pause, seed: concurrency * 31 + plan.burst });
-            expect(reference.peak).toBeLessThanOrEqual(plan.burst + 1e-9);
-            if (pattern === 'greedy') {
-              // Sending at their pace, the pacers together use (nearly) all of the portal's capacity.
-              const capacity = plan.burst + plan.perSecond * 600;
-              expect(reference.sent).toBeGreaterThan(capacity * 0.98);
-              // Start offsets of up to 2 s let the bucket drain a little before the last pacer's burst.
-              expect(reference.peak).toBeGreaterThan(plan.burst * 0.9);
-            }
+    for (const containers of [1, 3, 10]) {
+      for (const [pattern, pause] of [
+        ['greedy', greedy],
+        ['bursty', bursty],
+      ] as const) {
+        it(`never overflow the ${planName} bucket with ${containers} ${pattern} containers continuing from the bucket handed over`, () => {
+          const reference = takeTurns({
+            portal: plan,
+            containers,
+            handOver: true,
+            pause,
+            seed: containers * 31,
           });
-        }
+          expect(reference.peak).toBeLessThanOrEqual(plan.burst + 1e-9);
+          if (pattern === 'greedy') {
+            // Sending at their pace, the containers together use (nearly) all of the portal's capacity.
+            expect(reference.sent).toBeGreaterThan((plan.burst + plan.perSecond * 600) * 0.98);
+          }
+        });
       }
     }
   }
 
-  it('would overflow if each container took the whole portal limits (the check has teeth)', () => {
-    const reference = simulate({
+  it('would overflow if each container started from a bucket of its own (the check has teeth)', () => {
+    const reference = takeTurns({
       portal: standardPlan,
-      pacers: [standardPlan, standardPlan],
+      containers: 3,
+      handOver: false,
       pause: greedy,
       seed: 1,
     });

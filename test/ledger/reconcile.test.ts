@@ -160,8 +160,9 @@ describe('the reconciler', () => {
     expect(report.leaseHeld).toBe(true);
     expect(h.emulator.calls).toEqual([]);
     // The holder spent the portal's whole burst; the next holder continues from its bucket.
-    // Standard plan less the API's fifth: burst 40 at 1.6/s, so 25.5 s to empty is 0.8 over the burst.
-    await ledger.releaseLease('acme', 'someone-else', Date.now() + 25_500);
+    // Standard plan (50 at 2/s): the drain fills it to 39 (a fifth is the API's headroom, one request
+    // slack); 19.4 s to empty is a level of 38.8, so one more request is 0.8 over: 400 ms away.
+    await ledger.releaseLease('acme', 'someone-else', { bucketEmptyAt: Date.now() + 19_400 });
     const startedAt = Date.now();
     await holder.reconcilePortal('acme', run('fill'));
     expect(h.emulator.getMessage(id)?.text).toBe('x');

@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { messageKeyText } from '../../lib/ledger/model.ts';
+import type { Ledger } from '../../lib/ledger/store.ts';
+import { PortalCircuits } from '../../lib/pacing/circuit.ts';
+import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
+import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { emptyStats } from '../../lib/reconcile/send.ts';
+import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+
+// Several Reconciler instances on one ledger stand for several Lambda containers.
+let h: Harness;
+let ledger: Ledger;
+
+beforeAll(async () => {
+  h = await startHarness({ timeoutMs: 500 });
+});
+afterAll(() => h.close());
+beforeEach(async () => {
+  h.emulator.reset();
+  ledger = await freshLedger(h);
+});
+
+function container(options: Partial<ReconcileOptions> = {}, circuits?: PortalCircuits): Reconciler {
+  return new Reconciler({
+    ledger,
+    gateway: h.gateway,
+    sqs: h.sqs,
+    random: () => 0.5,
+    ...(circuits ? { circuits } : {}),
+    options: {
+      failedEditsQueueUrl: h.failedQueueUrl,
+      callTimeoutMs: 500,
+      deadlineMarginMs: 100,
+      batchLingerMs: 0,
+      messageMinIntervalMs: 0,
+      ambiguousSettleMs: 1_000,
+      ...options,
+    },
+  });
+}
+
+const key = (messageId: number) => ({ portal: 'acme', botId: BOT.id, messageId });
+function edit(messageId: number, text: string) {
+  return { ...key(messageId), fields: { message: text }, editId: randomUUID(), at: Date.now(), seq: '' };
+}
+const fill = (hints: ReturnType<typeof key>[] = []) => ({
+  hints,
+  mode: 'fill' as const,
+  remainingMs: () => 30_000,
+  stats: emptyStats(),
+});
+
+describe('the overload circuit, fleet-wide', () => {
+  it("keeps every container from calling a portal another container found blocked, until the circuit's time", async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
+    const first = container({}, new PortalCircuits({ openMs: 600 }));
+    await first.merge(key(id), [edit(id, 'after the block')]);
+    h.emulator.inject({ kind: 'overload' });
+    const blocked = await first.reconcilePortal('acme', fill([key(id)]));
+    expect(blocked.fates.get(messageKeyText(key(id)))).toMatchObject({ kind: 'pending' });
+    expect(h.emulator.calls).toHaveLength(1);
+
+    // A container that never saw the overload (its own circuits would stay closed).
+    const second = container();
+    const other = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
+    await second.merge(key(other), [edit(other, 'due now')]);
+    const held = await second.reconcilePortal('acme', fill([key(other)]));
+    expect(held.fates.get(messageKeyText(key(other)))).toMatchObject({ kind: 'held', code: 'OVERLOAD_LIMIT' });
+    const third = container();
+    const api = await third.reconcilePortal('acme', { ...fill([key(other)]), mode: 'only' });
+    expect(api.fates.get(messageKeyText(key(other)))).toMatchObject({ kind: 'held', code: 'OVERLOAD_LIMIT' });
+    expect(h.emulator.calls).toHaveLength(1);
+
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const applied = await third.reconcilePortal('acme', { ...fill([key(id)]), mode: 'only' });
+    expect(applied.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
+    expect(h.emulator.getMessage(id)?.text).toBe('after the block');
+    expect(h.emulator.getMessage(other)?.text).toBe('before');
+    // Closed by the success, for the whole fleet: the first container calls again at once.
+    const later = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
+    await first.merge(key(later), [edit(later, 'open again')]);
+    await first.reconcilePortal('acme', fill([key(later)]));
+    expect(h.emulator.getMessage(later)?.text).toBe('open again');
+  });
+});
+
+describe('the rate bucket, fleet-wide', () => {
+  it('lets a container started after another continue from the bucket it left, not from a fresh burst', async () => {
+    // The emulator enforces the standard plan (50, at 2/s), as the secret says.
+    h.emulator.setLimits({ burst: 50, perSecond: 2 });
+    const ids = Array.from({ length: 60 }, () =>
+      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '-' }),
+    );
+    const first = container({ maxCommandsPerCall: 1, apiRateShare: 0 });
+    for (const id of ids.slice(0, 45)) await first.merge(key(id), [edit(id, `first ${id}`)]);
+    await first.reconcilePortal('acme', fill());
+    const second = container({ maxCommandsPerCall: 1, apiRateShare: 0 });
+    for (const id of ids.slice(45)) await second.merge(key(id), [edit(id, `second ${id}`)]);
+    const stats = emptyStats();
+    const deadline = Date.now() + 2_000;
+    const report = await second.reconcilePortal('acme', {
+      ...fill(),
+      remainingMs: () => deadline - Date.now(),
+      stats,
+    });
+    expect(stats.rateLimited).toBe(0);
+    // 45 spent, 49 usable: the second container sends 4 at once and paces the rest.
+    const applied = [...report.fates.values()].filter((fate) => fate.kind === 'applied').length;
+    expect(applied).toBeGreaterThanOrEqual(4);
+    expect(applied).toBeLessThan(15);
+    expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
+  });
+});
