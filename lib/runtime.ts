@@ -28,12 +28,14 @@ export function getRuntime(): Runtime {
       prefix: config.secretPrefix,
       ttlSeconds: config.secretCacheTtlSeconds,
     });
+    let ledger: Ledger | undefined;
     const gateway = new PortalGateway({
       store,
       timeoutMs: config.b24TimeoutMs,
       allowHttp: config.b24AllowHttp,
+      // One OAuth refresh per expiry for the fleet, on the ledger's portal item.
+      refreshLock: () => (config.stateTableName ? runtime?.ledger() : undefined),
     });
-    let ledger: Ledger | undefined;
     runtime = {
       config,
       store,

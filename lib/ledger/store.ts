@@ -465,6 +465,43 @@ export class Ledger {
     );
   }
 
+  /**
+   * Takes the portal's OAuth refresh lock until `untilMs` (the gateway's fleet-wide single flight).
+   * Lives on the portal item beside the reconcile lease, and is independent of it.
+   */
+  async acquireRefreshLock(portal: string, owner: string, untilMs: number): Promise<boolean> {
+    const now = this.#now();
+    const answer = await this.#updateItem(
+      portalPk(portal),
+      {
+        UpdateExpression: 'SET oauthLockOwner = :owner, oauthLockUntil = :until, #ttl = :ttl',
+        ConditionExpression:
+          'attribute_not_exists(oauthLockUntil) OR oauthLockUntil < :now OR oauthLockOwner = :owner',
+        ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+        ExpressionAttributeValues: {
+          ':owner': owner,
+          ':until': untilMs,
+          ':now': now,
+          ':ttl': this.#ttl(now),
+        },
+      },
+      'take the OAuth refresh lock',
+    );
+    return answer !== undefined;
+  }
+
+  async releaseRefreshLock(portal: string, owner: string): Promise<void> {
+    await this.#updateItem(
+      portalPk(portal),
+      {
+        UpdateExpression: 'REMOVE oauthLockOwner, oauthLockUntil',
+        ConditionExpression: 'oauthLockOwner = :owner',
+        ExpressionAttributeValues: { ':owner': owner },
+      },
+      'release the OAuth refresh lock',
+    );
+  }
+
   #ttl(now: number): number {
     return Math.floor(now / 1000) + this.#ttlSeconds;
   }

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type BatchCommand, buildBatchCmd } from '../bitrix24/batch.ts';
 import { type Bitrix24Client, createBitrix24Client } from '../bitrix24/client.ts';
 import { findErrorRow, LocalCode } from '../bitrix24/error-table.ts';
@@ -21,8 +23,27 @@ export class BotNotAllowedError extends AppError {
   }
 }
 
+/**
+ * A short lock per portal shared by every container (the ledger's portal item): one OAuth refresh
+ * per expiry for the whole fleet, since each refresh rotates the refresh token and voids the others'.
+ */
+export interface RefreshLock {
+  /** True when `owner` now holds the portal's refresh lock until `untilMs` (epoch ms). */
+  acquireRefreshLock(portal: string, owner: string, untilMs: number): Promise<boolean>;
+  releaseRefreshLock(portal: string, owner: string): Promise<void>;
+}
+
+/** How often a container waiting for another's refresh reads the secret again. */
+const REFRESH_POLL_MS = 150;
+/** Reads of the secret after an `invalid_grant`, looking for the pair that voided ours. */
+const INVALID_GRANT_READS = 5;
+
 export interface GatewayOptions {
   store: SecretStore;
+  /** The fleet-wide refresh lock; without it, refreshes are single-flight per container only. */
+  refreshLock?: (() => RefreshLock | undefined) | undefined;
+  /** This container's lock owner id. Default a random UUID. */
+  owner?: string | undefined;
   /** Timeout of one Bitrix24 request in ms. */
   timeoutMs: number;
   /** Allow plain-HTTP portal and OAuth URLs (local use only). */
@@ -48,8 +69,11 @@ export class PortalGateway {
   /** Refreshed OAuth secrets whose write-back failed: they override the stored (now void) tokens. */
   readonly #unsaved = new Map<string, PortalSecret>();
 
+  readonly #owner: string;
+
   constructor(options: GatewayOptions) {
     this.#options = options;
+    this.#owner = options.owner ?? randomUUID();
   }
 
   /** The portal's secret (cached by the store). */
@@ -169,15 +193,64 @@ export class PortalGateway {
     return undefined;
   }
 
-  /** One refresh per portal at a time; a caller whose token was already replaced just uses the new one. */
+  /**
+   * One refresh per portal at a time in this container, and with the refresh lock, in the fleet; a
+   * caller whose token was already replaced just uses the new one.
+   */
   #refresh(portal: string, usedAccessToken: string, signal: AbortSignal | undefined): Promise<PortalSecret> {
     const inFlight = this.#refreshing.get(portal);
     if (inFlight) return inFlight;
-    const refresh = (async () => {
-      // Read past the cache: another container may have refreshed already, voiding our refresh token.
-      const current = this.#unsaved.get(portal) ?? (await this.#options.store.get(portal, { fresh: true }));
-      if (current.auth.type !== 'oauth' || current.auth.accessToken !== usedAccessToken) return current;
-      const tokens = await refreshOAuthTokens({
+    const refresh = this.#refreshOnce(portal, usedAccessToken, signal).finally(() =>
+      this.#refreshing.delete(portal),
+    );
+    this.#refreshing.set(portal, refresh);
+    return refresh;
+  }
+
+  async #refreshOnce(
+    portal: string,
+    usedAccessToken: string,
+    signal: AbortSignal | undefined,
+  ): Promise<PortalSecret> {
+    const replaced = (secret: PortalSecret) =>
+      secret.auth.type !== 'oauth' || secret.auth.accessToken !== usedAccessToken;
+    // Read past the cache: another container may have refreshed already, voiding our refresh token.
+    const read = async () =>
+      this.#unsaved.get(portal) ?? (await this.#options.store.get(portal, { fresh: true }));
+    let current = await read();
+    if (replaced(current)) return current;
+    const lock = this.#options.refreshLock?.();
+    if (!lock) return this.#refreshWith(portal, current, signal);
+    // Held for one refresh and its write-back, at most.
+    const holdMs = 2 * this.#options.timeoutMs + 2_000;
+    const giveUpAt = Date.now() + holdMs;
+    for (;;) {
+      if (await lock.acquireRefreshLock(portal, this.#owner, Date.now() + holdMs)) break;
+      // Another container is refreshing: its new pair reaches the secret within the lock's time.
+      if (Date.now() >= giveUpAt || signal?.aborted) return current;
+      await delay(REFRESH_POLL_MS, undefined, signal ? { signal } : {}).catch(() => undefined);
+      current = await read();
+      if (replaced(current)) return current;
+    }
+    try {
+      // The previous holder may have finished between our read and our lock.
+      current = await read();
+      if (replaced(current)) return current;
+      return await this.#refreshWith(portal, current, signal);
+    } finally {
+      await lock.releaseRefreshLock(portal, this.#owner).catch(() => undefined);
+    }
+  }
+
+  async #refreshWith(
+    portal: string,
+    current: PortalSecret,
+    signal: AbortSignal | undefined,
+  ): Promise<PortalSecret> {
+    if (current.auth.type !== 'oauth') return current;
+    let tokens: Awaited<ReturnType<typeof refreshOAuthTokens>>;
+    try {
+      tokens = await refreshOAuthTokens({
         oauthUrl: current.auth.oauthUrl,
         clientId: current.auth.clientId,
         clientSecret: current.auth.clientSecret,
@@ -186,25 +259,36 @@ export class PortalGateway {
         allowHttp: this.#options.allowHttp,
         signal,
       });
-      const updated = withOAuthTokens(current, tokens);
-      try {
-        const stored = await this.#options.store.put(updated);
-        this.#unsaved.delete(portal);
-        logger.info('OAuth tokens refreshed and written back', { portal });
-        return stored;
-      } catch (error) {
-        // The old refresh token is void now: losing the new pair would lock the portal out, so this
-        // container keeps using it; the next refresh tries the write-back again.
-        this.#unsaved.set(portal, updated);
-        logger.error('OAuth tokens refreshed but could not be written back to the portal secret', {
-          portal,
-          error: error instanceof Error ? { name: error.name, message: error.message } : String(error),
-        });
-        return updated;
+    } catch (error) {
+      // A refresh token rotated by someone else (a container without the lock, an operator): the
+      // secret holds the newer pair, so this is not a reason to give the app up.
+      // Its write-back may still be on the way: the secret is read a few times before giving up.
+      if (isBitrix24Error(error) && error.code === 'invalid_grant') {
+        for (let read = 0; read < INVALID_GRANT_READS && !signal?.aborted; read++) {
+          const fresh = await this.#options.store.get(portal, { fresh: true });
+          if (fresh.auth.type === 'oauth' && fresh.auth.refreshToken !== current.auth.refreshToken)
+            return fresh;
+          await delay(REFRESH_POLL_MS, undefined, signal ? { signal } : {}).catch(() => undefined);
+        }
       }
-    })().finally(() => this.#refreshing.delete(portal));
-    this.#refreshing.set(portal, refresh);
-    return refresh;
+      throw error;
+    }
+    const updated = withOAuthTokens(current, tokens);
+    try {
+      const stored = await this.#options.store.put(updated);
+      this.#unsaved.delete(portal);
+      logger.info('OAuth tokens refreshed and written back', { portal });
+      return stored;
+    } catch (error) {
+      // The old refresh token is void now: losing the new pair would lock the portal out, so this
+      // container keeps using it; the next refresh tries the write-back again.
+      this.#unsaved.set(portal, updated);
+      logger.error('OAuth tokens refreshed but could not be written back to the portal secret', {
+        portal,
+        error: error instanceof Error ? { name: error.name, message: error.message } : String(error),
+      });
+      return updated;
+    }
   }
 
   #client(secret: PortalSecret): Bitrix24Client {

@@ -3,21 +3,32 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { messageKeyText } from '../../lib/ledger/model.ts';
 import type { Ledger } from '../../lib/ledger/store.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
+import { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
-import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+import { createSecretStore } from '../../lib/secrets/index.ts';
+import {
+  BOT,
+  freshLedger,
+  type Harness,
+  OAUTH_APP,
+  oauthSecret,
+  PREFIX,
+  startHarness,
+} from '../support/harness.ts';
 
 // Several Reconciler instances on one ledger stand for several Lambda containers.
 let h: Harness;
 let ledger: Ledger;
 
 beforeAll(async () => {
-  h = await startHarness({ timeoutMs: 500 });
+  h = await startHarness({ timeoutMs: 3_000 });
 });
 afterAll(() => h.close());
 beforeEach(async () => {
   h.emulator.reset();
+  h.emulator.setLimits(null);
   ledger = await freshLedger(h);
 });
 
@@ -30,7 +41,7 @@ function container(options: Partial<ReconcileOptions> = {}, circuits?: PortalCir
     ...(circuits ? { circuits } : {}),
     options: {
       failedEditsQueueUrl: h.failedQueueUrl,
-      callTimeoutMs: 500,
+      callTimeoutMs: 3_000,
       deadlineMarginMs: 100,
       batchLingerMs: 0,
       messageMinIntervalMs: 0,
@@ -54,10 +65,11 @@ const fill = (hints: ReturnType<typeof key>[] = []) => ({
 describe('the overload circuit, fleet-wide', () => {
   it("keeps every container from calling a portal another container found blocked, until the circuit's time", async () => {
     const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
-    const first = container({}, new PortalCircuits({ openMs: 600 }));
+    const first = container({}, new PortalCircuits({ openMs: 2_000 }));
     await first.merge(key(id), [edit(id, 'after the block')]);
     h.emulator.inject({ kind: 'overload' });
     const blocked = await first.reconcilePortal('acme', fill([key(id)]));
+    const openUntil = first.circuits.openUntil('acme') ?? 0;
     expect(blocked.fates.get(messageKeyText(key(id)))).toMatchObject({ kind: 'pending' });
     expect(h.emulator.calls).toHaveLength(1);
 
@@ -66,13 +78,16 @@ describe('the overload circuit, fleet-wide', () => {
     const other = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
     await second.merge(key(other), [edit(other, 'due now')]);
     const held = await second.reconcilePortal('acme', fill([key(other)]));
-    expect(held.fates.get(messageKeyText(key(other)))).toMatchObject({ kind: 'held', code: 'OVERLOAD_LIMIT' });
+    expect(held.fates.get(messageKeyText(key(other)))).toMatchObject({
+      kind: 'held',
+      code: 'OVERLOAD_LIMIT',
+    });
     const third = container();
     const api = await third.reconcilePortal('acme', { ...fill([key(other)]), mode: 'only' });
     expect(api.fates.get(messageKeyText(key(other)))).toMatchObject({ kind: 'held', code: 'OVERLOAD_LIMIT' });
     expect(h.emulator.calls).toHaveLength(1);
 
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await new Promise((resolve) => setTimeout(resolve, openUntil + 50 - Date.now()));
     const applied = await third.reconcilePortal('acme', { ...fill([key(id)]), mode: 'only' });
     expect(applied.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
     expect(h.emulator.getMessage(id)?.text).toBe('after the block');
@@ -110,5 +125,74 @@ describe('the rate bucket, fleet-wide', () => {
     expect(applied).toBeGreaterThanOrEqual(4);
     expect(applied).toBeLessThan(15);
     expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
+  });
+});
+
+describe('the OAuth refresh, fleet-wide', () => {
+  /** A container's own gateway: its own secret cache, its own single flight, the shared lock. */
+  function gatewayOf(lock: boolean): PortalGateway {
+    const store = createSecretStore({ client: h.secretsClient, prefix: PREFIX, ttlSeconds: 300 });
+    return new PortalGateway({
+      store,
+      // Generous: 48 calls at once on a loaded machine.
+      timeoutMs: 5_000,
+      allowHttp: true,
+      ...(lock ? { refreshLock: () => ledger } : {}),
+    });
+  }
+
+  async function expiredPortal(name: string, botId: number) {
+    const clientId = `app.${name}`;
+    h.emulator.registerBot({ id: botId, owner: { clientId } });
+    const tokens = h.emulator.addOAuthApp({ clientId, clientSecret: OAUTH_APP.clientSecret });
+    const secret = JSON.parse(oauthSecret(h.emulator.url, h.emulator.oauthUrl, tokens));
+    secret.auth.clientId = clientId;
+    secret.bots = { [botId]: {} };
+    h.secretsManager.setSecret(`${PREFIX}${name}`, JSON.stringify(secret));
+    return secret;
+  }
+
+  /** `containers` gateways, each with 12 calls at once, after the access token expired. */
+  async function race(name: string, botId: number, containers: number, lock: boolean) {
+    await expiredPortal(name, botId);
+    const gateways = Array.from({ length: containers }, () => gatewayOf(lock));
+    const ids = gateways.map(() =>
+      Array.from({ length: 12 }, () => h.emulator.addMessage({ botId, chatId: 12, text: 'old' })),
+    );
+    // Every container has the secret cached (warm), then the token expires.
+    for (const gateway of gateways) await gateway.secret(name);
+    h.emulator.expireAccessTokens();
+    h.emulator.clearCalls();
+    const results = await Promise.allSettled(
+      gateways.flatMap((gateway, c) =>
+        (ids[c] as number[]).map((id) =>
+          gateway.updateMessage(name, { botId, messageId: id }, { message: `new ${id}` }),
+        ),
+      ),
+    );
+    const refreshes = h.emulator.calls.filter((call) => call.method === 'oauth/token');
+    return {
+      failed: results.filter((r) => r.status === 'rejected').length,
+      // The first reasons, so that a failure says why.
+      reasons: results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])).slice(0, 3),
+      requests: refreshes.length,
+      accepted: refreshes.filter((call) => call.httpStatus === 200).length,
+      stale: ids.flat().filter((id) => h.emulator.getMessage(id)?.text !== `new ${id}`).length,
+    };
+  }
+
+  it.each([2, 4])(
+    'makes exactly one refresh for %i containers with 12 calls each, and every call succeeds',
+    async (containers) => {
+      const outcome = await race(`fleet-oauth-${containers}`, 470 + containers, containers, true);
+      expect(outcome).toMatchObject({ failed: 0, requests: 1, accepted: 1, stale: 0 });
+    },
+  );
+
+  it('without the shared lock, recovers the refreshes that lost the race (invalid_grant) from the secret', async () => {
+    const outcome = await race('fleet-oauth-nolock', 479, 4, false);
+    // Each container refreshes; the OAuth server accepts the first and refuses the others' void token.
+    expect(outcome.requests).toBeGreaterThan(1);
+    expect(outcome).toMatchObject({ failed: 0, accepted: 1, stale: 0 });
   });
 });
