@@ -113,7 +113,7 @@ describe('the rate bucket, fleet-wide', () => {
     const second = container({ maxCommandsPerCall: 1, apiRateShare: 0 });
     for (const id of ids.slice(45)) await second.merge(key(id), [edit(id, `second ${id}`)]);
     const stats = emptyStats();
-    const deadline = Date.now() + 2_000;
+    const deadline = Date.now() + 5_000;
     const report = await second.reconcilePortal('acme', {
       ...fill(),
       remainingMs: () => deadline - Date.now(),
