@@ -59,7 +59,7 @@ export interface LeaseTaken {
   circuit?: { openUntil: number; opens: number } | undefined;
 }
 
-/** What `markApplied` found: applied and clean, applied but a newer version waits, or overtaken. */
+/** What `markApplied` found: applied and clean, applied but the desired version differs, or overtaken by a later call. */
 export type AppliedMark = 'clean' | 'newer-pending' | 'overtaken';
 
 /** Merges of one message racing each other; each retry reads the winner's state first. */
@@ -260,9 +260,11 @@ export class Ledger {
   }
 
   /**
-   * Records that `version` reached Bitrix24 by a call started at `startedAt`. Clean when it is still
-   * the desired version; `newer-pending` when edits came meanwhile; `overtaken` when a newer version
-   * had been applied meanwhile, so ours may have landed after it: then the message is dirty again.
+   * Records that `version` reached Bitrix24 by a call started at `startedAt`. Calls of one portal
+   * never overlap (the lease), so the call started last is the one the portal shows: the mark
+   * counts only if no later call's apply is recorded. Clean when it is still the desired version;
+   * `newer-pending` when edits came meanwhile (or it undid a newer apply); `overtaken` when a later
+   * call's apply was recorded first: then that one's mark stands.
    */
   async markApplied(
     key: MessageKey,
@@ -272,14 +274,16 @@ export class Ledger {
   ): Promise<AppliedMark> {
     const now = this.#now();
     const values = { ':v': version, ':now': now, ':started': startedAt, ':zero': 0, ':ttl': this.#ttl(now) };
-    const cadenceDue = startedAt + timing.messageMinIntervalMs;
     const names = { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE };
+    // The item exists (no partial item is made for a message gone by TTL) and no later apply is on it.
+    const latest =
+      'attribute_exists(version) AND (attribute_not_exists(appliedCallAt) OR appliedCallAt < :started)';
     const applied =
-      'SET appliedVersion = :v, appliedAt = :now, lastCallAt = :started, attempts = :zero, #ttl = :ttl';
+      'SET appliedVersion = :v, appliedCallAt = :started, appliedAt = :now, lastCallAt = :started, attempts = :zero, #ttl = :ttl';
     if (
       await this.#conditional({
         UpdateExpression: `${applied}, pendingEditIds = :none REMOVE lastError, retryAt, inDoubtSince, #dp, #ds`,
-        ConditionExpression: 'version = :v AND appliedVersion < :v',
+        ConditionExpression: `version = :v AND ${latest}`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ...values, ':none': [] },
         key,
@@ -288,21 +292,20 @@ export class Ledger {
       return 'clean';
     if (
       await this.#conditional({
-        UpdateExpression: `${applied}, #ds = :due REMOVE lastError, retryAt, inDoubtSince`,
-        ConditionExpression: 'appliedVersion < :v',
-        ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE, '#ds': DUE_AT },
-        ExpressionAttributeValues: { ...values, ':due': cadenceDue },
+        // Not the desired version (newer edits came, or this call carried an older state than an
+        // apply before it): the portal shows `version`, so the message is dirty from here.
+        UpdateExpression: `${applied}, #dp = :portal, #ds = :due REMOVE lastError, retryAt, inDoubtSince`,
+        ConditionExpression: latest,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: {
+          ...values,
+          ':portal': key.portal,
+          ':due': startedAt + timing.messageMinIntervalMs,
+        },
         key,
       })
     )
       return 'newer-pending';
-    await this.#update({
-      UpdateExpression:
-        'SET appliedVersion = :v, lastCallAt = :started, #dp = :portal, #ds = :due, #ttl = :ttl',
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: { ...values, ':portal': key.portal, ':due': cadenceDue },
-      key,
-    });
     return 'overtaken';
   }
 

@@ -4,6 +4,7 @@ import { updateMessage } from '../../lib/api/update-message.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { isDirty, isFailed } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
+import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';
 import { seededRandom } from '../drain-core/helpers.ts';
@@ -116,7 +117,14 @@ describe('convergence under faults', () => {
       }
     };
     // Callers of the update API edit the same messages meanwhile, through its own reconciler.
-    const api = new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options: settings.options });
+    const api = new Reconciler({
+      ledger,
+      gateway: h.gateway,
+      sqs: h.sqs,
+      options: settings.options,
+      // The circuit travels with the lease: every container here keeps the test's short one.
+      circuits: new PortalCircuits(settings.circuit),
+    });
     const apiCaller = async () => {
       const random = seededRandom(99);
       for (let n = 0; n < API_EDITS; n += 1) {
@@ -173,7 +181,14 @@ describe('convergence under faults', () => {
 
     // The safety net: had a killed worker taken a message's last record with it, the message would
     // still be dirty in the ledger, and the sweep applies it.
-    const reconciler = new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options: settings.options });
+    const reconciler = new Reconciler({
+      ledger,
+      gateway: h.gateway,
+      sqs: h.sqs,
+      options: settings.options,
+      // The circuit travels with the lease: every container here keeps the test's short one.
+      circuits: new PortalCircuits(settings.circuit),
+    });
     await waitFor(
       async () => {
         await sweep(reconciler, { remainingMs: () => 10_000 });

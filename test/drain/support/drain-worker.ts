@@ -79,9 +79,18 @@ let sweeping: Promise<unknown> = Promise.resolve();
 const sweeper = settings.sweepEveryMs
   ? setInterval(() => {
       sweeping = sweeping.then(() =>
-        sweep(new Reconciler({ ledger, gateway, sqs, options: settings.options }), {
-          remainingMs: () => settings.timeoutMs,
-        }).catch(() => undefined),
+        sweep(
+          new Reconciler({
+            ledger,
+            gateway,
+            sqs,
+            options: settings.options,
+            ...(settings.circuit ? { circuits: new PortalCircuits(settings.circuit) } : {}),
+          }),
+          {
+            remainingMs: () => settings.timeoutMs,
+          },
+        ).catch(() => undefined),
       );
     }, settings.sweepEveryMs)
   : undefined;
