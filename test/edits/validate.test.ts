@@ -106,7 +106,7 @@ describe('keyboard forms', () => {
     ['an unknown keyboard key', { BUTTONS, COLOR: 'red' }, 'fields.keyboard.COLOR', 'BUTTONS, BOT_ID'],
     ['a string that is not JSON', '[{"TEXT":', 'fields.keyboard', 'not valid JSON'],
     ['"Y"', 'Y', 'fields.keyboard', 'or "N" to remove the keyboard'],
-  ])('refuses %s, naming %s and the rule', (_name, keyboard, field, rule) => {
+  ])('refuses %s, naming the field and the rule', (_name, keyboard, field, rule) => {
     const error = refusal({ keyboard });
     expect(error.field).toBe(field);
     expect(error.message).toContain(field);
@@ -163,7 +163,7 @@ describe('attach forms', () => {
     ['a full form without BLOCKS', { ID: 1 }, 'fields.attach.BLOCKS', 'is required'],
     ['no blocks at all', [], 'fields.attach', 'at least one block'],
     ['a string', 'x', 'fields.attach', 'array of blocks'],
-  ])('refuses %s, naming %s and the rule', (_name, attach, field, rule) => {
+  ])('refuses %s, naming the field and the rule', (_name, attach, field, rule) => {
     const error = refusal({ attach });
     expect(error.field).toBe(field);
     expect(error.message).toContain(rule);
