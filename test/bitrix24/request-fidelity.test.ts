@@ -79,6 +79,18 @@ describe('keyboard removal on every path', () => {
   });
 });
 
+describe('one normal form in the ledger', () => {
+  it('takes the object form of a keyboard the message already shows as no change, calling Bitrix24 not at all', async () => {
+    const ledger = await freshLedger(h);
+    const deps = updateDeps(h, ledger);
+    expect((await postUpdate(update({ message: 'same', keyboard: BUTTONS }), deps)).status).toBe(200);
+    h.emulator.clearCalls();
+    const again = await postUpdate(update({ message: 'same', keyboard: { BOT_ID: BOT.id, BUTTONS } }), deps);
+    expect(again.status).toBe(200);
+    expect(h.emulator.calls).toEqual([]);
+  });
+});
+
 describe('max_input_vars', () => {
   it('counts a 400-row GRID as more pairs than fit one batch command, and a small edit as fitting', () => {
     const big = updateParams(
