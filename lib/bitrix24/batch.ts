@@ -1,5 +1,5 @@
 import { LocalCode } from './error-table.ts';
-import { encodeBracketParams } from './query-string.ts';
+import { bracketPairs, encodeBracketParams } from './query-string.ts';
 import type { B24Time, BatchItemOutcome } from './types.ts';
 
 /** One sub-request of a `batch` call. `key` names it in `cmd` and in every section of the answer. */
@@ -22,6 +22,30 @@ export type BatchOutcome = BatchItemOutcome | NotRunOutcome;
 export const MAX_BATCH_COMMANDS = 50;
 /** Our own ceiling on a batch's cmd text; Bitrix24 documents none, and huge bodies fail as 5xx. */
 export const DEFAULT_MAX_BATCH_BYTES = 512 * 1024;
+
+/**
+ * Most name=value pairs we put in one batch command. Bitrix24 parses each command with PHP's
+ * parse_str, which silently drops every variable past `max_input_vars` (default 1,000): a 400-row
+ * GRID is 1,203 pairs. 900 leaves room for a portal that lowered the setting a little.
+ */
+export const MAX_PAIRS_PER_COMMAND = 900;
+
+/** How many variables parse_str will make of these params inside a batch command. */
+export function pairCount(params: Record<string, unknown>): number {
+  return bracketPairs(params).length;
+}
+
+/**
+ * Whether params can go inside `batch` unchanged: they have a query-string form and stay within
+ * `MAX_PAIRS_PER_COMMAND`. Anything else must be sent as a single JSON call.
+ */
+export function fitsInBatch(params: Record<string, unknown>): boolean {
+  try {
+    return pairCount(params) <= MAX_PAIRS_PER_COMMAND;
+  } catch {
+    return false;
+  }
+}
 
 export interface PackOptions {
   /** Most sub-requests per batch, 1..50. Default 50. */

@@ -38,10 +38,15 @@ export interface ErrorRow {
   /** Only match this row when the HTTP status is one of `statuses` (for codes whose meaning depends on it). */
   readonly statusSpecific?: true;
   /**
+   * Only match this row when Bitrix24's `error_description` matches (for codes with two meanings
+   * under the same status). `description` must match it too, so the table tests itself.
+   */
+  readonly descriptionMatch?: RegExp;
+  /**
    * The HTTP status our API answers when this code fails a caller's edit for good. Default: 400 for
    * `permanent` (the request is wrong), 502 otherwise (our credentials or configuration failed).
    */
-  readonly callerStatus?: 403 | 404;
+  readonly callerStatus?: 403 | 404 | 410;
   /** A rotated portal secret may cure it: the gateway reads the secret again (past its cache) once. */
   readonly refetchSecret?: true;
   readonly description: string;
@@ -110,6 +115,15 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
   },
   { code: 'INVALID_REQUEST', statuses: [400, 401], strategy: 'permanent', description: 'Https required' },
   {
+    // The system meaning, told apart by its text: the 2025-26 table gives it 403, like the
+    // message-level refusal, and the newer one 401.
+    code: 'ACCESS_DENIED',
+    statuses: [403, 401],
+    descriptionMatch: /commercial plans|only by subscription|REST (API )?is (not )?available/i,
+    strategy: 'auth',
+    description: 'REST API is available only on commercial plans (the portal’s plan, not the message)',
+  },
+  {
     code: 'ACCESS_DENIED',
     statuses: [401],
     statusSpecific: true,
@@ -156,7 +170,63 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     strategy: 'auth',
     description: 'No access to the application',
   },
-  { code: 'PORTAL_DELETED', statuses: [500, 403], strategy: 'permanent', description: 'Portal was deleted' },
+  {
+    code: 'PORTAL_DELETED',
+    statuses: [500, 403, 410],
+    strategy: 'permanent',
+    callerStatus: 410,
+    description: 'Portal was deleted',
+  },
+  // Codes the official SDKs handle that neither doc table lists.
+  {
+    code: 'authorization_error',
+    statuses: [401],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'Authorization failed',
+  },
+  {
+    code: 'ERROR_OAUTH',
+    statuses: [401],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'OAuth authorization failed',
+  },
+  {
+    code: 'APPLICATION_NOT_FOUND',
+    statuses: [401],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'The application is not found on the portal',
+  },
+  {
+    code: 'NOT_INSTALLED',
+    statuses: [401],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'The application is not installed on the portal',
+  },
+  {
+    code: 'WRONG_AUTH_TYPE',
+    statuses: [403],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'This method does not accept this kind of authorization',
+  },
+  {
+    code: 'ALLOWED_ONLY_INTRANET_USER',
+    statuses: [403],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'Only intranet (employee) users may call this method',
+  },
+  {
+    code: 'ACCESS_ERROR',
+    statuses: [403],
+    strategy: 'auth',
+    refetchSecret: true,
+    description: 'The credentials have no access to this method',
+  },
   // OAuth server.
   {
     code: 'invalid_grant',
@@ -242,13 +312,34 @@ for (const row of ERROR_TABLE) {
   byCode.set(key, [...(byCode.get(key) ?? []), row]);
 }
 
-/** The table row for a code and status, or undefined for a code the table does not know. */
-export function findErrorRow(code: string | undefined, status: number | undefined): ErrorRow | undefined {
+/**
+ * The table row for a code, status and description, or undefined for a code the table does not
+ * know. A row whose `descriptionMatch` matches wins, then a status-specific row, then the general one.
+ */
+export function findErrorRow(
+  code: string | undefined,
+  status: number | undefined,
+  description?: string,
+): ErrorRow | undefined {
   if (!code) return undefined;
   const rows = byCode.get(code.toUpperCase());
   if (!rows) return undefined;
-  const exact = rows.find((r) => r.statusSpecific && status !== undefined && r.statuses.includes(status));
-  return exact ?? rows.find((r) => !r.statusSpecific);
+  const byText =
+    description === undefined ? undefined : rows.find((r) => r.descriptionMatch?.test(description));
+  const exact = rows.find(
+    (r) => r.statusSpecific && !r.descriptionMatch && status !== undefined && r.statuses.includes(status),
+  );
+  return byText ?? exact ?? rows.find((r) => !r.statusSpecific && !r.descriptionMatch);
+}
+
+/** For a code with several meanings, which one this answer has (the row's description); else undefined. */
+export function meaningOf(
+  code: string,
+  status: number | undefined,
+  description?: string,
+): string | undefined {
+  if ((byCode.get(code.toUpperCase())?.length ?? 0) < 2) return undefined;
+  return findErrorRow(code, status, description)?.description;
 }
 
 /**
@@ -256,8 +347,12 @@ export function findErrorRow(code: string | undefined, status: number | undefine
  * Any 429 is a rate limit (the chat-bot docs document 429 for it), except OPERATION_TIME_LIMIT,
  * which keeps its own rule; any 5xx without a known code may pass.
  */
-export function classify(status: number | undefined, code: string | undefined): Strategy {
-  const row = findErrorRow(code, status);
+export function classify(
+  status: number | undefined,
+  code: string | undefined,
+  description?: string,
+): Strategy {
+  const row = findErrorRow(code, status, description);
   if (status === 429 && row?.strategy !== Strategy.OperatingLimit) return Strategy.RateLimit;
   if (row) return row.strategy;
   if (status === undefined || status >= 500) return Strategy.Server;
@@ -265,10 +360,10 @@ export function classify(status: number | undefined, code: string | undefined): 
 }
 
 /** The HTTP status our API answers for a code that failed a caller's edit for good. */
-export function callerStatusOf(code: string, status: number | undefined): number {
-  const row = findErrorRow(code, status);
+export function callerStatusOf(code: string, status: number | undefined, description?: string): number {
+  const row = findErrorRow(code, status, description);
   if (row?.callerStatus) return row.callerStatus;
-  return (row?.strategy ?? classify(status, code)) === Strategy.Permanent ? 400 : 502;
+  return (row?.strategy ?? classify(status, code, description)) === Strategy.Permanent ? 400 : 502;
 }
 
 export function isRetryable(strategy: Strategy): boolean {

@@ -1,5 +1,5 @@
 import { AppError } from '../errors.ts';
-import { classify, type Strategy } from './error-table.ts';
+import { classify, meaningOf, type Strategy } from './error-table.ts';
 import type { B24Time } from './types.ts';
 
 export interface Bitrix24ErrorInit {
@@ -30,9 +30,11 @@ export class Bitrix24Error extends AppError {
   readonly retryAfterSeconds: number | undefined;
 
   constructor(init: Bitrix24ErrorInit) {
+    // A code with two meanings (ACCESS_DENIED) says which one we read, so the caller need not guess.
+    const meaning = meaningOf(init.code, init.httpStatus, init.description);
     super(
       init.code,
-      `${init.method} on ${init.host} failed: ${init.code}${init.description ? ` (${init.description})` : ''}`,
+      `${init.method} on ${init.host} failed: ${init.code}${init.description ? ` (${init.description})` : ''}${meaning ? `: ${meaning}` : ''}`,
       502,
       init.cause === undefined ? undefined : { cause: init.cause },
     );
@@ -40,7 +42,7 @@ export class Bitrix24Error extends AppError {
     this.host = init.host;
     this.description = init.description;
     this.httpStatus = init.httpStatus;
-    this.strategy = classify(init.httpStatus, init.code);
+    this.strategy = classify(init.httpStatus, init.code, init.description);
     this.time = init.time;
     this.retryAfterSeconds = init.retryAfterSeconds;
   }

@@ -11,15 +11,18 @@ export interface UpdateTarget {
 }
 
 /**
- * Parameters of `imbot.v2.Chat.Message.update`. A keyboard gets `BOT_ID` beside `BUTTONS`, as the
- * keyboard docs ask for updates, so that command buttons are routed to this bot.
+ * Parameters of `imbot.v2.Chat.Message.update`, the same for a single JSON call and a `batch`
+ * command. A keyboard gets `BOT_ID` beside `BUTTONS`, as the keyboard docs ask for updates, so that
+ * command buttons are routed to this bot; a removal always goes out as `"N"` (an empty array would be
+ * `[]` in JSON but `keyboard=` in a batch command, which Bitrix24 may read differently).
  */
 export function updateParams(target: UpdateTarget, fields: EditFields): Record<string, unknown> {
   const out: Record<string, unknown> = { ...fields };
-  if (fields.keyboard !== undefined && fields.keyboard !== 'N') {
-    out.keyboard = Array.isArray(fields.keyboard)
-      ? { BOT_ID: target.botId, BUTTONS: fields.keyboard }
-      : { BOT_ID: target.botId, ...fields.keyboard };
+  if (fields.keyboard !== undefined) {
+    out.keyboard =
+      fields.keyboard === 'N' || fields.keyboard.length === 0
+        ? 'N'
+        : { BOT_ID: target.botId, BUTTONS: fields.keyboard };
   }
   const params: Record<string, unknown> = { botId: target.botId, messageId: target.messageId, fields: out };
   if (target.botToken !== undefined) params.botToken = target.botToken;

@@ -19,12 +19,22 @@ type Pair = readonly [name: string, value: string];
  * instances other than Date) and for names parse_str would read differently from what was meant.
  */
 export function encodeBracketParams(params: Record<string, unknown>): string {
+  return bracketPairs(params)
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+}
+
+/**
+ * The name=value pairs `encodeBracketParams` writes, one per variable PHP's parse_str will create
+ * (and count against `max_input_vars`). Throws as `encodeBracketParams` does.
+ */
+export function bracketPairs(params: Record<string, unknown>): readonly Pair[] {
   const pairs: Pair[] = [];
   for (const [key, value] of Object.entries(params)) {
     checkTopLevelName(key);
     collect(encodeComponent(key), key, value, pairs);
   }
-  return pairs.map(([name, value]) => `${name}=${value}`).join('&');
+  return pairs;
 }
 
 function collect(name: string, path: string, value: unknown, pairs: Pair[]): void {

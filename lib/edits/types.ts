@@ -1,11 +1,13 @@
 /**
- * The fields of an edit as sent to Bitrix24, after validation and normalisation:
- * `urlPreview` is always `Y`/`N`, `keyboard` an array of buttons (or an object with `BUTTONS`) or `N`.
+ * The fields of an edit after validation and normalisation (what the ledger stores):
+ * `urlPreview` is always `Y`/`N`; `keyboard` is a non-empty button array or `N` (every documented
+ * removal form becomes `N`, every keyboard form the bare array; `updateParams` adds BOT_ID);
+ * `attach` is either documented form, checked.
  */
 export interface EditFields {
   message?: string;
   attach?: unknown[] | Record<string, unknown>;
-  keyboard?: unknown[] | Record<string, unknown> | 'N';
+  keyboard?: Record<string, unknown>[] | 'N';
   urlPreview?: 'Y' | 'N';
 }
 

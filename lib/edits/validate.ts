@@ -1,13 +1,22 @@
 import * as v from 'valibot';
 import { PORTAL_PATTERN } from '../config.ts';
 import { ValidationError } from '../errors.ts';
+import { ATTACH_MAX_BYTES, checkAttach } from './attach.ts';
+import { normaliseKeyboard } from './keyboard.ts';
+import { count, utf8Bytes } from './rules.ts';
 import type { EditFields, QueuedEdit } from './types.ts';
 
 export const MESSAGE_MAX_CHARACTERS = 20_000;
-export const ATTACH_MAX_CHARACTERS = 60_000;
+/** @deprecated The attach limit is counted in bytes: see `ATTACH_MAX_BYTES` in attach.ts. */
+export const ATTACH_MAX_CHARACTERS = ATTACH_MAX_BYTES;
+/** SQS's largest message body (256 KiB): an edit that cannot be queued is refused up front. */
+export const QUEUE_MAX_BYTES = 262_144;
+/**
+ * Room kept for the rest of a queue body around `fields`: portal (≤ 63), the two ids, editId
+ * (≤ 128), requestedAt and the JSON keys are under 400 bytes; 1 KiB leaves slack.
+ */
+const QUEUE_ENVELOPE_BYTES = 1_024;
 const FIELD_NAMES = ['message', 'attach', 'keyboard', 'urlPreview'] as const;
-
-const count = (n: number) => n.toLocaleString('en-US');
 
 /** Rule texts for keys that are missing or not allowed in a strict object. */
 function strictMessage(allowed: readonly string[]) {
@@ -41,24 +50,9 @@ const message = v.pipe(
   ),
 );
 
-const jsonObject = v.custom<Record<string, unknown>>(
-  (x) => typeof x === 'object' && x !== null && !Array.isArray(x),
-  'must be an object',
-);
-
-const attach = v.pipe(
-  v.union([v.array(v.unknown()), jsonObject], 'must be an array of blocks or an object with BLOCKS'),
-  v.check(
-    (value) => JSON.stringify(value).length <= ATTACH_MAX_CHARACTERS,
-    (issue) =>
-      `is ${count(JSON.stringify(issue.input).length)} characters when serialised; the limit is ${count(ATTACH_MAX_CHARACTERS)}`,
-  ),
-);
-
-const keyboard = v.union(
-  [v.literal('N'), v.array(jsonObject, 'must be an array of button objects')],
-  'must be an array of buttons, or "N" to remove the keyboard',
-);
+// Keyboard and attach are checked by hand after the schema (keyboard.ts, attach.ts): their errors
+// name the button or block, and the keyboard needs the botId for its BOT_ID rule.
+const present = v.custom<unknown>((x) => x !== null, 'must not be null');
 
 const urlPreview = v.pipe(
   v.union([v.picklist(['Y', 'N']), v.boolean()], 'must be "Y", "N", true or false'),
@@ -69,8 +63,8 @@ const fieldsSchema = v.pipe(
   v.strictObject(
     {
       message: v.optional(message),
-      attach: v.optional(attach),
-      keyboard: v.optional(keyboard),
+      attach: v.optional(present),
+      keyboard: v.optional(present),
       urlPreview: v.optional(urlPreview),
     },
     strictMessage(FIELD_NAMES),
@@ -134,8 +128,46 @@ function firstIssue(issues: readonly v.BaseIssue<unknown>[], code: string): Vali
   return new ValidationError(path, `${path} ${issue.message}`, code);
 }
 
-function dropUndefined(fields: Record<string, unknown>): EditFields {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as EditFields;
+/**
+ * The one normalisation of an edit's fields, shared by the API and the queue: the keyboard in its
+ * normal form, the attach checked, no empty text by accident, and room for it in the queue.
+ */
+function normaliseFields(fields: Record<string, unknown>, botId: number, code: string): EditFields {
+  const out: EditFields = {};
+  if (typeof fields.message === 'string') out.message = fields.message;
+  if (fields.attach !== undefined) out.attach = checkAttach(fields.attach, 'fields.attach', code);
+  if (fields.keyboard !== undefined) {
+    out.keyboard = normaliseKeyboard(fields.keyboard, botId, 'fields.keyboard', code);
+  }
+  if (fields.urlPreview === 'Y' || fields.urlPreview === 'N') out.urlPreview = fields.urlPreview;
+  if (out.message !== undefined && out.message.trim() === '' && out.attach === undefined) {
+    throw new ValidationError(
+      'fields.message',
+      'fields.message is empty: Bitrix24 deletes a message whose text is set to empty; send an attach with it, or leave message out',
+      code,
+    );
+  }
+  assertFitsQueue(out, code);
+  return out;
+}
+
+/**
+ * An edit must fit one SQS message with its envelope, or the API could take it and no queue would:
+ * the answer names the largest field. The field limits keep edits well below this; it is the
+ * backstop for whatever they let through together.
+ */
+export function assertFitsQueue(fields: EditFields, code = 'INVALID_REQUEST_BODY'): void {
+  const bytes = utf8Bytes(JSON.stringify({ fields })) + QUEUE_ENVELOPE_BYTES;
+  if (bytes <= QUEUE_MAX_BYTES) return;
+  const sizes = Object.entries(fields).map(
+    ([name, value]) => [name, utf8Bytes(JSON.stringify(value))] as const,
+  );
+  const [largest = 'fields', largestBytes = 0] = sizes.sort((a, b) => b[1] - a[1])[0] ?? [];
+  throw new ValidationError(
+    `fields.${largest}`,
+    `fields.${largest} is ${count(largestBytes)} bytes; the edit would be ${count(bytes)} bytes in the queue, above SQS's limit of ${count(QUEUE_MAX_BYTES)}`,
+    code,
+  );
 }
 
 /** Validates the body of an update request; throws ValidationError naming the field and the rule. */
@@ -146,7 +178,7 @@ export function parseUpdateRequest(body: unknown): UpdateRequest {
   const result = v.safeParse(updateSchema, body, { abortEarly: true });
   if (!result.success) throw firstIssue(result.issues, 'INVALID_REQUEST_BODY');
   const { botId, messageId, fields } = result.output;
-  return { botId, messageId, fields: dropUndefined(fields) };
+  return { botId, messageId, fields: normaliseFields(fields, botId, 'INVALID_REQUEST_BODY') };
 }
 
 /**
@@ -167,7 +199,7 @@ export function parseQueuedEdit(
     portal,
     botId,
     messageId,
-    fields: dropUndefined(fields),
+    fields: normaliseFields(fields, botId, 'INVALID_EDIT'),
     editId: editId ?? defaults.editId,
     requestedAt: requestedAt ?? defaults.requestedAt,
   };

@@ -1,4 +1,4 @@
-import { buildBatchCmd, packBatches, parseBatchResponse } from '../bitrix24/batch.ts';
+import { fitsInBatch, packBatches, parseBatchResponse } from '../bitrix24/batch.ts';
 import { callerStatusOf, findErrorRow, isRetryable, Strategy } from '../bitrix24/error-table.ts';
 import { isBitrix24Error } from '../bitrix24/errors.ts';
 import { UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
@@ -153,14 +153,12 @@ function commandOf(job: Job, key: string) {
   return { key, method: UPDATE_METHOD, params: updateParams(job.key, job.fields), botId: job.key.botId };
 }
 
-/** Fields that have no bracket form (inside `batch`) can still go as JSON in a single call. */
+/**
+ * Fields that have no bracket form, or more pairs than PHP's max_input_vars lets through inside
+ * `batch`, can still go whole as JSON in a single call.
+ */
 function encodable(job: Job): boolean {
-  try {
-    buildBatchCmd([commandOf(job, 'm')]);
-    return true;
-  } catch {
-    return false;
-  }
+  return fitsInBatch(commandOf(job, 'm').params);
 }
 
 /**
@@ -270,7 +268,9 @@ async function callBatch(
     }
     // Inside a batch there is no HTTP status: known codes by the table, unknown ones are the request's fault.
     const strategy: Strategy =
-      code === 'NOT_RUN' ? Strategy.Server : (findErrorRow(code, undefined)?.strategy ?? Strategy.Permanent);
+      code === 'NOT_RUN'
+        ? Strategy.Server
+        : (findErrorRow(code, undefined, outcome?.description)?.strategy ?? Strategy.Permanent);
     const failure: Failure = { code, description: outcome?.description ?? '', strategy };
     noteFailure(portal, failure, ctx);
     // A command that answered (or never ran) did not land later: not in doubt.
@@ -333,7 +333,7 @@ export function failureOf(error: unknown): Failure {
       // The message names the method and the portal host: an operator can tell which portal to fix.
       description: error.message,
       strategy: error.strategy,
-      callerStatus: callerStatusOf(error.code, error.httpStatus),
+      callerStatus: callerStatusOf(error.code, error.httpStatus, error.description),
       time: error.time,
       retryAfterSeconds: error.retryAfterSeconds,
     };

@@ -1,5 +1,5 @@
 import { parseBool } from './message-fields.ts';
-import { fail, type Outcome, ok } from './outcome.ts';
+import { fail, failure, type Outcome, ok } from './outcome.ts';
 import { parsePhpQuery } from './php-query.ts';
 import type { B24Time } from './time-object.ts';
 
@@ -53,9 +53,14 @@ function section(entries: Record<string, unknown>): Record<string, unknown> | []
   return Object.keys(entries).length === 0 ? [] : entries;
 }
 
+/**
+ * Runs the first 50 commands; each one past 50 fails on its own with ERROR_BATCH_LENGTH_EXCEEDED
+ * (the batch page: "extras fail"), and the call as a whole succeeds. Only a command that succeeded
+ * gets a `result_time` entry. Each command's query goes through parse_str, `max_input_vars` included.
+ */
 export function runBatch(params: Record<string, unknown>, runner: BatchRunner): Outcome {
-  const commands = commandsOf(params.cmd);
-  if (commands.length > MAX_BATCH_COMMANDS) return fail('ERROR_BATCH_LENGTH_EXCEEDED');
+  const all = commandsOf(params.cmd);
+  const commands = all.slice(0, MAX_BATCH_COMMANDS);
   if (runner.refusesCall(commands.map((c) => methodOf(c.text))))
     return fail('ERROR_BATCH_METHOD_NOT_ALLOWED');
   const halt = parseBool(params.halt) ?? false;
@@ -68,11 +73,19 @@ export function runBatch(params: Record<string, unknown>, runner: BatchRunner): 
     const q = resolved.indexOf('?');
     const query = q === -1 ? '' : resolved.slice(q + 1);
     const { outcome, time } = runner.run(key, methodOf(resolved), parsePhpQuery(query));
-    if (time) times[key] = time;
     if (outcome.ok) {
       results[key] = outcome.result;
+      if (time) times[key] = time;
     } else {
       errors[key] = { error: outcome.code, error_description: outcome.description };
+      if (halt) break;
+    }
+  }
+  const halted = halt && Object.keys(errors).length > 0;
+  if (!halted) {
+    const extra = failure('ERROR_BATCH_LENGTH_EXCEEDED');
+    for (const { key } of all.slice(MAX_BATCH_COMMANDS)) {
+      errors[key] = { error: extra.code, error_description: extra.description };
       if (halt) break;
     }
   }

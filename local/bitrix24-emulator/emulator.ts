@@ -9,6 +9,7 @@ import { failure } from './outcome.ts';
 import type {
   Bitrix24Emulator,
   BotOwner,
+  BotType,
   CallRecord,
   EmulatedMessage,
   EmulatorOptions,
@@ -32,6 +33,7 @@ class EmulatorServer implements Bitrix24Emulator {
 
   constructor(options: EmulatorOptions | undefined) {
     this.#engine = new Engine(normaliseOptions(options), (ms) => this.#sleep(ms));
+    this.#engine.portal.editWindowSeconds = this.#engine.settings.editWindowSeconds;
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch(() => {
         if (!res.headersSent && !res.destroyed) writeReply(res, errorReply(failure('INTERNAL_SERVER_ERROR')));
@@ -78,7 +80,7 @@ class EmulatorServer implements Bitrix24Emulator {
     return this.#engine.credentials.addApp(a.clientId, a.clientSecret);
   }
 
-  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner }): number {
+  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner; type?: BotType }): number {
     return this.#engine.portal.registerBot(b);
   }
 

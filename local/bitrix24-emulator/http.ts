@@ -14,9 +14,12 @@ export function json(status: number, body: unknown, code?: string): HttpReply {
   return code === undefined ? { kind: 'json', status, body } : { kind: 'json', status, body, code };
 }
 
-export function errorReply(f: Failure, time?: unknown): HttpReply {
-  const body = { error: f.code, error_description: f.description, ...(time === undefined ? {} : { time }) };
-  return json(f.status, body, f.code);
+/**
+ * Bitrix24's error answers are `{error, error_description}` with no `time` object (the docs' error
+ * examples, and the SDKs read `time` only from successes); `_time` is accepted and left out.
+ */
+export function errorReply(f: Failure, _time?: unknown): HttpReply {
+  return json(f.status, { error: f.code, error_description: f.description }, f.code);
 }
 
 export function replyStatus(reply: HttpReply): number {

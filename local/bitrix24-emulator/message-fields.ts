@@ -1,7 +1,12 @@
 import { type Failure, failure } from './outcome.ts';
 
 export const MAX_MESSAGE_CODE_POINTS = 20_000;
-export const MAX_ATTACH_CHARS = 60_000;
+/** The docs' 60,000 "characters", counted as UTF-8 bytes of the JSON (PHP's strlen counts bytes). */
+export const MAX_ATTACH_BYTES = 60_000;
+/** @deprecated The limit is in bytes; kept for the index's export. */
+export const MAX_ATTACH_CHARS = MAX_ATTACH_BYTES;
+/** The legacy update page's 30 KB for KEYBOARD_OVERSIZE, as UTF-8 bytes of the buttons' JSON. */
+export const MAX_KEYBOARD_BYTES = 30 * 1024;
 const CUT_MARK = ' (...)';
 
 export type Parsed<T> = { value: T } | { failure: Failure };
@@ -57,7 +62,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export function parseAttach(raw: unknown): Parsed<unknown[] | Record<string, unknown>> {
   const value = fromJsonString(raw);
   if (!Array.isArray(value) && !isObject(value)) return { failure: failure('ATTACH_ERROR') };
-  if (JSON.stringify(value).length > MAX_ATTACH_CHARS) return { failure: failure('ATTACH_OVERSIZE') };
+  if (jsonBytes(value) > MAX_ATTACH_BYTES) return { failure: failure('ATTACH_OVERSIZE') };
   return { value };
 }
 
@@ -65,7 +70,21 @@ export function parseAttach(raw: unknown): Parsed<unknown[] | Record<string, unk
 export function parseKeyboard(raw: unknown): Parsed<Record<string, unknown> | null> {
   if (isMissing(raw) || (typeof raw === 'string' && raw.toUpperCase() === 'N')) return { value: null };
   const value = fromJsonString(raw);
-  if (Array.isArray(value)) return value.length === 0 ? { value: null } : { value: { BUTTONS: value } };
-  if (isObject(value) && Array.isArray(value.BUTTONS)) return { value };
-  return { failure: failure('KEYBOARD_ERROR') };
+  let keyboard: Record<string, unknown>;
+  if (Array.isArray(value)) {
+    if (value.length === 0) return { value: null };
+    keyboard = { BUTTONS: value };
+  } else if (isObject(value) && Array.isArray(value.BUTTONS)) {
+    // No buttons shows no keyboard: the same as removing it.
+    if (value.BUTTONS.length === 0) return { value: null };
+    keyboard = value;
+  } else {
+    return { failure: failure('KEYBOARD_ERROR') };
+  }
+  if (jsonBytes(keyboard.BUTTONS) > MAX_KEYBOARD_BYTES) return { failure: failure('KEYBOARD_OVERSIZE') };
+  return { value: keyboard };
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
 }

@@ -137,17 +137,27 @@ function send(ctx: MethodContext): Outcome {
   return ok({ id, uuidMap: {} });
 }
 
+/**
+ * Update, with the rules the v2 page leaves out taken from the legacy and `im` pages: `fields` must
+ * change something, a message past the edit window is CANT_EDIT_MESSAGE, and an empty text without
+ * an attach deletes the message (as `im.message.update` and `imbot.message.update` document).
+ */
 function update(ctx: MethodContext): Outcome {
   const bot = authorizeBot(ctx);
   if (!isBot(bot)) return reject(bot);
   const message = ownMessage(ctx, bot);
   if (!message) return fail('ACCESS_DENIED');
   const fields = fieldsOf(ctx.params);
-  if (!fields) return fail('FIELDS_REQUIRED');
+  if (!fields || Object.keys(fields).length === 0) return fail('FIELDS_REQUIRED');
+  if (ctx.portal.editWindowPassed(message.id, ctx.now)) return fail('CANT_EDIT_MESSAGE');
   const rich = parseRichFields(fields);
   if ('failure' in rich) return reject(rich.failure);
   const { attach, keyboard } = rich;
 
+  if (fields.message !== undefined && textOf(fields.message).trim() === '' && !attach) {
+    ctx.portal.deleteMessage(message.id);
+    return ok(booleanResult(ctx.successShape));
+  }
   if (fields.message !== undefined) message.text = cutText(textOf(fields.message));
   if (attach) message.attach = attach.value;
   if (keyboard) message.keyboard = keyboard.value;
@@ -171,6 +181,7 @@ function remove(ctx: MethodContext): Outcome {
 function get(ctx: MethodContext): Outcome {
   const bot = authorizeBot(ctx);
   if (!isBot(bot)) return reject(bot);
+  if (bot.type !== 'supervisor' && bot.type !== 'personal') return fail('BOT_TYPE_NOT_ALLOWED');
   const id = parseId(ctx.params.messageId);
   const message = id === undefined ? undefined : ctx.portal.message(id);
   if (!message) return fail('ACCESS_DENIED');

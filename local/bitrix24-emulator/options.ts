@@ -1,4 +1,5 @@
 import { standardPlan } from '../../lib/pacing/policies.ts';
+import { DEFAULT_EDIT_WINDOW_SECONDS } from './portal.ts';
 import type { EmulatorOptions, RateLimits, SuccessShape } from './types.ts';
 
 export interface Settings {
@@ -10,6 +11,7 @@ export interface Settings {
   accessTokenTtlSeconds: number;
   now: () => number;
   random: () => number;
+  editWindowSeconds: number | null;
 }
 
 function check(ok: boolean, name: string, rule: string, value: unknown): void {
@@ -38,11 +40,20 @@ export function normaliseOptions(options: EmulatorOptions = {}): Settings {
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
     now: options.now ?? Date.now,
     random: options.random ?? Math.random,
+    editWindowSeconds:
+      options.editWindowSeconds === undefined ? DEFAULT_EDIT_WINDOW_SECONDS : options.editWindowSeconds,
   };
   const { port, operatingLimitSeconds, processingMs, accessTokenTtlSeconds } = settings;
   check(Number.isInteger(port) && port >= 0 && port <= 65_535, 'port', 'an integer 0..65535', port);
   check(operatingLimitSeconds > 0, 'operatingLimitSeconds', 'a positive number', operatingLimitSeconds);
   check(processingMs >= 0, 'processingMs', 'a non-negative number', processingMs);
+  const { editWindowSeconds } = settings;
+  check(
+    editWindowSeconds === null || editWindowSeconds > 0,
+    'editWindowSeconds',
+    'a positive number or null',
+    editWindowSeconds,
+  );
   check(accessTokenTtlSeconds > 0, 'accessTokenTtlSeconds', 'a positive number', accessTokenTtlSeconds);
   return settings;
 }

@@ -49,10 +49,16 @@ function toJsonShape(value: unknown): unknown {
   return Object.fromEntries(entries);
 }
 
-export function parsePhpQuery(query: string): Record<string, unknown> {
+/** PHP's default `max_input_vars`: parse_str stops after this many variables and drops the rest silently. */
+export const MAX_INPUT_VARS = 1_000;
+
+export function parsePhpQuery(query: string, maxInputVars = MAX_INPUT_VARS): Record<string, unknown> {
   const root: Node = {};
+  let vars = 0;
   for (const pair of query.split('&')) {
     if (pair === '') continue;
+    vars += 1;
+    if (vars > maxInputVars) break;
     const eq = pair.indexOf('=');
     const rawKey = decode(eq === -1 ? pair : pair.slice(0, eq));
     const value = eq === -1 ? '' : decode(pair.slice(eq + 1));

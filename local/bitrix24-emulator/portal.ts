@@ -1,5 +1,8 @@
 import type { SecretRegistry } from './redaction.ts';
-import type { BotOwner, EmulatedMessage } from './types.ts';
+import type { BotOwner, BotType, EmulatedMessage } from './types.ts';
+
+/** The legacy update page: a message "older than three days" cannot be edited (a portal setting). */
+export const DEFAULT_EDIT_WINDOW_SECONDS = 3 * 24 * 3600;
 
 export interface Bot {
   /** Bots are users in Bitrix24: the bot id is also the author id of its messages. */
@@ -7,6 +10,8 @@ export interface Bot {
   code: string;
   botToken: string | undefined;
   owner: BotOwner;
+  /** `bot` (default), `supervisor`, `personal`, `openline`: only supervisor and personal may read messages. */
+  type: BotType;
 }
 
 export interface NewMessage {
@@ -27,6 +32,10 @@ export class Portal {
   readonly #messages = new Map<number, EmulatedMessage>();
   readonly #now: () => number;
   readonly #secrets: SecretRegistry;
+  /** When each message was created, for the edit window. */
+  readonly #createdAt = new Map<number, number>();
+  /** Seconds after creation during which a message may be edited; null for no window. */
+  editWindowSeconds: number | null = DEFAULT_EDIT_WINDOW_SECONDS;
   #nextBotId = 1000;
   #nextMessageId = 1;
 
@@ -35,12 +44,25 @@ export class Portal {
     this.#secrets = secrets;
   }
 
-  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner }): number {
+  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner; type?: BotType }): number {
     const id = b.id ?? this.#nextBotId;
     this.#nextBotId = Math.max(this.#nextBotId, id + 1);
     this.#secrets.add(b.botToken);
-    this.bots.set(id, { id, code: b.code ?? `bot_${id}`, botToken: b.botToken, owner: b.owner });
+    this.bots.set(id, {
+      id,
+      code: b.code ?? `bot_${id}`,
+      botToken: b.botToken,
+      owner: b.owner,
+      type: b.type ?? 'bot',
+    });
     return id;
+  }
+
+  /** Whether the edit window of a message has passed (always false without a window). */
+  editWindowPassed(id: number, now: number): boolean {
+    const created = this.#createdAt.get(id);
+    if (this.editWindowSeconds === null || created === undefined) return false;
+    return now - created > this.editWindowSeconds * 1000;
   }
 
   addMessage(m: NewMessage): number {
@@ -63,6 +85,7 @@ export class Portal {
       history: [m.text],
       updatedAt: this.#now(),
     });
+    this.#createdAt.set(id, this.#now());
     return id;
   }
 
@@ -73,6 +96,7 @@ export class Portal {
 
   deleteMessage(id: number): void {
     this.#messages.delete(id);
+    this.#createdAt.delete(id);
   }
 
   /** Copies, so that callers cannot change the portal behind its back. */

@@ -22,6 +22,11 @@ export interface EmulatorOptions {
   now?: () => number;
   /** Source of randomness for random faults; default Math.random. */
   random?: () => number;
+  /**
+   * Seconds after creation during which a message may be updated, then CANT_EDIT_MESSAGE; default
+   * 259200 (the legacy docs' three days); null for no window.
+   */
+  editWindowSeconds?: number | null;
 }
 
 export type FaultKind =
@@ -88,6 +93,9 @@ export interface CallRecord {
 
 export type BotOwner = { webhookUserId: number } | { clientId: string };
 
+/** `Bot.register` types; only `supervisor` and `personal` may call `Chat.Message.get`. */
+export type BotType = 'bot' | 'supervisor' | 'personal' | 'openline';
+
 export interface OAuthGrant {
   accessToken: string;
   refreshToken: string;
@@ -114,7 +122,8 @@ export interface Bitrix24Emulator {
   close(): Promise<void>;
   addWebhook(w: { userId: number; code: string }): void;
   addOAuthApp(a: { clientId: string; clientSecret: string }): OAuthGrant;
-  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner }): number;
+  /** `type` defaults to `bot`. */
+  registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner; type?: BotType }): number;
   /** Seeds a message directly; `botId` makes the bot its author. Returns its id. */
   addMessage(m: SeedMessage): number;
   getMessage(id: number): EmulatedMessage | undefined;

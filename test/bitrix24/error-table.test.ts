@@ -8,11 +8,13 @@ import {
 } from '../../lib/bitrix24/error-table.ts';
 
 describe('the strategy table', () => {
-  it.each(ERROR_TABLE.map((row) => [row.code, row.statuses, row.strategy] as const))(
+  it.each(ERROR_TABLE.map((row) => [row.code, row.statuses, row.strategy, row] as const))(
     'classifies %s with each of its documented statuses %j as %s',
-    (code, statuses, strategy) => {
+    (code, statuses, strategy, row) => {
+      // A row told apart by its text is tested with its own description, which must match it.
+      const description = row.descriptionMatch ? row.description : undefined;
       for (const status of statuses.length ? statuses : [undefined]) {
-        expect(classify(status, code)).toBe(strategy);
+        expect(classify(status, code, description)).toBe(strategy);
       }
     },
   );

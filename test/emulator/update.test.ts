@@ -251,11 +251,27 @@ describe('sibling methods', () => {
     expect(sent.body.error).toBe('EMPTY_MESSAGE');
   });
 
-  it('returns the stored message from Chat.Message.get', async () => {
+  it('returns the stored message from Chat.Message.get to a supervisor bot', async () => {
     setup = await startDemo();
-    const answer = await setup.asBot('imbot.v2.Chat.Message.get', { messageId: 789 });
+    const supervisor = setup.emu.registerBot({
+      botToken: 'supervisor_token',
+      owner: { webhookUserId: 1 },
+      type: 'supervisor',
+    });
+    const answer = await setup.asBot('imbot.v2.Chat.Message.get', {
+      botId: supervisor,
+      botToken: 'supervisor_token',
+      messageId: 789,
+    });
     expect(answer.body.result).toMatchObject({
       message: { id: 789, chatId: 12, authorId: 456, isSystem: false },
     });
+  });
+
+  it('refuses Chat.Message.get to an ordinary bot with 403 BOT_TYPE_NOT_ALLOWED', async () => {
+    setup = await startDemo();
+    const answer = await setup.asBot('imbot.v2.Chat.Message.get', { messageId: 789 });
+    expect(answer.status).toBe(403);
+    expect(answer.body.error).toBe('BOT_TYPE_NOT_ALLOWED');
   });
 });
