@@ -5,6 +5,7 @@ import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message
 import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { type HttpEvent, header } from '../lib/http/event.ts';
 import { jsonErrors, route } from '../lib/http/middleware.ts';
+import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
@@ -14,10 +15,12 @@ const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat
 
 export function defaultDeps(): UpdateMessageDeps {
   const { config, gateway, ledger, reconcileOptions } = getRuntime();
+  const table = ledger();
   return {
     config,
     gateway,
-    reconciler: new Reconciler({ ledger: ledger(), gateway, sqs: sqsClient(), options: reconcileOptions }),
+    reconciler: new Reconciler({ ledger: table, gateway, sqs: sqsClient(), options: reconcileOptions }),
+    idempotency: new IdempotencyKeys({ tableName: table.tableName }),
     enqueue: (edits, deduplicationIds) =>
       enqueueEdits(edits, { queueUrl: config.editsQueueUrl, deduplicationIds }),
   };

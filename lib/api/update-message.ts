@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { callerStatusOf } from '../bitrix24/error-table.ts';
 import { type Config, PORTAL_PATTERN } from '../config.ts';
+import { canonicalJson } from '../edits/canonical.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
 import type { QueuedEdit } from '../edits/types.ts';
 import { parseUpdateRequest } from '../edits/validate.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { errorResult, type HttpResult, jsonResult, toErrorResult } from '../http/responses.ts';
+import {
+  type Claim,
+  IDEMPOTENCY_WINDOW_SECONDS,
+  type IdempotencyKeys,
+  sha256,
+} from '../ledger/idempotency.ts';
 import { type LedgerError, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
@@ -19,6 +26,11 @@ export interface UpdateMessageDeps {
   reconciler: Reconciler;
   /** Sends edits to the edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL): the drain's wake-up. */
   enqueue: (edits: QueuedEdit[], deduplicationIds: ReadonlyMap<string, string>) => Promise<EnqueueResult>;
+  /**
+   * Idempotency keys kept in the ledger table: a repeated key answers with the original edit. Without
+   * it (tests of other things) the key is only the wake-up copy's deduplication id.
+   */
+  idempotency?: IdempotencyKeys;
   newId?: () => string;
   now?: () => Date;
 }
@@ -69,6 +81,15 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     await deps.gateway.assertBotAllowed(portal, request.botId);
 
     const editId: string = deps.newId ? deps.newId() : randomUUID();
+    const idem =
+      input.idempotencyKey !== undefined && deps.idempotency
+        ? { keys: deps.idempotency, claim: { portal, key: input.idempotencyKey, editId } }
+        : undefined;
+    if (idem) {
+      const contentHash = sha256(canonicalJson({ ...key, fields: request.fields }));
+      const claim = await idem.keys.claim({ ...idem.claim, contentHash });
+      if (claim.kind !== 'new') return repeated(claim, idem.claim.key);
+    }
     const acceptedAt = deps.now?.() ?? new Date();
     const queued: QueuedEdit = {
       ...key,
@@ -77,15 +98,35 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       requestedAt: acceptedAt.toISOString(),
     };
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
+    // A request that fails before its edit is recorded gives its key up, so that a retry is not held up.
+    const recordOrRelease = async <T>(work: () => Promise<T>): Promise<T> => {
+      let result: T;
+      try {
+        result = await work();
+      } catch (error) {
+        await idem?.keys.release(idem.claim).catch(() => undefined);
+        throw error;
+      }
+      await idem?.keys.recorded(idem.claim).catch((error: unknown) => {
+        logger.warn('The Idempotency-Key could not be marked recorded; repeats are asked to retry', {
+          ...key,
+          editId,
+          code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE',
+        });
+      });
+      return result;
+    };
     if (input.preferAsync) {
-      await deps.reconciler.merge(key, edits);
+      await recordOrRelease(() => deps.reconciler.merge(key, edits));
       return defer(deps, input, queued, 'requested');
     }
-    const { report } = await deps.reconciler.mergeAndApply(key, edits, {
-      remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
-      signal: input.signal,
-      stats: emptyStats(),
-    });
+    const { report } = await recordOrRelease(() =>
+      deps.reconciler.mergeAndApply(key, edits, {
+        remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
+        signal: input.signal,
+        stats: emptyStats(),
+      }),
+    );
     const text = messageKeyText(key);
     const fate = report.fates.get(text);
     if (fate?.kind === 'applied') {
@@ -140,6 +181,27 @@ async function defer(
   }
   logger.info('Edit deferred', { ...context, outcome: 'deferred', reason });
   return jsonResult(202, { result: true, deferred: true, editId: queued.editId, reason });
+}
+
+/** The answer to a request whose Idempotency-Key was used within the window. */
+function repeated(claim: Exclude<Claim, { kind: 'new' }>, key: string): HttpResult {
+  if (claim.kind === 'duplicate') {
+    logger.info('Edit repeated under its Idempotency-Key', { editId: claim.editId, outcome: 'duplicate' });
+    return jsonResult(202, { result: true, duplicate: true, editId: claim.editId });
+  }
+  if (claim.kind === 'conflict') {
+    return errorResult(
+      409,
+      'IDEMPOTENCY_KEY_REUSED',
+      `Idempotency-Key "${key}" was used for a different edit within the last ${IDEMPOTENCY_WINDOW_SECONDS / 60} minutes; send new content under a new key`,
+    );
+  }
+  return errorResult(
+    409,
+    'IDEMPOTENCY_KEY_IN_USE',
+    `Idempotency-Key "${key}" belongs to a request whose edit is not recorded yet; retry after Retry-After`,
+    claim.retryAfterSeconds,
+  );
 }
 
 /** A Bitrix24 refusal that waiting cannot fix, as the caller should see it (the error table's status). */
