@@ -1,12 +1,11 @@
 import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message.ts';
 import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { type HttpEvent, header } from '../lib/http/event.ts';
-import { jsonErrors, route } from '../lib/http/middleware.ts';
-import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
+import { jsonBody, jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
+import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
@@ -38,15 +37,15 @@ export function createHandler(deps: UpdateMessageDeps | (() => UpdateMessageDeps
     .use(jsonErrors())
     .use(httpHeaderNormalizer())
     .use(route({ method: 'POST', pathSuffixes: METHOD_PATHS }))
-    .use(httpJsonBodyParser())
+    .use(jsonBody())
     .handler((event, context, { signal }) => {
       resolved ??= typeof deps === 'function' ? deps() : deps;
       return updateMessage(
         {
-          portal: header(event, 'x-b24-portal'),
+          portal: header(event, 'x-b24-portal', { keepEmpty: true }),
           body: event.body,
           preferAsync: /(^|[\s,])respond-async(\s*($|[,;]))/i.test(header(event, 'prefer') ?? ''),
-          idempotencyKey: header(event, 'idempotency-key'),
+          idempotencyKey: header(event, 'idempotency-key', { keepEmpty: true }),
           signal,
           remainingMs: () => context.getRemainingTimeInMillis(),
         },

@@ -58,6 +58,14 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
  */
 export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessageDeps): Promise<HttpResult> {
   try {
+    // Sent but empty is a mistake to report, not a request for the default portal.
+    if (input.portal !== undefined && input.portal.trim() === '') {
+      throw new ValidationError(
+        'X-B24-Portal',
+        'X-B24-Portal is empty: name the portal, or leave the header out to use DEFAULT_PORTAL',
+        'INVALID_PORTAL',
+      );
+    }
     const portal = input.portal ?? deps.config.defaultPortal;
     if (portal === undefined) {
       return errorResult(
