@@ -77,13 +77,13 @@ export function runsFirst(fault: Fault): boolean {
 }
 
 /** The answer a fault gives; undefined for 'slow', which answers normally. */
-export function faultReply(fault: Fault, path = '/'): FaultReply | undefined {
+export function faultReply(fault: Fault): FaultReply | undefined {
   switch (fault.kind) {
     case 'redirect':
       return {
         kind: 'redirect',
         status: fault.status === 308 ? 308 : 307,
-        location: fault.location ?? `${DEFAULT_REDIRECT_ORIGIN}${path}`,
+        location: fault.location ?? `${DEFAULT_REDIRECT_ORIGIN}/`,
       };
     case 'server-error':
       return { kind: 'json', failure: failure('INTERNAL_SERVER_ERROR') };

@@ -42,7 +42,7 @@ export interface Fault {
   delayMs?: number;
   /** For 'reset' / 'server-error' / 'html': execute the request first, then fail (an ambiguous outcome). */
   afterApply?: boolean;
-  /** For 'redirect': where to (default `http://moved.b24-emulator.invalid/` plus the request's path). */
+  /** For 'redirect': where to (default `http://moved.b24-emulator.invalid/`, another host that never resolves). */
   location?: string;
   /**
    * For 'error': the code, the HTTP status and the description (status and description default from
