@@ -106,29 +106,11 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       requestedAt: acceptedAt.toISOString(),
     };
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
-    // A request that fails before its edit is recorded gives its key up, so that a retry is not held up.
-    const recordOrRelease = async <T>(work: () => Promise<T>): Promise<T> => {
-      let result: T;
-      try {
-        result = await work();
-      } catch (error) {
-        await idem?.keys.release(idem.claim).catch(() => undefined);
-        throw error;
-      }
-      await idem?.keys.recorded(idem.claim).catch((error: unknown) => {
-        logger.warn('The Idempotency-Key could not be marked recorded; repeats are asked to retry', {
-          ...key,
-          editId,
-          code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE',
-        });
-      });
-      return result;
-    };
     if (input.preferAsync) {
-      await recordOrRelease(() => deps.reconciler.merge(key, edits));
+      await recording(idem, () => deps.reconciler.merge(key, edits));
       return defer(deps, input, queued, 'requested');
     }
-    const { report } = await recordOrRelease(() =>
+    const { report } = await recording(idem, () =>
       deps.reconciler.mergeAndApply(key, edits, {
         remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
         signal: input.signal,
@@ -189,6 +171,31 @@ async function defer(
   }
   logger.info('Edit deferred', { ...context, outcome: 'deferred', reason });
   return jsonResult(202, { result: true, deferred: true, editId: queued.editId, reason });
+}
+
+/**
+ * Runs the work that records the edit, then marks the request's Idempotency-Key recorded; a request
+ * that fails before its edit is recorded gives its key up, so that a retry is not held up.
+ */
+async function recording<T>(
+  idem: { keys: IdempotencyKeys; claim: { portal: string; key: string; editId: string } } | undefined,
+  work: () => Promise<T>,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await idem?.keys.release(idem.claim).catch(() => undefined);
+    throw error;
+  }
+  await idem?.keys.recorded(idem.claim).catch((error: unknown) => {
+    logger.warn('The Idempotency-Key could not be marked recorded; repeats are asked to retry', {
+      portal: idem.claim.portal,
+      editId: idem.claim.editId,
+      code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE',
+    });
+  });
+  return result;
 }
 
 /** The answer to a request whose Idempotency-Key was used within the window. */
