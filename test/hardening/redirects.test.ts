@@ -8,7 +8,16 @@ import type { Ledger } from '../../lib/ledger/store.ts';
 import { SourceError } from '../../lib/status/errors.ts';
 import { fetchSource } from '../../lib/status/sources.ts';
 import type { StatusSource } from '../../lib/status/spec.ts';
-import { postUpdate, update, updateDeps } from '../api/helpers.ts';
+import { postUpdate, purgeQueues, update, updateDeps } from '../api/helpers.ts';
+import {
+  drainHandler,
+  editBody,
+  eventOf,
+  failedIds,
+  receiveAll,
+  recordingSqs,
+  sqsRecord,
+} from '../drain/support/fixtures.ts';
 import { BOT, freshLedger, type Harness, OAUTH_APP, startHarness, WEBHOOK } from '../support/harness.ts';
 import { listenOnLoopback } from '../support/loopback.ts';
 
@@ -81,6 +90,20 @@ describe('Bitrix24 calls and redirects', () => {
     const state = await ledger.get({ portal: 'acme', botId: BOT.id, messageId: 789 });
     expect(state.desired.message?.value).toBe('Build #42: green');
     expect(state.lastError?.code).toBe('REDIRECT_REFUSED');
+  });
+
+  it('keeps a drained edit whose call was redirected: failed-edits queue with REDIRECT_REFUSED, nothing sent to the target', async () => {
+    await purgeQueues(h);
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
+    h.emulator.inject({ kind: 'redirect', status: 308, location: `${other.origin}/rest/batch` }, 5);
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { ledger });
+    const record = sqsRecord(editBody(id, { message: 'redirected' }));
+    expect(failedIds(await drain(eventOf([record])))).toEqual([]);
+    const failed = await receiveAll(h.sqs, h.failedQueueUrl);
+    expect(failed.map((m) => m.MessageAttributes?.errorCode?.StringValue)).toEqual(['REDIRECT_REFUSED']);
+    expect(JSON.parse(failed[0]?.Body ?? '{}').fields).toEqual({ message: 'redirected' });
+    expect(other.seen).toEqual([]);
+    expect(h.emulator.getMessage(id)?.text).toBe('before');
   });
 
   it('refuses a 308 carrying an OAuth access token without following it, as our configuration failing', async () => {
