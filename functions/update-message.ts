@@ -1,11 +1,11 @@
 import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message.ts';
 import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { type HttpEvent, header } from '../lib/http/event.ts';
-import { jsonErrors, route } from '../lib/http/middleware.ts';
+import { jsonBody, jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
+import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
@@ -14,10 +14,12 @@ const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat
 
 export function defaultDeps(): UpdateMessageDeps {
   const { config, gateway, ledger, reconcileOptions } = getRuntime();
+  const table = ledger();
   return {
     config,
     gateway,
-    reconciler: new Reconciler({ ledger: ledger(), gateway, sqs: sqsClient(), options: reconcileOptions }),
+    reconciler: new Reconciler({ ledger: table, gateway, sqs: sqsClient(), options: reconcileOptions }),
+    idempotency: new IdempotencyKeys({ tableName: table.tableName }),
     enqueue: (edits, deduplicationIds) =>
       enqueueEdits(edits, { queueUrl: config.editsQueueUrl, deduplicationIds }),
   };
@@ -35,15 +37,15 @@ export function createHandler(deps: UpdateMessageDeps | (() => UpdateMessageDeps
     .use(jsonErrors())
     .use(httpHeaderNormalizer())
     .use(route({ method: 'POST', pathSuffixes: METHOD_PATHS }))
-    .use(httpJsonBodyParser())
+    .use(jsonBody())
     .handler((event, context, { signal }) => {
       resolved ??= typeof deps === 'function' ? deps() : deps;
       return updateMessage(
         {
-          portal: header(event, 'x-b24-portal'),
+          portal: header(event, 'x-b24-portal', { keepEmpty: true }),
           body: event.body,
           preferAsync: /(^|[\s,])respond-async(\s*($|[,;]))/i.test(header(event, 'prefer') ?? ''),
-          idempotencyKey: header(event, 'idempotency-key'),
+          idempotencyKey: header(event, 'idempotency-key', { keepEmpty: true }),
           signal,
           remainingMs: () => context.getRemainingTimeInMillis(),
         },

@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { callerStatusOf } from '../bitrix24/error-table.ts';
 import { type Config, PORTAL_PATTERN } from '../config.ts';
+import { canonicalJson } from '../edits/canonical.ts';
 import type { EnqueueResult } from '../edits/queue.ts';
 import type { QueuedEdit } from '../edits/types.ts';
 import { parseUpdateRequest } from '../edits/validate.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { errorResult, type HttpResult, jsonResult, toErrorResult } from '../http/responses.ts';
+import {
+  type Claim,
+  IDEMPOTENCY_WINDOW_SECONDS,
+  type IdempotencyKeys,
+  sha256,
+} from '../ledger/idempotency.ts';
 import { type LedgerError, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
@@ -19,6 +26,11 @@ export interface UpdateMessageDeps {
   reconciler: Reconciler;
   /** Sends edits to the edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL): the drain's wake-up. */
   enqueue: (edits: QueuedEdit[], deduplicationIds: ReadonlyMap<string, string>) => Promise<EnqueueResult>;
+  /**
+   * Idempotency keys kept in the ledger table: a repeated key answers with the original edit. Without
+   * it (tests of other things) the key is only the wake-up copy's deduplication id.
+   */
+  idempotency?: IdempotencyKeys;
   newId?: () => string;
   now?: () => Date;
 }
@@ -46,6 +58,14 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
  */
 export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessageDeps): Promise<HttpResult> {
   try {
+    // Sent but empty is a mistake to report, not a request for the default portal.
+    if (input.portal !== undefined && input.portal.trim() === '') {
+      throw new ValidationError(
+        'X-B24-Portal',
+        'X-B24-Portal is empty: name the portal, or leave the header out to use DEFAULT_PORTAL',
+        'INVALID_PORTAL',
+      );
+    }
     const portal = input.portal ?? deps.config.defaultPortal;
     if (portal === undefined) {
       return errorResult(
@@ -69,6 +89,15 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     await deps.gateway.assertBotAllowed(portal, request.botId);
 
     const editId: string = deps.newId ? deps.newId() : randomUUID();
+    const idem =
+      input.idempotencyKey !== undefined && deps.idempotency
+        ? { keys: deps.idempotency, claim: { portal, key: input.idempotencyKey, editId } }
+        : undefined;
+    if (idem) {
+      const contentHash = sha256(canonicalJson({ ...key, fields: request.fields }));
+      const claim = await idem.keys.claim({ ...idem.claim, contentHash });
+      if (claim.kind !== 'new') return repeated(claim, idem.claim.key);
+    }
     const acceptedAt = deps.now?.() ?? new Date();
     const queued: QueuedEdit = {
       ...key,
@@ -78,14 +107,16 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     };
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
     if (input.preferAsync) {
-      await deps.reconciler.merge(key, edits);
+      await recording(idem, () => deps.reconciler.merge(key, edits));
       return defer(deps, input, queued, 'requested');
     }
-    const { report } = await deps.reconciler.mergeAndApply(key, edits, {
-      remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
-      signal: input.signal,
-      stats: emptyStats(),
-    });
+    const { report } = await recording(idem, () =>
+      deps.reconciler.mergeAndApply(key, edits, {
+        remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
+        signal: input.signal,
+        stats: emptyStats(),
+      }),
+    );
     const text = messageKeyText(key);
     const fate = report.fates.get(text);
     if (fate?.kind === 'applied') {
@@ -140,6 +171,52 @@ async function defer(
   }
   logger.info('Edit deferred', { ...context, outcome: 'deferred', reason });
   return jsonResult(202, { result: true, deferred: true, editId: queued.editId, reason });
+}
+
+/**
+ * Runs the work that records the edit, then marks the request's Idempotency-Key recorded; a request
+ * that fails before its edit is recorded gives its key up, so that a retry is not held up.
+ */
+async function recording<T>(
+  idem: { keys: IdempotencyKeys; claim: { portal: string; key: string; editId: string } } | undefined,
+  work: () => Promise<T>,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await idem?.keys.release(idem.claim).catch(() => undefined);
+    throw error;
+  }
+  await idem?.keys.recorded(idem.claim).catch((error: unknown) => {
+    logger.warn('The Idempotency-Key could not be marked recorded; repeats are asked to retry', {
+      portal: idem.claim.portal,
+      editId: idem.claim.editId,
+      code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE',
+    });
+  });
+  return result;
+}
+
+/** The answer to a request whose Idempotency-Key was used within the window. */
+function repeated(claim: Exclude<Claim, { kind: 'new' }>, key: string): HttpResult {
+  if (claim.kind === 'duplicate') {
+    logger.info('Edit repeated under its Idempotency-Key', { editId: claim.editId, outcome: 'duplicate' });
+    return jsonResult(202, { result: true, duplicate: true, editId: claim.editId });
+  }
+  if (claim.kind === 'conflict') {
+    return errorResult(
+      409,
+      'IDEMPOTENCY_KEY_REUSED',
+      `Idempotency-Key "${key}" was used for a different edit within the last ${IDEMPOTENCY_WINDOW_SECONDS / 60} minutes; send new content under a new key`,
+    );
+  }
+  return errorResult(
+    409,
+    'IDEMPOTENCY_KEY_IN_USE',
+    `Idempotency-Key "${key}" belongs to a request whose edit is not recorded yet; retry after Retry-After`,
+    claim.retryAfterSeconds,
+  );
 }
 
 /** A Bitrix24 refusal that waiting cannot fix, as the caller should see it (the error table's status). */

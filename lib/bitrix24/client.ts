@@ -1,4 +1,5 @@
 import ky, { isNetworkError, isTimeoutError } from 'ky';
+import { redactString } from '../observability/redact.ts';
 import { LocalCode } from './error-table.ts';
 import { Bitrix24Error } from './errors.ts';
 import type { B24Time, CallOutcome, PortalAuth } from './types.ts';
@@ -69,6 +70,8 @@ export function createBitrix24Client(options: Bitrix24ClientOptions): Bitrix24Cl
     retry: 0,
     timeout: timeoutMs,
     throwHttpErrors: false,
+    // A followed 307/308 would re-send the token (in the body or the webhook path) to wherever it points.
+    redirect: 'manual',
     headers: { accept: 'application/json', 'user-agent': options.userAgent ?? DEFAULT_USER_AGENT },
   });
 
@@ -99,7 +102,7 @@ export function createBitrix24Client(options: Bitrix24ClientOptions): Bitrix24Cl
     } catch (error) {
       throw transportError(error, method, host, signal);
     }
-    return readAnswer<T>(response, text, method, host);
+    return readAnswer<T>(response, text, method, host, url);
   }
 
   return { host, call };
@@ -127,8 +130,51 @@ function transportError(
   return new Bitrix24Error({ method, host, code: LocalCode.Network, description });
 }
 
-function readAnswer<T>(response: Response, text: string, method: string, host: string): CallOutcome<T> {
+/**
+ * A 3xx answer as an error naming the status and the target host. Never followed: the request
+ * carried credentials, and the target is not the portal the secret names.
+ */
+export function redirectError(
+  response: Response,
+  method: string,
+  host: string,
+  requestUrl: string,
+): Bitrix24Error {
+  const location = response.headers.get('location');
+  const target = location ? URL.parse(location, requestUrl) : null;
+  const where = target ? `to ${target.protocol}//${target.host}` : 'without a usable Location';
+  return new Bitrix24Error({
+    method,
+    host,
+    httpStatus: response.status,
+    code: LocalCode.Redirected,
+    description: `HTTP ${response.status} redirect ${where} refused: calls never follow redirects; check the portal URL in the secret`,
+  });
+}
+
+/** Bitrix24's own texts may quote a credential (a token, the webhook code): masked where they enter. */
+function redactBatchErrors(result: unknown): unknown {
+  if (!isRecord(result) || !isRecord(result.result_error)) return result;
+  const errors: Record<string, unknown> = {};
+  for (const [key, entry] of Object.entries(result.result_error)) {
+    errors[key] = isRecord(entry)
+      ? Object.fromEntries(
+          Object.entries(entry).map(([k, v]) => [k, typeof v === 'string' ? redactString(v) : v]),
+        )
+      : entry;
+  }
+  return { ...result, result_error: errors };
+}
+
+function readAnswer<T>(
+  response: Response,
+  text: string,
+  method: string,
+  host: string,
+  requestUrl: string,
+): CallOutcome<T> {
   const httpStatus = response.status;
+  if (httpStatus >= 300 && httpStatus < 400) throw redirectError(response, method, host, requestUrl);
   const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'));
   const fail = (code: string, description: string, time?: B24Time) =>
     new Bitrix24Error({ method, host, httpStatus, retryAfterSeconds, time, code, description });
@@ -143,11 +189,12 @@ function readAnswer<T>(response: Response, text: string, method: string, host: s
   const time = isRecord(record.time) ? (record.time as B24Time) : undefined;
   if (typeof record.error === 'string' && record.error !== '') {
     const description = typeof record.error_description === 'string' ? record.error_description : '';
-    throw fail(record.error, description, time);
+    throw fail(redactString(record.error), redactString(description), time);
   }
   if (httpStatus >= 400) throw fail(`HTTP_${httpStatus}`, 'error answer without an error code', time);
   if (!('result' in record)) throw fail(LocalCode.InvalidResponse, 'answer without a result', time);
-  return time ? { result: record.result as T, time } : { result: record.result as T };
+  const result = redactBatchErrors(record.result) as T;
+  return time ? { result, time } : { result };
 }
 
 function parseRetryAfter(value: string | null): number | undefined {

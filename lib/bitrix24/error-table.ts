@@ -60,6 +60,7 @@ export const LocalCode = {
   InvalidResponse: 'INVALID_RESPONSE',
   UnexpectedResult: 'UNEXPECTED_RESULT',
   HttpRequired: 'HTTPS_REQUIRED',
+  Redirected: 'REDIRECT_REFUSED',
 } as const;
 
 export const ERROR_TABLE: readonly ErrorRow[] = [
@@ -303,6 +304,14 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     statuses: [],
     strategy: 'permanent',
     description: 'Plain HTTP is not allowed',
+  },
+  // Not retried: a redirect stays until the portal URL in the secret is fixed, so the edit is kept
+  // (ledger and failed-edits queue) for a replay; `auth` makes it our configuration (502), not the caller's.
+  {
+    code: LocalCode.Redirected,
+    statuses: [],
+    strategy: 'auth',
+    description: 'The portal answered with a redirect, which is never followed',
   },
 ];
 

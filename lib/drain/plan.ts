@@ -44,6 +44,16 @@ export function parseRecords(records: readonly DrainRecord[]): {
         editId: record.messageId,
         requestedAt: new Date(record.sentAt).toISOString(),
       });
+      // The group orders the message's edits: a record in another message's group would be applied
+      // out of order with its own message's edits (and could be used to jump another group's queue).
+      const expected = messageGroupId(edit);
+      if (record.groupId !== '' && record.groupId !== expected) {
+        invalid.push({
+          record,
+          description: `MessageGroupId "${record.groupId}" does not match the body's message: it must be "${expected}" (<portal>:<botId>:<messageId>)`,
+        });
+        continue;
+      }
       edits.push({ record, edit });
     } catch (error) {
       invalid.push({ record, description: error instanceof Error ? error.message : String(error) });

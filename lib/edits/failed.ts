@@ -5,6 +5,7 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { maskSecretValues, redactString } from '../observability/redact.ts';
 import { sqsClient } from './queue.ts';
 
 /** One message for the failed-edits queue (the DLQ of the edits queue). */
@@ -54,7 +55,8 @@ export async function sendFailedEdits(
           QueueUrl: options.queueUrl,
           Entries: chunk.map((message, i) => ({
             Id: String(start + i),
-            MessageBody: message.body,
+            // The last guard: a credential quoted upstream, or sent by a producer, is not kept here.
+            MessageBody: maskSecretValues(message.body),
             MessageGroupId: message.groupId,
             MessageDeduplicationId: message.deduplicationId.slice(0, 128),
             MessageAttributes: attributesOf(message),
@@ -86,7 +88,7 @@ export async function sendFailedEdits(
 function attributesOf(message: FailedEditMessage): Record<string, MessageAttributeValue> {
   const text = (value: string) => ({
     DataType: 'String',
-    StringValue: value.slice(0, MAX_ATTRIBUTE_CHARS) || '-',
+    StringValue: redactString(value).slice(0, MAX_ATTRIBUTE_CHARS) || '-',
   });
   return {
     errorCode: text(message.errorCode),

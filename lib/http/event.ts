@@ -20,8 +20,16 @@ export function requestLine(event: HttpEvent): RequestLine {
   };
 }
 
-/** Header lookup after `@middy/http-header-normalizer` has lower-cased the names. */
-export function header(event: HttpEvent, name: string): string | undefined {
+/**
+ * Header lookup after `@middy/http-header-normalizer` has lower-cased the names. An empty value
+ * counts as absent unless `keepEmpty` (for headers where "sent empty" must not mean "not sent").
+ */
+export function header(
+  event: HttpEvent,
+  name: string,
+  options: { keepEmpty?: boolean } = {},
+): string | undefined {
   const value = event.headers?.[name.toLowerCase()];
-  return value === undefined || value === '' ? undefined : value;
+  if (value === undefined) return undefined;
+  return value === '' && !options.keepEmpty ? undefined : value;
 }

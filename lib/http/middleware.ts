@@ -1,5 +1,6 @@
 import type { MiddlewareObj } from '@middy/core';
-import { type HttpEvent, requestLine } from './event.ts';
+import { type HttpEvent, header, requestLine } from './event.ts';
+import { parseJsonBody } from './json-body.ts';
 import { errorResult, type HttpResult, toErrorResult } from './responses.ts';
 
 /** Formats every error as `{error, error_description}` JSON; the last middleware of an HTTP handler. */
@@ -38,6 +39,26 @@ export function route(options: {
         };
       }
       return undefined;
+    },
+  };
+}
+
+/**
+ * Replaces `event.body` with the parsed JSON, refusing with the rule broken (see `parseJsonBody`):
+ * not declared as JSON, not UTF-8, too deep, a prototype key, not JSON. After the header normaliser.
+ */
+export function jsonBody(): MiddlewareObj<HttpEvent, HttpResult> {
+  return {
+    name: 'json-body',
+    before: (request) => {
+      const { event } = request;
+      const parsed = parseJsonBody({
+        contentType: header(event, 'content-type'),
+        body: typeof event.body === 'string' ? event.body : undefined,
+        isBase64Encoded: event.isBase64Encoded,
+      });
+      // The handler reads the parsed body where the text was, as with Middy's own JSON parser.
+      (event as { body: unknown }).body = parsed;
     },
   };
 }

@@ -1,5 +1,6 @@
 import { AppError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';
+import { maskSecretValues, redactString } from '../observability/redact.ts';
 
 /** What a Lambda proxy integration returns. */
 export interface HttpResult {
@@ -15,7 +16,11 @@ export function jsonResult(
   body: unknown,
   headers: Record<string, string> = {},
 ): HttpResult {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+  // The last guard: whatever reached an answer, no credential this process knows leaves in it.
+  const text = JSON.stringify(body, (_key, value: unknown) =>
+    typeof value === 'string' ? maskSecretValues(value) : value,
+  );
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: text };
 }
 
 /** Bitrix24's own error shape, so that callers handle our errors as they handle Bitrix24's. */
@@ -29,7 +34,11 @@ export function errorResult(
     retryAfterSeconds === undefined
       ? {}
       : { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
-  return jsonResult(statusCode, { error: code, error_description: description }, headers);
+  return jsonResult(
+    statusCode,
+    { error: redactString(code), error_description: redactString(description) },
+    headers,
+  );
 }
 
 /**

@@ -1,3 +1,10 @@
 export { logger } from './logger.ts';
 export { MetricUnit, metrics } from './metrics.ts';
-export { MASK, redact, redactingReplacer, redactString, registerSecret } from './redact.ts';
+export {
+  MASK,
+  maskSecretValues,
+  redact,
+  redactingReplacer,
+  redactString,
+  registerSecret,
+} from './redact.ts';

@@ -32,8 +32,20 @@ export function registerSecret(value: string | undefined): void {
   if (value && value.length >= MIN_SECRET_LENGTH) secretValues.add(value);
 }
 
+/**
+ * Masks every registered secret value and webhook paths: for texts that came from elsewhere
+ * (Bitrix24's and the OAuth server's error descriptions, thrown messages, log lines).
+ */
 export function redactString(text: string): string {
-  let out = text.replace(WEBHOOK_PATH, `$1${MASK}`);
+  return maskSecretValues(text.replace(WEBHOOK_PATH, `$1${MASK}`));
+}
+
+/**
+ * Masks registered secret values only, leaving the rest as it is: for texts that carry a caller's
+ * content (an edit's body, an answer), where a path-like string is data, not a credential.
+ */
+export function maskSecretValues(text: string): string {
+  let out = text;
   for (const secret of secretValues) {
     if (out.includes(secret)) out = out.split(secret).join(MASK);
   }

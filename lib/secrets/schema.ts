@@ -246,15 +246,21 @@ export function serializePortalSecret(secret: PortalSecret): string {
   });
 }
 
-const tokensSchema = v.object({ accessToken: text(), refreshToken: text(), expiresAt: unixSeconds });
+const tokensSchema = v.object({
+  accessToken: text(),
+  refreshToken: text(),
+  expiresAt: unixSeconds,
+  oauthUrl: v.optional(httpUrl(false)),
+});
 
 /**
- * A copy of an OAuth portal secret carrying a freshly refreshed token pair. The copy has no
+ * A copy of an OAuth portal secret carrying a freshly refreshed token pair, and the auth server the
+ * token answer named (`oauthUrl`, when given: the next refresh goes there). The copy has no
  * `versionId` until it is stored.
  */
 export function withOAuthTokens(
   secret: PortalSecret,
-  tokens: { accessToken: string; refreshToken: string; expiresAt: number },
+  tokens: { accessToken: string; refreshToken: string; expiresAt: number; oauthUrl?: string | undefined },
 ): PortalSecret {
   const { auth } = secret;
   if (auth.type !== 'oauth') {
@@ -267,6 +273,10 @@ export function withOAuthTokens(
     const [issue] = result.issues;
     throw new SecretInvalidError(secret.secretName, `auth.${fieldOf(issue)}`, ruleOf(issue));
   }
+  const { oauthUrl, ...pair } = result.output;
   const { versionId: _stored, ...rest } = secret;
-  return Object.freeze({ ...rest, auth: Object.freeze({ ...auth, ...result.output }) });
+  return Object.freeze({
+    ...rest,
+    auth: Object.freeze({ ...auth, ...pair, ...(oauthUrl === undefined ? {} : { oauthUrl }) }),
+  });
 }

@@ -15,6 +15,13 @@ export const SourceErrorCode = {
   /** The URL (or a redirect) is plain HTTP and plain HTTP is not allowed. */
   httpNotAllowed: 'SOURCE_HTTP_NOT_ALLOWED',
   /**
+   * The URL (or a redirect) names a loopback, link-local, metadata or unique-local address
+   * (refused unless in local mode).
+   */
+  addressNotAllowed: 'SOURCE_ADDRESS_NOT_ALLOWED',
+  /** More redirects than the source may follow (5). */
+  tooManyRedirects: 'SOURCE_TOO_MANY_REDIRECTS',
+  /**
    * The caller's signal (the Lambda deadline) aborted the read. Not the source's fault, so
    * `renderStatus` reports it as `failed` instead of applying `onSourceError`.
    */

@@ -1,3 +1,5 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
 import { SourceError, type SourceErrorCode } from './errors.ts';
 import type { HttpHealthSource, StatusSource } from './spec.ts';
 
@@ -5,7 +7,10 @@ import type { HttpHealthSource, StatusSource } from './spec.ts';
 export const SOURCE_MAX_BYTES = 1024 * 1024;
 
 export interface FetchSourceOptions {
-  /** Allow plain-HTTP URLs (local stack only). */
+  /**
+   * Local mode (the local stack only): allow plain-HTTP URLs and loopback, link-local and
+   * unique-local addresses.
+   */
   allowHttp: boolean;
   /** The caller's deadline; aborting it fails the read with `SOURCE_ABORTED`. */
   signal?: AbortSignal;
@@ -28,6 +33,59 @@ export interface HealthData {
 }
 
 const USER_AGENT = 'b24-message-editor (status message)';
+/** Redirects a source may follow; each hop is checked before anything is sent to it. */
+export const SOURCE_MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+// Addresses a status source must never reach outside local mode: this host, the link (cloud
+// metadata services sit at 169.254.169.254 and fd00:ec2::254) and unique-local networks.
+const PRIVATE_ADDRESSES = new BlockList();
+PRIVATE_ADDRESSES.addSubnet('127.0.0.0', 8, 'ipv4');
+PRIVATE_ADDRESSES.addSubnet('0.0.0.0', 8, 'ipv4');
+PRIVATE_ADDRESSES.addSubnet('169.254.0.0', 16, 'ipv4');
+PRIVATE_ADDRESSES.addAddress('::1', 'ipv6');
+PRIVATE_ADDRESSES.addAddress('::', 'ipv6');
+PRIVATE_ADDRESSES.addSubnet('fe80::', 10, 'ipv6');
+PRIVATE_ADDRESSES.addSubnet('fc00::', 7, 'ipv6');
+// IPv4-mapped forms of the IPv4 ranges above.
+PRIVATE_ADDRESSES.addSubnet('::ffff:7f00:0', 104, 'ipv6');
+PRIVATE_ADDRESSES.addSubnet('::ffff:0:0', 104, 'ipv6');
+PRIVATE_ADDRESSES.addSubnet('::ffff:a9fe:0', 112, 'ipv6');
+
+function isPrivateAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && PRIVATE_ADDRESSES.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+function addressRefused(url: URL, detail: string): SourceError {
+  return new SourceError({ code: 'SOURCE_ADDRESS_NOT_ALLOWED', host: url.host, detail });
+}
+
+/**
+ * Refuses a URL whose host is, or resolves to, a private address. (The connection resolves the
+ * name again; a name that changes its answer in between is a known gap, see the README.)
+ */
+async function checkAddress(url: URL): Promise<void> {
+  const name = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (name === 'localhost' || name.endsWith('.localhost')) {
+    throw addressRefused(url, 'localhost is not allowed');
+  }
+  if (isIP(name) !== 0) {
+    if (isPrivateAddress(name))
+      throw addressRefused(url, `${name} is a loopback, link-local or private address`);
+    return;
+  }
+  // A name that does not resolve fails in fetch, as SOURCE_UNREACHABLE.
+  const addresses = await lookup(name, { all: true, verbatim: true }).catch(() => []);
+  const bad = addresses.find(({ address }) => isPrivateAddress(address));
+  if (bad) throw addressRefused(url, `resolves to ${bad.address}, a loopback, link-local or private address`);
+}
+
+/** Every hop is checked before anything is sent to it: the scheme, and the address outside local mode. */
+async function checkHop(url: URL, options: FetchSourceOptions): Promise<void> {
+  checkProtocol(url, options.allowHttp);
+  if (!options.allowHttp) await checkAddress(url);
+}
 
 // The deepest `code` in a fetch failure's cause chain (ECONNREFUSED, ENOTFOUND, ...) says what failed.
 function networkCode(error: unknown): string | undefined {
@@ -127,35 +185,34 @@ async function get(
   options: FetchSourceOptions,
   onHeaders: (response: Response, attempt: Attempt) => Promise<unknown>,
 ): Promise<unknown> {
-  const url = new URL(source.url);
-  checkProtocol(url, options.allowHttp);
+  const first = new URL(source.url);
   const timeout = AbortSignal.timeout(source.timeoutMs);
-  const attempt: Attempt = { url, host: url.host, timeout, caller: options.signal };
+  const attempt: Attempt = { url: first, host: first.host, timeout, caller: options.signal };
   const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   try {
-    const headers = new Headers({
-      accept: source.type === 'http-json' ? 'application/json' : '*/*',
-      'user-agent': USER_AGENT,
-    });
-    // set, not a spread: `Accept` from the spec must replace our `accept`, not be appended to it.
-    for (const [name, value] of Object.entries(source.headers)) headers.set(name, value);
-    const response = await fetch(url, {
-      method: 'GET',
-      headers,
-      redirect: 'follow',
-      signal,
-    });
-    // A redirect must not lead an https source to plain HTTP.
-    const finalUrl = URL.parse(response.url);
-    if (finalUrl) {
-      try {
-        checkProtocol(finalUrl, options.allowHttp);
-      } catch (error) {
-        await response.body?.cancel();
-        throw error;
-      }
+    let url = first;
+    for (let hop = 0; hop <= SOURCE_MAX_REDIRECTS; hop++) {
+      await checkHop(url, options);
+      const headers = new Headers({
+        accept: source.type === 'http-json' ? 'application/json' : '*/*',
+        'user-agent': USER_AGENT,
+      });
+      // The spec's headers (API keys) go to the spec's host only, never to where a redirect points.
+      // set, not a spread: `Accept` from the spec must replace our `accept`, not be appended to it.
+      if (url.host === first.host)
+        for (const [name, value] of Object.entries(source.headers)) headers.set(name, value);
+      const response = await fetch(url, { method: 'GET', headers, redirect: 'manual', signal });
+      const location = response.headers.get('location');
+      const next = REDIRECT_STATUSES.has(response.status) && location ? URL.parse(location, url.href) : null;
+      if (!next) return await onHeaders(response, attempt);
+      await response.body?.cancel();
+      url = next;
     }
-    return await onHeaders(response, attempt);
+    throw new SourceError({
+      code: 'SOURCE_TOO_MANY_REDIRECTS',
+      host: first.host,
+      detail: `more than ${SOURCE_MAX_REDIRECTS} redirects`,
+    });
   } catch (error) {
     throw toSourceError(error, attempt, source.timeoutMs);
   }
@@ -187,6 +244,13 @@ async function fetchJson(source: Extract<StatusSource, { type: 'http-json' }>, o
   });
 }
 
+// Refusals by our own rules or by the caller's deadline: they say nothing about the endpoint.
+const OUR_RULES: ReadonlySet<SourceErrorCode> = new Set([
+  'SOURCE_HTTP_NOT_ALLOWED',
+  'SOURCE_ADDRESS_NOT_ALLOWED',
+  'SOURCE_ABORTED',
+]);
+
 async function fetchHealth(source: HttpHealthSource, options: FetchSourceOptions): Promise<HealthData> {
   const clock = options.now ?? Date.now;
   const started = clock();
@@ -200,8 +264,7 @@ async function fetchHealth(source: HttpHealthSource, options: FetchSourceOptions
     })) as HealthData;
   } catch (error) {
     if (!(error instanceof SourceError)) throw error;
-    // Refused by our own rules or by the caller's deadline: that says nothing about the endpoint.
-    if (error.code === 'SOURCE_HTTP_NOT_ALLOWED' || error.code === 'SOURCE_ABORTED') throw error;
+    if (OUR_RULES.has(error.code)) throw error;
     return {
       ok: false,
       status: null,
@@ -214,8 +277,10 @@ async function fetchHealth(source: HttpHealthSource, options: FetchSourceOptions
 
 /**
  * Reads a status source and returns its template data: the parsed JSON for `http-json`,
- * `HealthData` for `http-health`, `{}` for `none`. GET only; https only unless `allowHttp`;
- * each read has the source's own timeout; bodies over 1 MB are refused.
+ * `HealthData` for `http-health`, `{}` for `none`. GET only; https only and no private addresses
+ * unless `allowHttp` (local mode); at most 5 redirects, each hop checked before it is sent and given
+ * the spec's headers only on the spec's own host; each read has the source's own timeout; bodies
+ * over 1 MB are refused.
  *
  * @throws SourceError with a code to switch on; the message names the host, never the path or query.
  */

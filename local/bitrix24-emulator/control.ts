@@ -3,7 +3,7 @@ import type { Bitrix24Emulator, Fault, FaultKind, RandomFaults } from './types.t
 
 export const CONTROL_PREFIX = '/_emulator/';
 
-const FAULT_KINDS: ReadonlySet<string> = new Set<FaultKind | 'error'>([
+const FAULT_KINDS: ReadonlySet<string> = new Set<FaultKind | 'error' | 'redirect'>([
   'server-error',
   'overload',
   'query-limit',
@@ -12,6 +12,7 @@ const FAULT_KINDS: ReadonlySet<string> = new Set<FaultKind | 'error'>([
   'reset',
   'slow',
   'error',
+  'redirect',
 ]);
 
 function bad(description: string): HttpReply {
@@ -31,7 +32,7 @@ function isRandomFaults(value: unknown): value is RandomFaults {
     isRecord(value) &&
     typeof value.rate === 'number' &&
     Array.isArray(value.kinds) &&
-    value.kinds.every((k) => typeof k === 'string' && FAULT_KINDS.has(k) && k !== 'error')
+    value.kinds.every((k) => typeof k === 'string' && FAULT_KINDS.has(k) && k !== 'error' && k !== 'redirect')
   );
 }
 

@@ -71,7 +71,12 @@ export class Credentials {
     this.#refreshTokens.clear();
   }
 
-  /** The answer of `GET /oauth/token/?grant_type=refresh_token&…`. */
+  /**
+   * The answer of a refresh (`POST /oauth/token/` with a form body, or the older GET with a query).
+   * As documented: `client_endpoint` is the portal's REST prefix, `server_endpoint` the auth server's
+   * (`https://oauth.bitrix.info/rest/`), `domain` the auth server's host (not the portal's), `status`
+   * the app's status (`L`: a local app). The emulator is its own auth server, so both name its origin.
+   */
   refresh(params: Record<string, unknown>, portalUrl: string): OAuthAnswer {
     const { grant_type: grantType, client_id: clientId, client_secret: clientSecret } = params;
     const refreshToken = params.refresh_token;
@@ -90,7 +95,7 @@ export class Credentials {
     }
     this.#refreshTokens.delete(refreshToken);
     const grant = this.#issue(clientId);
-    const host = new URL(portalUrl).host;
+    const authServer = new URL(portalUrl);
     return {
       status: 200,
       body: {
@@ -99,8 +104,8 @@ export class Credentials {
         expires: grant.expiresAt,
         expires_in: this.#ttlSeconds,
         client_endpoint: `${portalUrl}/rest/`,
-        server_endpoint: `${portalUrl}/oauth/rest/`,
-        domain: host,
+        server_endpoint: `${authServer.origin}/rest/`,
+        domain: authServer.host,
         member_id: MEMBER_ID,
         scope: 'imbot',
         status: 'L',

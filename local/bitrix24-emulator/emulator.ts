@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { CONTROL_PREFIX, handleControl } from './control.ts';
 import { Engine, restRoute } from './engine.ts';
-import { errorReply, type HttpReply, json, parseParams, readBody, writeReply } from './http.ts';
+import { echoSecrets, errorReply, type HttpReply, json, parseParams, readBody, writeReply } from './http.ts';
 import { canonicalMethodName } from './methods.ts';
 import { checkLimits, checkShape, normaliseOptions } from './options.ts';
 import { failure } from './outcome.ts';
@@ -30,6 +30,7 @@ class EmulatorServer implements Bitrix24Emulator {
   readonly #sockets = new Set<Socket>();
   readonly #closing = new AbortController();
   #url = '';
+  #echo = false;
 
   constructor(options: EmulatorOptions | undefined) {
     this.#engine = new Engine(normaliseOptions(options), (ms) => this.#sleep(ms));
@@ -136,6 +137,10 @@ class EmulatorServer implements Bitrix24Emulator {
     this.#engine.disallowed.set(canonicalMethodName(method).toLowerCase(), mode);
   }
 
+  echoCredentials(on: boolean): void {
+    this.#echo = on;
+  }
+
   reset(): void {
     this.#engine.faults.clear();
     this.#engine.calls = [];
@@ -153,11 +158,13 @@ class EmulatorServer implements Bitrix24Emulator {
       reply = handleControl(this, req.method ?? 'GET', url.pathname, body);
     } else if (TOKEN_PATH.test(url.pathname)) {
       reply = await this.#engine.oauth(request, this.#url);
+      if (this.#echo) reply = echoSecrets(reply, this.#engine.secrets.values());
     } else {
       const route = restRoute(url.pathname);
       reply = route
         ? await this.#engine.rest(route, request)
         : json(404, { error: 'NOT_FOUND', error_description: 'Unknown path' });
+      if (this.#echo) reply = echoSecrets(reply, this.#engine.secrets.values());
     }
     if (!this.#closing.signal.aborted) writeReply(res, reply);
   }

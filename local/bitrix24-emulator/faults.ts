@@ -5,10 +5,13 @@ import type { Fault, FaultKind, RandomFaults } from './types.ts';
 export type FaultReply =
   | { kind: 'json'; failure: Failure }
   | { kind: 'html'; status: number; body: string }
+  | { kind: 'redirect'; status: 307 | 308; location: string }
   | { kind: 'reset' };
 
 export const OAUTH_METHOD = 'oauth/token';
 const DEFAULT_SLOW_MS = 200;
+/** Another host: `.invalid` never resolves, so a client that follows the redirect fails loudly. */
+export const DEFAULT_REDIRECT_ORIGIN = 'http://moved.b24-emulator.invalid';
 const AMBIGUOUS: ReadonlySet<Fault['kind']> = new Set(['reset', 'server-error', 'html']);
 const BAD_GATEWAY_HTML =
   '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>';
@@ -76,6 +79,12 @@ export function runsFirst(fault: Fault): boolean {
 /** The answer a fault gives; undefined for 'slow', which answers normally. */
 export function faultReply(fault: Fault): FaultReply | undefined {
   switch (fault.kind) {
+    case 'redirect':
+      return {
+        kind: 'redirect',
+        status: fault.status === 308 ? 308 : 307,
+        location: fault.location ?? `${DEFAULT_REDIRECT_ORIGIN}/`,
+      };
     case 'server-error':
       return { kind: 'json', failure: failure('INTERNAL_SERVER_ERROR') };
     case 'overload':

@@ -6,6 +6,7 @@ import { parsePhpQuery } from './php-query.ts';
 export type HttpReply =
   | { kind: 'json'; status: number; body: unknown; code?: string }
   | { kind: 'html'; status: number; body: string }
+  | { kind: 'redirect'; status: 307 | 308; location: string }
   | { kind: 'reset' };
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -24,6 +25,30 @@ export function errorReply(f: Failure, _time?: unknown): HttpReply {
 
 export function replyStatus(reply: HttpReply): number {
   return reply.kind === 'reset' ? 0 : reply.status;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The credential-echo switch: every error description (of the call, and of each failed batch
+ * command) quotes the given secrets, as a careless server or proxy might. For redaction tests.
+ */
+export function echoSecrets(reply: HttpReply, secrets: readonly string[]): HttpReply {
+  if (reply.kind !== 'json' || !isRecord(reply.body) || secrets.length === 0) return reply;
+  const quote = (entry: Record<string, unknown>) => ({
+    ...entry,
+    error_description: `${String(entry.error_description ?? '')} (credentials seen: ${secrets.join(', ')})`,
+  });
+  const body = reply.body;
+  if (typeof body.error === 'string') return { ...reply, body: quote(body) };
+  const result = body.result;
+  if (!isRecord(result) || !isRecord(result.result_error)) return reply;
+  const errors = Object.fromEntries(
+    Object.entries(result.result_error).map(([key, entry]) => [key, isRecord(entry) ? quote(entry) : entry]),
+  );
+  return { ...reply, body: { ...body, result: { ...result, result_error: errors } } };
 }
 
 export async function readBody(req: IncomingMessage): Promise<string> {
@@ -67,6 +92,11 @@ export function parseParams(
 export function writeReply(res: ServerResponse, reply: HttpReply): void {
   if (reply.kind === 'reset') {
     res.socket?.destroy();
+    return;
+  }
+  if (reply.kind === 'redirect') {
+    res.writeHead(reply.status, { location: reply.location, 'content-length': 0 });
+    res.end();
     return;
   }
   const text = reply.kind === 'json' ? JSON.stringify(reply.body) : reply.body;

@@ -21,6 +21,11 @@ export class SecretRegistry {
     if (value && value.length >= MIN_SECRET_LENGTH) this.#values.add(value);
   }
 
+  /** Every value known, for the credential-echo switch (a server that quotes secrets back). */
+  values(): string[] {
+    return [...this.#values];
+  }
+
   redactString(text: string): string {
     let out = text.replace(SECRET_IN_QUERY, `$1$2=${MASK}`);
     for (const secret of this.#values) {

@@ -39,14 +39,20 @@ export type FaultKind =
   | 'slow';
 
 export interface Fault {
-  kind: FaultKind | 'error';
+  /** 'redirect' answers 307/308 with a Location on another host (never drawn at random). */
+  kind: FaultKind | 'error' | 'redirect';
   /** Only HTTP requests to this method ('batch' for batch calls, 'oauth/token' for refreshes); default any REST call. */
   method?: string;
   /** For 'slow': wait this long, then answer normally. */
   delayMs?: number;
   /** For 'reset' / 'server-error' / 'html': execute the request first, then fail (an ambiguous outcome). */
   afterApply?: boolean;
-  /** For 'error': the code, the HTTP status and the description (status and description default from the error table). */
+  /** For 'redirect': where to (default `http://moved.b24-emulator.invalid/`, another host that never resolves). */
+  location?: string;
+  /**
+   * For 'error': the code, the HTTP status and the description (status and description default from
+   * the error table). For 'redirect': 307 (default) or 308.
+   */
   status?: number;
   code?: string;
   description?: string;
@@ -142,6 +148,8 @@ export interface Bitrix24Emulator {
   setRandomFaults(f: RandomFaults | null): void;
   /** 'command': the method fails inside batch with ERROR_BATCH_METHOD_NOT_ALLOWED; 'call': a batch containing it is refused with HTTP 405. */
   disallowInBatch(method: string, mode: 'command' | 'call'): void;
+  /** On: every error description quotes every credential the emulator knows (a careless server). */
+  echoCredentials(on: boolean): void;
   /** Forgets faults, calls, the bucket level and operating-time baskets; keeps bots, messages and settings. */
   reset(): void;
 }

@@ -85,6 +85,10 @@ beforeAll(() => {
       `alarmTopicArn=${ALARM_TOPIC}`,
       '--param',
       `drainMaxConcurrency=${DRAIN_CONCURRENCY}`,
+      '--param',
+      'updateMessageReservedConcurrency=20',
+      '--param',
+      'apiThrottleRateLimit=75',
       '--package',
       outDir,
     ],
@@ -264,7 +268,10 @@ describe('npm run package', () => {
         on: s.Resource.map(render),
       }));
     const items = { actions: ITEM_ACTIONS, on: [TABLE_ARN] };
-    expect(dynamo('UpdateMessage')).toEqual([items]);
+    expect(dynamo('UpdateMessage')).toEqual([
+      items,
+      { actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem'], on: [TABLE_ARN] },
+    ]);
     expect(dynamo('DrainEdits')).toEqual([items, { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] }]);
     expect(dynamo('RefreshStatus')).toEqual([items, { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] }]);
     expect(dynamo('Sweep')).toEqual([
@@ -274,6 +281,44 @@ describe('npm run package', () => {
     expect(dynamo('GetMessage')).toEqual([{ actions: ['dynamodb:GetItem'], on: [TABLE_ARN] }]);
     for (const [id, policy] of resourcesOfType(template(), 'AWS::IAM::ManagedPolicy')) {
       expect(statementsFor('dynamodb', statementsOf(policy)), id).toEqual([]);
+    }
+  });
+
+  it('lets updateMessage put and delete Idempotency-Key items only (idem#), never a message or portal item', () => {
+    const role = resource('UpdateMessageRole');
+    const raw = (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>)
+      .flatMap((p) => p.PolicyDocument.Statement)
+      .filter((s) => JSON.stringify(s.Action ?? null).includes('dynamodb:PutItem'));
+    expect(raw.map((s) => s.Condition)).toEqual([
+      { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['idem#*'] } },
+    ]);
+  });
+
+  it('lets only the functions that refresh OAuth tokens write back portal secrets (PutSecretValue)', () => {
+    const writers = FUNCTIONS.filter(({ id }) =>
+      roleStatements(id).some((s) => s.Action.includes('secretsmanager:PutSecretValue')),
+    ).map(({ name }) => name);
+    expect(writers).toEqual(PORTAL_CALLERS.map(({ name }) => name));
+    for (const [id, policy] of resourcesOfType(template(), 'AWS::IAM::ManagedPolicy')) {
+      expect(statementsFor('secretsmanager', statementsOf(policy)), id).toEqual([]);
+    }
+  });
+
+  it('throttles the HTTP API stage by the stage parameters (defaults 50 requests/s, burst 100)', () => {
+    const settings = resource('HttpApiStage').Properties.DefaultRouteSettings as Json;
+    expect(Number(settings.ThrottlingRateLimit)).toBe(75);
+    expect(Number(settings.ThrottlingBurstLimit)).toBe(100);
+    const params = (
+      parse(readFileSync(join(root, 'serverless.yml'), 'utf8')) as { params: { default: Json } }
+    ).params.default;
+    expect([params.apiThrottleRateLimit, params.apiThrottleBurstLimit]).toEqual([50, 100]);
+  });
+
+  it('reserves concurrency only for the functions given a value', () => {
+    const reserved = (id: string) => resolveIf(template(), lambda(id).ReservedConcurrentExecutions);
+    expect(Number(reserved('UpdateMessage'))).toBe(20);
+    for (const { id } of FUNCTIONS.filter(({ id }) => id !== 'UpdateMessage')) {
+      expect(reserved(id), id).toBeUndefined();
     }
   });
 

@@ -296,14 +296,12 @@ describe('backoff handed to SQS', () => {
 });
 
 describe('independence, lease, deadline and pacing', () => {
-  it('does not hold a message back behind a blocked portal’s message, even when a producer puts both in one message group', async () => {
+  it('does not hold a message back behind a blocked portal’s message in the same event', async () => {
     const [behind, other] = [message(), message()];
     const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
-    // One producer groups edits by tenant rather than by message; the ledger keeps messages apart.
-    const blocked = sqsRecord(editBody(5, { message: 'portal down' }, { portal: 'down' }), {
-      groupId: 'tenant-1',
-    });
-    const next = sqsRecord(editBody(behind, { message: 'after the blocked one' }), { groupId: 'tenant-1' });
+    // (A producer that groups edits by tenant rather than by message is refused: INVALID_EDIT.)
+    const blocked = sqsRecord(editBody(5, { message: 'portal down' }, { portal: 'down' }));
+    const next = sqsRecord(editBody(behind, { message: 'after the blocked one' }));
     const free = sqsRecord(editBody(other, { message: 'independent' }));
     const response = await drain(eventOf([blocked, next, free]));
     expect(failedIds(response)).toEqual([blocked.messageId]);

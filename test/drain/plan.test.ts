@@ -9,7 +9,8 @@ import {
 } from '../../lib/drain/index.ts';
 
 let n = 0;
-function record(body: unknown, groupId = 'g', sequenceNumber = ''): DrainRecord {
+// No MessageGroupId by default (as from a standard queue): only a group that is present is checked.
+function record(body: unknown, groupId = '', sequenceNumber = ''): DrainRecord {
   n += 1;
   return {
     messageId: `m${n}`,
@@ -38,7 +39,7 @@ const delays = { minDelayMs: 1_000, maxDelayMs: 43_200_000 };
 
 describe('reading queue records', () => {
   it('defaults editId and requestedAt of external producers to the SQS message id and sent time', () => {
-    const r = record(edit(1, { message: 'x' }), 'g', '18');
+    const r = record(edit(1, { message: 'x' }), 'acme:456:1', '18');
     const [one] = parsed(r);
     expect(one?.edit.editId).toBe(r.messageId);
     expect(one?.edit.requestedAt).toBe(new Date(r.sentAt).toISOString());
