@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 export interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
+  /** May be given more than once; the value is then a list. */
+  multiple?: boolean;
   /** Shown in `--help` as the default; strings are also returned when the option is absent. */
   default?: string | boolean;
   /** Placeholder of the value in `--help`, e.g. `<port>`. */
@@ -74,6 +76,11 @@ export function helpText(spec: CommandSpec): string {
   ].join('\n');
 }
 
+export interface ParsedCommandLine {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
 export function wantsHelp(argv: readonly string[]): boolean {
   return argv.some((arg) => arg === '--help' || arg === '-h');
 }
@@ -82,10 +89,7 @@ export function wantsHelp(argv: readonly string[]): boolean {
  * Parses `argv` against `spec`. Returns undefined after printing the help when asked for it; throws
  * UsageError for an unknown option, a missing value or a missing positional argument.
  */
-export function parseCommandLine(
-  spec: CommandSpec,
-  argv: readonly string[],
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } | undefined {
+export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): ParsedCommandLine | undefined {
   if (wantsHelp(argv)) {
     process.stdout.write(helpText(spec));
     return undefined;
@@ -96,6 +100,7 @@ export function parseCommandLine(
       {
         type: option.type,
         ...(option.short ? { short: option.short } : {}),
+        ...(option.multiple ? { multiple: true } : {}),
         ...(option.default !== undefined ? { default: option.default } : {}),
       },
     ]),
