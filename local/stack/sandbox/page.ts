@@ -251,10 +251,10 @@ const STYLE = `
   table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eef1f4; }
   tr.deferred td:nth-child(3) { color: #a15c00; }
   form { margin: 10px 0 0; } form.edit { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
-  .grow { flex: 1; display: flex; gap: 6px; align-items: center; } .grow input { flex: 1; }
+  .grow { flex: 1; display: flex; gap: 6px; align-items: center; } .grow input { flex: 1; min-width: 0; }
   input, select, button { font: inherit; } button { cursor: pointer; }
-  pre { background: #1d2733; color: #e6edf3; padding: 10px; border-radius: 8px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; }
-  @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
+  pre { background: #1d2733; color: #e6edf3; padding: 10px; border-radius: 8px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
+  @media (max-width: 900px) { main { grid-template-columns: minmax(0, 1fr); } }
   @media (max-width: 520px) { main { padding: 12px 8px; } section { padding: 10px 10px; } header { flex-wrap: wrap; padding: 10px 12px; } }
 `;
 
