@@ -135,7 +135,7 @@ describe.skipIf(missing)(title, () => {
         const bubble = document.getElementById('message-790') as HTMLElement;
         return {
           pageWidth: document.documentElement.scrollWidth,
-          viewport: window.innerWidth,
+          viewport: document.documentElement.clientWidth,
           bubbleOverflow: bubble.scrollWidth - bubble.clientWidth,
           bubbleRight: bubble.getBoundingClientRect().right,
         };
