@@ -131,15 +131,16 @@ describe.skipIf(missing)(title, () => {
       expect([200, 202]).toContain(response.status);
       await page.setViewportSize(size);
       await waitForText(790, long);
-      const layout = await page.evaluate(() => {
-        const bubble = document.getElementById('message-790') as HTMLElement;
+      // A string, run in the page: the type check has no DOM library.
+      const layout = (await page.evaluate(`(() => {
+        const bubble = document.getElementById('message-790');
         return {
           pageWidth: document.documentElement.scrollWidth,
           viewport: document.documentElement.clientWidth,
           bubbleOverflow: bubble.scrollWidth - bubble.clientWidth,
           bubbleRight: bubble.getBoundingClientRect().right,
         };
-      });
+      })()`)) as { pageWidth: number; viewport: number; bubbleOverflow: number; bubbleRight: number };
       expect(layout.pageWidth).toBeLessThanOrEqual(layout.viewport);
       expect(layout.bubbleOverflow).toBeLessThanOrEqual(0);
       expect(layout.bubbleRight).toBeLessThanOrEqual(layout.viewport);
