@@ -110,6 +110,8 @@ function chatMessage(m: EmulatedMessage): ChatMessage {
     system: m.system,
     editCount: m.editCount,
     updatedAt: new Date(m.updatedAt).toISOString(),
+    keyboard: m.keyboard,
+    attach: m.attach,
   };
 }
 

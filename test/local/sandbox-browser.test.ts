@@ -147,6 +147,34 @@ describe.skipIf(missing)(title, () => {
     },
   );
 
+  it('draws the keyboard and the attach a caller sends, as buttons and blocks', async () => {
+    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        botId: 456,
+        messageId: 789,
+        fields: {
+          message: 'Build #41: failed',
+          keyboard: [
+            { TEXT: 'Open build', LINK: 'https://ci.example.com/41' },
+            { TEXT: 'Retry', COMMAND: 'retry' },
+          ],
+          attach: [{ MESSAGE: 'Branch [B]main[/B]' }, { GRID: [{ NAME: 'Tests', VALUE: '9/12' }] }],
+        },
+      }),
+    });
+    expect([200, 202]).toContain(response.status);
+    await expect
+      .poll(() => page.locator('[data-testid="keyboard-789"] button').allTextContents(), {
+        timeout: LIVE_MS,
+        interval: 50,
+      })
+      .toEqual(['Open build', 'Retry']);
+    expect(await page.textContent('[data-testid="attach-789"]')).toMatch(/Branch main\s*Tests\s*9\/12/);
+    expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
   it('shows the scheduled status message turn red when the demo build breaks', async () => {
     await waitForText(791, '✅ green');
     await page.click('text=Break the build');

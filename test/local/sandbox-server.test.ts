@@ -204,6 +204,45 @@ describe('the sandbox page', () => {
     expect(refreshed).toBe(1);
   });
 
+  it('draws a keyboard as rows of buttons and an attach as its blocks, escaping every value', async () => {
+    const rich = state('x');
+    const [message] = rich.chat?.messages ?? [];
+    if (!message) throw new Error('no message in the fixture');
+    message.keyboard = {
+      BUTTONS: [
+        { TEXT: 'Open build', LINK: 'https://ci.example.com/41', BG_COLOR: '#29619b', TEXT_COLOR: '#fff' },
+        { TEXT: 'Retry <now>', COMMAND: 'retry' },
+        { TYPE: 'NEWLINE' },
+        { TEXT: 'Evil', LINK: 'javascript:alert(1)', DISPLAY: 'BLOCK' },
+      ],
+    };
+    message.attach = {
+      COLOR: '#c62828',
+      BLOCKS: [
+        { MESSAGE: '[B]Build #41[/B] failed' },
+        { DELIMITER: { SIZE: 200 } },
+        { GRID: [{ NAME: 'Branch', VALUE: 'main' }] },
+        { LINK: { NAME: 'Logs', LINK: 'https://ci.example.com/41/logs', DESC: 'last 100 lines' } },
+      ],
+    };
+    const server = await serve(() => rich);
+    const html = await (await fetch(`${server.url}/`)).text();
+    const keyboard =
+      /<div class="keyboard" data-testid="keyboard-789">(.*?)<\/div><\/div>/s.exec(html)?.[1] ?? '';
+    expect([...keyboard.matchAll(/<button[^>]*>([^<]*)<\/button>/g)].map((m) => m[1])).toEqual([
+      'Open build',
+      'Retry &lt;now&gt;',
+      'Evil',
+    ]);
+    expect(keyboard.match(/class="kb-row"/g)).toHaveLength(2);
+    expect(keyboard).toContain('style="background:#29619b;color:#fff"');
+    expect(html).not.toContain('javascript:');
+    expect(html).toContain('<strong>Build #41</strong> failed');
+    expect(html).toContain('<dt>Branch</dt><dd>main</dd>');
+    expect(html).toContain('<a href="https://ci.example.com/41/logs" rel="noreferrer">Logs</a>');
+    expect(html).toContain('data-testid="attach-789" style="border-color:#c62828"');
+  });
+
   it("shows a real portal's curl with the configured bot, and how to get a message id", async () => {
     const server = await serve(() => state('x', { mode: 'real-portal', chat: undefined, botId: 321 }));
     const html = await (await fetch(`${server.url}/`)).text();

@@ -1,4 +1,5 @@
 import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
+import { renderAttach, renderKeyboard } from './rich.ts';
 import type { ChatMessage, LedgerView, SandboxState } from './state.ts';
 
 /** The parts of the page that change; the event stream sends them, the script swaps them in. */
@@ -68,6 +69,7 @@ function renderMessages(state: SandboxState, now: number): string {
     return `<li class="${classes}" id="message-${m.id}" data-message-id="${m.id}" data-edit-count="${m.editCount}">
       <div class="meta"><span class="author">${e(m.author)}</span> <span class="id">#${m.id}</span>${e(edited)}</div>
       <div class="text" data-testid="message-text-${m.id}">${bbcodeToHtml(m.text)}</div>
+      ${renderAttach(m.attach, `attach-${m.id}`)}${renderKeyboard(m.keyboard, `keyboard-${m.id}`)}
       ${renderLedger(m)}
     </li>`;
   });
@@ -231,6 +233,13 @@ const STYLE = `
   .answer.ok { color: #1b7f3b; } .answer.bad { color: #c62828; }
   .text, td, .list li, .ledger, .description { overflow-wrap: anywhere; word-break: break-word; }
   code { overflow-wrap: anywhere; }
+  .keyboard { margin-top: 6px; display: grid; gap: 4px; }
+  .kb-row { display: flex; flex-wrap: wrap; gap: 4px; }
+  .kb-button { border: 1px solid #9fb6d3; border-radius: 6px; background: #fff; color: #1f5fa8; padding: 3px 10px; cursor: default; max-width: 100%; overflow-wrap: anywhere; }
+  .kb-button.block { flex-basis: 100%; }
+  .attach { margin-top: 6px; border-left: 3px solid #1f5fa8; padding: 2px 0 2px 8px; display: grid; gap: 4px; overflow-wrap: anywhere; }
+  .at-grid { margin: 0; display: grid; gap: 2px; } .at-cell { display: flex; gap: 6px; } .at-cell dt { color: #52606d; } .at-cell dd { margin: 0; }
+  .at-delimiter { border: 0; border-top: 1px solid #c5d3e3; margin: 2px 0; width: 100%; }
   main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 20px; padding: 20px 24px; }
   section { background: #fff; border-radius: 10px; padding: 14px 18px; box-shadow: 0 1px 2px #0002; margin-bottom: 20px; }
   h2 { font-size: 15px; margin: 0 0 10px; } h3 { font-size: 13px; margin: 12px 0 4px; color: #52606d; }

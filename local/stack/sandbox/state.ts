@@ -13,6 +13,9 @@ export interface ChatMessage {
   system: boolean;
   editCount: number;
   updatedAt: string;
+  /** As Bitrix24 stores them: `{BUTTONS: [...]}` or null, and a list of blocks (or `{BLOCKS}`) or null. */
+  keyboard?: unknown;
+  attach?: unknown;
   /**
    * What the ledger holds for the message, added by the sandbox server when it has a ledger:
    * null when no edit of the message has been recorded; absent for people's messages.
