@@ -67,3 +67,26 @@ describe('npm run deploy', () => {
     expect(result.stderr).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
   }, 120_000);
 });
+
+describe('npm run package when osls fails', () => {
+  it("ends with osls's own message and its exit code, never a Node trace", () => {
+    const result = spawnSync(
+      process.execPath,
+      [
+        join(root, 'scripts/package.ts'),
+        '--dist',
+        mkdtempSync(join(scratch, 'dist-')),
+        '--package',
+        mkdtempSync(join(scratch, 'sls-')),
+        '--param',
+        'maxReceiveCount',
+      ],
+      { cwd: root, env: offlineEnv(), encoding: 'utf8', timeout: 110_000 },
+    );
+    expect(result.status).toBe(1);
+    expect(result.stdout.trimEnd()).toMatch(/Supported format: "--param='<key>=<val>'"$/);
+    expect(result.stderr.trimEnd()).toMatch(/Docs: +github\.com\/oss-serverless\/osls$/);
+    expect(`${result.stdout}${result.stderr}`).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+    expect(result.stdout).not.toContain('Packaged:');
+  }, 120_000);
+});
