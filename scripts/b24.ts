@@ -7,7 +7,6 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { getMessage } from '../lib/api/get-message.ts';
 import { createBitrix24Client } from '../lib/bitrix24/client.ts';
-import { Bitrix24Error } from '../lib/bitrix24/errors.ts';
 import type { PortalAuth } from '../lib/bitrix24/types.ts';
 import { loadConfig } from '../lib/config.ts';
 import { replayFailedEdits } from '../lib/edits/failed.ts';
@@ -255,7 +254,13 @@ async function status({ values, positionals }: ParsedCommandLine, env: Env): Pro
     const answer = await getMessage({ portal, botId, messageId }, { ledger, timing: setup.timing });
     const body = JSON.parse(answer.body) as { error?: string; error_description?: string };
     if (answer.statusCode === 400) throw new UsageError(body.error_description ?? 'bad arguments');
-    if (answer.statusCode >= 500) throw new Error(`${body.error}: ${body.error_description}`);
+    if (answer.statusCode >= 500) {
+      throw new AppError(
+        body.error ?? 'ERROR',
+        `${body.error}: ${body.error_description}`,
+        answer.statusCode,
+      );
+    }
     console.log(JSON.stringify(body, null, 2));
     if (answer.statusCode !== 200) process.exitCode = 1;
   } finally {
@@ -297,12 +302,17 @@ async function replay({ values }: ParsedCommandLine, env: Env): Promise<void> {
   }
 }
 
-/** Errors with a code are the portal's or the configuration's answer: the message, not a trace. */
+/**
+ * What went wrong, in one line: the portal's or the configuration's answer, or the AWS SDK's or the
+ * network's error. Only a programming error (TypeError and the like) keeps its stack trace.
+ */
 function explain(error: unknown): string | undefined {
-  if (error instanceof Bitrix24Error) return error.message;
   if (error instanceof AppError) return error.message;
-  if (error instanceof Error && error.name.endsWith('Exception')) return `${error.name}: ${error.message}`;
-  return undefined;
+  if (!(error instanceof Error)) return undefined;
+  const programming = [TypeError, RangeError, ReferenceError, SyntaxError].some(
+    (kind) => error instanceof kind,
+  );
+  return programming ? undefined : `${error.name}: ${error.message}`;
 }
 
 const [command, ...rest] = process.argv.slice(2);

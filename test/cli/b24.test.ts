@@ -142,6 +142,16 @@ describe('npm run b24 -- status', () => {
     expect(JSON.parse(unknown.stdout).error).toBe('MESSAGE_NOT_FOUND');
   });
 
+  it('says in one line that the ledger could not be reached, never a trace', async () => {
+    const run = await b24(['status', 'acme', '1', '2'], {
+      ...awsEnv(),
+      AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9',
+      STATE_TABLE_NAME: 'ledger',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toMatch(/^npm run b24 -- status failed: LEDGER_UNAVAILABLE: [^\n]+$/);
+  });
+
   it('answers a bad portal key in one line naming the rule', async () => {
     const run = await b24(['status', 'Not A Portal', '1', '2'], { ...awsEnv(), STATE_TABLE_NAME: 't' });
     expect(run.code).toBe(2);
