@@ -1,6 +1,7 @@
 // The one way the project's commands read their arguments: `--help` prints usage, options with their
 // defaults and an example, and a bad argument becomes one line naming it (exit 2), never a stack trace.
 import { parseArgs } from 'node:util';
+import { AppError } from '../lib/errors.ts';
 
 /** One option of a command, as `node:util` parseArgs takes it plus what `--help` says about it. */
 export interface OptionSpec {
@@ -37,17 +38,21 @@ export function helpCommand(spec: CommandSpec): string {
 }
 
 /** A command line the command cannot run: the message names the argument and the rule. */
-export class UsageError extends Error {
+export class UsageError extends AppError {
   override name = 'UsageError';
+
+  constructor(message: string) {
+    super('INVALID_ARGUMENTS', message, 400);
+  }
 }
 
 /** A child process failed; it has printed its own message, so nothing is added after it. */
-export class ChildProcessFailed extends Error {
+export class ChildProcessFailed extends AppError {
   override name = 'ChildProcessFailed';
   readonly exitCode: number;
 
   constructor(command: string, exitCode: number) {
-    super(`${command} failed (exit ${exitCode})`);
+    super('CHILD_PROCESS_FAILED', `${command} failed (exit ${exitCode})`);
     this.exitCode = exitCode;
   }
 }
@@ -120,7 +125,7 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
   const extra = parsed.positionals[required.length];
   if (extra !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(extra)}`);
   return {
-    values: parsed.values as Record<string, string | boolean | undefined>,
+    values: parsed.values as ParsedCommandLine['values'],
     positionals: parsed.positionals,
   };
 }
