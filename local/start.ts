@@ -1,6 +1,12 @@
 // `npm start`: the whole system on 127.0.0.1 (local/stack/stack.ts), until Ctrl-C.
+import { type CommandSpec, helpCommand, parseCommandLine, UsageError } from '../scripts/cli.ts';
 import { banner, drainLine, requestLine, statusRunLine, sweepLine } from './stack/banner.ts';
-import { LocalConfigError, loadLocalConfig } from './stack/config.ts';
+import {
+  DEFAULT_PORTS,
+  DEFAULT_SWEEP_INTERVAL_SECONDS,
+  LocalConfigError,
+  loadLocalConfig,
+} from './stack/config.ts';
 import { PortUnavailableError } from './stack/ports.ts';
 import { type LocalStack, startLocalStack } from './stack/stack.ts';
 import { StatusSchedulesError } from './stack/status-schedules.ts';
@@ -8,6 +14,26 @@ import { StatusSchedulesError } from './stack/status-schedules.ts';
 // A stop that takes longer than this is stuck: say so and leave anyway.
 const STOP_DEADLINE_MS = 8_000;
 const started = performance.now();
+
+const COMMAND: CommandSpec = {
+  name: 'npm start',
+  summary:
+    'Runs the whole system on 127.0.0.1 (Bitrix24 emulator, SQS, Secrets Manager, DynamoDB, the API, the drain,\n' +
+    'the sweep, status schedules and the sandbox page) with the production handlers, until Ctrl-C.',
+  usage: '[-- --help]',
+  options: {},
+  notes: [
+    'It is configured by environment variables (README, "Local stack variables"):',
+    ...Object.entries(DEFAULT_PORTS).map(
+      ([name, port]) => `  ${name.padEnd(22)} ${port} (0 picks a free port)`,
+    ),
+    `  ${'SWEEP_INTERVAL_SECONDS'.padEnd(22)} ${DEFAULT_SWEEP_INTERVAL_SECONDS}`,
+    `  ${'STATUS_SPECS_FILE'.padEnd(22)} local/status-messages.local.yml (off with a real portal); "off" turns it off`,
+    `  ${'B24_PORTAL_URL'.padEnd(22)} unset: the emulator; set: a real portal, with B24_WEBHOOK_USER_ID,`,
+    `  ${''.padEnd(22)} B24_WEBHOOK_CODE, B24_BOT_ID, B24_BOT_TOKEN and B24_PLAN (standard)`,
+  ],
+  examples: ['npm start', 'API_PORT=3001 SANDBOX_PORT=0 npm start'],
+};
 
 function explain(error: unknown): string {
   if (
@@ -44,6 +70,16 @@ async function stop(signal: string): Promise<void> {
 // Installed first, so that a Ctrl-C during start-up also stops what has started.
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
+
+let args: ReturnType<typeof parseCommandLine>;
+try {
+  args = parseCommandLine(COMMAND, process.argv.slice(2));
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  console.error(`npm start: ${error.message}. See ${helpCommand(COMMAND)}.`);
+  process.exit(2);
+}
+if (!args) process.exit(0);
 
 try {
   const config = loadLocalConfig(process.env);

@@ -1,10 +1,10 @@
-// npm run package [-- --stage prod] [--region eu-west-1] [--param "key=value"] [--status-file path]
+// npm run package [-- --stage prod] [--region eu-west-1] [--param "key=value"] [--status-file path] [--dist dir]
 //
 // Turns a clone into a deployable package, offline and without AWS credentials:
 //   1. validates the status messages file (status-messages.yml, or --status-file / STATUS_MESSAGES_FILE)
 //      with the refresh handler's own schema, before anything is built;
-//   2. builds the esbuild bundles (scripts/build.mjs) and zips each as dist/<name>.zip;
-//   3. writes the refreshStatus schedules to dist/refresh-status.schedules.json;
+//   2. builds the esbuild bundles (scripts/build.mjs) and zips each as <dist>/<name>.zip;
+//   3. writes the refreshStatus schedules to <dist>/refresh-status.schedules.json;
 //   4. runs `osls package` (other arguments are passed to it) and checks the generated template.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,48 +12,119 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ConfigError } from '../lib/errors.ts';
-import { assertTemplateConsistent } from './package/check-template.ts';
+import { ChildProcessFailed, type CommandSpec, helpText, runCommand, UsageError, wantsHelp } from './cli.ts';
+import { alarmsWithoutActions, assertTemplateConsistent } from './package/check-template.ts';
 import { loadStatusSchedules } from './package/status-schedules.ts';
 import { zip } from './package/zip.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-export const SCHEDULES_FILE = 'dist/refresh-status.schedules.json';
+export const root = fileURLToPath(new URL('..', import.meta.url));
+export const SCHEDULES_FILE = 'refresh-status.schedules.json';
 
-interface Options {
+export const PACKAGE_OPTIONS: CommandSpec['options'] = {
+  stage: {
+    type: 'string',
+    value: '<stage>',
+    default: 'dev',
+    description: 'stage (stack b24-message-editor-<stage>)',
+  },
+  region: { type: 'string', value: '<region>', default: 'eu-central-1', description: 'AWS region' },
+  param: {
+    type: 'string',
+    value: '"key=value"',
+    description: 'a stage parameter of serverless.yml (repeatable), e.g. "alarmTopicArn=arn:aws:sns:…"',
+  },
+  'status-file': {
+    type: 'string',
+    value: '<path>',
+    default: 'status-messages.yml',
+    description: 'status messages file (or STATUS_MESSAGES_FILE)',
+  },
+  dist: {
+    type: 'string',
+    value: '<dir>',
+    default: 'dist',
+    description: 'folder the zips and the schedules are written to',
+  },
+  package: {
+    type: 'string',
+    short: 'p',
+    value: '<dir>',
+    default: '.serverless',
+    description: 'folder osls writes the CloudFormation template to',
+  },
+};
+
+const COMMAND: CommandSpec = {
+  name: 'npm run package',
+  summary:
+    'Builds the deployable package offline, without AWS credentials: validates the status messages file,\n' +
+    'builds and zips one esbuild bundle per function, writes the schedules, runs `osls package` and checks the\n' +
+    'generated template. Other arguments go to osls unchanged.',
+  usage: '-- [options] [osls options]',
+  options: PACKAGE_OPTIONS,
+  examples: [
+    'npm run package -- --stage prod --param "alarmTopicArn=arn:aws:sns:eu-central-1:123456789012:alerts"',
+  ],
+};
+
+export interface PackageOptions {
   statusFile: string;
+  /** Absolute. */
   packageDir: string;
+  /** Absolute. */
+  distDir: string;
+  /** Arguments for osls, `--package` and the distDir parameter included. */
   slsArgs: string[];
 }
 
-function parseArgs(argv: readonly string[]): Options {
+const absolute = (dir: string) => (isAbsolute(dir) ? dir : resolve(root, dir));
+
+export function parsePackageArgs(argv: readonly string[]): PackageOptions {
   const slsArgs: string[] = [];
   let statusFile = process.env.STATUS_MESSAGES_FILE || 'status-messages.yml';
   let packageDir = '.serverless';
+  let distDir = 'dist';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s) : [arg, undefined];
     const value = () => {
       const next = inline ?? argv[++i];
-      if (next === undefined) throw new ConfigError(flag ?? arg, `${flag} needs a value`);
+      if (next === undefined || next === '') throw new UsageError(`${flag} needs a value`);
       return next;
     };
     if (flag === '--status-file') {
       statusFile = value();
     } else if (flag === '--package' || flag === '-p') {
       packageDir = value();
-      slsArgs.push('--package', packageDir);
+    } else if (flag === '--dist') {
+      distDir = value();
+    } else if (flag === '--param' && /^distDir=/.test(inline ?? argv[i + 1] ?? '')) {
+      throw new UsageError('the distDir parameter is set by --dist <dir>');
     } else {
       slsArgs.push(arg);
     }
   }
-  return { statusFile, packageDir, slsArgs };
+  const options = { statusFile, packageDir: absolute(packageDir), distDir: absolute(distDir) };
+  return {
+    ...options,
+    slsArgs: [...slsArgs, '--package', options.packageDir, '--param', `distDir=${options.distDir}`],
+  };
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): void {
+export function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): void {
   const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
   if (result.status !== 0) {
-    throw new Error(`${[command, ...args].join(' ')} failed (${result.signal ?? `exit ${result.status}`})`);
+    throw new ChildProcessFailed(args[0] ?? command, result.status ?? 1);
   }
+}
+
+/** Runs osls (the dev dependency) without telemetry or update notices, which would only try the network. */
+export function osls(args: string[]): void {
+  run(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), ...args], {
+    ...process.env,
+    SLS_TELEMETRY_DISABLED: '1',
+    SLS_NOTIFICATIONS_MODE: 'off',
+  });
 }
 
 /** Each function's artifact as serverless.yml names it, and the handler source it is built from. */
@@ -63,27 +134,30 @@ function declaredArtifacts(): Array<{ fn: string; artifact: string; source: stri
   };
   return Object.entries(config.functions).map(([fn, def]) => {
     const artifact = def.package?.artifact ?? '';
-    const name = artifact.replace(/^dist\//, '').replace(/\.zip$/, '');
+    const name = artifact.replace(/^.*\//, '').replace(/\.zip$/, '');
     return { fn, artifact, source: `functions/${name}.ts` };
   });
 }
 
-function zipBundles(): void {
-  const dist = join(root, 'dist');
+const shown = (path: string) => {
+  const inTree = relative(root, path);
+  return inTree && !inTree.startsWith('..') ? inTree : path;
+};
+
+function zipBundles(dist: string): void {
   for (const name of readdirSync(dist)) {
     const bundle = join(dist, name, 'index.mjs');
     if (!existsSync(bundle)) continue;
     const archive = zip([{ name: 'index.mjs', data: readFileSync(bundle) }]);
     writeFileSync(join(dist, `${name}.zip`), archive);
-    console.log(`dist/${name}.zip ${(archive.length / 1024).toFixed(1)} KiB`);
+    console.log(`${shown(join(dist, `${name}.zip`))} ${(archive.length / 1024).toFixed(1)} KiB`);
   }
 }
 
-function main(): void {
-  const options = parseArgs(process.argv.slice(2));
+/** Builds, packages and checks; returns the path of the checked template. */
+export function packageStack(options: PackageOptions): string {
   const statusPath = resolve(root, options.statusFile);
-  const inTree = relative(root, statusPath);
-  const statusLabel = inTree && !inTree.startsWith('..') ? inTree : options.statusFile;
+  const statusLabel = shown(statusPath) === statusPath ? options.statusFile : shown(statusPath);
   const schedules = loadStatusSchedules(statusPath, statusLabel);
   console.log(`${statusLabel}: ${schedules.length} valid schedule(s)`);
 
@@ -97,27 +171,37 @@ function main(): void {
     );
   }
 
-  run(process.execPath, [join(root, 'scripts/build.mjs')]);
-  zipBundles();
-  writeFileSync(join(root, SCHEDULES_FILE), `${JSON.stringify({ events: schedules }, null, 2)}\n`);
+  run(process.execPath, [join(root, 'scripts/build.mjs'), '--outdir', options.distDir]);
+  zipBundles(options.distDir);
+  writeFileSync(join(options.distDir, SCHEDULES_FILE), `${JSON.stringify({ events: schedules }, null, 2)}\n`);
 
-  // Packaging needs no AWS account; the telemetry and update notices would only try the network.
-  run(process.execPath, [join(root, 'node_modules/osls/bin/serverless.js'), 'package', ...options.slsArgs], {
-    ...process.env,
-    SLS_TELEMETRY_DISABLED: '1',
-    SLS_NOTIFICATIONS_MODE: 'off',
-  });
+  osls(['package', ...options.slsArgs]);
 
-  const packageDir = isAbsolute(options.packageDir) ? options.packageDir : join(root, options.packageDir);
-  const templatePath = join(packageDir, 'cloudformation-template-update-stack.json');
-  assertTemplateConsistent(JSON.parse(readFileSync(templatePath, 'utf8')), relative(root, templatePath));
-  console.log(`Packaged: ${relative(root, templatePath)}`);
+  const templatePath = join(options.packageDir, 'cloudformation-template-update-stack.json');
+  const template = JSON.parse(readFileSync(templatePath, 'utf8'));
+  assertTemplateConsistent(template, shown(templatePath));
+  const silent = alarmsWithoutActions(template);
+  if (silent.length > 0) {
+    console.warn(
+      `Warning: alarmTopicArn is empty, so the ${silent.length} alarms (${silent.join(', ')}) notify nobody. ` +
+        'Give them an SNS topic: --param "alarmTopicArn=arn:aws:sns:<region>:<account>:<topic>" or params.<stage>.alarmTopicArn in serverless.yml.',
+    );
+  }
+  console.log(`Packaged: ${shown(templatePath)}`);
+  return templatePath;
 }
 
-try {
-  main();
-} catch (error) {
-  // Configuration problems are for the person packaging: the message, not a stack trace.
-  console.error(error instanceof ConfigError ? error.message : error);
-  process.exitCode = 1;
+/** Configuration problems are for the person packaging: the message, not a stack trace. */
+export function explainFailure(error: unknown): string | undefined {
+  return error instanceof ConfigError ? error.message : undefined;
+}
+
+if (import.meta.main) {
+  if (wantsHelp(process.argv.slice(2))) process.stdout.write(helpText(COMMAND));
+  else
+    await runCommand(
+      COMMAND,
+      () => void packageStack(parsePackageArgs(process.argv.slice(2))),
+      explainFailure,
+    );
 }

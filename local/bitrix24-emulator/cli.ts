@@ -1,45 +1,72 @@
-import { parseArgs } from 'node:util';
+import { type CommandSpec, parseCommandLine, runCommand, UsageError } from '../../scripts/cli.ts';
 import { seedDemoPortal } from './demo.ts';
 import { startBitrix24Emulator } from './emulator.ts';
 
-// Usage: npx node local/bitrix24-emulator/cli.ts [--port 8080] [--shape flat|nested] [--no-limits]
-const { values } = parseArgs({
+const COMMAND: CommandSpec = {
+  name: 'npx node local/bitrix24-emulator/cli.ts',
+  summary:
+    'Runs the Bitrix24 emulator alone on 127.0.0.1, seeded with the demo portal, until Ctrl-C.\n' +
+    'The first stdout line is its URL (read by scripts); the demo portal is described on stderr.',
+  usage: '[options]',
   options: {
-    port: { type: 'string', default: '0' },
-    shape: { type: 'string', default: 'nested' },
-    'no-limits': { type: 'boolean', default: false },
+    port: {
+      type: 'string',
+      value: '<port>',
+      default: '0',
+      description: 'port to listen on, 0 = any free port',
+    },
+    shape: {
+      type: 'string',
+      value: '<flat|nested>',
+      default: 'nested',
+      description: 'shape of successful answers: nested ({"result":{"result":…}}) or flat',
+    },
+    'no-limits': { type: 'boolean', description: 'turn the leaky bucket and operating-time limits off' },
   },
-});
+  examples: ['npx node local/bitrix24-emulator/cli.ts --port 8080 --no-limits'],
+};
 
-const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-  console.error(`Expected --port to be an integer 0..65535, got "${values.port}"`);
-  process.exit(2);
-}
-if (values.shape !== 'flat' && values.shape !== 'nested') {
-  console.error(`Expected --shape to be flat or nested, got "${values.shape}"`);
-  process.exit(2);
+let requestedPort = 0;
+
+async function main(): Promise<void> {
+  const args = parseCommandLine(COMMAND, process.argv.slice(2));
+  if (!args) return;
+  const { values } = args;
+  const port = Number(values.port);
+  requestedPort = port;
+  if (!/^\d+$/.test(String(values.port)) || port > 65_535) {
+    throw new UsageError(`--port must be an integer from 0 to 65535, got "${values.port}"`);
+  }
+  if (values.shape !== 'flat' && values.shape !== 'nested') {
+    throw new UsageError(`--shape must be flat or nested, got "${values.shape}"`);
+  }
+
+  const emulator = await startBitrix24Emulator({
+    port,
+    successShape: values.shape,
+    ...(values['no-limits'] ? { limits: null } : {}),
+  });
+  const demo = seedDemoPortal(emulator);
+  // The first line is machine-read by tests and scripts that start the CLI as a child process.
+  console.log(emulator.url);
+  console.error(
+    `Bitrix24 emulator on ${emulator.url}: webhook user ${demo.webhook.userId} (code in demo.ts), ` +
+      `bot ${demo.botId}, chat ${demo.chatId}, messages ${demo.botMessageIds.join(', ')}. Ctrl-C stops it.`,
+  );
+
+  let stopping = false;
+  async function stop(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    await emulator.close();
+    process.exit(0);
+  }
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
 }
 
-const emulator = await startBitrix24Emulator({
-  port,
-  successShape: values.shape,
-  ...(values['no-limits'] ? { limits: null } : {}),
-});
-const demo = seedDemoPortal(emulator);
-// The first line is machine-read by tests and scripts that start the CLI as a child process.
-console.log(emulator.url);
-console.error(
-  `Bitrix24 emulator on ${emulator.url}: webhook user ${demo.webhook.userId} (code in demo.ts), ` +
-    `bot ${demo.botId}, chat ${demo.chatId}, messages ${demo.botMessageIds.join(', ')}. Ctrl-C stops it.`,
+await runCommand(COMMAND, main, (error) =>
+  error instanceof Error && 'code' in error && error.code === 'EADDRINUSE'
+    ? `port ${requestedPort} is taken; choose another with --port (0 picks a free one)`
+    : undefined,
 );
-
-let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  await emulator.close();
-  process.exit(0);
-}
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());

@@ -137,6 +137,35 @@ function send(ctx: MethodContext): Outcome {
   return ok({ id, uuidMap: {} });
 }
 
+/** `Bot.register` (webhook auth): idempotent per code and owner; the token goes in `fields.botToken`. */
+function register(ctx: MethodContext): Outcome {
+  const { identity } = ctx;
+  const fields = fieldsOf(ctx.params) ?? {};
+  if (identity.kind === 'webhook' && isMissing(fields.botToken)) return fail('BOT_TOKEN_NOT_SPECIFIED');
+  const code = textOf(fields.code).trim();
+  if (code === '') return fail('BOT_CODE_REQUIRED');
+  const properties = fields.properties as Record<string, unknown> | undefined;
+  if (typeof properties !== 'object' || properties === null || textOf(properties.name).trim() === '') {
+    return fail('BOT_PROPERTIES_REQUIRED');
+  }
+  const owner =
+    identity.kind === 'webhook' ? { webhookUserId: identity.userId } : { clientId: identity.clientId };
+  const sameOwner = (bot: Bot) =>
+    'webhookUserId' in owner
+      ? 'webhookUserId' in bot.owner && bot.owner.webhookUserId === owner.webhookUserId
+      : 'clientId' in bot.owner && bot.owner.clientId === owner.clientId;
+  const existing = [...ctx.portal.bots.values()].find((bot) => bot.code === code);
+  if (existing && !sameOwner(existing)) return fail('BOT_CODE_ALREADY_TAKEN');
+  const id =
+    existing?.id ??
+    ctx.portal.registerBot({
+      code,
+      owner,
+      ...(identity.kind === 'webhook' ? { botToken: textOf(fields.botToken) } : {}),
+    });
+  return ok({ bot: { id, code, type: textOf(fields.type) || 'bot', eventMode: 'fetch' }, users: [] });
+}
+
 /**
  * Update, with the rules the v2 page leaves out taken from the legacy and `im` pages: `fields` must
  * change something, a message past the edit window is CANT_EDIT_MESSAGE, and an empty text without
@@ -217,6 +246,7 @@ const ENTRIES: readonly MethodEntry[] = [
   { name: 'imbot.v2.Chat.Message.delete', run: remove },
   { name: 'imbot.v2.Chat.Message.get', run: get },
   { name: 'imbot.v2.Revision.get', run: () => ok(REVISION) },
+  { name: 'imbot.v2.Bot.register', run: register },
 ];
 
 const BY_NAME = new Map(ENTRIES.map((entry) => [entry.name.toLowerCase(), entry]));

@@ -14,9 +14,12 @@ export interface ApiActivity {
   outcome: string;
   botId?: number;
   messageId?: number;
-  /** For deferred edits: the queue's edit id and why it was deferred. */
+  /** The edit's id, when the answer carried one (deferred edits, and applied ones that name it). */
   editId?: string;
+  /** For deferred edits: why. */
   reason?: string;
+  /** For errors: the answer's error_description (it names the field and the rule). */
+  description?: string;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -54,10 +57,12 @@ export function summariseRequest(
   if (botId !== undefined) activity.botId = botId;
   if (messageId !== undefined) activity.messageId = messageId;
   if (isRecord(response)) {
-    if (typeof response.error === 'string') activity.outcome = response.error;
-    else if (response.deferred === true) {
+    if (typeof response.editId === 'string') activity.editId = response.editId;
+    if (typeof response.error === 'string') {
+      activity.outcome = response.error;
+      if (typeof response.error_description === 'string') activity.description = response.error_description;
+    } else if (response.deferred === true) {
       activity.outcome = 'deferred';
-      if (typeof response.editId === 'string') activity.editId = response.editId;
       if (typeof response.reason === 'string') activity.reason = response.reason;
     } else if (response.result === true) activity.outcome = 'applied';
     else if (typeof response.status === 'string') activity.outcome = `fate: ${response.status}`;

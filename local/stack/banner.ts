@@ -1,5 +1,6 @@
 import type { ApiActivity } from './activity.ts';
 import type { LocalStackConfig } from './config.ts';
+import type { DrainInvocation, DrainOutcomes } from './drain.ts';
 import type { ScheduledRun } from './scheduler.ts';
 import type { LocalStackInfo } from './stack.ts';
 
@@ -15,11 +16,14 @@ function rows(entries: Array<[string, string, (string | undefined)?]>): string[]
   );
 }
 
-/** The curl of the README with the local URL; botToken is left out, so the banner never shows a token. */
-export function curlCommand(info: LocalStackInfo): string {
-  const botId = info.demo?.botId ?? 456;
-  const messageId = info.demo?.messageIds[0] ?? 789;
-  const body = JSON.stringify({ botId, messageId, fields: { message: 'Updated text' } });
+/**
+ * The curl of the README with the local URL and the configured bot (the demo's, or B24_BOT_ID);
+ * against a real portal the message id is the caller's. botToken is left out: the banner never shows a token.
+ */
+export function curlCommand(info: LocalStackInfo, config: LocalStackConfig): string {
+  const botId = config.realPortal?.botId ?? info.demo?.botId ?? 456;
+  const messageId = config.realPortal ? '<message id>' : String(info.demo?.messageIds[0] ?? 789);
+  const body = `{"botId":${botId},"messageId":${messageId},"fields":{"message":"Updated text"}}`;
   return `curl -X POST -H "Content-Type: application/json" -d '${body}' ${info.methodUrl}`;
 }
 
@@ -69,8 +73,14 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
     ...table,
     '',
     `Try it, then watch ${info.sandboxUrl}/ :`,
-    `  ${curlCommand(info)}`,
+    `  ${curlCommand(info, config)}`,
     "  (botToken is optional: the API always uses the bot's token from the portal's secret)",
+    ...(config.realPortal
+      ? [
+          `  <message id>: a message bot ${config.realPortal.botId} sent. To post one and print its id:`,
+          '  npm run b24 -- send --dialog chat<chat id> "Hello"   (the same B24_* variables; see --help)',
+        ]
+      : []),
     '',
     `Handler logs: ${config.handlerLogLevel} and above (POWERTOOLS_LOG_LEVEL=INFO npm start shows every edit).`,
     `Ready in ${startupMs} ms. Ctrl-C stops everything.`,
@@ -98,13 +108,21 @@ export function statusRunLine(run: ScheduledRun): string | undefined {
   return parts.length > 0 ? `${clock()} status "${run.schedule}": ${parts.join(', ')}` : undefined;
 }
 
-export function drainLine(summary: { records: number; leftInQueue: number; error?: string }): string {
-  const settled = summary.records - summary.leftInQueue;
-  const parts = [`${settled} settled`];
+/** The four fates of a drained edit, counted apart (zeros left out), and the Bitrix24 calls made. */
+export function outcomeSummary(outcomes: DrainOutcomes): string {
+  const parts = (['applied', 'superseded', 'failed', 'deferred'] as const)
+    .filter((key) => outcomes[key] > 0)
+    .map((key) => `${outcomes[key]} ${key}`);
+  const calls = `${outcomes.calls} Bitrix24 call${outcomes.calls === 1 ? '' : 's'}`;
+  return `${parts.join(', ') || 'nothing to do'} (${calls})`;
+}
+
+export function drainLine(summary: DrainInvocation): string {
+  const noun = summary.records === 1 ? 'edit' : 'edits';
+  const parts = summary.outcomes ? [outcomeSummary(summary.outcomes)] : [];
   if (summary.leftInQueue > 0) parts.push(`${summary.leftInQueue} back to the queue for a later attempt`);
   if (summary.error) parts.push(`handler failed: ${summary.error}`);
-  const noun = summary.records === 1 ? 'edit' : 'edits';
-  return `${clock()} drain: ${summary.records} ${noun} received, ${parts.join(', ')}`;
+  return `${clock()} drain: ${summary.records} ${noun} received: ${parts.join('; ')}`;
 }
 
 /** A line for a sweep that applied or gave up on something, or failed; undefined for a quiet one. */

@@ -16,7 +16,7 @@ import { ActivityLog, type ApiActivity } from './activity.ts';
 import { type HttpApiHandler, startApiServer } from './api-server.ts';
 import { sweepLine } from './banner.ts';
 import type { LocalStackConfig } from './config.ts';
-import { type DrainInvocation, type DrainRunner, startDrainRunner } from './drain.ts';
+import { type DrainInvocation, type DrainOutcomes, type DrainRunner, startDrainRunner } from './drain.ts';
 import {
   createQueues,
   LEDGER_TABLE_NAME,
@@ -29,7 +29,7 @@ import {
 import { onPort } from './ports.ts';
 import { readQueueView } from './queue-view.ts';
 import { DemoSource, startSandboxServer } from './sandbox/server.ts';
-import type { ChatMessage, SandboxActions, SandboxState } from './sandbox/state.ts';
+import type { ActionResult, ChatMessage, SandboxActions, SandboxState } from './sandbox/state.ts';
 import { type ScheduledRun, type Scheduler, startScheduler } from './scheduler.ts';
 import { loadStatusSchedules, type StatusSchedule } from './status-schedules.ts';
 
@@ -110,6 +110,8 @@ function chatMessage(m: EmulatedMessage): ChatMessage {
     system: m.system,
     editCount: m.editCount,
     updatedAt: new Date(m.updatedAt).toISOString(),
+    keyboard: m.keyboard,
+    attach: m.attach,
   };
 }
 
@@ -125,24 +127,66 @@ function sandboxActions(
     async replayFailed() {
       const client = new SQSClient({ ...LOCAL_AWS, endpoint: sqs.url });
       try {
-        await replayFailedEdits({
+        const { replayed, kept } = await replayFailedEdits({
           failedQueueUrl: sqs.queues.failedEdits,
           editsQueueUrl: sqs.queues.edits,
           client,
         });
+        return { ok: true, summary: `Moved ${replayed} failed edit(s) back to the queue; ${kept} kept.` };
       } finally {
         client.destroy();
       }
     },
     async sendEdit(edit) {
-      await fetch(methodUrl, {
+      const response = await fetch(methodUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(edit.async ? { prefer: 'respond-async' } : {}) },
         body: JSON.stringify({ botId, messageId: edit.messageId, fields: { message: edit.text } }),
       });
+      return editResult(response.status, await response.text());
     },
-    ...(emulator ? { simulateBusy: async () => emulator.inject({ kind: 'query-limit' }, 1) } : {}),
-    refreshStatus: async () => scheduler()?.runNow(),
+    ...(emulator
+      ? {
+          simulateBusy: async () => {
+            emulator.inject({ kind: 'query-limit' }, 1);
+            return { ok: true, summary: 'Bitrix24 answers the next call with QUERY_LIMIT_EXCEEDED.' };
+          },
+        }
+      : {}),
+    refreshStatus: async () => {
+      const runner = scheduler();
+      if (!runner) return { ok: false, summary: 'No status schedules (STATUS_SPECS_FILE).' };
+      await runner.runNow();
+      return { ok: true, summary: 'Ran the status schedules; their last runs are listed above.' };
+    },
+  };
+}
+
+/** The update API's answer to the page's edit form, as one line plus its status, editId and error. */
+function editResult(status: number, text: string): ActionResult {
+  let body: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>;
+  } catch {
+    // Not JSON: the status alone says what happened.
+  }
+  const pick = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : undefined);
+  const editId = pick('editId');
+  const error = pick('error');
+  const description = pick('error_description');
+  const outcome = error
+    ? `${error}: ${description ?? ''}`
+    : body.deferred === true
+      ? `deferred (${pick('reason') ?? 'queued'})`
+      : 'applied';
+  return {
+    ok: status < 300,
+    summary: `HTTP ${status} ${outcome}${editId ? ` · editId ${editId}` : ''}`,
+    status,
+    ...(editId ? { editId } : {}),
+    ...(error ? { error } : {}),
+    ...(description ? { description } : {}),
   };
 }
 
@@ -219,6 +263,7 @@ export async function startLocalStack(
     const portalHost = new URL(config.realPortal?.url ?? emulator?.url ?? '').host;
 
     let drain: DrainRunner | undefined;
+    const drainTotals: DrainOutcomes = { applied: 0, superseded: 0, failed: 0, deferred: 0, calls: 0 };
     let scheduler: Scheduler | undefined;
     let schedules: StatusSchedule[] = [];
     const demoSource = emulator ? new DemoSource() : undefined;
@@ -235,6 +280,7 @@ export async function startLocalStack(
         portalHost,
         mode: emulator ? 'emulator' : 'real-portal',
         apiUrl: methodUrl,
+        botId: config.realPortal?.botId ?? demo?.botId ?? 456,
         chat:
           emulator && chatId !== undefined
             ? {
@@ -251,10 +297,11 @@ export async function startLocalStack(
           ? {
               running: true,
               note:
-                `Drain running: ${drain.stats.invocations} invocations, ${drain.stats.deleted} edits settled; ` +
+                `Drain running: ${drain.stats.invocations} invocations; ` +
                 `sweep every ${Math.round(config.sweepIntervalMs / 1000)} s`,
+              totals: { ...drainTotals },
             }
-          : { running: false, note: 'Drain not running' },
+          : { running: false, note: 'Drain not running', totals: { ...drainTotals } },
         schedules: schedules.map((s) => ({ ...s, lastRun: lastRuns.get(s.name) })),
       };
     }
@@ -281,10 +328,14 @@ export async function startLocalStack(
       sqsUrl: sqs.url,
       queueUrl: queues.edits,
       createHandler: () => drainEdits.createHandler(drainEdits.defaultDeps),
+      metrics: (await import('../../lib/observability/metrics.ts')).metrics,
       maxConcurrency: config.drainMaxConcurrency,
       batchSize: FUNCTIONS.drainEdits.batchSize,
       timeoutMs: FUNCTIONS.drainEdits.timeoutMs,
       onInvocation: (invocation) => {
+        for (const key of Object.keys(drainTotals) as Array<keyof DrainOutcomes>) {
+          drainTotals[key] += invocation.outcomes?.[key] ?? 0;
+        }
         events.onDrainInvocation?.(invocation);
         sandbox.notify();
       },

@@ -102,3 +102,45 @@ export function assertTemplateConsistent(template: Json, label: string): void {
     throw new ConfigError(label, `${label}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
 }
+
+/** Evaluates a template condition made of Fn::Equals/Not/And/Or on literals; undefined when it cannot tell. */
+function conditionValue(template: Json, expression: unknown): boolean | undefined {
+  if (typeof expression !== 'object' || expression === null) return undefined;
+  const [fn, args] = Object.entries(expression)[0] ?? [];
+  const list = Array.isArray(args) ? args : [];
+  const all = () => list.map((arg) => conditionValue(template, arg));
+  switch (fn) {
+    case 'Fn::Equals':
+      return list.every((arg) => typeof arg === 'string') ? list[0] === list[1] : undefined;
+    case 'Fn::Not': {
+      const inner = conditionValue(template, list[0]);
+      return inner === undefined ? undefined : !inner;
+    }
+    case 'Fn::And':
+      return all().includes(false) ? false : all().includes(undefined) ? undefined : true;
+    case 'Fn::Or':
+      return all().includes(true) ? true : all().includes(undefined) ? undefined : false;
+    case 'Condition':
+      return conditionValue(template, at(template, 'Conditions', String(args)));
+    default:
+      return undefined;
+  }
+}
+
+/** The ids of the template's alarms that notify nobody (no AlarmActions once conditions are resolved). */
+export function alarmsWithoutActions(template: Json): string[] {
+  const resources = (template.Resources ?? {}) as Record<string, Json>;
+  return Object.entries(resources)
+    .filter(([, resource]) => resource.Type === 'AWS::CloudWatch::Alarm')
+    .filter(([, alarm]) => {
+      let actions = at(alarm, 'Properties', 'AlarmActions');
+      const choice = at(actions, 'Fn::If');
+      if (Array.isArray(choice)) {
+        const holds = conditionValue(template, at(template, 'Conditions', String(choice[0])));
+        if (holds === undefined) return false;
+        actions = holds ? choice[1] : choice[2];
+      }
+      return !Array.isArray(actions) || actions.length === 0;
+    })
+    .map(([id]) => id);
+}

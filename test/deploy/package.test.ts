@@ -70,13 +70,17 @@ function runPackager(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<s
 }
 
 let outDir: string;
+let distDir: string;
 let packaging: SpawnSyncReturns<string>;
 let parsed: Template | undefined;
 
 beforeAll(() => {
   outDir = mkdtempSync(join(scratch, 'package-'));
+  distDir = mkdtempSync(join(scratch, 'dist-'));
   packaging = runPackager(
     [
+      '--dist',
+      distDir,
       '--stage',
       'prod',
       '--param',
@@ -141,15 +145,27 @@ describe('npm run package', () => {
     expect(parsed).toBeDefined();
   });
 
+  it("writes the zips and the schedules to --dist, leaving the repository's dist/ alone", () => {
+    expect(existsSync(join(distDir, 'refresh-status.schedules.json'))).toBe(true);
+    expect(packaging.stdout).toContain(join(distDir, 'update-message.zip'));
+    expect(packaging.stdout).not.toMatch(/^dist\//m);
+    const schedules = readFileSync(join(distDir, 'refresh-status.schedules.json'), 'utf8');
+    expect(schedules).toContain('status.example.com');
+  });
+
+  it('says nothing about silent alarms when alarmTopicArn names a topic', () => {
+    expect(packaging.stderr).not.toContain('notify nobody');
+  });
+
   it.each(FUNCTIONS)('points $name at its own zipped esbuild bundle', ({ id, artifact }) => {
     const fn = lambda(id);
     expect(fn.Runtime).toBe('nodejs24.x');
     expect(fn.Architectures).toEqual(['arm64']);
     expect(fn.Handler).toBe('index.handler');
     expect((fn.Code as { S3Key: string }).S3Key).toMatch(new RegExp(`/${artifact}\\.zip$`));
-    const entries = unzip(readFileSync(join(root, 'dist', `${artifact}.zip`)));
+    const entries = unzip(readFileSync(join(distDir, `${artifact}.zip`)));
     expect(entries.map((e) => e.name)).toEqual(['index.mjs']);
-    expect(entries[0]?.data.equals(readFileSync(join(root, 'dist', artifact, 'index.mjs')))).toBe(true);
+    expect(entries[0]?.data.equals(readFileSync(join(distDir, artifact, 'index.mjs')))).toBe(true);
   });
 
   it.each(FUNCTIONS)(

@@ -19,6 +19,7 @@ interface SandboxState {
   chat: { messages: Array<{ id: number; text: string; editCount: number }> };
   queue: { waiting: number; inFlight: number; failed: number; failures: Array<{ errorCode: string }> };
   requests: Array<{ status: number; outcome: string; reason?: string }>;
+  drain: { totals: { applied: number; superseded: number; failed: number; deferred: number; calls: number } };
 }
 
 async function json<T>(url: string, init?: RequestInit): Promise<T> {
@@ -117,7 +118,7 @@ describe('npm start', () => {
     );
     expect(drained.queue.failed).toBe(0);
     expect(drained.requests.map((r) => r.outcome)).toEqual(['deferred', 'applied']);
-    await stack.waitFor(/drain: 1 edit received, 1 settled/);
+    await stack.waitFor(/drain: 1 edit received: 1 applied \(1 Bitrix24 call\)/);
 
     // The fate route reads the ledger: the deferred edit, applied by the drain.
     const fate = await json<MessageFate>(`${base}/messages/demo/456/789`);
@@ -138,6 +139,8 @@ describe('npm start', () => {
       (s) => s.queue.failed === 1,
     );
     expect(failed.queue.failures[0]?.errorCode).toBe('ACCESS_DENIED');
+    await stack.waitFor(/drain: 1 edit received: 1 failed \(1 Bitrix24 call\)/);
+    expect(failed.drain.totals).toMatchObject({ applied: 1, failed: 1, superseded: 0 });
     const refusedFate = await json<MessageFate>(`${base}/messages/demo/456/800`);
     expect(refusedFate).toMatchObject({
       status: 'failed',

@@ -69,9 +69,16 @@ describe('npm start against a real portal', () => {
   });
 
   it('answers the fate of that edit from the local ledger, keyed by the portal named after the host', async () => {
-    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/messages/demo/${PORTAL.botId}/789`);
-    expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({
+    // The portal shows the edit a moment before the drain records it applied in the ledger.
+    const fate = await eventually(
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/messages/demo/${PORTAL.botId}/789`);
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      },
+      (answer) => answer.body.status === 'applied',
+    );
+    expect(fate.status).toBe(200);
+    expect(fate.body).toMatchObject({
       portal: 'demo',
       status: 'applied',
       desired: { message: { value: 'While busy' } },
@@ -82,6 +89,8 @@ describe('npm start against a real portal', () => {
     const output = stack.output();
     expect(output).toContain(`your portal ${new URL(portal.url).host}`);
     expect(output).not.toContain('emulator: portal');
+    expect(output).toContain(`-d '{"botId":${PORTAL.botId},"messageId":<message id>,`);
+    expect(output).toContain(`<message id>: a message bot ${PORTAL.botId} sent`);
     expect(output).not.toContain(SECRET_MARKER);
   });
 });

@@ -85,10 +85,115 @@ describe.skipIf(missing)(title, () => {
     expect(await page.evaluate(MARKED)).toBe(true);
   });
 
+  it("shows the API's answer to the page's form beside it: status, outcome and editId", async () => {
+    await page.selectOption('select[name="messageId"]', '789');
+    await page.fill('input[name="text"]', 'Build #41: passed, from the form');
+    await page.check('input[name="async"]');
+    await page.click('form.edit button[type="submit"]');
+    await expect
+      .poll(async () => (await page.textContent('form.edit output.answer')) ?? '', {
+        timeout: LIVE_MS,
+        interval: 50,
+      })
+      .toMatch(/^HTTP 202 deferred \(requested\) · editId [0-9a-f-]{36}$/);
+    await page.uncheck('input[name="async"]');
+  });
+
+  it('lists a refused request with its error description', async () => {
+    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ botId: 456, messageId: 789, fields: { message: 42 } }),
+    });
+    expect(response.status).toBe(400);
+    const { error_description: description } = (await response.json()) as { error_description: string };
+    await expect
+      .poll(async () => (await page.textContent('#requests .description')) ?? '', {
+        timeout: LIVE_MS,
+        interval: 50,
+      })
+      .toBe(description);
+  });
+
+  it.each([
+    { width: 420, height: 860 },
+    { width: 1280, height: 800 },
+  ])(
+    'wraps a long unbroken text inside its bubble at $width px, with no sideways scrolling',
+    async (size) => {
+      const long = `https://example.com/${'a1b2c3d4'.repeat(40)}`;
+      const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ botId: 456, messageId: 790, fields: { message: long } }),
+      });
+      // Applied now, or (790 was edited a moment ago: the message cadence) deferred and drained.
+      expect([200, 202]).toContain(response.status);
+      await page.setViewportSize(size);
+      await waitForText(790, long);
+      // A string, run in the page: the type check has no DOM library.
+      const layout = (await page.evaluate(`(() => {
+        const bubble = document.getElementById('message-790');
+        return {
+          pageWidth: document.documentElement.scrollWidth,
+          viewport: document.documentElement.clientWidth,
+          bubbleOverflow: bubble.scrollWidth - bubble.clientWidth,
+          bubbleRight: bubble.getBoundingClientRect().right,
+        };
+      })()`)) as { pageWidth: number; viewport: number; bubbleOverflow: number; bubbleRight: number };
+      expect(layout.pageWidth).toBeLessThanOrEqual(layout.viewport);
+      expect(layout.bubbleOverflow).toBeLessThanOrEqual(0);
+      expect(layout.bubbleRight).toBeLessThanOrEqual(layout.viewport);
+    },
+  );
+
+  it('draws the keyboard and the attach a caller sends, as buttons and blocks', async () => {
+    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        botId: 456,
+        messageId: 789,
+        fields: {
+          message: 'Build #41: failed',
+          keyboard: [
+            { TEXT: 'Open build', LINK: 'https://ci.example.com/41' },
+            { TEXT: 'Retry', COMMAND: 'retry' },
+          ],
+          attach: [{ MESSAGE: 'Branch [B]main[/B]' }, { GRID: [{ NAME: 'Tests', VALUE: '9/12' }] }],
+        },
+      }),
+    });
+    expect([200, 202]).toContain(response.status);
+    await expect
+      .poll(() => page.locator('[data-testid="keyboard-789"] button').allTextContents(), {
+        timeout: LIVE_MS,
+        interval: 50,
+      })
+      .toEqual(['Open build', 'Retry']);
+    expect(await page.textContent('[data-testid="attach-789"]')).toMatch(/Branch main\s*Tests\s*9\/12/);
+    expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
   it('shows the scheduled status message turn red when the demo build breaks', async () => {
     await waitForText(791, '✅ green');
     await page.click('text=Break the build');
     await waitForText(791, '❌ red · 9/12 checks');
     expect(await page.evaluate(MARKED)).toBe(true);
   });
+
+  it('says it is disconnected when the stack stops, and comes back live by itself when it starts again', async () => {
+    await stack.kill();
+    await page.waitForSelector('body[data-live="off"]', { timeout: LIVE_MS });
+    expect(await page.isVisible('.offline')).toBe(true);
+    expect(await page.textContent('[data-testid="connection"]')).toContain('disconnected');
+    expect(await page.isVisible('text=disconnected from the local stack')).toBe(true);
+    stack = npmStart(ports);
+    await stack.waitFor(/^Ready in \d+ ms/m, 20_000);
+    await page.waitForSelector('body[data-live="on"]', { timeout: 10_000 });
+    expect(await page.isVisible('.offline')).toBe(false);
+    // The new stack's state arrived live: the demo message is back to its seed text.
+    await waitForText(789, 'Build #41: running…');
+    expect(await page.evaluate(MARKED)).toBe(true);
+  }, 40_000);
 });

@@ -15,6 +15,7 @@ function state(text: string, overrides: Partial<SandboxState> = {}): SandboxStat
     portalHost: '127.0.0.1:8025',
     mode: 'emulator',
     apiUrl: 'http://127.0.0.1:3000/rest/imbot.v2.Chat.Message.update',
+    botId: 456,
     chat: {
       id: 12,
       messages: [
@@ -46,7 +47,11 @@ function state(text: string, overrides: Partial<SandboxState> = {}): SandboxStat
       ],
     },
     requests: [],
-    drain: { running: true, note: 'Drain running' },
+    drain: {
+      running: true,
+      note: 'Drain running',
+      totals: { applied: 3, superseded: 2, failed: 1, deferred: 4, calls: 2 },
+    },
     schedules: [],
     ...overrides,
   };
@@ -126,6 +131,7 @@ describe('the sandbox page', () => {
     const server = await serve(() => state('x'), {
       sendEdit: async (edit) => {
         edits.push(edit);
+        return { ok: true, summary: 'HTTP 200 applied' };
       },
     });
     const response = await fetch(`${server.url}/demo/edit`, {
@@ -138,8 +144,42 @@ describe('the sandbox page', () => {
     expect(edits).toEqual([{ messageId: 789, text: 'From the form', async: true }]);
   });
 
+  it("answers the page's own edit post with the API's status, editId and error, to show beside the form", async () => {
+    const answer = {
+      ok: false,
+      summary: 'HTTP 400 INVALID_REQUEST_BODY: fields.message must be a string · editId e-9',
+      status: 400,
+      editId: 'e-9',
+      error: 'INVALID_REQUEST_BODY',
+      description: 'fields.message must be a string',
+    };
+    const server = await serve(() => state('x'), { sendEdit: async () => answer });
+    const response = await fetch(`${server.url}/demo/edit`, {
+      method: 'POST',
+      headers: { 'x-sandbox-fetch': '1' },
+      body: new URLSearchParams({ messageId: '789', text: 'From the page' }),
+    });
+    expect(response.status).toBe(502);
+    expect(await response.json()).toEqual(answer);
+  });
+
+  it('shows applied, superseded, failed and deferred edits counted apart, and the Bitrix24 calls', async () => {
+    const server = await serve(() => state('x'));
+    const html = await (await fetch(`${server.url}/`)).text();
+    const count = (name: string) => new RegExp(`data-testid="drain-${name}">(\\d+)<`).exec(html)?.[1];
+    expect(['applied', 'superseded', 'failed', 'deferred', 'calls'].map(count)).toEqual([
+      '3',
+      '2',
+      '1',
+      '4',
+      '2',
+    ]);
+  });
+
   it('refuses an edit form without a text', async () => {
-    const server = await serve(() => state('x'), { sendEdit: async () => undefined });
+    const server = await serve(() => state('x'), {
+      sendEdit: async () => ({ ok: true, summary: 'HTTP 200 applied' }),
+    });
     const response = await fetch(`${server.url}/demo/edit`, {
       method: 'POST',
       body: new URLSearchParams({ messageId: '789', text: '' }),
@@ -152,6 +192,7 @@ describe('the sandbox page', () => {
     let refreshed = 0;
     const refreshStatus = async () => {
       refreshed += 1;
+      return { ok: true, summary: 'Ran the status schedules.' };
     };
     const server = await serve(() => state('x'), { refreshStatus }, demo);
     expect(await (await fetch(`${server.url}/demo/deploy-status.json`)).json()).toEqual({
@@ -161,6 +202,53 @@ describe('the sandbox page', () => {
     await fetch(`${server.url}/demo/deploy-status`, { method: 'POST', headers: { 'x-sandbox-fetch': '1' } });
     expect(demo.data()).toEqual({ ok: false, checks: { passed: 9, total: 12 } });
     expect(refreshed).toBe(1);
+  });
+
+  it('draws a keyboard as rows of buttons and an attach as its blocks, escaping every value', async () => {
+    const rich = state('x');
+    const [message] = rich.chat?.messages ?? [];
+    if (!message) throw new Error('no message in the fixture');
+    message.keyboard = {
+      BUTTONS: [
+        { TEXT: 'Open build', LINK: 'https://ci.example.com/41', BG_COLOR: '#29619b', TEXT_COLOR: '#fff' },
+        { TEXT: 'Retry <now>', COMMAND: 'retry' },
+        { TYPE: 'NEWLINE' },
+        { TEXT: 'Evil', LINK: 'javascript:alert(1)', DISPLAY: 'BLOCK' },
+      ],
+    };
+    message.attach = {
+      COLOR: '#c62828',
+      BLOCKS: [
+        { MESSAGE: '[B]Build #41[/B] failed' },
+        { DELIMITER: { SIZE: 200 } },
+        { GRID: [{ NAME: 'Branch', VALUE: 'main' }] },
+        { LINK: { NAME: 'Logs', LINK: 'https://ci.example.com/41/logs', DESC: 'last 100 lines' } },
+      ],
+    };
+    const server = await serve(() => rich);
+    const html = await (await fetch(`${server.url}/`)).text();
+    const keyboard =
+      /<div class="keyboard" data-testid="keyboard-789">(.*?)<\/div><\/div>/s.exec(html)?.[1] ?? '';
+    expect([...keyboard.matchAll(/<button[^>]*>([^<]*)<\/button>/g)].map((m) => m[1])).toEqual([
+      'Open build',
+      'Retry &lt;now&gt;',
+      'Evil',
+    ]);
+    expect(keyboard.match(/class="kb-row"/g)).toHaveLength(2);
+    expect(keyboard).toContain('style="background:#29619b;color:#fff"');
+    expect(html).not.toContain('javascript:');
+    expect(html).toContain('<strong>Build #41</strong> failed');
+    expect(html).toContain('<dt>Branch</dt><dd>main</dd>');
+    expect(html).toContain('<a href="https://ci.example.com/41/logs" rel="noreferrer">Logs</a>');
+    expect(html).toContain('data-testid="attach-789" style="border-color:#c62828"');
+  });
+
+  it("shows a real portal's curl with the configured bot, and how to get a message id", async () => {
+    const server = await serve(() => state('x', { mode: 'real-portal', chat: undefined, botId: 321 }));
+    const html = await (await fetch(`${server.url}/`)).text();
+    expect(html).toContain('{&quot;botId&quot;:321,&quot;messageId&quot;:&lt;message id&gt;,');
+    expect(html).toContain('npm run b24 -- send --dialog chat&lt;chat id&gt;');
+    expect(html).not.toContain('456');
   });
 
   it('has no busy button or demo source against a real portal', async () => {

@@ -1,4 +1,5 @@
 import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
+import { renderAttach, renderKeyboard } from './rich.ts';
 import type { ChatMessage, LedgerView, SandboxState } from './state.ts';
 
 /** The parts of the page that change; the event stream sends them, the script swaps them in. */
@@ -68,6 +69,7 @@ function renderMessages(state: SandboxState, now: number): string {
     return `<li class="${classes}" id="message-${m.id}" data-message-id="${m.id}" data-edit-count="${m.editCount}">
       <div class="meta"><span class="author">${e(m.author)}</span> <span class="id">#${m.id}</span>${e(edited)}</div>
       <div class="text" data-testid="message-text-${m.id}">${bbcodeToHtml(m.text)}</div>
+      ${renderAttach(m.attach, `attach-${m.id}`)}${renderKeyboard(m.keyboard, `keyboard-${m.id}`)}
       ${renderLedger(m)}
     </li>`;
   });
@@ -77,7 +79,16 @@ function renderMessages(state: SandboxState, now: number): string {
 
 function renderQueue(state: SandboxState): string {
   const { queue, drain } = state;
-  const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}">${e(drain.note)}</p>`;
+  const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}">${e(drain.note)}</p>
+    <dl class="counts drained" title="Edits the drain has handled since start, by fate">
+      ${(['applied', 'superseded', 'failed', 'deferred'] as const)
+        .map(
+          (fate) =>
+            `<div class="${fate === 'failed' && drain.totals.failed > 0 ? 'bad' : ''}"><dt>${fate}</dt><dd data-testid="drain-${fate}">${drain.totals[fate]}</dd></div>`,
+        )
+        .join('')}
+      <div><dt>Bitrix24 calls</dt><dd data-testid="drain-calls">${drain.totals.calls}</dd></div>
+    </dl>`;
   if ('error' in queue) return `${drainLine}<p class="warn">Queue unavailable: ${e(queue.error)}</p>`;
   const counts = `<dl class="counts">
     <div><dt>waiting</dt><dd data-testid="queue-waiting">${queue.waiting}</dd></div>
@@ -117,7 +128,11 @@ function renderRequests(state: SandboxState): string {
   const rows = state.requests.map((r) => {
     const outcome = r.outcome === 'deferred' && r.reason ? `deferred (${r.reason})` : r.outcome;
     const css = r.status < 300 ? (r.status === 202 ? 'deferred' : 'ok') : 'bad';
-    return `<tr class="${css}"><td>${clock(r.at)}</td><td>${r.status}</td><td>${e(outcome)}</td>
+    const details = [
+      r.description ? `<div class="description">${e(r.description)}</div>` : '',
+      r.editId ? `<div class="muted">editId <code>${e(r.editId)}</code></div>` : '',
+    ].join('');
+    return `<tr class="${css}"><td>${clock(r.at)}</td><td>${r.status}</td><td>${e(outcome)}${details}</td>
       <td>${r.messageId === undefined ? '' : `#${r.messageId}`}</td><td>${r.durationMs} ms</td></tr>`;
   });
   return `<table><thead><tr><th>time</th><th>status</th><th>outcome</th><th>message</th><th>took</th></tr></thead>
@@ -168,10 +183,19 @@ export function renderFragments(
 }
 
 function curlExample(state: SandboxState): string {
-  const id = state.chat?.messages.find((m) => m.botId !== undefined && !m.system)?.id ?? 789;
-  const botId = state.chat?.messages.find((m) => m.id === id)?.botId ?? 456;
-  const body = JSON.stringify({ botId, messageId: id, fields: { message: 'Updated text' } });
+  const message = state.chat?.messages.find((m) => m.botId !== undefined && !m.system);
+  const botId = message?.botId ?? state.botId;
+  // Against a real portal the stack cannot list the bot's messages: the id is the caller's to fill in.
+  const messageId = message ? String(message.id) : '<message id>';
+  const body = `{"botId":${botId},"messageId":${messageId},"fields":{"message":"Updated text"}}`;
   return `curl -X POST -H "Content-Type: application/json" -d '${body}' ${state.apiUrl}`;
+}
+
+function messageIdHelp(state: SandboxState): string {
+  if (state.chat) return '';
+  return `<p class="note">Replace <code>&lt;message id&gt;</code> with the id of a message bot ${state.botId} sent:
+    <code>npm run b24 -- send --dialog chat&lt;chat id&gt; "Hello"</code> posts one and prints its id
+    (the same B24_* variables as <code>npm start</code>, see <code>npm run b24 -- send --help</code>).</p>`;
 }
 
 function editForm(state: SandboxState, busy: boolean): string {
@@ -200,18 +224,34 @@ const STYLE = `
   header h1 { font-size: 18px; margin: 0; }
   header .live { margin-left: auto; font-size: 13px; opacity: .85; }
   body[data-live="on"] header .live::before { content: "● "; color: #7ee787; }
+  body[data-live="off"] header .live::before { content: "● "; color: #ffb4a9; }
+  body[data-live="on"] .when-off, body[data-live="off"] .when-on { display: none; }
+  .offline { display: none; margin: 0; padding: 8px 24px; background: #fff3cd; color: #6b4e00; }
+  body[data-live="off"][data-connected="once"] .offline { display: block; }
+  body[data-live="off"] main .ok, body[data-live="off"] .drain { color: #6b7785; }
+  .answer { display: block; margin-top: 4px; font-size: 13px; }
+  .answer.ok { color: #1b7f3b; } .answer.bad { color: #c62828; }
+  .text, td, .list li, .ledger, .description { overflow-wrap: anywhere; word-break: break-word; }
+  code { overflow-wrap: anywhere; }
+  .keyboard { margin-top: 6px; display: grid; gap: 4px; }
+  .kb-row { display: flex; flex-wrap: wrap; gap: 4px; }
+  .kb-button { border: 1px solid #9fb6d3; border-radius: 6px; background: #fff; color: #1f5fa8; padding: 3px 10px; cursor: default; max-width: 100%; overflow-wrap: anywhere; }
+  .kb-button.block { flex-basis: 100%; }
+  .attach { margin-top: 6px; border-left: 3px solid #1f5fa8; padding: 2px 0 2px 8px; display: grid; gap: 4px; overflow-wrap: anywhere; }
+  .at-grid { margin: 0; display: grid; gap: 2px; } .at-cell { display: flex; gap: 6px; } .at-cell dt { color: #52606d; } .at-cell dd { margin: 0; }
+  .at-delimiter { border: 0; border-top: 1px solid #c5d3e3; margin: 2px 0; width: 100%; }
   main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 20px; padding: 20px 24px; }
   section { background: #fff; border-radius: 10px; padding: 14px 18px; box-shadow: 0 1px 2px #0002; margin-bottom: 20px; }
   h2 { font-size: 15px; margin: 0 0 10px; } h3 { font-size: 13px; margin: 12px 0 4px; color: #52606d; }
   .chat { list-style: none; margin: 0; padding: 0; display: grid; gap: 10px; }
-  .message { padding: 8px 12px; border-radius: 10px; background: #f4f6f8; max-width: 90%; }
+  .message { padding: 8px 12px; border-radius: 10px; background: #f4f6f8; max-width: 90%; min-width: 0; box-sizing: border-box; }
   .message.bot { background: #e3efff; } .message.person { justify-self: end; background: #e7f7e7; }
   .message.system { background: none; color: #6b7785; font-style: italic; justify-self: center; }
   .message.fresh { animation: flash 2.5s ease-out; }
   @keyframes flash { from { background: #ffe58a; } }
   .ledger { margin-top: 4px; border-top: 1px dashed #c5d3e3; padding-top: 3px; }
   .meta { font-size: 12px; color: #52606d; } .author { font-weight: 600; } .id { color: #8a96a3; }
-  .counts { display: flex; gap: 12px; margin: 8px 0; } .counts div { background: #f4f6f8; border-radius: 8px; padding: 6px 12px; }
+  .counts { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0; } .counts div { background: #f4f6f8; border-radius: 8px; padding: 6px 12px; }
   .counts dt { font-size: 12px; color: #52606d; } .counts dd { margin: 0; font-size: 22px; font-weight: 600; }
   .counts .bad dd { color: #c62828; }
   .list { margin: 0; padding-left: 18px; } .list li { margin: 4px 0; }
@@ -220,35 +260,67 @@ const STYLE = `
   table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eef1f4; }
   tr.deferred td:nth-child(3) { color: #a15c00; }
   form { margin: 10px 0 0; } form.edit { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
-  .grow { flex: 1; display: flex; gap: 6px; align-items: center; } .grow input { flex: 1; }
+  .grow { flex: 1; display: flex; gap: 6px; align-items: center; } .grow input { flex: 1; min-width: 0; }
   input, select, button { font: inherit; } button { cursor: pointer; }
-  pre { background: #1d2733; color: #e6edf3; padding: 10px; border-radius: 8px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; }
-  @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
+  pre { background: #1d2733; color: #e6edf3; padding: 10px; border-radius: 8px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
+  @media (max-width: 900px) { main { grid-template-columns: minmax(0, 1fr); } }
+  @media (max-width: 520px) { main { padding: 12px 8px; } section { padding: 10px 10px; } header { flex-wrap: wrap; padding: 10px 12px; } }
 `;
 
 // Only makes the page live: the HTML above it is complete without it.
 const SCRIPT = `
 (() => {
   const shown = {};
-  const events = new EventSource('/events');
-  events.addEventListener('state', (event) => {
-    const fragments = JSON.parse(event.data);
-    for (const [id, html] of Object.entries(fragments)) {
-      const element = document.getElementById(id);
-      if (element && shown[id] !== html) { element.innerHTML = html; shown[id] = html; }
+  let events;
+  let retry;
+  // EventSource retries by itself after a dropped connection, but gives up for good on some
+  // failures (readyState CLOSED): then a new one is opened, every two seconds, until one connects.
+  function connect() {
+    events = new EventSource('/events');
+    events.addEventListener('state', (event) => {
+      const fragments = JSON.parse(event.data);
+      for (const [id, html] of Object.entries(fragments)) {
+        const element = document.getElementById(id);
+        if (element && shown[id] !== html) { element.innerHTML = html; shown[id] = html; }
+      }
+      document.body.dataset.live = 'on';
+      document.body.dataset.connected = 'once';
+    });
+    events.addEventListener('error', () => {
+      document.body.dataset.live = 'off';
+      if (events.readyState === EventSource.CLOSED && !retry) {
+        retry = setTimeout(() => { retry = undefined; connect(); }, 2000);
+      }
+    });
+  }
+  connect();
+  function answer(form, ok, text) {
+    let output = form.querySelector('output.answer');
+    if (!output) {
+      output = document.createElement('output');
+      output.className = 'answer';
+      form.appendChild(output);
     }
-    document.body.dataset.live = 'on';
-  });
-  events.addEventListener('error', () => { document.body.dataset.live = 'off'; });
-  document.addEventListener('submit', (event) => {
+    output.className = 'answer ' + (ok ? 'ok' : 'bad');
+    output.textContent = text;
+  }
+  document.addEventListener('submit', async (event) => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-ajax')) return;
     event.preventDefault();
-    fetch(form.action, {
-      method: 'POST',
-      headers: { 'x-sandbox-fetch': '1' },
-      body: new URLSearchParams(new FormData(form)),
-    });
+    answer(form, true, 'Sending…');
+    try {
+      const response = await fetch(form.action, {
+        method: 'POST',
+        headers: { 'x-sandbox-fetch': '1' },
+        body: new URLSearchParams(new FormData(form)),
+      });
+      const type = response.headers.get('content-type') || '';
+      const result = type.includes('json') ? await response.json() : { ok: response.ok, summary: await response.text() };
+      answer(form, result.ok, result.summary || ('HTTP ' + response.status));
+    } catch (error) {
+      answer(form, false, 'The local stack did not answer (' + error.message + '): is npm start still running?');
+    }
   });
 })();
 `;
@@ -267,12 +339,14 @@ export function renderPage(state: SandboxState, demo: DemoSourceView | undefined
 <body data-live="off">
 <header><h1>b24-message-editor · local sandbox</h1>
   <span>portal <strong>${e(state.portal)}</strong> (${e(state.mode === 'emulator' ? `Bitrix24 emulator at ${state.portalHost}` : state.portalHost)})</span>
-  <span class="live">live</span></header>
+  <span class="live" data-testid="connection"><span class="when-on">live</span><span class="when-off">disconnected from the local stack: reconnecting…</span></span></header>
+<p class="offline" role="status">The local stack is not answering (stopped?). What you see below is as it was; the page reconnects by itself once <code>npm start</code> runs again.</p>
 <main>
   <div>
     <section><h2>${e(chatTitle)}</h2><div id="messages">${f.messages}</div></section>
     <section><h2>Try it</h2>
       <pre>${e(curlExample(state))}</pre>
+      ${messageIdHelp(state)}
       ${editForm(state, state.mode === 'emulator')}
     </section>
   </div>

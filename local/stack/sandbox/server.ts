@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { closeServer, listen } from '../ports.ts';
 import { type SandboxLedger, withLedger } from './ledger-view.ts';
 import { type Fragments, renderFragments, renderPage } from './page.ts';
-import type { SandboxActions, SandboxState } from './state.ts';
+import type { ActionResult, SandboxActions, SandboxState } from './state.ts';
 
 /**
  * The data of the demo status source (`GET /demo/deploy-status.json`): a build that is green or red,
@@ -113,12 +113,22 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     res.write(`event: state\ndata: ${JSON.stringify(await fragments())}\n\n`);
   }
 
-  async function act(req: IncomingMessage, res: ServerResponse, run: () => Promise<void>): Promise<void> {
-    await run();
+  async function act(
+    req: IncomingMessage,
+    res: ServerResponse,
+    run: () => Promise<ActionResult | undefined>,
+  ): Promise<void> {
+    let result: ActionResult;
+    try {
+      result = (await run()) ?? { ok: true, summary: 'Done.' };
+    } catch (error) {
+      result = { ok: false, summary: `Failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
     void tick();
-    // The page's script posts with this header and stays put; a plain form post goes back to the page.
+    // The page's script posts with this header, stays put and shows the answer beside the form;
+    // a plain form post goes back to the page.
     if (req.headers['x-sandbox-fetch']) {
-      res.writeHead(204).end();
+      send(res, result.ok ? 200 : 502, 'application/json; charset=utf-8', JSON.stringify(result));
     } else {
       res.writeHead(303, { location: '/' }).end();
     }
@@ -142,7 +152,12 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
         if (!demoSource) break;
         return act(req, res, async () => {
           demoSource.ok = !demoSource.ok;
-          await actions.refreshStatus?.();
+          const refreshed = await actions.refreshStatus?.();
+          return {
+            ok: refreshed?.ok ?? true,
+            summary:
+              `The demo build is now ${demoSource.ok ? 'green' : 'red'}. ${refreshed?.summary ?? ''}`.trim(),
+          };
         });
       case 'POST /demo/replay-failed':
         if (!actions.replayFailed) break;

@@ -1,4 +1,5 @@
 import type { ApiActivity } from '../activity.ts';
+import type { DrainOutcomes } from '../drain.ts';
 import type { QueueView } from '../queue-view.ts';
 import type { ScheduledRun } from '../scheduler.ts';
 
@@ -12,6 +13,9 @@ export interface ChatMessage {
   system: boolean;
   editCount: number;
   updatedAt: string;
+  /** As Bitrix24 stores them: `{BUTTONS: [...]}` or null, and a list of blocks (or `{BLOCKS}`) or null. */
+  keyboard?: unknown;
+  attach?: unknown;
   /**
    * What the ledger holds for the message, added by the sandbox server when it has a ledger:
    * null when no edit of the message has been recorded; absent for people's messages.
@@ -51,24 +55,38 @@ export interface SandboxState {
   mode: 'emulator' | 'real-portal';
   /** The update API's method URL, for the curl shown on the page. */
   apiUrl: string;
+  /** The configured bot (the demo's, or B24_BOT_ID against a real portal), for the curl shown on the page. */
+  botId: number;
   /** The demo chat; undefined against a real portal, whose messages this stack cannot read. */
   chat: { id: number; messages: ChatMessage[] } | undefined;
   /** Set when the ledger could not be read: the messages then carry no ledger view. */
   ledgerError?: string;
   queue: QueueView | { error: string };
   requests: readonly ApiActivity[];
-  drain: { running: boolean; note: string };
+  /** `totals`: every drained edit since start, by fate (applied, superseded, failed, deferred), and the calls made. */
+  drain: { running: boolean; note: string; totals: DrainOutcomes };
   schedules: ScheduleState[];
+}
+
+/** What a button did, shown beside its form: one line, and for an edit the API's status and answer. */
+export interface ActionResult {
+  ok: boolean;
+  summary: string;
+  /** For an edit: the update API's HTTP status and the fields of its answer that matter. */
+  status?: number;
+  editId?: string;
+  error?: string;
+  description?: string;
 }
 
 /** What the page's buttons do; each is optional (real-portal mode has no emulator to steer). */
 export interface SandboxActions {
   /** Sends an edit through the update API, as a caller would. */
-  sendEdit?(edit: { messageId: number; text: string; async: boolean }): Promise<void>;
+  sendEdit?(edit: { messageId: number; text: string; async: boolean }): Promise<ActionResult>;
   /** Makes the emulator answer the next call with QUERY_LIMIT_EXCEEDED. */
-  simulateBusy?(): Promise<void>;
+  simulateBusy?(): Promise<ActionResult>;
   /** Runs every status schedule now. */
-  refreshStatus?(): Promise<void>;
+  refreshStatus?(): Promise<ActionResult>;
   /** Moves the failed edits back to the edits queue (lib/edits/failed.ts replayFailedEdits). */
-  replayFailed?(): Promise<void>;
+  replayFailed?(): Promise<ActionResult>;
 }

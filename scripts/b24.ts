@@ -1,0 +1,338 @@
+// npm run b24 -- <command>: from zero to a real bot message, and a look at what became of its edits.
+//   register-bot   imbot.v2.Bot.register through the portal's inbound webhook
+//   send           imbot.v2.Chat.Message.send as that bot: the message id to edit
+//   status         what the ledger knows of a message (as GET /messages/{portal}/{botId}/{messageId})
+//   replay-failed  failed edits back from the failed-edits queue to the edits queue
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { getMessage } from '../lib/api/get-message.ts';
+import { createBitrix24Client } from '../lib/bitrix24/client.ts';
+import type { PortalAuth } from '../lib/bitrix24/types.ts';
+import { loadConfig } from '../lib/config.ts';
+import { replayFailedEdits } from '../lib/edits/failed.ts';
+import { AppError } from '../lib/errors.ts';
+import { Ledger } from '../lib/ledger/store.ts';
+import { DEFAULT_PORTS } from '../local/stack/config.ts';
+import { LEDGER_TABLE_NAME, LOCAL_AWS, QUEUES } from '../local/stack/local-aws.ts';
+import {
+  type CommandSpec,
+  helpText,
+  type ParsedCommandLine,
+  parseCommandLine,
+  runCommand,
+  UsageError,
+} from './cli.ts';
+
+type Env = Record<string, string | undefined>;
+
+const PORTAL_NOTE = [
+  'The portal comes from the environment, the variables `npm start` uses for a real portal:',
+  '  B24_PORTAL_URL        https://<portal>.bitrix24.<zone>',
+  '  B24_WEBHOOK_USER_ID   the user id in the inbound webhook URL (/rest/<user id>/<code>/)',
+  '  B24_WEBHOOK_CODE      the code in that URL; the webhook needs the imbot scope',
+];
+const LOCAL_NOTE = [
+  'Without --local it uses the deployed stack through the AWS SDK (AWS_PROFILE / AWS_REGION and the',
+  "stack's outputs in STATE_TABLE_NAME, EDITS_QUEUE_URL, FAILED_EDITS_QUEUE_URL). --local reads the",
+  '`npm start` stack on 127.0.0.1 (DYNAMODB_PORT and SQS_PORT as `npm start` reads them).',
+];
+
+const REGISTER: CommandSpec = {
+  name: 'npm run b24 -- register-bot',
+  summary:
+    'Registers a chat bot (imbot.v2.Bot.register) owned by the webhook; registering the same code again is harmless.',
+  usage: '--code <code> --name <name>',
+  options: {
+    code: { type: 'string', value: '<code>', description: 'the bot code, unique in the portal (required)' },
+    name: { type: 'string', value: '<name>', description: 'the name people see (required)' },
+  },
+  notes: [
+    ...PORTAL_NOTE,
+    '  B24_BOT_TOKEN         a secret of your choosing, up to 40 characters, e.g. $(openssl rand -hex 16);',
+    '                        keep it: it goes in the portal secret (bots.<id>.botToken) and is never printed',
+  ],
+  examples: [
+    'B24_BOT_TOKEN=$(openssl rand -hex 16) npm run b24 -- register-bot --code build_bot --name "Build bot"',
+  ],
+};
+
+const SEND: CommandSpec = {
+  name: 'npm run b24 -- send',
+  summary: 'Posts a message as the bot (imbot.v2.Chat.Message.send) and prints its id: the message to edit.',
+  usage: '--dialog <dialogId> <text>',
+  options: {
+    dialog: {
+      type: 'string',
+      value: '<dialogId>',
+      description: 'where to post: chat<id> for a group chat, or a user id for a private chat (required)',
+    },
+  },
+  positionals: ['text'],
+  notes: [...PORTAL_NOTE, '  B24_BOT_ID, B24_BOT_TOKEN  the bot, as register-bot printed and you chose'],
+  examples: ['B24_BOT_ID=457 npm run b24 -- send --dialog chat12 "Build #42: running"'],
+};
+
+const STATUS: CommandSpec = {
+  name: 'npm run b24 -- status',
+  summary:
+    'Prints what the ledger knows of a message: desired and applied fields, pending edits, the last error.',
+  usage: '[--local] <portal> <botId> <messageId>',
+  options: { local: { type: 'boolean', description: 'read the ledger of `npm start`' } },
+  positionals: ['portal', 'botId', 'messageId'],
+  notes: LOCAL_NOTE,
+  examples: ['npm run b24 -- status --local demo 456 789'],
+};
+
+const REPLAY: CommandSpec = {
+  name: 'npm run b24 -- replay-failed',
+  summary:
+    'Moves failed edits back to the edits queue once their cause is fixed, filtered by error code.\n' +
+    'Each keeps its message group; INVALID_EDIT stays unless named with --code.',
+  usage: '[--local] [--code <errorCode>]…',
+  options: {
+    local: { type: 'boolean', description: 'use the queues of `npm start`' },
+    code: {
+      type: 'string',
+      multiple: true,
+      value: '<errorCode>',
+      description: 'replay only edits that failed with this code (repeatable); default: all but INVALID_EDIT',
+    },
+    max: {
+      type: 'string',
+      value: '<n>',
+      default: '1000',
+      description: 'read at most this many failed edits',
+    },
+  },
+  notes: LOCAL_NOTE,
+  examples: ['npm run b24 -- replay-failed --code PORTAL_NOT_FOUND --code BOT_NOT_FOUND'],
+};
+
+const COMMANDS: Record<
+  string,
+  { spec: CommandSpec; run: (args: ParsedCommandLine, env: Env) => Promise<void> }
+> = {
+  'register-bot': { spec: REGISTER, run: registerBot },
+  send: { spec: SEND, run: send },
+  status: { spec: STATUS, run: status },
+  'replay-failed': { spec: REPLAY, run: replay },
+};
+
+const TOP: CommandSpec = {
+  name: 'npm run b24 --',
+  summary: 'The project CLI: from zero to a real bot message, and what became of its edits.',
+  usage: '<command> [options]',
+  options: {},
+  notes: [
+    'Commands:',
+    ...Object.entries(COMMANDS).map(
+      ([name, { spec }]) => `  ${name.padEnd(14)} ${spec.summary.split('\n')[0]}`,
+    ),
+    '',
+    '`npm run b24 -- <command> --help` describes each one.',
+  ],
+  examples: [
+    'npm run b24 -- register-bot --code build_bot --name "Build bot"',
+    'npm run b24 -- send --dialog chat12 "Build #42: running"',
+    'npm run b24 -- status --local demo 456 789',
+  ],
+};
+
+function required(env: Env, name: string, rule: string): string {
+  const value = env[name]?.trim();
+  if (!value) throw new UsageError(`${name} is required: ${rule}`);
+  return value;
+}
+
+function positiveInteger(text: string, name: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(text))
+    throw new UsageError(`${name} must be a positive integer, got "${text}"`);
+  return Number(text);
+}
+
+/** The portal's webhook from the environment; plain http only for a portal on this machine. */
+function webhookPortal(env: Env) {
+  const portalUrl = required(env, 'B24_PORTAL_URL', 'the portal, e.g. https://acme.bitrix24.com');
+  const userId = positiveInteger(
+    required(env, 'B24_WEBHOOK_USER_ID', 'the user id of the inbound webhook URL'),
+    'B24_WEBHOOK_USER_ID',
+  );
+  const code = required(env, 'B24_WEBHOOK_CODE', 'the code of the inbound webhook URL');
+  let loopback = false;
+  try {
+    loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(portalUrl).hostname);
+  } catch {
+    throw new UsageError(`B24_PORTAL_URL must be a URL, got "${portalUrl}"`);
+  }
+  const client = createBitrix24Client({ portalUrl, allowHttp: loopback });
+  const auth: PortalAuth = { type: 'webhook', userId, code };
+  return { client, auth };
+}
+
+function botToken(env: Env): string {
+  const token = required(env, 'B24_BOT_TOKEN', 'a secret of your choosing, up to 40 characters');
+  if (token.length > 40)
+    throw new UsageError(`B24_BOT_TOKEN must be at most 40 characters, got ${token.length}`);
+  return token;
+}
+
+async function registerBot({ values }: ParsedCommandLine, env: Env): Promise<void> {
+  const code = typeof values.code === 'string' ? values.code.trim() : '';
+  const name = typeof values.name === 'string' ? values.name.trim() : '';
+  if (!code) throw new UsageError('--code is required: the bot code, unique in the portal');
+  if (!name) throw new UsageError('--name is required: the name people see');
+  const token = botToken(env);
+  const { client, auth } = webhookPortal(env);
+  const { result } = await client.call<{ bot?: { id?: number } }>(
+    'imbot.v2.Bot.register',
+    { fields: { code, botToken: token, type: 'bot', properties: { name } } },
+    { auth },
+  );
+  const id = result.bot?.id;
+  if (typeof id !== 'number') throw new Error('imbot.v2.Bot.register answered without bot.id');
+  console.log(`Bot ${id} registered on ${client.host} (code ${code}).`);
+  console.log(`Next: B24_BOT_ID=${id} npm run b24 -- send --dialog chat<id> "Hello"`);
+}
+
+async function send({ values, positionals }: ParsedCommandLine, env: Env): Promise<void> {
+  const dialogId = typeof values.dialog === 'string' ? values.dialog.trim() : '';
+  if (!dialogId) throw new UsageError('--dialog is required: chat<id> for a group chat, or a user id');
+  const text = positionals[0] ?? '';
+  const botId = positiveInteger(required(env, 'B24_BOT_ID', 'the bot id register-bot printed'), 'B24_BOT_ID');
+  const token = botToken(env);
+  const { client, auth } = webhookPortal(env);
+  const { result } = await client.call<{ id?: number }>(
+    'imbot.v2.Chat.Message.send',
+    { botId, botToken: token, dialogId, fields: { message: text } },
+    { auth },
+  );
+  if (typeof result.id !== 'number') throw new Error('imbot.v2.Chat.Message.send answered without id');
+  console.log(`Message ${result.id} sent by bot ${botId} to ${dialogId} on ${client.host}.`);
+  console.log(
+    `Edit it: {"botId":${botId},"messageId":${result.id},"fields":{"message":"…"}} to POST …/rest/imbot.v2.Chat.Message.update`,
+  );
+}
+
+/** The ledger and queue settings: the `npm start` stack with --local, else the deployed one's from the environment. */
+function aws(local: boolean, env: Env) {
+  const config = loadConfig(env);
+  const port = (name: keyof typeof DEFAULT_PORTS) => env[name]?.trim() || String(DEFAULT_PORTS[name]);
+  const timing = {
+    messageMinIntervalMs: config.messageMinIntervalMs,
+    ambiguousSettleMs: config.ambiguousSettleMs,
+  };
+  if (local) {
+    const sqsEndpoint = `http://127.0.0.1:${port('SQS_PORT')}`;
+    return {
+      timing,
+      tableName: LEDGER_TABLE_NAME,
+      dynamo: new DynamoDBClient({ ...LOCAL_AWS, endpoint: `http://127.0.0.1:${port('DYNAMODB_PORT')}` }),
+      sqs: new SQSClient({ ...LOCAL_AWS, endpoint: sqsEndpoint }),
+      sqsEndpoint,
+      editsQueueUrl: undefined,
+      failedEditsQueueUrl: undefined,
+    };
+  }
+  return {
+    timing,
+    tableName: config.stateTableName,
+    dynamo: new DynamoDBClient({}),
+    sqs: new SQSClient({}),
+    sqsEndpoint: undefined,
+    editsQueueUrl: config.editsQueueUrl,
+    failedEditsQueueUrl: config.failedEditsQueueUrl,
+  };
+}
+
+async function status({ values, positionals }: ParsedCommandLine, env: Env): Promise<void> {
+  const [portal = '', botId = '', messageId = ''] = positionals;
+  const setup = aws(values.local === true, env);
+  try {
+    const tableName =
+      setup.tableName ?? required(env, 'STATE_TABLE_NAME', 'the LedgerTableName output (or --local)');
+    const ledger = new Ledger({ tableName, client: setup.dynamo });
+    const answer = await getMessage({ portal, botId, messageId }, { ledger, timing: setup.timing });
+    const body = JSON.parse(answer.body) as { error?: string; error_description?: string };
+    if (answer.statusCode === 400) throw new UsageError(body.error_description ?? 'bad arguments');
+    if (answer.statusCode >= 500) {
+      throw new AppError(
+        body.error ?? 'ERROR',
+        `${body.error}: ${body.error_description}`,
+        answer.statusCode,
+      );
+    }
+    console.log(JSON.stringify(body, null, 2));
+    if (answer.statusCode !== 200) process.exitCode = 1;
+  } finally {
+    setup.dynamo.destroy();
+    setup.sqs.destroy();
+  }
+}
+
+/** A queue of the `npm start` stack, on 127.0.0.1 whatever host the SQS emulator names. */
+async function localQueueUrl(sqs: SQSClient, endpoint: string, name: string): Promise<string> {
+  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+  return `${endpoint}${new URL(QueueUrl ?? '').pathname}`;
+}
+
+async function replay({ values }: ParsedCommandLine, env: Env): Promise<void> {
+  const codes = Array.isArray(values.code) ? values.code : [];
+  const max = positiveInteger(String(values.max), '--max');
+  const setup = aws(values.local === true, env);
+  try {
+    const failedQueueUrl = setup.sqsEndpoint
+      ? await localQueueUrl(setup.sqs, setup.sqsEndpoint, QUEUES.failedEdits)
+      : (setup.failedEditsQueueUrl ??
+        required(env, 'FAILED_EDITS_QUEUE_URL', 'the FailedEditsQueueUrl output'));
+    const editsQueueUrl = setup.sqsEndpoint
+      ? await localQueueUrl(setup.sqs, setup.sqsEndpoint, QUEUES.edits)
+      : (setup.editsQueueUrl ?? required(env, 'EDITS_QUEUE_URL', 'the EditsQueueUrl output'));
+    const { replayed, kept } = await replayFailedEdits({
+      failedQueueUrl,
+      editsQueueUrl,
+      client: setup.sqs,
+      maxMessages: max,
+      ...(codes.length > 0 ? { include: (edit) => codes.includes(edit.errorCode) } : {}),
+    });
+    const filter = codes.length > 0 ? ` (codes ${codes.join(', ')})` : ' (all but INVALID_EDIT)';
+    console.log(`Replayed ${replayed} failed edit(s)${filter}; ${kept} left in the failed-edits queue.`);
+  } finally {
+    setup.dynamo.destroy();
+    setup.sqs.destroy();
+  }
+}
+
+/**
+ * What went wrong, in one line: the portal's or the configuration's answer, or the AWS SDK's or the
+ * network's error. Only a programming error (TypeError and the like) keeps its stack trace.
+ */
+function explain(error: unknown): string | undefined {
+  if (error instanceof AppError) return error.message;
+  if (!(error instanceof Error)) return undefined;
+  const programming = [TypeError, RangeError, ReferenceError, SyntaxError].some(
+    (kind) => error instanceof kind,
+  );
+  return programming ? undefined : `${error.name}: ${error.message}`;
+}
+
+const [command, ...rest] = process.argv.slice(2);
+const chosen = command === undefined ? undefined : COMMANDS[command];
+if (!chosen) {
+  if (command === '--help' || command === '-h') process.stdout.write(helpText(TOP));
+  else {
+    const what = command === undefined ? 'no command given' : `unknown command "${command}"`;
+    console.error(
+      `npm run b24: ${what}. Commands: ${Object.keys(COMMANDS).join(', ')}. See npm run b24 -- --help.`,
+    );
+    process.exitCode = 2;
+  }
+} else {
+  await runCommand(
+    chosen.spec,
+    async () => {
+      const args = parseCommandLine(chosen.spec, rest);
+      if (args) await chosen.run(args, process.env);
+    },
+    explain,
+  );
+}

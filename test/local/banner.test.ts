@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { banner, drainLine } from '../../local/stack/banner.ts';
+import { loadLocalConfig } from '../../local/stack/config.ts';
+import type { LocalStackInfo } from '../../local/stack/stack.ts';
+
+function info(overrides: Partial<LocalStackInfo> = {}): LocalStackInfo {
+  return {
+    mode: 'emulator',
+    portal: 'demo',
+    portalHost: '127.0.0.1:8025',
+    secretName: 'b24/portals/demo',
+    apiUrl: 'http://127.0.0.1:3000',
+    methodUrl: 'http://127.0.0.1:3000/rest/imbot.v2.Chat.Message.update',
+    sandboxUrl: 'http://127.0.0.1:8024',
+    emulatorUrl: 'http://127.0.0.1:8025',
+    sqsUrl: 'http://127.0.0.1:8026',
+    secretsManagerUrl: 'http://127.0.0.1:8027',
+    queues: {
+      edits: 'http://127.0.0.1:8026/q/edits.fifo',
+      failedEdits: 'http://127.0.0.1:8026/q/failed-edits.fifo',
+    },
+    dynamodbUrl: 'http://127.0.0.1:8028',
+    ledgerTable: 'ledger',
+    drain: { concurrency: 2, batchSize: 10 },
+    sweep: { everyMs: 10_000 },
+    schedules: [],
+    statusSpecsFile: undefined,
+    demo: { botId: 456, chatId: 12, messageIds: [789, 790, 791] },
+    ...overrides,
+  };
+}
+
+describe('the npm start banner', () => {
+  it("prints the demo's curl for bot 456 and message 789 with the emulator", () => {
+    const text = banner(info(), loadLocalConfig({}), 100);
+    expect(text).toContain(`-d '{"botId":456,"messageId":789,"fields":{"message":"Updated text"}}'`);
+  });
+
+  it('prints the configured bot against a real portal, and says how to get a message id', () => {
+    const config = loadLocalConfig({
+      B24_PORTAL_URL: 'https://acme.bitrix24.com',
+      B24_WEBHOOK_USER_ID: '1',
+      B24_WEBHOOK_CODE: 'code',
+      B24_BOT_ID: '321',
+      B24_BOT_TOKEN: 'token',
+    });
+    const text = banner(info({ mode: 'real-portal', demo: undefined, emulatorUrl: undefined }), config, 100);
+    expect(text).toContain(`-d '{"botId":321,"messageId":<message id>,"fields":{"message":"Updated text"}}'`);
+    expect(text).toContain('<message id>: a message bot 321 sent');
+    expect(text).toContain('npm run b24 -- send --dialog chat<chat id> "Hello"');
+    expect(text).not.toContain('456');
+    expect(text).not.toContain('789');
+  });
+});
+
+describe('the drain console line', () => {
+  it('counts applied, superseded, failed and deferred edits apart, with the Bitrix24 calls', () => {
+    const line = drainLine({
+      records: 6,
+      leftInQueue: 1,
+      outcomes: { applied: 3, superseded: 1, failed: 1, deferred: 1, calls: 1 },
+    });
+    expect(line).toMatch(
+      /drain: 6 edits received: 3 applied, 1 superseded, 1 failed, 1 deferred \(1 Bitrix24 call\); 1 back to the queue for a later attempt$/,
+    );
+  });
+
+  it('names the handler failure when the drain threw', () => {
+    expect(drainLine({ records: 1, leftInQueue: 1, error: 'TypeError: x' })).toMatch(
+      /drain: 1 edit received: 1 back to the queue for a later attempt; handler failed: TypeError: x$/,
+    );
+  });
+});
