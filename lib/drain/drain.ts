@@ -94,6 +94,7 @@ export function createDrain(deps: DrainDeps): Drain {
     const messages = byMessage(edits);
     const merged: ParsedEdit[][] = [];
     const states: MessageState[] = [];
+    const mergedAt = Date.now();
     await Promise.all(
       [...messages.values()].map(async (group) => {
         const first = (group[0] as ParsedEdit).edit;
@@ -120,6 +121,7 @@ export function createDrain(deps: DrainDeps): Drain {
             signal: invocation.signal,
             stats,
             known: states.filter((state) => state.portal === portal),
+            knownAt: mergedAt,
           });
           fates = report.fates;
         } catch (error) {

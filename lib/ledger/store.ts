@@ -57,6 +57,11 @@ export interface LeaseTaken {
   callStartedAt?: number | undefined;
   /** The portal's overload circuit as the previous holder left it. */
   circuit?: { openUntil: number; opens: number } | undefined;
+  /** When the lease was last given up, and by whom (a holder's calls had all ended by then). */
+  releasedAt?: number | undefined;
+  releasedBy?: string | undefined;
+  /** It was taken over from a holder whose lease ran out without a release (it died, or overran). */
+  fromExpiredHolder?: boolean | undefined;
 }
 
 /** What `markApplied` found: applied and clean, applied but the desired version differs, or overtaken by a later call. */
@@ -419,8 +424,16 @@ export class Ledger {
           : { openUntil: circuitUntil, opens: number('circuitOpens') ?? 1 },
     };
     // Our own lease renewed: any call start on it is our own.
-    if (answer.Attributes?.leaseOwner === owner) return handed;
-    return { ...handed, callStartedAt: number('callStartedAt') };
+    const previousOwner = answer.Attributes?.leaseOwner;
+    if (previousOwner === owner) return handed;
+    const releasedBy = answer.Attributes?.releasedBy;
+    return {
+      ...handed,
+      callStartedAt: number('callStartedAt'),
+      releasedAt: number('releasedAt'),
+      releasedBy: typeof releasedBy === 'string' ? releasedBy : undefined,
+      fromExpiredHolder: previousOwner !== undefined,
+    };
   }
 
   /**
@@ -441,6 +454,8 @@ export class Ledger {
   ): Promise<void> {
     const { bucketEmptyAt, callInDoubtSince, circuit } = handOver;
     const sets = [
+      'releasedAt = :releasedAt',
+      'releasedBy = :owner',
       ...(bucketEmptyAt === undefined ? [] : ['bucketEmptyAt = :emptyAt']),
       ...(callInDoubtSince === undefined ? [] : ['callStartedAt = :call']),
       ...(circuit ? ['circuitUntil = :circuitUntil', 'circuitOpens = :circuitOpens'] : []),
@@ -455,10 +470,11 @@ export class Ledger {
     await this.#updateItem(
       portalPk(portal),
       {
-        UpdateExpression: `${sets.length > 0 ? `SET ${sets.join(', ')} ` : ''}REMOVE ${removes.join(', ')}`,
+        UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
         ConditionExpression: 'leaseOwner = :owner',
         ExpressionAttributeValues: {
           ':owner': owner,
+          ':releasedAt': this.#now(),
           ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
           ...(callInDoubtSince === undefined ? {} : { ':call': callInDoubtSince }),
           ...(circuit ? { ':circuitUntil': circuit.openUntil, ':circuitOpens': circuit.opens } : {}),
