@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { createHandler as createGetHandler } from '../../functions/get-message.ts';
 import { createHandler as createUpdateHandler } from '../../functions/update-message.ts';
@@ -10,7 +9,6 @@ import type { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';
-import { createLedgerTable } from '../../local/dynamodb.ts';
 import { httpApiEvent, lambdaContext } from '../support/events.ts';
 import { BOT, freshLedger, type Harness } from '../support/harness.ts';
 

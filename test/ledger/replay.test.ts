@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDrain } from '../../lib/drain/index.ts';
 import { replayFailedEdits } from '../../lib/edits/failed.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';

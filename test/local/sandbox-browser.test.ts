@@ -160,7 +160,10 @@ describe.skipIf(missing)(title, () => {
             { TEXT: 'Open build', LINK: 'https://ci.example.com/41' },
             { TEXT: 'Retry', COMMAND: 'retry' },
           ],
-          attach: [{ MESSAGE: 'Branch [B]main[/B]' }, { GRID: [{ NAME: 'Tests', VALUE: '9/12', DISPLAY: 'LINE' }] }],
+          attach: [
+            { MESSAGE: 'Branch [B]main[/B]' },
+            { GRID: [{ NAME: 'Tests', VALUE: '9/12', DISPLAY: 'LINE' }] },
+          ],
         },
       }),
     });

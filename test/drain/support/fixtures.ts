@@ -3,9 +3,7 @@ import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler } from '../../../functions/drain-edits.ts';
 import type { DrainDeps } from '../../../lib/drain/index.ts';
-import { Ledger } from '../../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
-import { createLedgerTable } from '../../../local/dynamodb.ts';
 import { lambdaContext } from '../../../local/poller.ts';
 import { AWS, BOT, freshLedger, type Harness } from '../../support/harness.ts';
 
