@@ -25,7 +25,7 @@ import {
   type ReconcileOptions,
   type ResolvedReconcileOptions,
 } from './options.ts';
-import { PortalPacing, waitForRoom } from './pacing.ts';
+import { PortalPacing } from './pacing.ts';
 import { type CallStats, type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
 
 export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';
@@ -38,36 +38,10 @@ export const LEASE_HELD = 'LEASE_HELD';
 const LEASE_HELD_RECHECK_MS = 2_000;
 /** Beyond one call's timeout and margin: the holder's own reads and writes between calls. */
 const LEASE_SLACK_MS = 5_000;
-/** A lease taken this recently (its call start recorded) covers the next call without a renewal. */
-const LEASE_FRESH_MS = 1_000;
-/** How long a reconcile waits for a lease held for another reconciler's call, and how often it asks. */
-const LEASE_WAIT_MS = 1_000;
-const LEASE_POLL_MS = 50;
 /** Clocks of containers differ by a few ms: a release this close to a read counts as after it. */
 const CLOCK_MARGIN_MS = 50;
-
-/** One run's hold of a portal's lease: taken for a call, given up after it. */
-class LeaseHold {
-  held = false;
-  takenAt = 0;
-  #release: (() => Promise<void>) | undefined;
-  #released: Promise<void> = Promise.resolve();
-
-  taken(at: number, release: () => Promise<void>): void {
-    this.held = true;
-    this.takenAt = at;
-    this.#release = release;
-  }
-
-  /** Gives the lease up (once per taking); resolves when the release is written or failed. */
-  release(): Promise<void> {
-    if (this.held && this.#release) {
-      this.held = false;
-      this.#released = this.#release();
-    }
-    return this.#released;
-  }
-}
+/** A lease taken this recently (its call start recorded) covers the first call without a renewal. */
+const LEASE_FRESH_MS = 1_000;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -103,7 +77,7 @@ export interface ReconcileRun {
   stats: CallStats;
   /** States just written by this caller's merges: the first round reads them from here, not DynamoDB. */
   known?: readonly MessageState[] | undefined;
-  /** When the merges that gave `known` started: without it, `known` is used only if no one else sent since. */
+  /** When the merges that gave `known` started: `known` is read again if another holder sent since. */
   knownAt?: number | undefined;
 }
 
@@ -157,23 +131,29 @@ export class Reconciler {
   }
 
   async reconcilePortal(portal: string, run: ReconcileRun): Promise<ReconcileReport> {
-    return this.#run(portal, run);
+    // Every reconcile holds the portal's lease, the API's too: two senders of one message could
+    // land its older state after its newer one. The lease is taken with a call's start recorded
+    // (the API sends at once); a clean release clears it.
+    const acquiredAt = this.#now();
+    const lease = await this.#acquire(portal, run, acquiredAt);
+    return this.#holding(portal, run, lease, acquiredAt);
   }
 
   /**
    * The API's way: records the caller's edits of one message and applies its desired state now
-   * (`only` mode). The lease is asked for while the edits are merged, and given up while the
-   * outcome is recorded, so the ledger adds two request times to the call, not four.
+   * (`only` mode). The lease is taken while the edits are merged, and given up while the outcome is
+   * recorded, so the ledger adds two request times to the call, not five.
    */
   async mergeAndApply(
     key: MessageKey,
     edits: readonly IncomingEdit[],
     run: Omit<ReconcileRun, 'hints' | 'mode' | 'known'>,
   ): Promise<{ merged: MergeResult; report: ReconcileReport }> {
-    const full: ReconcileRun = { ...run, hints: [key], mode: 'only', knownAt: this.#now() };
+    const acquiredAt = this.#now();
+    const full: ReconcileRun = { ...run, hints: [key], mode: 'only', knownAt: acquiredAt };
     const [merged, lease] = await Promise.allSettled([
       this.merge(key, edits),
-      this.#acquire(key.portal, full),
+      this.#acquire(key.portal, full, acquiredAt),
     ]);
     if (merged.status === 'rejected') {
       if (lease.status === 'fulfilled' && lease.value.acquired)
@@ -187,83 +167,53 @@ export class Reconciler {
       throw merged.reason;
     }
     if (lease.status === 'rejected') throw lease.reason;
-    const report = await this.#run(key.portal, { ...full, known: [merged.value.state] }, lease.value);
+    const report = await this.#holding(
+      key.portal,
+      { ...full, known: [merged.value.state] },
+      lease.value,
+      acquiredAt,
+    );
     return { merged: merged.value, report };
   }
 
-  /**
-   * Every reconcile holds the portal's lease for each of its calls, the API's too: two senders of
-   * one message could land its older state after its newer one. It is taken with the call's start
-   * recorded, and given up between calls (while the drain waits for a rate token, the API may
-   * send), handing the rate bucket and the circuit to whoever takes it next.
-   */
-  async #run(portal: string, run: ReconcileRun, first?: Lease): Promise<ReconcileReport> {
+  #acquire(portal: string, run: ReconcileRun, acquiredAt: number): Promise<Lease> {
+    return this.#deps.ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), acquiredAt);
+  }
+
+  /** The rest of a reconcile once the lease was asked for: held elsewhere, in doubt, or ours to use. */
+  async #holding(
+    portal: string,
+    run: ReconcileRun,
+    lease: Lease,
+    acquiredAt: number,
+  ): Promise<ReconcileReport> {
     const report: ReconcileReport = {
       fates: new Map(),
       states: new Map(),
       times: new Map(),
       leaseHeld: false,
     };
-    const hold = new LeaseHold();
-    const lease = await this.#take(portal, run, report, hold, first);
-    if (!lease) return report;
-    // States read before the lease was ours are stale if another holder sent since.
-    const known = this.#freshSince(lease, run.knownAt ?? Number.NEGATIVE_INFINITY) ? run.known : undefined;
-    try {
-      await this.#loop(portal, { ...run, known }, report, hold);
-    } finally {
-      await hold.release();
-    }
-    return report;
-  }
-
-  #acquire(portal: string, run: ReconcileRun): Promise<Lease> {
-    return this.#deps.ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), this.#now());
-  }
-
-  /**
-   * Takes the portal's lease for a call, waiting a moment while another reconciler holds it for
-   * one of its own calls. False when it stayed held, or when a dead holder's call may still land:
-   * then the hinted messages not yet settled in this run say why.
-   */
-  async #take(
-    portal: string,
-    run: ReconcileRun,
-    report: ReconcileReport,
-    hold: LeaseHold,
-    first?: Lease,
-  ): Promise<Lease | undefined> {
     const { ledger } = this.#deps;
-    const o = this.options;
-    const waitUntil =
-      this.#now() +
-      Math.min(LEASE_WAIT_MS, Math.max(0, run.remainingMs() - o.callTimeoutMs - o.deadlineMarginMs));
-    let lease = first ?? (await this.#acquire(portal, run));
-    while (!lease.acquired && this.#now() + LEASE_POLL_MS <= waitUntil && !run.signal?.aborted) {
-      await this.#sleep(LEASE_POLL_MS, run.signal);
-      lease = await this.#acquire(portal, run);
-    }
-    const unsettled = run.hints.filter((key) => report.fates.get(messageKeyText(key))?.kind !== 'applied');
     if (!lease.acquired) {
       report.leaseHeld = true;
-      for (const key of unsettled) {
+      for (const key of run.hints) {
         report.fates.set(messageKeyText(key), {
           kind: 'held',
           code: LEASE_HELD,
           description: 'Another reconciler holds the portal and applies its dirty messages',
-          delayMs: Math.max(LEASE_HELD_RECHECK_MS, o.handBackDelayMs),
+          delayMs: Math.max(LEASE_HELD_RECHECK_MS, this.options.handBackDelayMs),
         });
       }
-      return undefined;
+      return report;
     }
     this.pacing.takeOver(portal, lease.bucketEmptyAt);
     this.circuits.adopt(portal, lease.circuit);
     // The previous holder died (or lost the lease) with a call in flight: which messages it carried
     // is unknown, so none is sent until that call can no longer land.
-    const settledAt = (lease.callStartedAt ?? 0) + o.timing.ambiguousSettleMs;
+    const settledAt = (lease.callStartedAt ?? 0) + this.options.timing.ambiguousSettleMs;
     if (lease.callStartedAt !== undefined && settledAt > this.#now()) {
       const delayMs = settledAt - this.#now();
-      for (const key of unsettled) {
+      for (const key of run.hints) {
         report.fates.set(messageKeyText(key), {
           kind: 'held',
           code: CALL_IN_DOUBT,
@@ -278,17 +228,26 @@ export class Reconciler {
           circuit: lease.circuit,
         })
         .catch(() => undefined);
-      return undefined;
+      return report;
     }
-    hold.taken(this.#now(), () =>
-      ledger
+    let released: Promise<void> | undefined;
+    const release = () => {
+      released ??= ledger
         .releaseLease(portal, this.#owner, {
           bucketEmptyAt: this.pacing.handOver(portal),
           circuit: this.circuits.state(portal) ?? null,
         })
-        .catch(() => undefined),
-    );
-    return lease;
+        .catch(() => undefined);
+      return released;
+    };
+    // States read before the lease was ours are stale if another holder sent since: read again.
+    const known = this.#freshSince(lease, run.knownAt ?? Number.NEGATIVE_INFINITY) ? run.known : undefined;
+    try {
+      await this.#loop(portal, { ...run, known }, report, acquiredAt, release);
+    } finally {
+      await release();
+    }
+    return report;
   }
 
   /**
@@ -301,7 +260,13 @@ export class Reconciler {
     return (lease.releasedAt ?? Number.POSITIVE_INFINITY) + CLOCK_MARGIN_MS < readAt;
   }
 
-  async #loop(portal: string, run: ReconcileRun, report: ReconcileReport, hold: LeaseHold): Promise<void> {
+  async #loop(
+    portal: string,
+    run: ReconcileRun,
+    report: ReconcileReport,
+    acquiredAt: number,
+    release: () => Promise<void>,
+  ): Promise<void> {
     const fill = run.mode === 'fill';
     const { ledger } = this.#deps;
     const { maxCommandsPerCall, timing } = this.options;
@@ -309,10 +274,10 @@ export class Reconciler {
     // A message is sent once per run (per version): progress is certain, and a loop ends.
     const sent = new Map<string, number>();
     const linger = fill && this.options.batchLingerMs > 0;
+    let firstCall = true;
     let lingered = !linger;
     let known = new Map((run.known ?? []).map((state) => [messageKeyText(state), state]));
     for (;;) {
-      const readAt = this.#now();
       const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
       if (fill) candidates.push(...(await ledger.dirtyKeys(portal, maxCommandsPerCall * 2, this.#now())));
       const unknown = candidates.filter((key) => !known.has(messageKeyText(key)));
@@ -339,40 +304,29 @@ export class Reconciler {
         continue;
       }
       due.sort((a, b) => rank(a, hinted) - rank(b, hinted) || dueAt(a, timing) - dueAt(b, timing));
-      let jobs: Job[] = due.slice(0, maxCommandsPerCall).map(jobOf);
+      const jobs: Job[] = due.slice(0, maxCommandsPerCall).map((state) => ({
+        key: { portal: state.portal, botId: state.botId, messageId: state.messageId },
+        version: state.version,
+        fields: desiredFields(state),
+        attempts: state.attempts,
+      }));
+      for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
       // Each call that would not be full may wait once for more.
       lingered = !linger;
-      if (!hold.held) {
-        // The rate token is waited for without the lease, so the API can send meanwhile.
-        if (fill) await this.#sleep(await this.#roomWait(portal, run), run.signal);
-        const lease = await this.#take(portal, run, report, hold);
-        if (!lease) return;
-        if (!this.#freshSince(lease, readAt)) {
-          // Another holder sent since these states were read: send what is desired now.
-          const again = await ledger.getMany(jobs.map((job) => job.key));
-          const now = this.#now();
-          jobs = [...again.values()]
-            .filter((state) => isDirty(state) && this.#dueAt(state, run) <= now)
-            .map((state) => {
-              states.set(messageKeyText(state), state);
-              return jobOf(state);
-            });
-        }
-      } else if (this.#now() - hold.takenAt > LEASE_FRESH_MS) {
-        // Renewed with the call's start, so a holder that dies blocks the portal for one call's time only.
-        if (!(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), this.#now())).acquired)
-          return;
-      }
-      for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
-      if (jobs.length === 0) continue;
+      // The lease is renewed call by call (with the call's start), so a holder that dies blocks the
+      // portal for one call's time only; a first call right after taking it needs no renewal.
+      const callAt = this.#now();
+      const renew = !firstCall || callAt - acquiredAt > LEASE_FRESH_MS;
+      firstCall = false;
+      if (renew && !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), callAt)).acquired)
+        return;
       const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
       // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
       const heldBack = jobs.some((job) => results.get(job)?.kind === 'held');
       const last = heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))));
-      // The call has ended: the lease is given up while its outcome is recorded (a reconciler
-      // taking over meanwhile sends at most the same desired state once more, and the apply marks
-      // of calls that follow one another count in the order the calls started).
-      const released = hold.release();
+      // The last call has ended: the lease is given up while its outcome is recorded (a reconciler
+      // taking over meanwhile sends at most the same desired state once more).
+      if (last) void release();
       await this.#record(
         jobs.map((job) => ({
           job,
@@ -382,22 +336,7 @@ export class Reconciler {
         run,
         report,
       );
-      await released;
       if (last) return;
-    }
-  }
-
-  /** How long until the drain's next call fits the shared bucket (0 when it is unknown or too far). */
-  async #roomWait(portal: string, run: ReconcileRun): Promise<number> {
-    try {
-      const secret = await this.#deps.gateway.secret(portal);
-      const pace = this.pacing.pace(portal, secret.limits);
-      const wait = waitForRoom(pace, pace.backgroundCap);
-      const spare = run.remainingMs() - this.options.callTimeoutMs - this.options.deadlineMarginMs;
-      // Too far for this invocation: the gate holds the work back with the reason.
-      return wait <= spare ? wait : 0;
-    } catch {
-      return 0;
     }
   }
 
@@ -551,15 +490,6 @@ export class Reconciler {
       }),
     );
   }
-}
-
-function jobOf(state: MessageState): Job {
-  return {
-    key: { portal: state.portal, botId: state.botId, messageId: state.messageId },
-    version: state.version,
-    fields: desiredFields(state),
-    attempts: state.attempts,
-  };
 }
 
 function rank(state: MessageState, hinted: ReadonlySet<string>): number {

@@ -128,45 +128,6 @@ describe('the rate bucket, fleet-wide', () => {
   });
 });
 
-describe('the API during a flat-out drain', () => {
-  it("applies API callers' edits at once (no LEASE_HELD, no rate-limit refusal) while another container drains the portal", async () => {
-    h.emulator.setLimits({ burst: 50, perSecond: 2 });
-    const drained = Array.from({ length: 60 }, () =>
-      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '-' }),
-    );
-    const drain = container({ maxCommandsPerCall: 1, apiRateShare: 0.2 });
-    for (const id of drained) await drain.merge(key(id), [edit(id, `drained ${id}`)]);
-    const stats = emptyStats();
-    const deadline = Date.now() + 6_000;
-    const draining = drain.reconcilePortal('acme', {
-      ...fill(),
-      remainingMs: () => deadline - Date.now(),
-      stats,
-    });
-
-    const api = container({ apiRateShare: 0.2 });
-    const fates: string[] = [];
-    for (let i = 0; i < 8; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 400));
-      const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
-      const { report } = await api.mergeAndApply(key(id), [edit(id, `api ${id}`)], {
-        remainingMs: () => 10_000,
-        stats: emptyStats(),
-      });
-      const fate = report.fates.get(messageKeyText(key(id)));
-      fates.push(fate?.kind === 'held' ? fate.code : (fate?.kind ?? 'none'));
-      if (fate?.kind === 'applied') expect(h.emulator.getMessage(id)?.text).toBe(`api ${id}`);
-    }
-    await draining;
-    expect(fates).toEqual(Array(8).fill('applied'));
-    // The drain kept going meanwhile, and nobody was refused by Bitrix24's rate limit.
-    expect(
-      drained.filter((id) => h.emulator.getMessage(id)?.text === `drained ${id}`).length,
-    ).toBeGreaterThan(39);
-    expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
-  });
-});
-
 describe('the OAuth refresh, fleet-wide', () => {
   /** A container's own gateway: its own secret cache, its own single flight, the shared lock. */
   function gatewayOf(lock: boolean): PortalGateway {

@@ -95,6 +95,10 @@ const sweeper = settings.sweepEveryMs
     }, settings.sweepEveryMs)
   : undefined;
 
+// Bounded: the worker never outlives the test process that started it, nor ten minutes.
+process.on('disconnect', () => process.exit(1));
+setTimeout(() => process.exit(1), 10 * 60_000).unref();
+
 process.once('SIGTERM', async () => {
   clearInterval(sweeper);
   await sweeping;

@@ -19,7 +19,8 @@ export interface Worker {
 export function spawnWorker(settings: WorkerSettings, env: Record<string, string> = {}): Worker {
   const child = spawn(process.execPath, [WORKER, JSON.stringify(settings)], {
     env: { ...process.env, POWERTOOLS_METRICS_DISABLED: 'true', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // The IPC channel closes when this process dies: the worker then exits too (no orphan left polling).
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let out = '';
   child.stdout?.on('data', (chunk: Buffer) => {
