@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { AWS_CLIENT_LIMITS } from '../../lib/aws.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { LEDGER_TABLE, TTL_ATTRIBUTE } from '../../lib/ledger/table.ts';
 
@@ -59,6 +60,7 @@ export function templateProblems(template: Json): string[] {
       problems.push(`${id} must get STATE_TABLE_NAME { Ref: LedgerTable }, got ${JSON.stringify(table)}`);
     }
   }
+  problems.push(...deadlineProblems(resources));
   const queue = resources.EditsQueue;
   const drain = resources.DrainEditsLambdaFunction;
   if (!queue) return [...problems, 'the template has no EditsQueue resource'];
@@ -91,6 +93,40 @@ export function templateProblems(template: Json): string[] {
       `DRAIN_MAX_CONCURRENCY (${env.DRAIN_MAX_CONCURRENCY}) must equal the drain's event source mapping ` +
         `MaximumConcurrency (${maximumConcurrency}): the drain divides each portal's rate by it`,
     );
+  }
+  return problems;
+}
+
+/** The functions that call Bitrix24 (the others get B24_TIMEOUT_MS from the provider but never use it). */
+const CALLERS = [
+  'UpdateMessageLambdaFunction',
+  'DrainEditsLambdaFunction',
+  'SweepLambdaFunction',
+  'RefreshStatusLambdaFunction',
+];
+
+/**
+ * One deadline budget per function that calls Bitrix24: a whole call (B24_TIMEOUT_MS), the margin kept
+ * before the deadline (DEADLINE_MARGIN_MS) and one AWS request around it (the SDK's request timeout)
+ * must fit in the function's timeout, or no call could ever start (every edit would wait for the
+ * sweep) and a slow one would be cut by the runtime.
+ */
+function deadlineProblems(resources: Record<string, Json>): string[] {
+  const problems: string[] = [];
+  const awsMs = AWS_CLIENT_LIMITS.requestHandler.requestTimeout;
+  for (const id of CALLERS) {
+    const fn = resources[id];
+    const env = (at(fn, 'Properties', 'Environment', 'Variables') ?? {}) as Json;
+    if (!fn || env.B24_TIMEOUT_MS === undefined) continue;
+    const callMs = Number(env.B24_TIMEOUT_MS);
+    const marginMs = Number(env.DEADLINE_MARGIN_MS ?? 0);
+    const timeoutMs = Number(at(fn, 'Properties', 'Timeout') ?? 3) * 1000;
+    if (!(callMs + marginMs + awsMs <= timeoutMs)) {
+      problems.push(
+        `${id}: B24_TIMEOUT_MS (${callMs}) + DEADLINE_MARGIN_MS (${marginMs}) + one AWS request (${awsMs} ms) ` +
+          `must fit in its timeout (${timeoutMs} ms): lower b24TimeoutMs or raise the function's timeout`,
+      );
+    }
   }
   return problems;
 }

@@ -146,6 +146,30 @@ describe('the template consistency check', () => {
     expect(problems[1]).toMatch(/LedgerTable must enable TTL on the "ttl" attribute/);
   });
 
+  it('names a function whose Bitrix24 call, margin and one AWS request do not fit in its timeout', () => {
+    const broken: { Resources: Record<string, unknown> } = template(9, 360, 2);
+    const update = (b24TimeoutMs: string) => ({
+      Type: 'AWS::Lambda::Function',
+      Properties: {
+        Timeout: 15,
+        Environment: {
+          Variables: {
+            B24_TIMEOUT_MS: b24TimeoutMs,
+            DEADLINE_MARGIN_MS: '1000',
+            STATE_TABLE_NAME: { Ref: 'LedgerTable' },
+          },
+        },
+      },
+    });
+    broken.Resources.UpdateMessageLambdaFunction = update('10000');
+    expect(templateProblems(broken)).toEqual([]);
+    broken.Resources.UpdateMessageLambdaFunction = update('60000');
+    expect(templateProblems(broken)).toEqual([
+      'UpdateMessageLambdaFunction: B24_TIMEOUT_MS (60000) + DEADLINE_MARGIN_MS (1000) + one AWS request (3000 ms) ' +
+        "must fit in its timeout (15000 ms): lower b24TimeoutMs or raise the function's timeout",
+    ]);
+  });
+
   it('names a template without the ledger table, and a function not pointed at it', () => {
     const broken: { Resources: Record<string, unknown> } = template(9, 360, 2);
     delete broken.Resources.LedgerTable;
