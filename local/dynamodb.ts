@@ -1,6 +1,3 @@
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, type DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { LEDGER_TABLE } from '../lib/ledger/table.ts';
@@ -25,32 +22,6 @@ export async function startLocalDynamoDb(options: { port?: number } = {}): Promi
         server.closeAllConnections?.();
         server.close(() => resolve());
       }),
-  };
-}
-
-/**
- * The same, in a child process of its own: its work then runs beside this process's, as DynamoDB's
- * does (the benchmarks use it). The child exits when this process goes away.
- */
-export async function startLocalDynamoDbProcess(): Promise<LocalDynamoDb> {
-  const child = fork(fileURLToPath(new URL('./dynamodb-process.ts', import.meta.url)), [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const [message] = (await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(() => {
-      throw new Error('The local DynamoDB process exited before it listened');
-    }),
-  ])) as [{ port: number }];
-  return {
-    url: `http://127.0.0.1:${message.port}`,
-    port: message.port,
-    async close() {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill();
-      await exited;
-    },
   };
 }
 

@@ -7,7 +7,7 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { dynamoClient, LedgerUnavailableError } from './store.ts';
+import { dynamoClient, ledgerRequest } from './store.ts';
 import { LEDGER_KEY, TTL_ATTRIBUTE } from './table.ts';
 
 /** As long as SQS's deduplication window: a key repeated within it names the same edit. */
@@ -74,7 +74,7 @@ export class IdempotencyKeys {
     const pk = idempotencyPk(request.portal, request.key);
     const nowSeconds = Math.floor(this.#now() / 1000);
     try {
-      await this.#send(
+      await ledgerRequest(
         () =>
           this.#doc.send(
             new PutCommand({
@@ -97,7 +97,7 @@ export class IdempotencyKeys {
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
-    const { Item: item } = await this.#send(
+    const { Item: item } = await ledgerRequest(
       () =>
         this.#doc.send(
           new GetCommand({ TableName: this.#table, Key: { [LEDGER_KEY]: pk }, ConsistentRead: true }),
@@ -113,7 +113,7 @@ export class IdempotencyKeys {
 
   /** The claim's edit is in the ledger: repeats are answered as duplicates from now on. */
   async recorded(request: Pick<ClaimRequest, 'portal' | 'key' | 'editId'>): Promise<void> {
-    await this.#send(
+    await ledgerRequest(
       () =>
         this.#doc.send(
           new UpdateCommand({
@@ -133,7 +133,7 @@ export class IdempotencyKeys {
 
   /** Gives the key up (its request failed before its edit was recorded), so that a retry is not held up. */
   async release(request: Pick<ClaimRequest, 'portal' | 'key' | 'editId'>): Promise<void> {
-    await this.#send(
+    await ledgerRequest(
       () =>
         this.#doc.send(
           new DeleteCommand({
@@ -148,15 +148,5 @@ export class IdempotencyKeys {
     ).catch((error: unknown) => {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     });
-  }
-
-  async #send<T>(request: () => Promise<T>, what: string): Promise<T> {
-    try {
-      return await request();
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw error;
-      const name = error instanceof Error ? error.name : 'Error';
-      throw new LedgerUnavailableError(`The ledger could not ${what} (${name})`, { cause: error });
-    }
   }
 }

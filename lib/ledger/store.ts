@@ -600,15 +600,19 @@ export class Ledger {
     }
   }
 
-  /** Runs a request; anything but a failed condition becomes LedgerUnavailableError. */
-  async #send<T>(request: () => Promise<T>, what: string): Promise<T> {
-    try {
-      return await request();
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw error;
-      const name = error instanceof Error ? error.name : 'Error';
-      throw new LedgerUnavailableError(`The ledger could not ${what} (${name})`, { cause: error });
-    }
+  #send<T>(request: () => Promise<T>, what: string): Promise<T> {
+    return ledgerRequest(request, what);
+  }
+}
+
+/** Runs a request on the ledger table; anything but a failed condition becomes LedgerUnavailableError. */
+export async function ledgerRequest<T>(request: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw error;
+    const name = error instanceof Error ? error.name : 'Error';
+    throw new LedgerUnavailableError(`The ledger could not ${what} (${name})`, { cause: error });
   }
 }
 

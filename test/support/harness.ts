@@ -10,7 +10,7 @@ import {
   type EmulatorOptions,
   startBitrix24Emulator,
 } from '../../local/bitrix24-emulator/index.ts';
-import { createLedgerTable, startLocalDynamoDb, startLocalDynamoDbProcess } from '../../local/dynamodb.ts';
+import { createLedgerTable, startLocalDynamoDb } from '../../local/dynamodb.ts';
 import { type LocalSecretsManager, startSecretsManager } from '../../local/secrets-manager.ts';
 import { startLocalSqs } from '../../local/sqs.ts';
 
@@ -80,12 +80,7 @@ export function oauthSecret(
  * holding acme's secret, and an SQS emulator with the FIFO edits and failed-edits queues.
  */
 export async function startHarness(
-  options: {
-    emulator?: EmulatorOptions;
-    timeoutMs?: number;
-    /** Run the local DynamoDB in a child process (as DynamoDB runs beside the functions). */
-    dynamoProcess?: boolean;
-  } = {},
+  options: { emulator?: EmulatorOptions; timeoutMs?: number } = {},
 ): Promise<Harness> {
   const emulator = await startBitrix24Emulator({ limits: null, ...options.emulator });
   emulator.addWebhook(WEBHOOK);
@@ -106,7 +101,7 @@ export async function startHarness(
     }),
   );
   const secretsClient = new SecretsManagerClient({ ...AWS, endpoint: secretsManager.url });
-  const localDynamo = await (options.dynamoProcess ? startLocalDynamoDbProcess() : startLocalDynamoDb());
+  const localDynamo = await startLocalDynamoDb();
   const dynamo = new DynamoDBClient({ ...AWS, endpoint: localDynamo.url });
   const ledgerTable = 'ledger-test';
   await createLedgerTable(dynamo, ledgerTable);
