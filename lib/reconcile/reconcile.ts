@@ -142,7 +142,7 @@ export class Reconciler {
   /**
    * The API's way: records the caller's edits of one message and applies its desired state now
    * (`only` mode). The lease is taken while the edits are merged, and given up while the outcome is
-   * recorded, so the ledger adds two request times to the call, not five.
+   * recorded, so the ledger adds two request times to the call, not four.
    */
   async mergeAndApply(
     key: MessageKey,
@@ -156,14 +156,7 @@ export class Reconciler {
       this.#acquire(key.portal, full, acquiredAt),
     ]);
     if (merged.status === 'rejected') {
-      if (lease.status === 'fulfilled' && lease.value.acquired)
-        await this.#deps.ledger
-          .releaseLease(key.portal, this.#owner, {
-            bucketEmptyAt: lease.value.bucketEmptyAt,
-            callInDoubtSince: lease.value.callStartedAt,
-            circuit: lease.value.circuit,
-          })
-          .catch(() => undefined);
+      if (lease.status === 'fulfilled' && lease.value.acquired) await this.#giveBack(key.portal, lease.value);
       throw merged.reason;
     }
     if (lease.status === 'rejected') throw lease.reason;
@@ -174,6 +167,17 @@ export class Reconciler {
       acquiredAt,
     );
     return { merged: merged.value, report };
+  }
+
+  /** Gives a lease up unused, leaving the portal item as the previous holder left it. */
+  async #giveBack(portal: string, lease: Lease): Promise<void> {
+    await this.#deps.ledger
+      .releaseLease(portal, this.#owner, {
+        bucketEmptyAt: lease.bucketEmptyAt,
+        callInDoubtSince: lease.callStartedAt,
+        circuit: lease.circuit,
+      })
+      .catch(() => undefined);
   }
 
   #acquire(portal: string, run: ReconcileRun, acquiredAt: number): Promise<Lease> {
@@ -221,13 +225,7 @@ export class Reconciler {
           delayMs,
         });
       }
-      await ledger
-        .releaseLease(portal, this.#owner, {
-          bucketEmptyAt: lease.bucketEmptyAt,
-          callInDoubtSince: lease.callStartedAt,
-          circuit: lease.circuit,
-        })
-        .catch(() => undefined);
+      await this.#giveBack(portal, lease);
       return report;
     }
     let released: Promise<void> | undefined;
