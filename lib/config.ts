@@ -36,6 +36,12 @@ export interface Config {
   messageMinIntervalMs: number;
   /** Wait after a call with an unknown outcome before its messages are sent again. Default 65000. */
   ambiguousSettleMs: number;
+  /** Operating-time budget per method (OPERATING_LIMIT_SECONDS, default 480). */
+  operatingLimitSeconds: number;
+  /** Share of that budget, in percent, past which the rest is spread (default 80). */
+  operatingThresholdPercent: number;
+  /** One operating-time basket, ms (default 60000; tests scale it down). */
+  operatingBasketMs: number;
   /** Status sources fetched at once by one refresh. Default 8. */
   statusConcurrency: number;
   /**
@@ -125,6 +131,9 @@ export function loadConfig(env: Env): Config {
     batchLingerMs: readRanged(env, 'batchLingerMs'),
     messageMinIntervalMs: readRanged(env, 'messageMinIntervalMs'),
     ambiguousSettleMs: readRanged(env, 'ambiguousSettleMs'),
+    operatingLimitSeconds: readRanged(env, 'operatingLimitSeconds'),
+    operatingThresholdPercent: readRanged(env, 'operatingThresholdPercent'),
+    operatingBasketMs: readRanged(env, 'operatingBasketMs'),
     statusConcurrency: readInteger(env, 'STATUS_CONCURRENCY', 8, 1, 100),
     serviceName: readOptional(env, 'POWERTOOLS_SERVICE_NAME') ?? 'b24-message-editor',
   });

@@ -68,5 +68,8 @@ export function reconcileOptionsOf(config: Config): ReconcileOptions {
     batchLingerMs: config.batchLingerMs,
     messageMinIntervalMs: config.messageMinIntervalMs,
     ambiguousSettleMs: config.ambiguousSettleMs,
+    operatingLimitSeconds: config.operatingLimitSeconds,
+    operatingThresholdPercent: config.operatingThresholdPercent,
+    operatingBasketMs: config.operatingBasketMs,
   };
 }

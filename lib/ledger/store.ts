@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { AWS_CLIENT_LIMITS } from '../aws.ts';
 import { AppError } from '../errors.ts';
+import { type OperatingBook, parseOperatingBook } from '../pacing/operating-budget.ts';
 import {
   type DesiredField,
   dueAt,
@@ -57,6 +58,8 @@ export interface LeaseTaken {
   callStartedAt?: number | undefined;
   /** The portal's overload circuit as the previous holder left it. */
   circuit?: { openUntil: number; opens: number } | undefined;
+  /** The portal's operating-time use per method, as the previous holder left it. */
+  operating?: OperatingBook | undefined;
   /** When the lease was last given up, and by whom (a holder's calls had all ended by then). */
   releasedAt?: number | undefined;
   releasedBy?: string | undefined;
@@ -422,6 +425,10 @@ export class Ledger {
         circuitUntil === undefined
           ? undefined
           : { openUntil: circuitUntil, opens: number('circuitOpens') ?? 1 },
+      operating:
+        answer.Attributes?.operating === undefined
+          ? undefined
+          : parseOperatingBook(answer.Attributes.operating),
     };
     // Our own lease renewed: any call start on it is our own.
     const previousOwner = answer.Attributes?.leaseOwner;
@@ -450,15 +457,18 @@ export class Ledger {
       callInDoubtSince?: number | undefined;
       /** The portal's overload circuit as the holder leaves it; `null`: closed (cleared). */
       circuit?: { openUntil: number; opens: number } | null | undefined;
+      /** The portal's operating-time use per method (baskets still in the window). */
+      operating?: OperatingBook | undefined;
     } = {},
   ): Promise<void> {
-    const { bucketEmptyAt, callInDoubtSince, circuit } = handOver;
+    const { bucketEmptyAt, callInDoubtSince, circuit, operating } = handOver;
     const sets = [
       'releasedAt = :releasedAt',
       'releasedBy = :owner',
       ...(bucketEmptyAt === undefined ? [] : ['bucketEmptyAt = :emptyAt']),
       ...(callInDoubtSince === undefined ? [] : ['callStartedAt = :call']),
       ...(circuit ? ['circuitUntil = :circuitUntil', 'circuitOpens = :circuitOpens'] : []),
+      ...(operating === undefined ? [] : ['operating = :operating']),
     ];
     const removes = [
       'leaseOwner',
@@ -478,6 +488,7 @@ export class Ledger {
           ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
           ...(callInDoubtSince === undefined ? {} : { ':call': callInDoubtSince }),
           ...(circuit ? { ':circuitUntil': circuit.openUntil, ':circuitOpens': circuit.opens } : {}),
+          ...(operating === undefined ? {} : { ':operating': operating }),
         },
       },
       'release the portal lease',

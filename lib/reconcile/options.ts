@@ -1,6 +1,7 @@
 import { MAX_BATCH_COMMANDS } from '../bitrix24/batch.ts';
 import { ConfigError } from '../errors.ts';
 import type { Timing } from '../ledger/model.ts';
+import { cloudOperatingBudget, type OperatingPolicy } from '../pacing/operating-budget.ts';
 import { serverErrorBackoff } from '../pacing/policies.ts';
 
 const TWELVE_HOURS_MS = 12 * 60 * 60_000;
@@ -20,6 +21,9 @@ export const RECONCILE_RANGES = {
   batchLingerMs: { min: 0, max: 5_000, env: 'BATCH_LINGER_MS' },
   messageMinIntervalMs: { min: 0, max: 3_600_000, env: 'MESSAGE_MIN_INTERVAL_MS' },
   ambiguousSettleMs: { min: 1_000, max: 3_600_000, env: 'AMBIGUOUS_SETTLE_MS' },
+  operatingLimitSeconds: { min: 1, max: 86_400, env: 'OPERATING_LIMIT_SECONDS' },
+  operatingThresholdPercent: { min: 1, max: 100, env: 'OPERATING_THRESHOLD_PERCENT' },
+  operatingBasketMs: { min: 10, max: 3_600_000, env: 'OPERATING_BASKET_MS' },
 } as const;
 export type RangedOption = keyof typeof RECONCILE_RANGES;
 
@@ -51,13 +55,26 @@ export interface ReconcileOptions {
   messageMinIntervalMs?: number;
   /** After a call with an unknown outcome, its messages wait this long from its start. Default 65000. */
   ambiguousSettleMs?: number;
+  /** Server seconds each method may use per window of ten baskets (Bitrix24 cloud: 480). Default 480. */
+  operatingLimitSeconds?: number;
+  /** Past this share of the limit, in percent, the rest is spread until baskets drop. Default 80. */
+  operatingThresholdPercent?: number;
+  /** Length of one operating-time basket (Bitrix24: a minute); scaled down only in tests. Default 60000. */
+  operatingBasketMs?: number;
 }
 
-export type ResolvedReconcileOptions = Readonly<
-  Required<Omit<ReconcileOptions, 'failedEditsQueueUrl' | 'messageMinIntervalMs' | 'ambiguousSettleMs'>>
-> & {
+type Grouped =
+  | 'failedEditsQueueUrl'
+  | 'messageMinIntervalMs'
+  | 'ambiguousSettleMs'
+  | 'operatingLimitSeconds'
+  | 'operatingThresholdPercent'
+  | 'operatingBasketMs';
+
+export type ResolvedReconcileOptions = Readonly<Required<Omit<ReconcileOptions, Grouped>>> & {
   readonly failedEditsQueueUrl: string;
   readonly timing: Readonly<Timing>;
+  readonly operatingBudget: OperatingPolicy;
 };
 
 export const RECONCILE_DEFAULTS = {
@@ -72,6 +89,9 @@ export const RECONCILE_DEFAULTS = {
   batchLingerMs: 250,
   messageMinIntervalMs: 1_000,
   ambiguousSettleMs: 65_000,
+  operatingLimitSeconds: cloudOperatingBudget.limitSeconds,
+  operatingThresholdPercent: cloudOperatingBudget.threshold * 100,
+  operatingBasketMs: cloudOperatingBudget.basketMs,
 } as const;
 
 /** Checks and completes options once, with errors that name the option and the value received. */
@@ -99,13 +119,25 @@ export function normaliseReconcileOptions(options: ReconcileOptions): ResolvedRe
   }
   integer('serverBackoff.baseMs', serverBackoff.baseMs, 0, TWELVE_HOURS_MS);
   integer('serverBackoff.capMs', serverBackoff.capMs, serverBackoff.baseMs, TWELVE_HOURS_MS);
-  const { messageMinIntervalMs, ambiguousSettleMs, ...rest } = ranged;
+  const {
+    messageMinIntervalMs,
+    ambiguousSettleMs,
+    operatingLimitSeconds,
+    operatingThresholdPercent,
+    operatingBasketMs,
+    ...rest
+  } = ranged;
   return Object.freeze({
     ...rest,
     failedEditsQueueUrl,
     apiRateShare,
     serverBackoff: Object.freeze({ baseMs: serverBackoff.baseMs, capMs: serverBackoff.capMs }),
     timing: Object.freeze({ messageMinIntervalMs, ambiguousSettleMs }),
+    operatingBudget: Object.freeze({
+      limitSeconds: operatingLimitSeconds,
+      threshold: operatingThresholdPercent / 100,
+      basketMs: operatingBasketMs,
+    }),
   });
 }
 

@@ -1,5 +1,14 @@
 import type { B24Time, RateLimits } from '../bitrix24/types.ts';
 import { LeakyBucket, normaliseLimits } from '../pacing/leaky-bucket.ts';
+import {
+  markSpent,
+  type OperatingBook,
+  type OperatingObservation,
+  type OperatingPolicy,
+  operatingWaitMs,
+  pruneOperatingBook,
+  recordOperating,
+} from '../pacing/operating-budget.ts';
 
 /** Requests of each portal's burst kept unused as a margin for timing differences. */
 const BURST_SLACK = 1;
@@ -21,6 +30,8 @@ export interface PortalPacingOptions {
    * (API_RATE_SHARE): headroom, not a slice of the rate.
    */
   apiShare: number;
+  /** Each method's operating-time budget (Bitrix24 cloud: 480 s per ten one-minute baskets). */
+  operating: OperatingPolicy;
   now: () => number;
 }
 
@@ -36,6 +47,8 @@ export class PortalPacing {
   readonly #lastTime = new Map<string, B24Time>();
   /** Where the previous holder of a portal's lease left its bucket (epoch ms it empties). */
   readonly #handedOver = new Map<string, number>();
+  /** Each portal's operating-time use per method, as its answers report it. */
+  readonly #operating = new Map<string, OperatingBook>();
 
   constructor(options: PortalPacingOptions) {
     this.#options = options;
@@ -72,14 +85,53 @@ export class PortalPacing {
     return pace;
   }
 
-  /** Continues from the bucket another container left with the portal's lease. */
-  takeOver(portal: string, emptyAt: number | undefined): void {
+  /** Continues from the bucket and the operating-time book another container left with the lease. */
+  takeOver(portal: string, emptyAt: number | undefined, operating?: OperatingBook): void {
     if (emptyAt !== undefined) this.#handedOver.set(portal, emptyAt);
+    if (operating !== undefined) this.#operating.set(portal, operating);
   }
 
   /** When this container's bucket of the portal empties, for the next holder of the lease. */
   handOver(portal: string): number | undefined {
     return this.#paces.get(portal)?.bucket.emptyAt();
+  }
+
+  /** The portal's operating-time book for the next holder of the lease (baskets still in the window). */
+  operatingBook(portal: string): OperatingBook {
+    return pruneOperatingBook(
+      this.#operating.get(portal) ?? {},
+      this.#options.now(),
+      this.#options.operating,
+    );
+  }
+
+  /**
+   * How long a call must wait for the operating-time budget of every method it is billed to
+   * (a `batch` call: `batch` and its commands' method, whichever reading of the docs holds).
+   */
+  operatingWait(portal: string, methods: readonly string[], commands: number): number {
+    const book = this.#operating.get(portal);
+    if (!book) return 0;
+    const now = this.#options.now();
+    return Math.max(
+      0,
+      ...methods.map((m) => operatingWaitMs(book[m], commands, now, this.#options.operating)),
+    );
+  }
+
+  /** Records what an answer reported of a method's operating time. */
+  noteOperating(portal: string, method: string, seen: OperatingObservation): void {
+    const book = this.#operating.get(portal) ?? {};
+    const use = recordOperating(book[method], seen, this.#options.operating);
+    if (use) this.#operating.set(portal, { ...book, [method]: use });
+  }
+
+  /** After OPERATION_TIME_LIMIT: the method's budget is spent until `freeAt` (or one basket). */
+  operatingSpent(portal: string, methods: readonly string[], freeAt: number | undefined): void {
+    const book = { ...(this.#operating.get(portal) ?? {}) };
+    const now = this.#options.now();
+    for (const m of methods) book[m] = markSpent(book[m], now, freeAt, this.#options.operating);
+    this.#operating.set(portal, book);
   }
 
   /** After QUERY_LIMIT_EXCEEDED: Bitrix24's bucket is full, whatever ours said. */

@@ -117,7 +117,11 @@ export class Reconciler {
     this.pacing =
       deps.pacing ??
       // One lease holder per portal sends at a time, and hands the bucket on with the lease.
-      new PortalPacing({ apiShare: this.options.apiRateShare, now: this.#now });
+      new PortalPacing({
+        apiShare: this.options.apiRateShare,
+        operating: this.options.operatingBudget,
+        now: this.#now,
+      });
     this.circuits = deps.circuits ?? new PortalCircuits({ now: this.#now });
   }
 
@@ -176,6 +180,7 @@ export class Reconciler {
         bucketEmptyAt: lease.bucketEmptyAt,
         callInDoubtSince: lease.callStartedAt,
         circuit: lease.circuit,
+        operating: lease.operating,
       })
       .catch(() => undefined);
   }
@@ -210,7 +215,7 @@ export class Reconciler {
       }
       return report;
     }
-    this.pacing.takeOver(portal, lease.bucketEmptyAt);
+    this.pacing.takeOver(portal, lease.bucketEmptyAt, lease.operating);
     this.circuits.adopt(portal, lease.circuit);
     // The previous holder died (or lost the lease) with a call in flight: which messages it carried
     // is unknown, so none is sent until that call can no longer land.
@@ -234,6 +239,7 @@ export class Reconciler {
         .releaseLease(portal, this.#owner, {
           bucketEmptyAt: this.pacing.handOver(portal),
           circuit: this.circuits.state(portal) ?? null,
+          operating: this.pacing.operatingBook(portal),
         })
         .catch(() => undefined);
       return released;

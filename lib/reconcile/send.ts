@@ -83,6 +83,15 @@ export interface SendContext {
 }
 
 const BATCH_REFUSED = 'ERROR_BATCH_METHOD_NOT_ALLOWED';
+/**
+ * The methods whose operating-time budget a call spends. The docs bill a batch's commands to their
+ * own method; a measurement published with the JS SDK found the whole call billed to `batch`: both
+ * are tracked, and a call waits for whichever is further spent.
+ */
+const BATCH_BILLING = ['batch', UPDATE_METHOD] as const;
+const SINGLE_BILLING = [UPDATE_METHOD] as const;
+/** Our code for a call held back to keep a method inside its operating-time budget. */
+export const OPERATING_BUDGET = 'OPERATING_BUDGET';
 /** Codes that mean the request may have run on the portal even though no answer said so. */
 const AMBIGUOUS = Strategy.Server;
 
@@ -127,7 +136,7 @@ export async function sendJobs(
     }
   }
   for (const batch of packBatches(batchable.map((job, i) => ({ ...commandOf(job, `m${i}`), job })))) {
-    const held = await gate(portal, secret, ctx);
+    const held = await gate(portal, secret, ctx, BATCH_BILLING, batch.length);
     const batchJobs = batch.map((command) => (command as ReturnType<typeof commandOf> & { job: Job }).job);
     if (held) {
       for (const job of batchJobs) results.set(job, held);
@@ -139,7 +148,7 @@ export async function sendJobs(
     }
   }
   for (const job of singles) {
-    const held = await gate(portal, secret, ctx);
+    const held = await gate(portal, secret, ctx, SINGLE_BILLING, 1);
     if (held) {
       results.set(job, held);
       continue;
@@ -165,7 +174,13 @@ function encodable(job: Job): boolean {
  * Before a call: an open circuit, a deadline too close for one more request, or a rate token too
  * far away hold the work back. A token that comes in time is waited for here (pacing).
  */
-async function gate(portal: string, secret: PortalSecret, ctx: SendContext): Promise<JobResult | undefined> {
+async function gate(
+  portal: string,
+  secret: PortalSecret,
+  ctx: SendContext,
+  billing: readonly string[],
+  commands: number,
+): Promise<JobResult | undefined> {
   const until = ctx.circuits.openUntil(portal);
   if (until !== undefined) {
     return {
@@ -206,8 +221,22 @@ async function gate(portal: string, secret: PortalSecret, ctx: SendContext): Pro
       delayMs: wait,
     };
   }
+  // Operating time: past the threshold the rest of the budget is spread; a call that would cross
+  // the limit waits for baskets to drop. The drain waits while its invocation lasts; the API does not.
+  const operatingWait = ctx.pacing.operatingWait(portal, billing, commands);
+  if (operatingWait > patience) {
+    return {
+      kind: 'held',
+      failure: {
+        code: OPERATING_BUDGET,
+        description: `Bitrix24's operating-time budget of ${billing.join(' / ')} is nearly spent; the next call is due in ${operatingWait} ms`,
+        strategy: Strategy.OperatingLimit,
+      },
+      delayMs: operatingWait,
+    };
+  }
   pace.bucket.reserve();
-  await ctx.sleep(wait, ctx.signal);
+  await ctx.sleep(Math.max(wait, operatingWait), ctx.signal);
   return undefined;
 }
 
@@ -226,6 +255,7 @@ async function callBatch(
   try {
     const outcome = await ctx.gateway.batch(portal, commands, ctx.signal);
     noteAnswer(portal, outcome.time, ctx);
+    noteOperating(portal, 'batch', outcome.time, startedAt, commands.length, ctx);
     answer = outcome.result;
   } catch (error) {
     if (isBitrix24Error(error) && error.code.toUpperCase() === BATCH_REFUSED) {
@@ -234,7 +264,7 @@ async function callBatch(
       return results;
     }
     const failure = failureOf(error);
-    noteFailure(portal, failure, ctx);
+    noteFailure(portal, failure, ctx, BATCH_BILLING);
     for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, startedAt));
     return results;
   }
@@ -252,6 +282,19 @@ async function callBatch(
     };
     for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, startedAt));
     return results;
+  }
+  // Each command's `operating` is its method's (or, billed per batch, the batch's): the last is the most.
+  const commandTimes = [...parsed.values()].flatMap((o) => (o.ok && o.time ? [o.time] : []));
+  const commandOperating = Math.max(...commandTimes.map((t) => t.operating ?? Number.NEGATIVE_INFINITY));
+  if (Number.isFinite(commandOperating)) {
+    // The first command started the basket, if this call did.
+    const firstServed = Math.min(...commandTimes.map((t) => servedAt(t) ?? Number.POSITIVE_INFINITY));
+    ctx.pacing.noteOperating(portal, UPDATE_METHOD, {
+      startedAt,
+      servedAt: Number.isFinite(firstServed) ? firstServed : undefined,
+      commands: commandTimes.length,
+      operating: commandOperating,
+    });
   }
   jobs.forEach((job, i) => {
     const outcome = parsed.get(`m${i}`);
@@ -272,7 +315,7 @@ async function callBatch(
         ? Strategy.Server
         : (findErrorRow(code, undefined, outcome?.description)?.strategy ?? Strategy.Permanent);
     const failure: Failure = { code, description: outcome?.description ?? '', strategy };
-    noteFailure(portal, failure, ctx);
+    noteFailure(portal, failure, ctx, SINGLE_BILLING);
     // A command that answered (or never ran) did not land later: not in doubt.
     const result = afterFailure(failure, job, ctx, secret, startedAt);
     results.set(job, result.kind === 'retry' ? { ...result, inDoubt: false } : result);
@@ -292,10 +335,11 @@ async function callSingle(
   try {
     const outcome = await ctx.gateway.updateMessage(portal, job.key, job.fields, ctx.signal);
     noteAnswer(portal, outcome.time, ctx);
+    noteOperating(portal, UPDATE_METHOD, outcome.time, startedAt, 1, ctx);
     return { kind: 'applied', startedAt, time: outcome.time };
   } catch (error) {
     const failure = failureOf(error);
-    noteFailure(portal, failure, ctx);
+    noteFailure(portal, failure, ctx, SINGLE_BILLING);
     return afterFailure(failure, job, ctx, secret, startedAt);
   }
 }
@@ -312,8 +356,36 @@ function noteAnswer(portal: string, time: B24Time | undefined, ctx: SendContext)
   ctx.circuits.close(portal);
 }
 
-function noteFailure(portal: string, failure: Failure, ctx: SendContext): void {
-  if (failure.strategy === Strategy.RateLimit) {
+/** What an answer's `time` says of the operating time of the method the call was billed to. */
+function noteOperating(
+  portal: string,
+  method: string,
+  time: B24Time | undefined,
+  startedAt: number,
+  commands: number,
+  ctx: SendContext,
+): void {
+  if (typeof time?.operating === 'number') {
+    ctx.pacing.noteOperating(portal, method, {
+      startedAt,
+      servedAt: servedAt(time),
+      commands,
+      operating: time.operating,
+    });
+  }
+}
+
+/** When the portal says a call started (`time.start`, Unix seconds), in epoch ms. */
+function servedAt(time: B24Time): number | undefined {
+  return typeof time.start === 'number' && Number.isFinite(time.start) ? time.start * 1000 : undefined;
+}
+
+function noteFailure(portal: string, failure: Failure, ctx: SendContext, billing: readonly string[]): void {
+  if (failure.strategy === Strategy.OperatingLimit) {
+    // Spent by calls we did not see (or a reading of the docs that does not hold): wait it out.
+    const resetAt = (failure.time ?? ctx.pacing.lastTime(portal))?.operating_reset_at;
+    ctx.pacing.operatingSpent(portal, billing, resetAt === undefined ? undefined : resetAt * 1000);
+  } else if (failure.strategy === Strategy.RateLimit) {
     ctx.stats.rateLimited += 1;
     ctx.pacing.penalise(portal);
   } else if (failure.strategy === Strategy.Overload && ctx.circuits.openUntil(portal) === undefined) {

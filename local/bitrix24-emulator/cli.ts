@@ -21,6 +21,13 @@ const COMMAND: CommandSpec = {
       default: 'nested',
       description: 'shape of successful answers: nested ({"result":{"result":…}}) or flat',
     },
+    billing: {
+      type: 'string',
+      value: '<per-method|per-batch>',
+      default: 'per-method',
+      description:
+        'what a batch call is billed to in operating time: each command per method, or the call as batch',
+    },
     'no-limits': { type: 'boolean', description: 'turn the leaky bucket and operating-time limits off' },
   },
   examples: ['npx node local/bitrix24-emulator/cli.ts --port 8080 --no-limits'],
@@ -40,10 +47,14 @@ async function main(): Promise<void> {
   if (values.shape !== 'flat' && values.shape !== 'nested') {
     throw new UsageError(`--shape must be flat or nested, got "${values.shape}"`);
   }
+  if (values.billing !== 'per-method' && values.billing !== 'per-batch') {
+    throw new UsageError(`--billing must be per-method or per-batch, got "${values.billing}"`);
+  }
 
   const emulator = await startBitrix24Emulator({
     port,
     successShape: values.shape,
+    operatingBilling: values.billing,
     ...(values['no-limits'] ? { limits: null } : {}),
   });
   const demo = seedDemoPortal(emulator);

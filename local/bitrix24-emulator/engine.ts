@@ -64,7 +64,11 @@ export class Engine {
     this.credentials = new Credentials(settings.now, settings.accessTokenTtlSeconds, this.secrets);
     this.portal = new Portal(settings.now, this.secrets);
     this.bucket = new LeakyBucket(settings.limits, settings.now);
-    this.operating = new OperatingTime(settings.operatingLimitSeconds, settings.now);
+    this.operating = new OperatingTime(
+      settings.operatingLimitSeconds,
+      settings.now,
+      settings.operatingBasketMs,
+    );
     this.faults = new Faults(settings.random);
     this.#sleep = sleep;
   }
@@ -88,7 +92,7 @@ export class Engine {
     const record = this.#record({ method, viaBatch: false, auth, params });
     return this.#withFaults(method, record, () => {
       const startMs = this.settings.now();
-      const bare = timeObject(startMs, 0, idleOperating(startMs));
+      const bare = timeObject(startMs, 0, this.#idle(startMs));
       if ('failure' in parsed) return errorReply(parsed.failure, bare);
       if (!this.bucket.tryTake()) return errorReply(failure('QUERY_LIMIT_EXCEEDED'), bare);
       const identity = this.#authenticate(route, params);
@@ -136,15 +140,23 @@ export class Engine {
     return this.credentials.accessToken(String(params.auth));
   }
 
-  /** Operating time is checked before and counted after each method call, keyed by caller and method. */
+  #idle(atMs: number): ReturnType<typeof idleOperating> {
+    return idleOperating(atMs, this.settings.operatingBasketMs);
+  }
+
+  /**
+   * Operating time is checked before and counted after each method call, keyed by caller and
+   * method; `billed: false` (a command of a batch billed as a whole) runs the method alone.
+   */
   #invoke(
     entry: MethodEntry,
     identity: Identity,
     params: Record<string, unknown>,
     startMs: number,
+    billed = true,
   ): { outcome: Outcome; time: B24Time } {
     const key = `${identity.key}|${entry.name}`;
-    if (this.operating.isBlocked(key)) {
+    if (billed && this.operating.isBlocked(key)) {
       return {
         outcome: fail('OPERATION_TIME_LIMIT'),
         time: timeObject(startMs, 0, this.operating.state(key)),
@@ -153,6 +165,7 @@ export class Engine {
     const { processingMs } = this.settings;
     const ctx = { identity, params, portal: this.portal, successShape: this.successShape, now: startMs };
     const outcome = entry.run(ctx);
+    if (!billed) return { outcome, time: timeObject(startMs, processingMs, this.#idle(startMs)) };
     this.operating.add(key, processingMs / 1000);
     return { outcome, time: timeObject(startMs, processingMs, this.operating.state(key)) };
   }
@@ -163,13 +176,29 @@ export class Engine {
     params: Record<string, unknown>,
     startMs: number,
   ): HttpReply {
+    // Billed per batch: the call is checked and billed as the method `batch`, its commands not.
+    const perBatch = this.settings.operatingBilling === 'per-batch';
+    const batchKey = `${identity.key}|batch`;
+    if (perBatch && this.operating.isBlocked(batchKey)) {
+      return errorReply(
+        failure('OPERATION_TIME_LIMIT'),
+        timeObject(startMs, 0, this.operating.state(batchKey)),
+      );
+    }
     let processingMs = 0;
+    const commandTimes: B24Time[] = [];
     const modeOf = (method: string) => this.disallowed.get(canonicalMethodName(method).toLowerCase());
     const outcome = runBatch(params, {
       refusesCall: (methods) => methods.some((m) => modeOf(m) === 'call'),
-      run: (batchKey, rawMethod, commandParams) => {
+      run: (commandKey, rawMethod, commandParams) => {
         const method = canonicalMethodName(rawMethod);
-        const record = this.#record({ method, viaBatch: true, batchKey, auth, params: commandParams });
+        const record = this.#record({
+          method,
+          viaBatch: true,
+          batchKey: commandKey,
+          auth,
+          params: commandParams,
+        });
         const entry = findMethod(method);
         let result: BatchCommandResult;
         if (method === 'batch' || modeOf(method) === 'command') {
@@ -177,16 +206,25 @@ export class Engine {
         } else if (!entry) {
           result = { outcome: fail('ERROR_METHOD_NOT_FOUND'), time: undefined };
         } else {
-          result = this.#invoke(entry, identity, commandParams, this.settings.now());
+          result = this.#invoke(entry, identity, commandParams, this.settings.now(), !perBatch);
           processingMs += (result.time?.processing ?? 0) * 1000;
+          if (result.time) commandTimes.push(result.time);
         }
         record.httpStatus = result.outcome.ok ? 200 : result.outcome.status;
         if (!result.outcome.ok) record.code = result.outcome.code;
         return result;
       },
     });
-    // The outer batch call is not counted against any operating budget; only its commands are.
-    return outcomeReply(outcome, timeObject(startMs, processingMs, idleOperating(startMs)));
+    if (!perBatch) {
+      // Billed per method: the outer call is not counted against any budget; only its commands are.
+      return outcomeReply(outcome, timeObject(startMs, processingMs, this.#idle(startMs)));
+    }
+    this.operating.add(batchKey, processingMs / 1000);
+    const state = this.operating.state(batchKey);
+    // Every command's `result_time` carries the batch's budget (objects shared with the answer).
+    for (const time of commandTimes)
+      Object.assign(time, { operating: state.operating, operating_reset_at: state.resetAt });
+    return outcomeReply(outcome, timeObject(startMs, processingMs, state));
   }
 }
 

@@ -43,12 +43,10 @@ function authorizeBot(ctx: MethodContext): Bot | Failure {
   const botId = parseId(params.botId);
   const bot = botId === undefined ? undefined : ctx.portal.bots.get(botId);
   if (!bot) return failure('BOT_NOT_FOUND');
+  // Over a webhook the bot token alone says whose bot it is, whichever of the portal's webhooks calls.
   const owned =
     identity.kind === 'webhook'
-      ? 'webhookUserId' in bot.owner &&
-        bot.owner.webhookUserId === identity.userId &&
-        bot.botToken !== undefined &&
-        String(params.botToken) === bot.botToken
+      ? bot.botToken !== undefined && String(params.botToken) === bot.botToken
       : 'clientId' in bot.owner && bot.owner.clientId === identity.clientId;
   return owned ? bot : failure('BOT_OWNERSHIP_ERROR');
 }

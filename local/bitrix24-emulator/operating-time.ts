@@ -1,5 +1,6 @@
-const BASKET_MS = 60_000;
-const WINDOW_MS = 10 * BASKET_MS;
+/** Bitrix24 sums execution time in ten one-minute baskets; tests scale the minute down. */
+export const DEFAULT_BASKET_MS = 60_000;
+const BASKETS = 10;
 
 interface Basket {
   /** When the first call of this minute ran; the basket drops ten minutes later. */
@@ -15,22 +16,37 @@ export interface OperatingState {
 }
 
 /** The state of a caller/method with no recent calls: a call now would start a basket dropping in ten minutes. */
-export function idleOperating(atMs: number): OperatingState {
-  return { operating: 0, resetAt: Math.floor((atMs + WINDOW_MS) / 1000) };
+export function idleOperating(atMs: number, basketMs = DEFAULT_BASKET_MS): OperatingState {
+  return { operating: 0, resetAt: resetSeconds(atMs + BASKETS * basketMs, basketMs) };
+}
+
+/**
+ * `operating_reset_at` is whole Unix seconds; with baskets scaled below a second (tests) it keeps
+ * milliseconds, or it would say nothing useful.
+ */
+function resetSeconds(ms: number, basketMs: number): number {
+  return basketMs >= 1000 ? Math.floor(ms / 1000) : Math.floor(ms) / 1000;
 }
 
 /**
  * Execution time per method per app/webhook, summed in ten one-minute baskets (cloud limits.md).
  * A call is refused once the sum is at or above the limit; the call that crosses it still runs.
+ * Keys are `caller|method`; which method a `batch` bills is the engine's choice (`operatingBilling`).
  */
 export class OperatingTime {
   readonly #baskets = new Map<string, Map<number, Basket>>();
   readonly #now: () => number;
   readonly #limitSeconds: number;
+  readonly #basketMs: number;
 
-  constructor(limitSeconds: number, now: () => number) {
+  constructor(limitSeconds: number, now: () => number, basketMs = DEFAULT_BASKET_MS) {
     this.#limitSeconds = limitSeconds;
     this.#now = now;
+    this.#basketMs = basketMs;
+  }
+
+  get windowMs(): number {
+    return BASKETS * this.#basketMs;
   }
 
   state(key: string): OperatingState {
@@ -42,8 +58,8 @@ export class OperatingTime {
       operating += basket.seconds;
       oldest = Math.min(oldest, basket.firstAt);
     }
-    if (!Number.isFinite(oldest)) return idleOperating(at);
-    return { operating: round(operating), resetAt: Math.floor((oldest + WINDOW_MS) / 1000) };
+    if (!Number.isFinite(oldest)) return idleOperating(at, this.#basketMs);
+    return { operating: round(operating), resetAt: resetSeconds(oldest + this.windowMs, this.#basketMs) };
   }
 
   isBlocked(key: string): boolean {
@@ -53,7 +69,7 @@ export class OperatingTime {
   add(key: string, seconds: number): void {
     const at = this.#now();
     const baskets = this.#live(key, at);
-    const minute = Math.floor(at / BASKET_MS);
+    const minute = Math.floor(at / this.#basketMs);
     const basket = baskets.get(minute);
     if (basket) basket.seconds += seconds;
     else baskets.set(minute, { firstAt: at, seconds });
@@ -70,7 +86,7 @@ export class OperatingTime {
       this.#baskets.set(key, baskets);
     }
     for (const [minute, basket] of baskets) {
-      if (at >= basket.firstAt + WINDOW_MS) baskets.delete(minute);
+      if (at >= basket.firstAt + this.windowMs) baskets.delete(minute);
     }
     return baskets;
   }

@@ -1,12 +1,15 @@
 import { standardPlan } from '../../lib/pacing/policies.ts';
+import { DEFAULT_BASKET_MS } from './operating-time.ts';
 import { DEFAULT_EDIT_WINDOW_SECONDS } from './portal.ts';
-import type { EmulatorOptions, RateLimits, SuccessShape } from './types.ts';
+import type { EmulatorOptions, OperatingBilling, RateLimits, SuccessShape } from './types.ts';
 
 export interface Settings {
   port: number;
   limits: RateLimits | null;
   operatingLimitSeconds: number;
   processingMs: number;
+  operatingBilling: OperatingBilling;
+  operatingBasketMs: number;
   successShape: SuccessShape;
   accessTokenTtlSeconds: number;
   now: () => number;
@@ -36,6 +39,8 @@ export function normaliseOptions(options: EmulatorOptions = {}): Settings {
     limits: checkLimits(options.limits === undefined ? standardPlan : options.limits),
     operatingLimitSeconds: options.operatingLimitSeconds ?? 480,
     processingMs: options.processingMs ?? 5,
+    operatingBilling: options.operatingBilling ?? 'per-method',
+    operatingBasketMs: options.operatingBasketMs ?? DEFAULT_BASKET_MS,
     successShape: checkShape(options.successShape ?? 'nested'),
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
     now: options.now ?? Date.now,
@@ -47,6 +52,14 @@ export function normaliseOptions(options: EmulatorOptions = {}): Settings {
   check(Number.isInteger(port) && port >= 0 && port <= 65_535, 'port', 'an integer 0..65535', port);
   check(operatingLimitSeconds > 0, 'operatingLimitSeconds', 'a positive number', operatingLimitSeconds);
   check(processingMs >= 0, 'processingMs', 'a non-negative number', processingMs);
+  const { operatingBilling, operatingBasketMs } = settings;
+  check(
+    operatingBilling === 'per-method' || operatingBilling === 'per-batch',
+    'operatingBilling',
+    "'per-method' or 'per-batch'",
+    operatingBilling,
+  );
+  check(operatingBasketMs >= 10, 'operatingBasketMs', 'a number of ms, at least 10', operatingBasketMs);
   const { editWindowSeconds } = settings;
   check(
     editWindowSeconds === null || editWindowSeconds > 0,

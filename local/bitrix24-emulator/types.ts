@@ -2,6 +2,8 @@ import type { RateLimits } from '../../lib/bitrix24/types.ts';
 
 export type { RateLimits };
 
+export type OperatingBilling = 'per-method' | 'per-batch';
+
 /** How a boolean-returning imbot.v2 method answers: `{result:true}` or `{result:{result:true}}`. */
 export type SuccessShape = 'flat' | 'nested';
 
@@ -14,6 +16,15 @@ export interface EmulatorOptions {
   operatingLimitSeconds?: number;
   /** Simulated execution time of one method call, counted into `operating` (never slept); default 5. */
   processingMs?: number;
+  /**
+   * What a `batch` call is billed to. 'per-method' (default, the docs): each command to its own
+   * method, the outer call to nothing. 'per-batch' (the JS SDK's measurement on a self-hosted
+   * portal): the whole call to the method `batch`, every command's `result_time` showing the batch's
+   * `operating`, and a blocked `batch` refused as a whole.
+   */
+  operatingBilling?: OperatingBilling;
+  /** Length of one of the ten operating-time baskets; default 60000 (a minute). Tests scale it down. */
+  operatingBasketMs?: number;
   /** Answer shape of boolean-result methods; default 'nested' (the docs since June 2026). */
   successShape?: SuccessShape;
   /** Lifetime of issued access tokens; default 3600. */

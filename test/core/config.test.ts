@@ -20,6 +20,9 @@ describe('configuration from the environment', () => {
       batchLingerMs: 250,
       messageMinIntervalMs: 1_000,
       ambiguousSettleMs: 65_000,
+      operatingLimitSeconds: 480,
+      operatingThresholdPercent: 80,
+      operatingBasketMs: 60_000,
       statusConcurrency: 8,
       serviceName: 'b24-message-editor',
     });
@@ -58,6 +61,11 @@ describe('configuration from the environment', () => {
       'Expected AMBIGUOUS_SETTLE_MS to be an integer from 1000 to 3600000, got "999"',
     ],
     ['BATCH_LINGER_MS', '-1', 'Expected BATCH_LINGER_MS to be an integer from 0 to 5000, got "-1"'],
+    [
+      'OPERATING_THRESHOLD_PERCENT',
+      '0.8',
+      'Expected OPERATING_THRESHOLD_PERCENT to be an integer from 1 to 100, got "0.8"',
+    ],
     ['API_RATE_SHARE', '1', 'Expected API_RATE_SHARE to be a number from 0 up to (not including) 1, got "1"'],
     ['B24_ALLOW_HTTP', 'yes', 'Expected B24_ALLOW_HTTP to be true or false, got "yes"'],
     ['DEFAULT_PORTAL', 'Acme', 'Expected DEFAULT_PORTAL to match'],

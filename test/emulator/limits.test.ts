@@ -132,4 +132,50 @@ describe('operating-time limit', () => {
     const again = await postJson(setup.webhook('batch'), { cmd: { r: 'imbot.v2.Revision.get' } });
     expect(again.status).toBe(200);
   });
+
+  it('bills a batch as the method batch when set per batch: every command shows the batch’s operating, and a spent batch budget refuses the whole call', async () => {
+    const clock = manualClock();
+    setup = await startDemo({
+      now: clock.now,
+      operatingLimitSeconds: 1,
+      processingMs: 300,
+      operatingBilling: 'per-batch',
+    });
+    const update = (id: number) =>
+      `${UPDATE}?botId=456&botToken=my_bot_token&messageId=${id}&fields[message]=batched`;
+    const first = await postJson(setup.webhook('batch'), {
+      cmd: { a: update(789), b: update(790), c: update(791), d: update(789) },
+    });
+    expect(first.status).toBe(200);
+    const result = first.body.result as {
+      result_error: unknown;
+      result_time: Record<string, { operating: number }>;
+    };
+    // The batch budget is checked before the call, so all four commands ran (1.2 s crosses it).
+    expect(result.result_error).toEqual([]);
+    expect(first.body.time?.operating).toBeCloseTo(1.2);
+    expect(Object.values(result.result_time).map((t) => t.operating)).toEqual([1.2, 1.2, 1.2, 1.2]);
+    const refused = await postJson(setup.webhook('batch'), { cmd: { a: update(790) } });
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toBe('OPERATION_TIME_LIMIT');
+    // The update method itself was never billed: a single call still goes through.
+    expect((await edit('single call')).status).toBe(200);
+  });
+
+  it('scales the ten baskets down to the basket length it is given, with reset times in milliseconds', async () => {
+    const clock = manualClock();
+    setup = await startDemo({
+      now: clock.now,
+      operatingLimitSeconds: 0.5,
+      processingMs: 500,
+      operatingBasketMs: 100,
+    });
+    const startMs = clock.now();
+    const first = await edit('a');
+    expect(first.body.time).toMatchObject({ operating: 0.5, operating_reset_at: (startMs + 1_000) / 1000 });
+    clock.advance(999);
+    expect((await edit('still blocked')).status).toBe(429);
+    clock.advance(1);
+    expect((await edit('a second later')).status).toBe(200);
+  });
 });

@@ -49,17 +49,25 @@ describe('bot rules on imbot.v2.Chat.Message.update', () => {
     expect(answer.text).not.toContain('stolen_token');
   });
 
-  it('answers 403 BOT_OWNERSHIP_ERROR when another webhook calls with the right botToken', async () => {
+  it('lets another webhook of the portal edit the bot’s message with the right botToken: the token alone decides', async () => {
     setup = await startDemo();
     setup.emu.addWebhook({ userId: 2, code: 'other_webhook' });
     const answer = await postJson(`${setup.emu.url}/rest/2/other_webhook/${UPDATE}`, {
       botId: 456,
       botToken: 'my_bot_token',
       messageId: 789,
+      fields: { message: 'from another webhook' },
+    });
+    expect(answer.status).toBe(200);
+    expect(setup.emu.getMessage(789)?.text).toBe('from another webhook');
+    const wrongToken = await postJson(`${setup.emu.url}/rest/2/other_webhook/${UPDATE}`, {
+      botId: 456,
+      botToken: 'not_the_token',
+      messageId: 789,
       fields: { message: 'x' },
     });
-    expect(answer.status).toBe(403);
-    expect(answer.body.error).toBe('BOT_OWNERSHIP_ERROR');
+    expect(wrongToken.status).toBe(403);
+    expect(wrongToken.body.error).toBe('BOT_OWNERSHIP_ERROR');
   });
 
   it('answers 403 ACCESS_DENIED for a message written by a human', async () => {
