@@ -1,6 +1,6 @@
 // `npm start`: the whole system on 127.0.0.1 (local/stack/stack.ts), until Ctrl-C.
 import { type CommandSpec, helpCommand, parseCommandLine, UsageError } from '../scripts/cli.ts';
-import { banner, drainLine, requestLine, statusRunLine, sweepLine } from './stack/banner.ts';
+import { banner, drainLine, drainSwitchLine, requestLine, statusRunLine, sweepLine } from './stack/banner.ts';
 import {
   DEFAULT_PORTS,
   DEFAULT_SWEEP_INTERVAL_SECONDS,
@@ -20,8 +20,14 @@ const COMMAND: CommandSpec = {
   summary:
     'Runs the whole system on 127.0.0.1 (Bitrix24 emulator, SQS, Secrets Manager, DynamoDB, the API, the drain,\n' +
     'the sweep, status schedules and the sandbox page) with the production handlers, until Ctrl-C.',
-  usage: '[-- --help]',
-  options: {},
+  usage: '[-- --paused] [-- --help]',
+  options: {
+    paused: {
+      type: 'boolean',
+      description:
+        'start with the drain, the sweep and the status schedules paused: edits pile up until Resume on the sandbox page',
+    },
+  },
   notes: [
     'It is configured by environment variables (README, "Local stack variables"):',
     ...Object.entries(DEFAULT_PORTS).map(
@@ -32,7 +38,7 @@ const COMMAND: CommandSpec = {
     `  ${'B24_PORTAL_URL'.padEnd(22)} unset: the emulator; set: a real portal, with B24_WEBHOOK_USER_ID,`,
     `  ${''.padEnd(22)} B24_WEBHOOK_CODE, B24_BOT_ID, B24_BOT_TOKEN and B24_PLAN (standard)`,
   ],
-  examples: ['npm start', 'API_PORT=3001 SANDBOX_PORT=0 npm start'],
+  examples: ['npm start', 'npm start -- --paused', 'API_PORT=3001 SANDBOX_PORT=0 npm start'],
 };
 
 function explain(error: unknown): string {
@@ -83,20 +89,25 @@ if (!args) process.exit(0);
 
 try {
   const config = loadLocalConfig(process.env);
-  stack = await startLocalStack(config, {
-    onRequest: (activity) => console.log(requestLine(activity)),
-    onStatusRun: (run) => {
-      const line = statusRunLine(run);
-      if (line) console.log(line);
+  stack = await startLocalStack(
+    config,
+    {
+      onRequest: (activity) => console.log(requestLine(activity)),
+      onStatusRun: (run) => {
+        const line = statusRunLine(run);
+        if (line) console.log(line);
+      },
+      onDrainInvocation: (invocation) => console.log(drainLine(invocation)),
+      onDrainError: (error) =>
+        console.error(`drain poller: ${error instanceof Error ? error.name : String(error)}`),
+      onSweep: (run) => {
+        const line = sweepLine(run);
+        if (line) console.log(line);
+      },
+      onDrainSwitch: (view) => console.log(drainSwitchLine(view)),
     },
-    onDrainInvocation: (invocation) => console.log(drainLine(invocation)),
-    onDrainError: (error) =>
-      console.error(`drain poller: ${error instanceof Error ? error.name : String(error)}`),
-    onSweep: (run) => {
-      const line = sweepLine(run);
-      if (line) console.log(line);
-    },
-  });
+    { paused: args.values.paused === true },
+  );
   if (stopping) await stack.close();
   else console.log(banner(stack.info, config, Math.round(performance.now() - started)));
 } catch (error) {

@@ -1,6 +1,8 @@
 import type { ApiActivity } from './activity.ts';
 import type { LocalStackConfig } from './config.ts';
 import type { DrainInvocation, DrainOutcomes } from './drain.ts';
+import { resumeSummary } from './drain-switch.ts';
+import type { DrainPauseView } from './sandbox/state.ts';
 import type { ScheduledRun } from './scheduler.ts';
 import type { LocalStackInfo } from './stack.ts';
 
@@ -63,7 +65,13 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
       `${info.dynamodbUrl}  dynalite: table ${info.ledgerTable} (the ledger)`,
       config.dynamodb.variable,
     ],
-    ['Drain', `polls edits.fifo: batches of ${info.drain.batchSize}, ${info.drain.concurrency} at a time`],
+    [
+      'Drain',
+      `polls edits.fifo: batches of ${info.drain.batchSize}, ${info.drain.concurrency} at a time` +
+        (info.drain.paused
+          ? `; PAUSED with the sweep and the status schedules (--paused): Resume on the sandbox page or POST ${info.sandboxUrl}/api/drain/resume`
+          : ''),
+    ],
     ['Sweep', `every ${interval(info.sweep.everyMs)}: reconciles every portal with due dirty messages`],
     ['Status messages', schedules],
   ]);
@@ -133,4 +141,11 @@ export function sweepLine(run: ScheduledRun): string | undefined {
     .filter((key) => typeof summary[key] === 'number' && (summary[key] as number) > 0)
     .map((key) => `${key === 'failedPortals' ? 'portals failed' : key} ${summary[key]}`);
   return parts.length > 0 ? `${clock()} sweep: ${parts.join(', ')}` : undefined;
+}
+
+/** A line for the sandbox's drain switch: paused, resuming, or what the resume took. */
+export function drainSwitchLine(view: DrainPauseView): string {
+  if (view.paused) return `${clock()} drain paused: edits wait in the queue and the ledger until resume`;
+  if (view.resuming) return `${clock()} drain resuming: the sweep once, then the drain`;
+  return `${clock()} drain resumed${view.lastResume ? `: ${resumeSummary(view.lastResume)}` : ''}`;
 }

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -74,15 +75,89 @@ export interface DrainRunnerOptions {
    * stack has set the environment.
    */
   metrics?: Metrics;
+  /** Starts paused: nothing is received until `resume()`. Default false. */
+  paused?: boolean;
 }
 
 export interface DrainRunner {
   readonly stats: Readonly<PollerStats>;
+  readonly paused: boolean;
+  /**
+   * Stops receiving, as a disabled event source mapping does: edits stay in the queue. Resolves
+   * once the receive and the invocations in progress have finished (or after 10 s, if one is stuck).
+   */
+  pause(): Promise<void>;
+  /** Receives again. */
+  resume(): void;
   stop(): Promise<void>;
 }
 
 // stop() lets invocations in progress finish; a stuck one must not hold Ctrl-C hostage.
 const STOP_WAIT_MS = 3_000;
+// pause() waits for the receive in progress (1 s long poll) and the invocation it may hand over.
+const PAUSE_WAIT_MS = 10_000;
+const PAUSE_POLL_MS = 20;
+
+/**
+ * Holds the poller's receives while closed, in the SQS client itself. Stopping the poller instead
+ * would abort its long poll on this side only: the SQS emulator would then hand the next edit to a
+ * receive nobody reads, in flight for the visibility timeout, blocking its message group.
+ */
+class ReceiveGate {
+  #closed: PromiseWithResolvers<void> | undefined;
+  #receiving = 0;
+  /** Receives that returned messages whose invocation has not started yet. */
+  #handoffs = 0;
+  #invoking = 0;
+
+  constructor(client: SQSClient, closed: boolean) {
+    if (closed) this.#closed = Promise.withResolvers();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'ReceiveMessageCommand') return next(args);
+        while (this.#closed) await this.#closed.promise;
+        this.#receiving += 1;
+        try {
+          const result = await next(args);
+          const messages = (result.output as { Messages?: unknown[] }).Messages ?? [];
+          if (messages.length > 0) this.#handoffs += 1;
+          return result;
+        } finally {
+          this.#receiving -= 1;
+        }
+      },
+      { step: 'initialize', name: 'drainPauseGate' },
+    );
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** Marks an invocation started; returns the function that marks it finished. */
+  invoking(): () => void {
+    this.#handoffs = Math.max(0, this.#handoffs - 1);
+    this.#invoking += 1;
+    return () => {
+      this.#invoking -= 1;
+    };
+  }
+
+  /** Resolves once nothing is received or invoked any more (or after PAUSE_WAIT_MS, if stuck). */
+  async close(): Promise<void> {
+    this.#closed ??= Promise.withResolvers();
+    const deadline = Date.now() + PAUSE_WAIT_MS;
+    while (this.#receiving + this.#handoffs + this.#invoking > 0 && Date.now() < deadline) {
+      await delay(PAUSE_POLL_MS);
+    }
+  }
+
+  open(): void {
+    const closed = this.#closed;
+    this.#closed = undefined;
+    closed?.resolve();
+  }
+}
 
 /**
  * The drain function behind an SQS event source mapping (local/poller.ts): batches of up to
@@ -91,11 +166,13 @@ const STOP_WAIT_MS = 3_000;
  */
 export function startDrainRunner(options: DrainRunnerOptions): DrainRunner {
   const client = new SQSClient({ ...LOCAL_AWS, endpoint: options.sqsUrl });
+  const gate = new ReceiveGate(client, options.paused ?? false);
   if (options.metrics) watchDrainMetrics(options.metrics);
   const observed = (): SqsHandler => {
     const handler = options.createHandler();
     return async (event, context) => {
       const slot: { outcomes?: DrainOutcomes } = {};
+      const done = gate.invoking();
       try {
         const result = await invocationOutcomes.run(slot, () => handler(event, context));
         const leftInQueue = result?.batchItemFailures?.length ?? 0;
@@ -113,6 +190,8 @@ export function startDrainRunner(options: DrainRunnerOptions): DrainRunner {
           error: message,
         });
         throw error;
+      } finally {
+        done();
       }
     };
   };
@@ -127,7 +206,14 @@ export function startDrainRunner(options: DrainRunnerOptions): DrainRunner {
   });
   return {
     stats: poller.stats,
+    get paused() {
+      return gate.closed;
+    },
+    pause: () => gate.close(),
+    resume: () => gate.open(),
     async stop() {
+      // A receive held by the gate goes on, and meets the stop's abort at once.
+      gate.open();
       let timer: NodeJS.Timeout | undefined;
       const waited = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, STOP_WAIT_MS);

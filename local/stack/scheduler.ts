@@ -20,12 +20,22 @@ export interface SchedulerOptions {
   functionName: string;
   timeoutMs: number;
   onRun?: (run: ScheduledRun) => void;
+  /** Starts paused: no run, not even the first, until `resume()`. Default false. */
+  paused?: boolean;
 }
 
 export interface Scheduler {
   /** Runs every schedule (or the named one) now, unless it is already running. */
   runNow(name?: string): Promise<void>;
   lastRuns(): readonly ScheduledRun[];
+  readonly paused: boolean;
+  /**
+   * Skips every run (timers and `runNow`) until `resume()`; resolves once the runs in progress have
+   * finished (or after a few seconds, if one is stuck).
+   */
+  pause(): Promise<void>;
+  /** Runs on the intervals again; the next run is at the next tick, not at once. */
+  resume(): void;
   /** Stops the timers and waits (briefly) for runs in progress. */
   close(): Promise<void>;
 }
@@ -42,6 +52,7 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
   const last = new Map<string, ScheduledRun>();
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+  let paused = options.paused ?? false;
 
   async function invoke(schedule: StatusSchedule): Promise<void> {
     const started = performance.now();
@@ -67,7 +78,7 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
 
   function trigger(schedule: StatusSchedule): Promise<void> {
     const current = running.get(schedule.name);
-    if (current || closed) return current ?? Promise.resolve();
+    if (current || closed || paused) return current ?? Promise.resolve();
     const run = invoke(schedule).finally(() => running.delete(schedule.name));
     running.set(schedule.name, run);
     return run;
@@ -78,20 +89,34 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
     void trigger(schedule);
   }
 
+  async function settle(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_WAIT_MS);
+    });
+    await Promise.race([Promise.allSettled([...running.values()]), waited]);
+    clearTimeout(timer);
+  }
+
   return {
     async runNow(name) {
       await Promise.all(options.schedules.filter((s) => name === undefined || s.name === name).map(trigger));
     },
     lastRuns: () => [...last.values()],
+    get paused() {
+      return paused;
+    },
+    async pause() {
+      paused = true;
+      await settle();
+    },
+    resume() {
+      paused = false;
+    },
     async close() {
       closed = true;
       for (const timer of timers) clearInterval(timer);
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, CLOSE_WAIT_MS);
-      });
-      await Promise.race([Promise.allSettled([...running.values()]), waited]);
-      clearTimeout(timer);
+      await settle();
     },
   };
 }

@@ -17,6 +17,7 @@ import { type HttpApiHandler, startApiServer } from './api-server.ts';
 import { sweepLine } from './banner.ts';
 import type { LocalStackConfig } from './config.ts';
 import { type DrainInvocation, type DrainOutcomes, type DrainRunner, startDrainRunner } from './drain.ts';
+import { DrainSwitch, resumeSummary } from './drain-switch.ts';
 import {
   createQueues,
   LEDGER_TABLE_NAME,
@@ -29,7 +30,13 @@ import {
 import { onPort } from './ports.ts';
 import { readQueueView } from './queue-view.ts';
 import { DemoSource, startSandboxServer } from './sandbox/server.ts';
-import type { ActionResult, ChatMessage, SandboxActions, SandboxState } from './sandbox/state.ts';
+import type {
+  ActionResult,
+  ChatMessage,
+  DrainPauseView,
+  SandboxActions,
+  SandboxState,
+} from './sandbox/state.ts';
 import { type ScheduledRun, type Scheduler, startScheduler } from './scheduler.ts';
 import { loadStatusSchedules, type StatusSchedule } from './status-schedules.ts';
 
@@ -76,7 +83,7 @@ export interface LocalStackInfo {
   /** The local DynamoDB and the ledger table in it. */
   dynamodbUrl: string;
   ledgerTable: string;
-  drain: { concurrency: number; batchSize: number };
+  drain: { concurrency: number; batchSize: number; paused?: boolean };
   sweep: { everyMs: number };
   schedules: readonly StatusSchedule[];
   statusSpecsFile: string | undefined;
@@ -94,6 +101,13 @@ export interface StackEvents {
   onDrainInvocation?(invocation: DrainInvocation): void;
   onDrainError?(error: unknown): void;
   onSweep?(run: ScheduledRun): void;
+  /** The drain was paused or resumed (the sandbox's switch). */
+  onDrainSwitch?(view: DrainPauseView): void;
+}
+
+export interface LocalStackOptions {
+  /** Start with the drain, the sweep and the status schedules paused (`npm start -- --paused`). */
+  paused?: boolean;
 }
 
 function chatMessage(m: EmulatedMessage): ChatMessage {
@@ -122,6 +136,7 @@ function sandboxActions(
   emulator: Bitrix24Emulator | undefined,
   scheduler: () => Scheduler | undefined,
   sqs: { url: string; queues: QueueUrls },
+  drainSwitch: () => DrainSwitch | undefined,
 ): SandboxActions {
   return {
     async replayFailed() {
@@ -138,9 +153,11 @@ function sandboxActions(
       }
     },
     async sendEdit(edit) {
+      // Paused, the form's edits pile up too: applied at once, they would show no coalescing.
+      const async = edit.async || drainSwitch()?.paused === true;
       const response = await fetch(methodUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(edit.async ? { prefer: 'respond-async' } : {}) },
+        headers: { 'content-type': 'application/json', ...(async ? { prefer: 'respond-async' } : {}) },
         body: JSON.stringify({ botId, messageId: edit.messageId, fields: { message: edit.text } }),
       });
       return editResult(response.status, await response.text());
@@ -156,8 +173,29 @@ function sandboxActions(
     refreshStatus: async () => {
       const runner = scheduler();
       if (!runner) return { ok: false, summary: 'No status schedules (STATUS_SPECS_FILE).' };
+      if (drainSwitch()?.paused)
+        return { ok: false, summary: 'Drain paused: the status schedules wait for Resume.' };
       await runner.runNow();
       return { ok: true, summary: 'Ran the status schedules; their last runs are listed above.' };
+    },
+    async pauseDrain() {
+      const change = drainSwitch();
+      if (!change) return { ok: false, summary: 'The drain is not running yet.' };
+      const paused = await change.pause();
+      return {
+        ok: true,
+        summary: paused
+          ? 'Drain paused: edits sent through the queue (202) wait in the queue and the ledger; the sweep and the status schedules wait too.'
+          : 'The drain was already paused.',
+      };
+    },
+    async resumeDrain() {
+      const change = drainSwitch();
+      if (!change) return { ok: false, summary: 'The drain is not running yet.' };
+      const report = await change.resume();
+      return report
+        ? { ok: report.landed, summary: `Resumed: ${resumeSummary(report)}.` }
+        : { ok: true, summary: 'The drain was not paused.' };
     },
   };
 }
@@ -201,6 +239,7 @@ function editResult(status: number, text: string): ActionResult {
 export async function startLocalStack(
   config: LocalStackConfig,
   events: StackEvents = {},
+  options: LocalStackOptions = {},
 ): Promise<LocalStack> {
   const cleanup = new AsyncDisposableStack();
   try {
@@ -265,6 +304,9 @@ export async function startLocalStack(
     let drain: DrainRunner | undefined;
     const drainTotals: DrainOutcomes = { applied: 0, superseded: 0, failed: 0, deferred: 0, calls: 0 };
     let scheduler: Scheduler | undefined;
+    let drainSwitch: DrainSwitch | undefined;
+    // Against a real portal, the calls the handlers say they made (the emulator records its own).
+    let sweepCalls = 0;
     let schedules: StatusSchedule[] = [];
     const demoSource = emulator ? new DemoSource() : undefined;
 
@@ -295,11 +337,13 @@ export async function startLocalStack(
         requests: activity.entries(),
         drain: drain
           ? {
-              running: true,
-              note:
-                `Drain running: ${drain.stats.invocations} invocations; ` +
-                `sweep every ${Math.round(config.sweepIntervalMs / 1000)} s`,
+              running: !drain.paused,
+              note: drain.paused
+                ? `Drain paused after ${drain.stats.invocations} invocations; the sweep and the status schedules wait too`
+                : `Drain running: ${drain.stats.invocations} invocations; ` +
+                  `sweep every ${Math.round(config.sweepIntervalMs / 1000)} s`,
               totals: { ...drainTotals },
+              ...(drainSwitch ? { pause: drainSwitch.view() } : {}),
             }
           : { running: false, note: 'Drain not running', totals: { ...drainTotals } },
         schedules: schedules.map((s) => ({ ...s, lastRun: lastRuns.get(s.name) })),
@@ -317,12 +361,22 @@ export async function startLocalStack(
           ledger: new Ledger({ tableName: LEDGER_TABLE_NAME, client: dynamoClient }),
           timing: { messageMinIntervalMs, ambiguousSettleMs },
         },
-        actions: sandboxActions(methodUrl, botId, emulator, () => scheduler, { url: sqs.url, queues }),
+        actions: sandboxActions(
+          methodUrl,
+          botId,
+          emulator,
+          () => scheduler,
+          { url: sqs.url, queues },
+          () => drainSwitch,
+        ),
         ...(demoSource ? { demoSource } : {}),
       }),
     );
     cleanup.defer(() => sandbox.close());
-    activity.onAdd(() => sandbox.notify());
+    activity.onAdd((entry) => {
+      if (entry.outcome === 'deferred') drainSwitch?.noteDeferredEdit();
+      sandbox.notify();
+    });
 
     const startedDrain = startDrainRunner({
       sqsUrl: sqs.url,
@@ -332,6 +386,7 @@ export async function startLocalStack(
       maxConcurrency: config.drainMaxConcurrency,
       batchSize: FUNCTIONS.drainEdits.batchSize,
       timeoutMs: FUNCTIONS.drainEdits.timeoutMs,
+      paused: options.paused === true,
       onInvocation: (invocation) => {
         for (const key of Object.keys(drainTotals) as Array<keyof DrainOutcomes>) {
           drainTotals[key] += invocation.outcomes?.[key] ?? 0;
@@ -355,6 +410,7 @@ export async function startLocalStack(
         handler: refreshStatus.handler as unknown as (event: unknown, context: Context) => Promise<unknown>,
         functionName: FUNCTIONS.refreshStatus.name,
         timeoutMs: FUNCTIONS.refreshStatus.timeoutMs,
+        paused: options.paused === true,
         onRun: (run) => {
           events.onStatusRun?.(run);
           sandbox.notify();
@@ -370,12 +426,37 @@ export async function startLocalStack(
       handler: sweep.handler as unknown as (event: unknown, context: Context) => Promise<unknown>,
       functionName: FUNCTIONS.sweep.name,
       timeoutMs: FUNCTIONS.sweep.timeoutMs,
+      paused: options.paused === true,
       onRun: (run) => {
+        const calls = (run.result as { calls?: unknown } | undefined)?.calls;
+        if (typeof calls === 'number') sweepCalls += calls;
         events.onSweep?.(run);
         if (sweepLine(run)) sandbox.notify();
       },
     });
     cleanup.defer(() => sweeper.close());
+
+    let switchPosition = `${options.paused === true} false`;
+    drainSwitch = new DrainSwitch({
+      drain: startedDrain,
+      sweep: sweeper,
+      schedules: () => scheduler,
+      calls: emulator
+        ? () => emulator.calls.filter((call) => !call.viaBatch).length
+        : () => drainTotals.calls + sweepCalls,
+      queued: async () => {
+        const view = await readQueueView(sqs.url, QUEUES);
+        return view.waiting + view.inFlight;
+      },
+      paused: options.paused === true,
+      onChange: (view) => {
+        // Told on a switch only, not on every edit counted while paused.
+        const position = `${view.paused} ${view.resuming}`;
+        if (position !== switchPosition) events.onDrainSwitch?.(view);
+        switchPosition = position;
+        sandbox.notify();
+      },
+    });
 
     const stack = cleanup.move();
     return {
@@ -393,7 +474,11 @@ export async function startLocalStack(
         queues,
         dynamodbUrl: dynamodb.url,
         ledgerTable: LEDGER_TABLE_NAME,
-        drain: { concurrency: config.drainMaxConcurrency, batchSize: FUNCTIONS.drainEdits.batchSize },
+        drain: {
+          concurrency: config.drainMaxConcurrency,
+          batchSize: FUNCTIONS.drainEdits.batchSize,
+          paused: options.paused === true,
+        },
         sweep: { everyMs: config.sweepIntervalMs },
         schedules,
         statusSpecsFile: config.statusSpecsFile,

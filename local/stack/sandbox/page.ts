@@ -1,6 +1,7 @@
+import { resumeSummary } from '../drain-switch.ts';
 import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
 import { renderAttach, renderKeyboard } from './rich.ts';
-import type { ChatMessage, LedgerView, SandboxState } from './state.ts';
+import type { ChatMessage, DrainPauseView, LedgerView, SandboxState } from './state.ts';
 
 /** The parts of the page that change; the event stream sends them, the script swaps them in. */
 export interface Fragments {
@@ -77,9 +78,35 @@ function renderMessages(state: SandboxState, now: number): string {
   return `${warning}<ol class="chat">${items.join('')}</ol>`;
 }
 
+/** The "Pause the drain" switch: a paused drain says so loudly, with what piled up meanwhile. */
+function renderDrainSwitch(pause: DrainPauseView | undefined): string {
+  if (!pause) return '';
+  const last = pause.lastResume
+    ? `<p class="muted" data-testid="last-resume">Last resume at ${clock(pause.lastResume.at)}: ${e(resumeSummary(pause.lastResume))}</p>`
+    : '';
+  if (pause.paused) {
+    const since = pause.since ? ` since ${clock(pause.since)}` : '';
+    return `<div class="paused" role="status" data-testid="drain-paused"><strong>Drain paused</strong>${since}:
+        ${plural(pause.editsWhilePaused, 'edit')} sent through the queue meanwhile. They wait in the queue and
+        in the ledger (desired ahead of applied); the sweep and the status schedules wait too, and the form
+        below sends through the queue.
+        <form method="post" action="/api/drain/resume" data-ajax class="inline">
+          <button type="submit" title="Runs the sweep once, then the drain, and counts the Bitrix24 calls">Resume</button>
+        </form></div>${last}`;
+  }
+  if (pause.resuming) {
+    return `<p class="warn" data-testid="drain-resuming">Resuming: the sweep, then the drain, apply what piled up…</p>${last}`;
+  }
+  return `<form method="post" action="/api/drain/pause" data-ajax>
+      <button type="submit" title="Edits pile up in the queue and the ledger until Resume: watch them land as a few calls">
+        Pause the drain</button>
+    </form>${last}`;
+}
+
 function renderQueue(state: SandboxState): string {
   const { queue, drain } = state;
-  const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}">${e(drain.note)}</p>
+  const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}" data-testid="drain-note">${e(drain.note)}</p>
+    ${renderDrainSwitch(drain.pause)}
     <dl class="counts drained" title="Edits the drain has handled since start, by fate">
       ${(['applied', 'superseded', 'failed', 'deferred'] as const)
         .map(
@@ -257,6 +284,8 @@ const STYLE = `
   .list { margin: 0; padding-left: 18px; } .list li { margin: 4px 0; }
   .muted, .note { color: #6b7785; font-size: 13px; } .warn { color: #a15c00; } .ok { color: #1b7f3b; } .bad { color: #c62828; }
   .failures strong { color: #c62828; }
+  .paused { background: #fff3cd; border: 1px solid #e0b400; color: #6b4e00; border-radius: 8px; padding: 8px 12px; }
+  .paused form { margin-top: 6px; }
   table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eef1f4; }
   tr.deferred td:nth-child(3) { color: #a15c00; }
   form { margin: 10px 0 0; } form.edit { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }

@@ -134,6 +134,28 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     }
   }
 
+  /**
+   * The drain switch, for the page and for curl: JSON with the switch's state after the change,
+   * except for a plain HTML form post (no script), which goes back to the page.
+   */
+  async function drainSwitch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    change: () => Promise<ActionResult>,
+  ): Promise<void> {
+    let result: ActionResult;
+    try {
+      result = await change();
+    } catch (error) {
+      result = { ok: false, summary: `Failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    void tick();
+    const form = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+    if (form && !req.headers['x-sandbox-fetch']) return void res.writeHead(303, { location: '/' }).end();
+    const pause = (await options.getState()).drain.pause;
+    send(res, 200, 'application/json; charset=utf-8', JSON.stringify({ ...result, drain: pause }));
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     const route = `${req.method ?? 'GET'} ${path}`;
@@ -167,6 +189,12 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
       case 'POST /demo/busy':
         if (!actions.simulateBusy) break;
         return act(req, res, actions.simulateBusy);
+      case 'POST /api/drain/pause':
+        if (!actions.pauseDrain) break;
+        return drainSwitch(req, res, actions.pauseDrain);
+      case 'POST /api/drain/resume':
+        if (!actions.resumeDrain) break;
+        return drainSwitch(req, res, actions.resumeDrain);
       case 'POST /demo/edit': {
         const { sendEdit } = actions;
         if (!sendEdit) break;

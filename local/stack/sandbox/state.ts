@@ -63,9 +63,36 @@ export interface SandboxState {
   ledgerError?: string;
   queue: QueueView | { error: string };
   requests: readonly ApiActivity[];
-  /** `totals`: every drained edit since start, by fate (applied, superseded, failed, deferred), and the calls made. */
-  drain: { running: boolean; note: string; totals: DrainOutcomes };
+  /**
+   * `totals`: every drained edit since start, by fate (applied, superseded, failed, deferred), and the
+   * calls made; `pause`: the page's "Pause the drain" switch.
+   */
+  drain: { running: boolean; note: string; totals: DrainOutcomes; pause?: DrainPauseView };
   schedules: ScheduleState[];
+}
+
+/** The last resume of a paused drain: the edits that were waiting and the Bitrix24 calls that applied them. */
+export interface ResumeReport {
+  at: string;
+  /** Edit records in the edits queue at the resume (waiting or in flight). */
+  edits: number;
+  /** Bitrix24 HTTP calls from the resume until the queue was empty (a batch call counts once). */
+  calls: number;
+  /** False when the queue still held edits when the resume stopped waiting for it. */
+  landed: boolean;
+  durationMs: number;
+}
+
+/** Whether the drain, the sweep and the status schedules are paused (nothing reconciles meanwhile). */
+export interface DrainPauseView {
+  paused: boolean;
+  /** While paused: since when (ISO). */
+  since?: string;
+  /** While paused: update requests the API deferred (202): their edits wait in the ledger and the queue. */
+  editsWhilePaused: number;
+  /** A resume is applying the backlog now. */
+  resuming: boolean;
+  lastResume?: ResumeReport;
 }
 
 /** What a button did, shown beside its form: one line, and for an edit the API's status and answer. */
@@ -89,4 +116,8 @@ export interface SandboxActions {
   refreshStatus?(): Promise<ActionResult>;
   /** Moves the failed edits back to the edits queue (lib/edits/failed.ts replayFailedEdits). */
   replayFailed?(): Promise<ActionResult>;
+  /** Pauses the drain, the sweep and the status schedules: edits pile up in the queue and the ledger. */
+  pauseDrain?(): Promise<ActionResult>;
+  /** Resumes them, the sweep first, and reports how many calls the backlog took. */
+  resumeDrain?(): Promise<ActionResult>;
 }

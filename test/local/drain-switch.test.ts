@@ -1,0 +1,247 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enqueueEdits } from '../../lib/edits/queue.ts';
+import { type LocalSqs, startLocalSqs } from '../../local/sqs.ts';
+import { startDrainRunner } from '../../local/stack/drain.ts';
+import { DrainSwitch, type Pausable, resumeSummary } from '../../local/stack/drain-switch.ts';
+import { createQueues, LOCAL_AWS, QUEUES, type QueueUrls } from '../../local/stack/local-aws.ts';
+import { readQueueView } from '../../local/stack/queue-view.ts';
+import { startSandboxServer } from '../../local/stack/sandbox/server.ts';
+import type { SandboxState } from '../../local/stack/sandbox/state.ts';
+import { startScheduler } from '../../local/stack/scheduler.ts';
+import type { StatusSchedule } from '../../local/stack/status-schedules.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the local drain paused and resumed (the SQS emulator, through the real SDK)', () => {
+  let sqs: LocalSqs;
+  let client: SQSClient;
+  let queues: QueueUrls;
+
+  beforeAll(async () => {
+    sqs = await startLocalSqs();
+    client = new SQSClient({ ...LOCAL_AWS, endpoint: sqs.url });
+    queues = await createQueues(sqs.url, 8);
+  });
+  afterAll(async () => {
+    client.destroy();
+    await sqs.close();
+  });
+
+  it('leaves an edit sent while paused in the queue, received by nobody, and drains it once resumed', async () => {
+    const received: string[] = [];
+    const drain = startDrainRunner({
+      sqsUrl: sqs.url,
+      queueUrl: queues.edits,
+      createHandler: () => async (event: SQSEvent) => {
+        for (const record of event.Records) received.push(JSON.parse(record.body).editId);
+        return { batchItemFailures: [] };
+      },
+      maxConcurrency: 2,
+      batchSize: 10,
+      timeoutMs: 5_000,
+    });
+    try {
+      // Both slots are in a long poll now: the pause must not leave one behind to take the edit.
+      await sleep(200);
+      await drain.pause();
+      expect(drain.paused).toBe(true);
+      const edit = {
+        portal: 'demo',
+        botId: 456,
+        messageId: 789,
+        fields: { message: 'Sent while paused' },
+        editId: 'paused-1',
+        requestedAt: new Date().toISOString(),
+      };
+      expect((await enqueueEdits([edit], { queueUrl: queues.edits, client })).failed).toEqual([]);
+      await sleep(1_500);
+      expect(received).toEqual([]);
+      expect(await readQueueView(sqs.url, QUEUES)).toMatchObject({ waiting: 1, inFlight: 0 });
+
+      drain.resume();
+      await expect.poll(() => received, { timeout: 5_000, interval: 50 }).toEqual(['paused-1']);
+      await expect
+        .poll(() => readQueueView(sqs.url, QUEUES), { timeout: 5_000, interval: 50 })
+        .toMatchObject({ waiting: 0, inFlight: 0 });
+      expect(drain.stats).toMatchObject({ invocations: 1, deleted: 1 });
+    } finally {
+      await drain.stop();
+    }
+  });
+});
+
+describe('the local scheduler paused', () => {
+  const schedule: StatusSchedule = { name: 'sweep', everyMs: 20, input: {}, messageIds: [] };
+
+  it('skips its interval runs and runNow while paused, and runs again once resumed', async () => {
+    let runs = 0;
+    const scheduler = startScheduler({
+      schedules: [schedule],
+      functionName: 'sweep',
+      timeoutMs: 1_000,
+      paused: true,
+      handler: async () => {
+        runs += 1;
+      },
+    });
+    try {
+      await scheduler.runNow();
+      await sleep(120);
+      expect(runs).toBe(0);
+      scheduler.resume();
+      await expect.poll(() => runs, { timeout: 2_000 }).toBeGreaterThanOrEqual(2);
+      await scheduler.pause();
+      const atPause = runs;
+      await scheduler.runNow();
+      await sleep(120);
+      expect(runs).toBe(atPause);
+    } finally {
+      await scheduler.close();
+    }
+  });
+
+  it('resolves its pause only once the run in progress has finished', async () => {
+    let finished = false;
+    const scheduler = startScheduler({
+      schedules: [{ ...schedule, everyMs: 60_000 }],
+      functionName: 'sweep',
+      timeoutMs: 1_000,
+      handler: async () => {
+        await sleep(150);
+        finished = true;
+      },
+    });
+    try {
+      await scheduler.pause();
+      expect(finished).toBe(true);
+    } finally {
+      await scheduler.close();
+    }
+  });
+});
+
+/** A part of the stack that says when it was paused, resumed or run. */
+function part(name: string, log: string[]): Pausable & { runNow(): Promise<void> } {
+  let paused = false;
+  return {
+    get paused() {
+      return paused;
+    },
+    async pause() {
+      paused = true;
+      log.push(`${name} paused`);
+    },
+    resume() {
+      paused = false;
+      log.push(`${name} resumed`);
+    },
+    async runNow() {
+      log.push(`${name} ran${paused ? ' while paused' : ''}`);
+    },
+  };
+}
+
+describe('the drain switch', () => {
+  it('pauses the drain, the sweep and the schedules, and resumes the sweep first and the schedules once the queue is empty', async () => {
+    const log: string[] = [];
+    let queued = 3;
+    let calls = 7;
+    const change = new DrainSwitch({
+      drain: part('drain', log),
+      sweep: part('sweep', log),
+      schedules: () => part('schedules', log),
+      calls: () => calls,
+      queued: async () => {
+        const now = queued;
+        // The drain empties the queue once it runs; the sweep spent one call.
+        if (log.includes('drain resumed')) queued = 0;
+        if (log.includes('sweep ran')) calls = 8;
+        return now;
+      },
+    });
+    expect(await change.pause()).toBe(true);
+    expect(await change.pause()).toBe(false);
+    expect(log.toSorted()).toEqual(['drain paused', 'schedules paused', 'sweep paused']);
+    log.length = 0;
+
+    const report = await change.resume();
+    expect(log).toEqual(['sweep resumed', 'sweep ran', 'drain resumed', 'schedules resumed']);
+    expect(report).toMatchObject({ edits: 3, calls: 1, landed: true });
+    expect(change.view()).toMatchObject({
+      paused: false,
+      resuming: false,
+      lastResume: { edits: 3, calls: 1 },
+    });
+    expect(await change.resume()).toBeUndefined();
+  });
+
+  it('counts the edits the API deferred while paused, from zero at each pause', async () => {
+    const log: string[] = [];
+    const change = new DrainSwitch({
+      drain: part('drain', log),
+      sweep: part('sweep', log),
+      calls: () => 0,
+      queued: async () => 0,
+    });
+    change.noteDeferredEdit();
+    await change.pause();
+    change.noteDeferredEdit();
+    change.noteDeferredEdit();
+    expect(change.view()).toMatchObject({ paused: true, editsWhilePaused: 2 });
+    await change.resume();
+    await change.pause();
+    expect(change.view()).toMatchObject({ paused: true, editsWhilePaused: 0 });
+  });
+
+  it('says how many calls the edits took, or that some were still waiting', () => {
+    const report = { at: '', edits: 20, calls: 1, landed: true, durationMs: 420 };
+    expect(resumeSummary(report)).toBe('20 edits → 1 Bitrix24 call in 0.4 s');
+    expect(resumeSummary({ ...report, calls: 2, landed: false, durationMs: 15_000 })).toBe(
+      '20 edits → 2 Bitrix24 calls so far; the queue still held edits after 15.0 s',
+    );
+  });
+});
+
+describe('the sandbox server drain endpoints', () => {
+  it('answers POST /api/drain/pause and /resume with the switch state, and a plain form post with the page', async () => {
+    const log: string[] = [];
+    const change = new DrainSwitch({
+      drain: part('drain', log),
+      sweep: part('sweep', log),
+      calls: () => 0,
+      queued: async () => 0,
+    });
+    const state = {
+      drain: {
+        running: true,
+        note: '',
+        totals: { applied: 0, superseded: 0, failed: 0, deferred: 0, calls: 0 },
+      },
+    } as SandboxState;
+    const server = await startSandboxServer({
+      port: 0,
+      getState: async () => ({ ...state, drain: { ...state.drain, pause: change.view() } }),
+      actions: {
+        pauseDrain: async () => ({ ok: await change.pause(), summary: 'paused' }),
+        resumeDrain: async () => ({ ok: (await change.resume()) !== undefined, summary: 'resumed' }),
+      },
+    });
+    try {
+      const paused = await fetch(`${server.url}/api/drain/pause`, { method: 'POST' });
+      expect(paused.headers.get('content-type')).toContain('application/json');
+      expect(await paused.json()).toMatchObject({ ok: true, drain: { paused: true } });
+      const form = await fetch(`${server.url}/api/drain/resume`, {
+        method: 'POST',
+        body: new URLSearchParams(),
+        redirect: 'manual',
+      });
+      expect(form.status).toBe(303);
+      expect(form.headers.get('location')).toBe('/');
+      expect(change.view()).toMatchObject({ paused: false, lastResume: { edits: 0 } });
+    } finally {
+      await server.close();
+    }
+  });
+});
