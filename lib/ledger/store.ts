@@ -49,6 +49,15 @@ export interface LedgerOptions {
   idleTtlDays?: number;
 }
 
+/**
+ * The dirty index's sort key of an edit someone waits for (the API's): before every real due time
+ * (a fresh message's is 0), so the lease holder's next call carries it ahead of the backlog. Only for
+ * a message due within `AHEAD_WITHIN_MS`: one held back for longer (backoff, settle) keeps its place,
+ * or it would take a place at the head of every round until then.
+ */
+const AHEAD_DUE_AT = -1;
+const AHEAD_WITHIN_MS = 1_000;
+
 /** A portal lease asked for: refused, or taken with what the previous holder left on the portal item. */
 export interface LeaseTaken {
   acquired: boolean;
@@ -167,7 +176,17 @@ export class Ledger {
    * `timing` gives a newly dirty message its due time. A message this container saw last is merged
    * from that copy in one write; a refused write reads the item and merges again.
    */
-  async merge(key: MessageKey, edits: readonly IncomingEdit[], timing: Timing): Promise<MergeResult> {
+  async merge(
+    key: MessageKey,
+    edits: readonly IncomingEdit[],
+    timing: Timing,
+    /**
+     * `ahead`: the message goes to the head of its portal's dirty set (the API's edits: a caller is
+     * waiting, so the lease holder sends it before the backlog). Otherwise a dirty message keeps its
+     * place, and a newly dirty one joins at its due time.
+     */
+    options: { ahead?: boolean } = {},
+  ): Promise<MergeResult> {
     const pk = messagePk(key);
     for (let attempt = 0; attempt < MERGE_TRIES; attempt++) {
       const cached = attempt === 0 ? this.#seen.get(pk) : undefined;
@@ -175,6 +194,8 @@ export class Ledger {
       const result = mergeEdits(current, edits);
       if (!result.changed && !result.restamped) return result;
       const now = this.#now();
+      const due = dueAt(result.state, timing);
+      const ahead = options.ahead === true && due <= now + AHEAD_WITHIN_MS;
       const condition = current.revision === 0 ? 'attribute_not_exists(revision)' : 'revision = :current';
       const base = {
         ':revision': current.revision + 1,
@@ -190,7 +211,7 @@ export class Ledger {
                 'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
                 'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
                 'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
-                '#dp = :portal, #ds = if_not_exists(#ds, :due), #ttl = :ttl',
+                `#dp = :portal, #ds = ${ahead ? ':due' : 'if_not_exists(#ds, :due)'}, #ttl = :ttl`,
               ConditionExpression: condition,
               ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
               ExpressionAttributeValues: {
@@ -201,7 +222,7 @@ export class Ledger {
                 ':version': result.state.version,
                 ':zero': 0,
                 ':pending': result.state.pendingEditIds,
-                ':due': dueAt(result.state, timing),
+                ':due': ahead ? AHEAD_DUE_AT : due,
               },
             }
           : // Only newer stamps of unchanged values: no new version, nothing to apply.

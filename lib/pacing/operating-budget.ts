@@ -115,16 +115,16 @@ export function recordOperating(
 }
 
 /**
- * After OPERATION_TIME_LIMIT: the method is spent (by calls we did not see) until `freeAt`, when
- * Bitrix24 said its oldest basket drops (else a basket from now).
+ * After OPERATION_TIME_LIMIT: the method is spent (by calls we did not see) until `freeAt` (when
+ * Bitrix24 said its oldest basket drops, as the caller reckons it).
  */
 export function markSpent(
   use: MethodUse | undefined,
   now: number,
-  freeAt: number | undefined,
+  freeAt: number,
   policy: OperatingPolicy,
 ): MethodUse {
-  const until = freeAt !== undefined && freeAt > now ? freeAt : now + policy.basketMs;
+  const until = Math.max(now, freeAt);
   const baskets = use ? live(use, now, policy) : [];
   const missing = policy.limitSeconds - sum(baskets);
   const firstAt = until - windowMs(policy);

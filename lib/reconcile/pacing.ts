@@ -126,8 +126,8 @@ export class PortalPacing {
     if (use) this.#operating.set(portal, { ...book, [method]: use });
   }
 
-  /** After OPERATION_TIME_LIMIT: the method's budget is spent until `freeAt` (or one basket). */
-  operatingSpent(portal: string, methods: readonly string[], freeAt: number | undefined): void {
+  /** After OPERATION_TIME_LIMIT: the methods' budget is spent until `freeAt`. */
+  operatingSpent(portal: string, methods: readonly string[], freeAt: number): void {
     const book = { ...(this.#operating.get(portal) ?? {}) };
     const now = this.#options.now();
     for (const m of methods) book[m] = markSpent(book[m], now, freeAt, this.#options.operating);

@@ -40,6 +40,11 @@ const LEASE_HELD_RECHECK_MS = 2_000;
 const LEASE_SLACK_MS = 5_000;
 /** Clocks of containers differ by a few ms: a release this close to a read counts as after it. */
 const CLOCK_MARGIN_MS = 50;
+/** How long the API waits for the holder of its portal to apply its edit, and how often it looks. */
+const HOLDER_WAIT_MS = 3_000;
+const HOLDER_POLL_MS = 100;
+/** How often that wait tries to take the lease itself (the holder may be another API call). */
+const HOLDER_LEASE_RETRY_MS = 500;
 /** A lease taken this recently (its call start recorded) covers the first call without a renewal. */
 const LEASE_FRESH_MS = 1_000;
 
@@ -130,8 +135,12 @@ export class Reconciler {
   }
 
   /** Records edits of one message in the ledger (the one way every path writes desired state). */
-  merge(key: MessageKey, edits: readonly IncomingEdit[]): Promise<MergeResult> {
-    return this.#deps.ledger.merge(key, edits, this.options.timing);
+  merge(
+    key: MessageKey,
+    edits: readonly IncomingEdit[],
+    options: { ahead?: boolean } = {},
+  ): Promise<MergeResult> {
+    return this.#deps.ledger.merge(key, edits, this.options.timing, options);
   }
 
   async reconcilePortal(portal: string, run: ReconcileRun): Promise<ReconcileReport> {
@@ -156,7 +165,8 @@ export class Reconciler {
     const acquiredAt = this.#now();
     const full: ReconcileRun = { ...run, hints: [key], mode: 'only', knownAt: acquiredAt };
     const [merged, lease] = await Promise.allSettled([
-      this.merge(key, edits),
+      // Ahead of the portal's backlog: if another reconciler holds the portal, its next call carries it.
+      this.merge(key, edits, { ahead: true }),
       this.#acquire(key.portal, full, acquiredAt),
     ]);
     if (merged.status === 'rejected') {
@@ -170,7 +180,54 @@ export class Reconciler {
       lease.value,
       acquiredAt,
     );
-    return { merged: merged.value, report };
+    if (!report.leaseHeld) return { merged: merged.value, report };
+    return {
+      merged: merged.value,
+      report: (await this.#awaitHolder(key, merged.value.state, full)) ?? report,
+    };
+  }
+
+  /**
+   * The API's edit while another reconciler holds its portal (a drain working through a backlog):
+   * the merge put it at the head of the portal's dirty set, so the holder's next call carries it.
+   * Waits a moment for that outcome, and takes the lease itself if the holder gives it up first.
+   * Undefined when neither happened in time: the caller hears 202 and the holder applies it.
+   */
+  async #awaitHolder(
+    key: MessageKey,
+    merged: MessageState,
+    run: ReconcileRun,
+  ): Promise<ReconcileReport | undefined> {
+    const { ledger } = this.#deps;
+    const spare = run.remainingMs() - this.options.callTimeoutMs - this.options.deadlineMarginMs;
+    const until = this.#now() + Math.min(HOLDER_WAIT_MS, spare);
+    const text = messageKeyText(key);
+    let leaseTryAt = this.#now() + HOLDER_LEASE_RETRY_MS;
+    while (this.#now() + HOLDER_POLL_MS < until && !run.signal?.aborted) {
+      await this.#sleep(HOLDER_POLL_MS, run.signal);
+      const readAt = this.#now();
+      const state = await ledger.get(key);
+      const done = state.appliedVersion >= merged.version || (state.failedVersion ?? 0) >= merged.version;
+      if (done) {
+        const fate: MessageFate =
+          state.appliedVersion >= merged.version
+            ? { kind: 'applied', version: merged.version }
+            : fateOf({ ...state, version: state.failedVersion ?? state.version }, this.options.timing);
+        return {
+          fates: new Map([[text, fate]]),
+          states: new Map([[text, state]]),
+          times: new Map(),
+          leaseHeld: true,
+        };
+      }
+      if (this.#now() < leaseTryAt) continue;
+      leaseTryAt = this.#now() + HOLDER_LEASE_RETRY_MS;
+      const acquiredAt = this.#now();
+      const lease = await this.#acquire(key.portal, run, acquiredAt);
+      if (lease.acquired)
+        return this.#holding(key.portal, { ...run, known: [state], knownAt: readAt }, lease, acquiredAt);
+    }
+    return undefined;
   }
 
   /** Gives a lease up unused, leaving the portal item as the previous holder left it. */
@@ -307,7 +364,15 @@ export class Reconciler {
         await this.#sleep(this.options.batchLingerMs, run.signal);
         continue;
       }
-      due.sort((a, b) => rank(a, hinted) - rank(b, hinted) || dueAt(a, timing) - dueAt(b, timing));
+      // Hinted messages first, then the dirty index's order: most overdue first, and edits someone
+      // waits for (the API's, merged `ahead`) before the backlog.
+      const place = new Map<string, number>();
+      candidates.forEach((key, i) => {
+        const text = messageKeyText(key);
+        if (!place.has(text)) place.set(text, i);
+      });
+      const order = (state: MessageState) => place.get(messageKeyText(state)) ?? candidates.length;
+      due.sort((a, b) => rank(a, hinted) - rank(b, hinted) || order(a) - order(b));
       const jobs: Job[] = due.slice(0, maxCommandsPerCall).map((state) => ({
         key: { portal: state.portal, botId: state.botId, messageId: state.messageId },
         version: state.version,
@@ -370,6 +435,7 @@ export class Reconciler {
       callTimeoutMs: o.callTimeoutMs,
       deadlineMarginMs: o.deadlineMarginMs,
       handBackDelayMs: o.handBackDelayMs,
+      maxDeferralMs: o.maxDeferralMs,
       serverBackoff: o.serverBackoff,
       signal: run.signal,
       now: this.#now,

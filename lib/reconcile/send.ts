@@ -9,7 +9,7 @@ import type { MessageKey } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import { retryDelayMs } from '../pacing/backoff.ts';
 import type { PortalCircuits } from '../pacing/circuit.ts';
-import { standardPlan } from '../pacing/policies.ts';
+import { operatingLimitRetry, standardPlan } from '../pacing/policies.ts';
 import { BotNotAllowedError, type PortalGateway } from '../portal/gateway.ts';
 import type { PortalSecret } from '../secrets/index.ts';
 import { type PortalPacing, waitForRoom } from './pacing.ts';
@@ -74,6 +74,8 @@ export interface SendContext {
   deadlineMarginMs: number;
   /** Delay of work held back by the deadline, in ms. */
   handBackDelayMs: number;
+  /** Longest delay any deferral gets, in ms (a method found spent is held no longer either). */
+  maxDeferralMs: number;
   serverBackoff: { baseMs: number; capMs: number };
   signal: AbortSignal | undefined;
   now: () => number;
@@ -383,8 +385,14 @@ function servedAt(time: B24Time): number | undefined {
 function noteFailure(portal: string, failure: Failure, ctx: SendContext, billing: readonly string[]): void {
   if (failure.strategy === Strategy.OperatingLimit) {
     // Spent by calls we did not see (or a reading of the docs that does not hold): wait it out.
+    // Until the reset Bitrix24 last named (one basket when unknown or past), never past the longest deferral.
     const resetAt = (failure.time ?? ctx.pacing.lastTime(portal))?.operating_reset_at;
-    ctx.pacing.operatingSpent(portal, billing, resetAt === undefined ? undefined : resetAt * 1000);
+    const now = ctx.now();
+    const reset =
+      resetAt !== undefined && resetAt * 1000 > now
+        ? resetAt * 1000
+        : now + operatingLimitRetry.unknownResetMs;
+    ctx.pacing.operatingSpent(portal, billing, Math.min(now + ctx.maxDeferralMs, reset));
   } else if (failure.strategy === Strategy.RateLimit) {
     ctx.stats.rateLimited += 1;
     ctx.pacing.penalise(portal);

@@ -128,6 +128,60 @@ describe('the rate bucket, fleet-wide', () => {
   });
 });
 
+describe('API callers during a flat-out drain', () => {
+  it('are not refused: the drain holding the portal carries their edits in its next calls, ahead of its backlog', async () => {
+    // The standard plan, enforced by the emulator as the secret says: the drain runs at the rate limit.
+    h.emulator.setLimits({ burst: 50, perSecond: 2 });
+    const backlog = Array.from({ length: 2_500 }, () =>
+      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '-' }),
+    );
+    const drain = container({ batchLingerMs: 250 });
+    for (let i = 0; i < backlog.length; i += 100) {
+      await Promise.all(
+        backlog.slice(i, i + 100).map((id) => drain.merge(key(id), [edit(id, `bulk ${id}`)])),
+      );
+    }
+    const drainStats = emptyStats();
+    const drainDeadline = Date.now() + 20_000;
+    const running = drain
+      .reconcilePortal('acme', {
+        ...fill(),
+        remainingMs: () => drainDeadline - Date.now(),
+        stats: drainStats,
+      })
+      .then(() => Date.now());
+    // Ten callers, each its own container, once the drain holds the portal.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const targets = Array.from({ length: 10 }, () =>
+      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '-' }),
+    );
+    const answers = await Promise.all(
+      targets.map(async (id, i) => {
+        await new Promise((resolve) => setTimeout(resolve, i * 150));
+        const startedAt = Date.now();
+        const { report } = await container().mergeAndApply(key(id), [edit(id, `api ${id}`)], {
+          remainingMs: () => 29_000,
+          stats: emptyStats(),
+        });
+        return { id, fate: report.fates.get(messageKeyText(key(id))), ms: Date.now() - startedAt };
+      }),
+    );
+    const answeredAt = Date.now();
+    const drainEndedAt = await running;
+    // All of them were answered while the drain still held the portal.
+    expect(drainEndedAt).toBeGreaterThan(answeredAt);
+    for (const { id, fate, ms } of answers) {
+      expect(fate?.kind, `message ${id} after ${ms} ms`).toBe('applied');
+      expect(h.emulator.getMessage(id)?.text).toBe(`api ${id}`);
+    }
+    // The drain ran flat out meanwhile: full calls, no rate-limit refusal.
+    expect(drainStats.rateLimited).toBe(0);
+    expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
+    const full = drainStats.commandsPerCall.filter((n) => n === 50).length;
+    expect(full).toBeGreaterThanOrEqual(drainStats.commandsPerCall.length - 2);
+  });
+});
+
 describe('the OAuth refresh, fleet-wide', () => {
   /** A container's own gateway: its own secret cache, its own single flight, the shared lock. */
   function gatewayOf(lock: boolean): PortalGateway {
