@@ -1,10 +1,12 @@
-// Drain throughput against the emulator at the standard plan's real limits (burst 50, 2/s), all
-// phases in one run, each ratio against the physical limit: the portal's rate × 50 commands per call.
-// Two drain "containers" (two createDrain instances, each its own reconciler, pacing and lease
-// owner) take events of 10 records in turn, as an event source mapping with maximum concurrency 2
-// would; events are built the way a real SQS FIFO queue hands them out (one message group's records
-// together). Records a drain hands back come back after their visibility timeout.
-//   npm run bench:drain [-- --messages 5000 --stream-seconds 10]
+// Drain throughput against the emulator at the plans' real limits (standard: burst 50, 2/s;
+// enterprise: 250, 5/s), all phases in one run, each ratio against the physical limit: the portal's
+// rate × 50 commands per call. Drain "containers" (createDrain instances, each its own reconciler,
+// pacing and lease owner) take events of 10 records in turn, as an event source mapping would (2
+// active of 2, 10 of 10, 2 of 10); events are built the way a real SQS FIFO queue hands them out
+// (one message group's records together). Records a drain hands back come back after their
+// visibility timeout. One phase adds 10 API callers (each its own container) editing other messages
+// while the drain runs flat out.
+//   npm run bench:drain [-- --messages 5000 --enterprise-messages 20000 --stream-seconds 10]
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
@@ -21,17 +23,24 @@ const { BOT, startHarness } = await import('../test/support/harness.ts');
 const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: '5000' },
+    'enterprise-messages': { type: 'string', default: '20000' },
     'stream-seconds': { type: 'string', default: '10' },
   },
 });
 const MESSAGES = Math.min(20_000, Math.max(500, Number(values.messages)));
+const ENTERPRISE_MESSAGES = Math.min(40_000, Math.max(500, Number(values['enterprise-messages'])));
 const STREAM_SECONDS = Math.min(60, Math.max(2, Number(values['stream-seconds'])));
-const CONCURRENCY = 2;
+const { enterprisePlan } = await import('../lib/pacing/policies.ts');
+const { Reconciler } = await import('../lib/reconcile/reconcile.ts');
+const { emptyStats } = await import('../lib/reconcile/send.ts');
+const { messageKeyText } = await import('../lib/ledger/model.ts');
+const { PREFIX, webhookSecret } = await import('../test/support/harness.ts');
 const limits = standardPlan;
-const PHYSICAL = limits.perSecond * 50;
 const ARN = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
 
 const h = await startHarness({ emulator: { limits } });
+// A second portal on the enterprise plan; the emulator's bucket is switched to its limits for its phase.
+h.secretsManager.setSecret(`${PREFIX}big`, webhookSecret(h.emulator.url, { plan: 'enterprise' }));
 
 /** Counts DynamoDB requests by kind, through the real client. */
 const dynamoRequests = { reads: 0, writes: 0 };
@@ -46,11 +55,11 @@ h.dynamo.middlewareStack.add(
 );
 
 let sequence = 0;
-function record(messageId: number, text: string): SQSRecord {
+function record(messageId: number, text: string, portal = 'acme'): SQSRecord {
   sequence += 1;
   const id = randomUUID();
   const body = {
-    portal: 'acme',
+    portal,
     botId: BOT.id,
     messageId,
     fields: { message: text },
@@ -66,7 +75,7 @@ function record(messageId: number, text: string): SQSRecord {
       SentTimestamp: String(Date.now()),
       SenderId: 'bench',
       ApproximateFirstReceiveTimestamp: String(Date.now()),
-      MessageGroupId: `acme:${BOT.id}:${messageId}`,
+      MessageGroupId: `${portal}:${BOT.id}:${messageId}`,
       MessageDeduplicationId: id,
       SequenceNumber: String(sequence).padStart(20, '0'),
     },
@@ -105,24 +114,38 @@ class EventQueue {
   }
 }
 
-/** Runs two drains over the queue until `done()` or the time limit; returns calls and invocations. */
+interface Mapping {
+  /** The event source mapping's maximum concurrency (DRAIN_MAX_CONCURRENCY). */
+  maxConcurrency: number;
+  /** Drain invocations active at once. */
+  active: number;
+}
+const TWO_OF_TWO: Mapping = { maxConcurrency: 2, active: 2 };
+
+/** Runs `active` drains over the queue until `done()` or the time limit; returns calls and invocations. */
 async function run(
   queue: EventQueue,
   apiRateShare: number,
   done: () => boolean,
   limitMs: number,
   feed?: () => void,
+  mapping: Mapping = TWO_OF_TWO,
+  ledger?: InstanceType<typeof Ledger>,
 ) {
   const table = `bench-${randomUUID()}`;
-  await createLedgerTable(h.dynamo, table);
-  const ledger = new Ledger({ tableName: table, client: h.dynamo });
-  const drains = Array.from({ length: CONCURRENCY }, () =>
+  if (!ledger) await createLedgerTable(h.dynamo, table);
+  const shared = ledger ?? new Ledger({ tableName: table, client: h.dynamo });
+  const drains = Array.from({ length: mapping.active }, () =>
     createDrain({
       gateway: h.gateway,
-      ledger,
+      ledger: shared,
       sqs: h.sqs,
       editsQueueUrl: h.editsQueueUrl,
-      options: { failedEditsQueueUrl: h.failedQueueUrl, apiRateShare },
+      options: {
+        failedEditsQueueUrl: h.failedQueueUrl,
+        apiRateShare,
+        maxConcurrency: mapping.maxConcurrency,
+      },
     }),
   );
   h.emulator.reset();
@@ -176,48 +199,146 @@ function steady(calls: Array<{ at: number; commands: number }>) {
 }
 
 /** Edits applied over what the portal could take in the whole run: its burst plus its rate over the span. */
-function wholeRun(calls: Array<{ at: number; commands: number }>, applied: number, share: number) {
+function wholeRun(
+  calls: Array<{ at: number; commands: number }>,
+  applied: number,
+  share: number,
+  plan = limits,
+) {
   const span = ((calls.at(-1)?.at ?? 0) - (calls[0]?.at ?? 0)) / 1000;
-  const capacity = (limits.burst + limits.perSecond * span) * 50 * (1 - share);
+  const capacity = (plan.burst + plan.perSecond * span) * 50 * (1 - share);
   return applied / capacity;
 }
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const results: Record<string, unknown> = {};
 
-// 1. Distinct messages, one edit each, with API_RATE_SHARE 0 and the default 0.2.
-for (const share of [0, 0.2]) {
-  const ids = addMessages(MESSAGES);
+interface DistinctPhase {
+  name: string;
+  share: number;
+  mapping?: Mapping;
+  portal?: string;
+  plan?: typeof limits;
+  messages?: number;
+  /** Started with the drain, told when the drain is done, awaited after it. */
+  alongside?: (
+    ledger: InstanceType<typeof Ledger>,
+    drained: () => boolean,
+  ) => Promise<Record<string, unknown>>;
+}
+
+/** Distinct messages, one edit each: the drain's steady rate against the portal's physical limit. */
+async function distinct(phase: DistinctPhase): Promise<void> {
+  const { name, share, mapping = TWO_OF_TWO, portal = 'acme', plan = limits, messages = MESSAGES } = phase;
+  const text = `distinct ${name}`;
+  h.emulator.setLimits(plan);
+  const ids = addMessages(messages);
   const queue = new EventQueue();
   for (let i = 0; i < ids.length; i += 10)
-    queue.push(ids.slice(i, i + 10).map((id) => record(id, `distinct ${share}`)));
-  const applied = () => ids.every((id) => h.emulator.getMessage(id)?.text === `distinct ${share}`);
+    queue.push(ids.slice(i, i + 10).map((id) => record(id, text, portal)));
+  const applied = () => ids.every((id) => h.emulator.getMessage(id)?.text === text);
   let checked = 0;
-  const r = await run(queue, share, () => (++checked % 20 === 0 ? applied() : false), 240_000);
+  const table = `bench-${randomUUID()}`;
+  await createLedgerTable(h.dynamo, table);
+  const ledger = new Ledger({ tableName: table, client: h.dynamo });
+  let drained = false;
+  const beside = phase.alongside?.(ledger, () => drained);
+  const r = await run(
+    queue,
+    share,
+    () => (++checked % 20 === 0 ? applied() : false),
+    300_000,
+    undefined,
+    mapping,
+    ledger,
+  );
+  drained = true;
+  const besideResult = beside ? await beside : undefined;
+  h.emulator.setLimits(limits);
+  const physical = plan.perSecond * 50;
   const tailRate = steady(r.calls);
   // A tail faster than the portal's rate means its bucket never filled: arrival was the bottleneck,
   // and there was no steady state to measure (the whole-run ratio still is).
-  const saturated = tailRate <= limits.perSecond * (1 - share) * 50 * 1.1;
-  const rate = saturated ? tailRate : Number.NaN;
-  const limit = PHYSICAL * (1 - share);
-  const done = ids.filter((id) => h.emulator.getMessage(id)?.text === `distinct ${share}`).length;
-  results[`distinct_share_${share}`] = {
-    messages: MESSAGES,
+  const saturated = tailRate <= plan.perSecond * (1 - share) * 50 * 1.1;
+  const limit = physical * (1 - share);
+  const done = ids.filter((id) => h.emulator.getMessage(id)?.text === text).length;
+  results[name] = {
+    plan: `${plan.burst}/${plan.perSecond}`,
+    mapping: `${mapping.active} of ${mapping.maxConcurrency} active`,
+    apiRateShare: share,
+    messages,
     applied: done,
     seconds: round(r.seconds, 1),
     calls: r.calls.length,
-    commandsPerCall: round(r.calls.reduce((s, c) => s + c.commands, 0) / r.calls.length, 1),
-    steadyEditsPerSecond: saturated ? round(rate, 1) : 'n/a (bucket never full)',
+    commandsPerCall: round(r.calls.reduce((sum, c) => sum + c.commands, 0) / r.calls.length, 1),
+    steadyEditsPerSecond: saturated ? round(tailRate, 1) : 'n/a (bucket never full)',
     limitEditsPerSecond: limit,
-    ratioToLimit: saturated ? round(rate / limit) : 'n/a',
-    ratioToPhysicalLimit: saturated ? round(rate / PHYSICAL) : 'n/a',
-    wholeRunRatioToLimit: round(wholeRun(r.calls, done, share)),
+    ratioToLimit: saturated ? round(tailRate / limit) : 'n/a',
+    ratioToPhysicalLimit: saturated ? round(tailRate / physical) : 'n/a',
+    wholeRunRatioToLimit: round(wholeRun(r.calls, done, share, plan)),
     queryLimitExceeded: r.calls.filter((c) => c.code === 'QUERY_LIMIT_EXCEEDED').length,
     dynamoReadsPerEdit: round(r.dynamo.reads / done),
     dynamoWritesPerEdit: round(r.dynamo.writes / done),
+    ...(besideResult ? { alongside: besideResult } : {}),
   };
-  console.log(`distinct, API_RATE_SHARE=${share}:`, JSON.stringify(results[`distinct_share_${share}`]));
+  console.log(`${name}:`, JSON.stringify(results[name]));
 }
+
+/**
+ * Ten API callers, each its own container, editing messages of their own (a new one each time)
+ * for as long as the drain has work: their latency, and how many were not applied at once.
+ */
+async function apiCallers(ledger: InstanceType<typeof Ledger>, drainDone: () => boolean) {
+  const latencies: number[] = [];
+  const notApplied: Record<string, number> = {};
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      const api = new Reconciler({
+        ledger,
+        gateway: h.gateway,
+        sqs: h.sqs,
+        options: { failedEditsQueueUrl: h.failedQueueUrl },
+      });
+      while (!drainDone()) {
+        const [id] = addMessages(1);
+        const key = { portal: 'acme', botId: BOT.id, messageId: id as number };
+        const startedAt = performance.now();
+        const edit = { ...key, fields: { message: 'api' }, editId: randomUUID(), at: Date.now(), seq: '' };
+        const { report } = await api.mergeAndApply(key, [edit], {
+          remainingMs: () => 29_000,
+          stats: emptyStats(),
+        });
+        latencies.push(performance.now() - startedAt);
+        const fate = report.fates.get(messageKeyText(key));
+        if (fate?.kind !== 'applied') {
+          const code = fate?.kind === 'held' ? fate.code : (fate?.kind ?? 'none');
+          notApplied[code] = (notApplied[code] ?? 0) + 1;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0, 0);
+  return { callers: 10, edits: latencies.length, p50Ms: at(0.5), p99Ms: at(0.99), notApplied };
+}
+
+// 1. Distinct messages, one edit each: API_RATE_SHARE 0 and the default 0.2 (2 of 2 drains active),
+// then 10 of 10 and 2 of 10 active, then the drain while 10 API callers edit, then the enterprise plan.
+await distinct({ name: 'distinct_share_0', share: 0 });
+await distinct({ name: 'distinct_share_0.2', share: 0.2 });
+await distinct({ name: 'distinct_share_0_10_of_10', share: 0, mapping: { maxConcurrency: 10, active: 10 } });
+await distinct({ name: 'distinct_share_0_2_of_10', share: 0, mapping: { maxConcurrency: 10, active: 2 } });
+await distinct({ name: 'distinct_share_0.2_with_10_api_callers', share: 0.2, alongside: apiCallers });
+await distinct({
+  name: 'enterprise_distinct_share_0',
+  share: 0,
+  portal: 'big',
+  plan: enterprisePlan,
+  messages: ENTERPRISE_MESSAGES,
+});
 
 // 2. 100 messages × 10 interleaved edits, handed out group by group as a real FIFO does.
 {

@@ -56,10 +56,11 @@ describe('the operating-time model', () => {
 });
 
 /**
- * One emulator per billing reading: 2 s of server time per method in ten 200 ms baskets, 8 ms a
- * command; calls of 25 commands (0.2 s), so that one call is a tenth of the budget.
+ * One emulator per billing reading: 4 s of server time per method in ten 400 ms baskets, 8 ms a
+ * command; calls of 25 commands (0.2 s), a twentieth of the budget (on a cloud portal a full call is
+ * a few hundredths of it: the finer, the less a call that does not fit leaves unused).
  */
-const SCALED = { limitSeconds: 2, basketMs: 200, processingMs: 8 };
+const SCALED = { limitSeconds: 4, basketMs: 400, processingMs: 8 };
 const WINDOW_MS = 10 * SCALED.basketMs;
 const WINDOWS = 3;
 
@@ -95,12 +96,13 @@ describe.each<OperatingBilling>(['per-method', 'per-batch'])(
             messageMinIntervalMs: 0,
             ambiguousSettleMs: 1_000,
             apiRateShare: 0,
+            maxCommandsPerCall: 25,
             operatingLimitSeconds: SCALED.limitSeconds,
             operatingBasketMs: SCALED.basketMs,
           },
         });
       // More than the budget lets through in the run: the budget, not the backlog, is the limit.
-      const ids = Array.from({ length: 1_000 }, () =>
+      const ids = Array.from({ length: 1_800 }, () =>
         h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '-' }),
       );
       const first = container();
