@@ -188,12 +188,12 @@ async function run(
 }
 
 /**
- * Edits per second in the steady state: over the last third of the calls (at least 10), when the
- * portal's bucket has long been full and every call waits for its token.
+ * Edits per second in the steady state: over the calls after the portal's burst (at least 10),
+ * when its bucket has filled and every call waits for its token.
  */
-function steady(calls: Array<{ at: number; commands: number }>) {
-  const tail = calls.slice(-Math.max(10, Math.floor(calls.length / 3)));
-  if (tail.length < 2) return 0;
+function steady(calls: Array<{ at: number; commands: number }>, plan = limits) {
+  const tail = calls.slice(plan.burst);
+  if (tail.length < 10) return Number.NaN;
   const seconds = ((tail.at(-1)?.at ?? 0) - (tail[0]?.at ?? 0)) / 1000;
   return tail.slice(1).reduce((sum, c) => sum + c.commands, 0) / seconds;
 }
@@ -256,12 +256,24 @@ async function distinct(phase: DistinctPhase): Promise<void> {
   const besideResult = beside ? await beside : undefined;
   h.emulator.setLimits(limits);
   const physical = plan.perSecond * 50;
-  const tailRate = steady(r.calls);
+  const tailRate = steady(r.calls, plan);
   // A tail faster than the portal's rate means its bucket never filled: arrival was the bottleneck,
   // and there was no steady state to measure (the whole-run ratio still is).
-  const saturated = tailRate <= plan.perSecond * (1 - share) * 50 * 1.1;
+  // (The share is headroom: with the API idle the drain may run at the portal's whole rate.)
+  const saturated = Number.isFinite(tailRate) && tailRate <= plan.perSecond * 50 * 1.1;
   const limit = physical * (1 - share);
   const done = ids.filter((id) => h.emulator.getMessage(id)?.text === text).length;
+  // Anything not applied is a finding: say what the ledger and Bitrix24 know of it.
+  for (const id of ids.filter((m) => h.emulator.getMessage(m)?.text !== text).slice(0, 5)) {
+    const state = await ledger.get({ portal, botId: BOT.id, messageId: id });
+    const answers = h.emulator.calls
+      .filter((c) => c.viaBatch && (c.params as { messageId?: unknown })?.messageId === String(id))
+      .map((c) => `${c.httpStatus} ${c.code ?? ''}`);
+    console.log(
+      `${name}: message ${id} not applied`,
+      JSON.stringify({ ...state, desired: undefined, answers }),
+    );
+  }
   results[name] = {
     plan: `${plan.burst}/${plan.perSecond}`,
     mapping: `${mapping.active} of ${mapping.maxConcurrency} active`,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -56,6 +57,20 @@ export interface LedgerOptions {
  * or it would take a place at the head of every round until then.
  */
 const AHEAD_DUE_AT = -1;
+
+/**
+ * The dirty index's sort key for a message due at `due`: the due time plus a fraction of a
+ * millisecond drawn from the message's key, so that messages due at the same moment (every fresh
+ * one is due at 0) still have distinct index keys. dynalite, the local DynamoDB, tells items of one
+ * index key apart by only 24 bits of a hash of their table key: with thousands of messages under one
+ * index key, two collide, one entry overwrites the other, and that message drops out of the index
+ * (found by bench:drain with 10 drains: 1 of 5,000 messages never applied). Real DynamoDB has no
+ * such limit; the fraction costs nothing there.
+ */
+function indexDueAt(pk: string, due: number): number {
+  const fraction = createHash('sha256').update(pk).digest().readUInt32BE(0) / 2 ** 32;
+  return due + Math.floor(fraction * 1e6) / 1e6;
+}
 const AHEAD_WITHIN_MS = 1_000;
 
 /** A portal lease asked for: refused, or taken with what the previous holder left on the portal item. */
@@ -222,7 +237,7 @@ export class Ledger {
                 ':version': result.state.version,
                 ':zero': 0,
                 ':pending': result.state.pendingEditIds,
-                ':due': ahead ? AHEAD_DUE_AT : due,
+                ':due': indexDueAt(pk, ahead ? AHEAD_DUE_AT : due),
               },
             }
           : // Only newer stamps of unchanged values: no new version, nothing to apply.
@@ -329,7 +344,7 @@ export class Ledger {
         ExpressionAttributeValues: {
           ...values,
           ':portal': key.portal,
-          ':due': startedAt + timing.messageMinIntervalMs,
+          ':due': indexDueAt(messagePk(key), startedAt + timing.messageMinIntervalMs),
         },
         key,
       })
@@ -358,7 +373,7 @@ export class Ledger {
     const values: Record<string, unknown> = {
       ':error': outcome.error,
       ':retryAt': outcome.retryAt,
-      ':due': outcome.dueAt,
+      ':due': indexDueAt(messagePk(key), outcome.dueAt),
       ':ttl': this.#ttl(now),
     };
     if (outcome.startedAt !== undefined) {

@@ -5,7 +5,7 @@ import type { Ledger } from '../../lib/ledger/store.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
-import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
 import { createSecretStore } from '../../lib/secrets/index.ts';
 import {
@@ -16,6 +16,8 @@ import {
   oauthSecret,
   PREFIX,
   startHarness,
+  testReconciler,
+  webhookSecret,
 } from '../support/harness.ts';
 
 // Several Reconciler instances on one ledger stand for several Lambda containers.
@@ -33,22 +35,7 @@ beforeEach(async () => {
 });
 
 function container(options: Partial<ReconcileOptions> = {}, circuits?: PortalCircuits): Reconciler {
-  return new Reconciler({
-    ledger,
-    gateway: h.gateway,
-    sqs: h.sqs,
-    random: () => 0.5,
-    ...(circuits ? { circuits } : {}),
-    options: {
-      failedEditsQueueUrl: h.failedQueueUrl,
-      callTimeoutMs: 3_000,
-      deadlineMarginMs: 100,
-      batchLingerMs: 0,
-      messageMinIntervalMs: 0,
-      ambiguousSettleMs: 1_000,
-      ...options,
-    },
-  });
+  return testReconciler(h, ledger, options, circuits ? { circuits } : {});
 }
 
 const key = (messageId: number) => ({ portal: 'acme', botId: BOT.id, messageId });
@@ -125,6 +112,69 @@ describe('the rate bucket, fleet-wide', () => {
     expect(applied).toBeGreaterThanOrEqual(4);
     expect(applied).toBeLessThan(15);
     expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
+  });
+});
+
+describe('the rate bucket shared by many containers', () => {
+  // A small plan (burst 10, 5/s), enforced by the emulator as the portal's secret says, so that
+  // a few seconds hold many bursts' worth of calls.
+  const SMALL = { burst: 10, perSecond: 5 };
+  const small = (messageId: number) => ({ portal: 'small', botId: BOT.id, messageId });
+  async function backlog(n: number, merger: Reconciler): Promise<number[]> {
+    h.secretsManager.setSecret(`${PREFIX}small`, webhookSecret(h.emulator.url, { limits: SMALL }));
+    h.emulator.setLimits(SMALL);
+    const ids = Array.from({ length: n }, () =>
+      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '-' }),
+    );
+    for (let i = 0; i < ids.length; i += 100) {
+      await Promise.all(
+        ids
+          .slice(i, i + 100)
+          .map((id) => merger.merge(small(id), [{ ...edit(id, `bulk ${id}`), ...small(id) }])),
+      );
+    }
+    return ids;
+  }
+  const runFor = (ms: number, stats = emptyStats()) => {
+    const deadline = Date.now() + ms;
+    // The time kept for one call and its margin comes on top: calls stop at `deadline`.
+    return { ...fill(), remainingMs: () => deadline + 3_100 - Date.now(), stats };
+  };
+
+  it('uses the portal at its full rate with 2 of a mapping’s 10 drains active: the bucket is taken to its brim, never over', async () => {
+    const first = container({ maxConcurrency: 10, apiRateShare: 0 });
+    const ids = await backlog(1_500, first);
+    const second = container({ maxConcurrency: 10, apiRateShare: 0 });
+    let fullest = 0;
+    const sampler = setInterval(() => {
+      fullest = Math.max(fullest, h.emulator.bucketLevel());
+    }, 20);
+    const stats = [emptyStats(), emptyStats()];
+    await Promise.all([
+      first.reconcilePortal('small', runFor(6_000, stats[0])),
+      second.reconcilePortal('small', runFor(6_000, stats[1])),
+    ]);
+    clearInterval(sampler);
+    expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
+    // Divided by 10 (each drain to a tenth of the rate), the bucket would stay near empty.
+    expect(fullest).toBeGreaterThanOrEqual(SMALL.burst - 2);
+    expect(ids.filter((id) => h.emulator.getMessage(id)?.text === `bulk ${id}`)).toHaveLength(ids.length);
+  });
+
+  it('lets 10 containers started one after another drain on without one fresh burst pushing the portal over', async () => {
+    const ids = await backlog(1_500, container());
+    for (let i = 0; i < 10; i += 1) {
+      await container({ maxConcurrency: 10, apiRateShare: 0 }).reconcilePortal('small', runFor(400));
+    }
+    expect(h.emulator.calls.filter((call) => call.code === 'QUERY_LIMIT_EXCEEDED')).toEqual([]);
+    const calls = h.emulator.calls.filter((call) => !call.viaBatch);
+    // Each new container continued from the bucket the last one left: one burst for the fleet, then the rate.
+    const span = ((calls.at(-1)?.at ?? 0) - (calls[0]?.at ?? 0)) / 1000;
+    expect(calls.length).toBeLessThanOrEqual(SMALL.burst + Math.ceil(span * SMALL.perSecond) + 1);
+    expect(calls.length).toBeGreaterThan(SMALL.burst);
+    expect(ids.filter((id) => h.emulator.getMessage(id)?.text === `bulk ${id}`).length).toBe(
+      calls.length * 50,
+    );
   });
 });
 

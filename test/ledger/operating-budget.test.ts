@@ -8,10 +8,9 @@ import {
   recordOperating,
   usedSeconds,
 } from '../../lib/pacing/operating-budget.ts';
-import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
 import type { OperatingBilling } from '../../local/bitrix24-emulator/types.ts';
-import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, startHarness, testReconciler } from '../support/harness.ts';
 
 const cloud: OperatingPolicy = { limitSeconds: 480, basketMs: 60_000, threshold: 0.8 };
 const T0 = Date.UTC(2026, 11, 2, 12, 0, 0);
@@ -83,23 +82,11 @@ describe.each<OperatingBilling>(['per-method', 'per-batch'])(
       harnesses.push(h);
       const ledger: Ledger = await freshLedger(h);
       const container = () =>
-        new Reconciler({
-          ledger,
-          gateway: h.gateway,
-          sqs: h.sqs,
-          random: () => 0.5,
-          options: {
-            failedEditsQueueUrl: h.failedQueueUrl,
-            callTimeoutMs: 3_000,
-            deadlineMarginMs: 100,
-            batchLingerMs: 0,
-            messageMinIntervalMs: 0,
-            ambiguousSettleMs: 1_000,
-            apiRateShare: 0,
-            maxCommandsPerCall: 25,
-            operatingLimitSeconds: SCALED.limitSeconds,
-            operatingBasketMs: SCALED.basketMs,
-          },
+        testReconciler(h, ledger, {
+          apiRateShare: 0,
+          maxCommandsPerCall: 25,
+          operatingLimitSeconds: SCALED.limitSeconds,
+          operatingBasketMs: SCALED.basketMs,
         });
       // More than the budget lets through in the run: the budget, not the backlog, is the limit.
       const ids = Array.from({ length: 1_800 }, () =>

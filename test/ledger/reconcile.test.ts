@@ -4,10 +4,10 @@ import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { messageKeyText } from '../../lib/ledger/model.ts';
 import type { Ledger } from '../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
-import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
 import { receiveAll } from '../drain/support/fixtures.ts';
-import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, startHarness, testReconciler } from '../support/harness.ts';
 
 let h: Harness;
 let ledger: Ledger;
@@ -23,21 +23,7 @@ beforeEach(async () => {
 });
 
 function reconciler(options: Partial<ReconcileOptions> = {}): Reconciler {
-  return new Reconciler({
-    ledger,
-    gateway: h.gateway,
-    sqs: h.sqs,
-    random: () => 0.5,
-    options: {
-      failedEditsQueueUrl: h.failedQueueUrl,
-      callTimeoutMs: 500,
-      deadlineMarginMs: 100,
-      batchLingerMs: 0,
-      messageMinIntervalMs: 0,
-      ambiguousSettleMs: 1_000,
-      ...options,
-    },
-  });
+  return testReconciler(h, ledger, { callTimeoutMs: 500, ...options });
 }
 
 function message(text = 'queued'): number {

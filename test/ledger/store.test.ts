@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { desiredFields, type IncomingEdit } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
@@ -55,5 +56,37 @@ describe("a container's copy of a message", () => {
     const second = await a.merge(key, [edit('e2', { message: 'two' })], timing);
     expect(second.state).toEqual(await new Ledger({ tableName: a.tableName, client: h.dynamo }).get(key));
     expect(second.state.lastCallAt).toBeTypeOf('number');
+  });
+});
+
+describe('the dirty index', () => {
+  /** dynalite keeps one entry per index key and 6 hex digits of an md5 of the table key. */
+  const localEntryHash = (pk: string) =>
+    createHash('md5').update('Outliers').update(Buffer.from(pk, 'utf8')).digest('hex').slice(0, 6);
+
+  it('keeps every dirty message listed, even two due at the same moment whose keys the local DynamoDB hashes alike', async () => {
+    // Two fresh messages (both due at once) whose table keys share dynalite's short hash.
+    const seen = new Map<string, number>();
+    let pair: [number, number] | undefined;
+    for (let id = 1; !pair && id < 200_000; id += 1) {
+      const hash = localEntryHash(`msg#acme#${BOT.id}#${id}`);
+      const other = seen.get(hash);
+      if (other === undefined) seen.set(hash, id);
+      else pair = [other, id];
+    }
+    const [a, b] = pair ?? [0, 0];
+    expect(a).toBeGreaterThan(0);
+    const ledger = await freshLedger(h);
+    const keyOf = (messageId: number) => ({ portal: 'acme', botId: BOT.id, messageId });
+    for (const id of [a, b])
+      await ledger.merge(
+        keyOf(id),
+        [{ ...edit(`e${id}`, { message: `edit of ${id}` }), ...keyOf(id) }],
+        timing,
+      );
+    expect((await ledger.dirtyKeys('acme', 10)).map((k) => k.messageId).sort()).toEqual([a, b].sort());
+    // Applying one removes its entry, and only its own.
+    expect(await ledger.markApplied(keyOf(a), 1, Date.now(), timing)).toBe('clean');
+    expect((await ledger.dirtyKeys('acme', 10)).map((k) => k.messageId)).toEqual([b]);
   });
 });

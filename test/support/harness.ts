@@ -4,6 +4,8 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { Ledger } from '../../lib/ledger/store.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
+import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
+import { Reconciler, type ReconcilerDeps } from '../../lib/reconcile/reconcile.ts';
 import { createSecretStore, type SecretStore } from '../../lib/secrets/index.ts';
 import {
   type Bitrix24Emulator,
@@ -134,4 +136,32 @@ export async function freshLedger(h: Pick<Harness, 'dynamo'>): Promise<Ledger> {
   const tableName = `ledger-${randomUUID()}`;
   await createLedgerTable(h.dynamo, tableName);
   return new Ledger({ tableName, client: h.dynamo });
+}
+
+/**
+ * A reconciler on the harness, standing for one container: no linger, no cadence, a short settle
+ * window and a fixed jitter, unless `options` says otherwise.
+ */
+export function testReconciler(
+  h: Pick<Harness, 'gateway' | 'sqs' | 'failedQueueUrl'>,
+  ledger: Ledger,
+  options: Partial<ReconcileOptions> = {},
+  deps: Partial<Omit<ReconcilerDeps, 'ledger' | 'options'>> = {},
+): Reconciler {
+  return new Reconciler({
+    ledger,
+    gateway: h.gateway,
+    sqs: h.sqs,
+    random: () => 0.5,
+    ...deps,
+    options: {
+      failedEditsQueueUrl: h.failedQueueUrl,
+      callTimeoutMs: 3_000,
+      deadlineMarginMs: 100,
+      batchLingerMs: 0,
+      messageMinIntervalMs: 0,
+      ambiguousSettleMs: 1_000,
+      ...options,
+    },
+  });
 }
