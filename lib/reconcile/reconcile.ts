@@ -394,8 +394,15 @@ export class Reconciler {
       const heldBack = jobs.some((job) => results.get(job)?.kind === 'held');
       const last = heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))));
       // The last call has ended: the lease is given up while its outcome is recorded (a reconciler
-      // taking over meanwhile sends at most the same desired state once more).
-      if (last) void release();
+      // taking over meanwhile sends at most the same desired state once more). Not after a call
+      // whose outcome is unknown: it may still land, and until its messages are marked in doubt a
+      // taker would see nothing to wait for and could send a newer state that the late call then
+      // overwrites. Then the lease goes once the marks are written.
+      const inDoubt = jobs.some((job) => {
+        const result = results.get(job);
+        return result?.kind === 'retry' && result.inDoubt;
+      });
+      if (last && !inDoubt) void release();
       await this.#record(
         jobs.map((job) => ({
           job,

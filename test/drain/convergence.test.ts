@@ -233,7 +233,10 @@ describe('convergence under faults', () => {
       else if (lastEdit) expect(message?.text).toBe(lastEdit.text);
       if (lastEdit && message?.text === lastEdit.text) endsAtLast.add(id);
       const order = (message?.history ?? []).slice(1).map((text) => rank.get(text) ?? -1);
-      expect(order.every((at, i) => at >= 0 && (i === 0 || at >= (order[i - 1] as number)))).toBe(true);
+      expect(
+        order.every((at, i) => at >= 0 && (i === 0 || at >= (order[i - 1] as number))),
+        `message ${id}: history ${JSON.stringify(message?.history)}`,
+      ).toBe(true);
     }
 
     // Every accepted edit is applied or superseded (its message ends at its last edit), or failed:
