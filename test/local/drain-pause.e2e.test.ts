@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, freePorts, npmStart, type StartedProcess } from './support/npm-start.ts';
+import { eventually, freePorts, json, npmStart, type StartedProcess } from './support/npm-start.ts';
 
 const READY = /^Ready in \d+ ms/m;
 const MESSAGES = [789, 790, 791];
@@ -42,12 +42,6 @@ interface SwitchAnswer {
   ok: boolean;
   summary: string;
   drain: DrainPauseView;
-}
-
-async function json<T>(url: string, init?: RequestInit): Promise<T> {
-  const response = await fetch(url, init);
-  expect(response.ok, `${init?.method ?? 'GET'} ${url} answered ${response.status}`).toBe(true);
-  return (await response.json()) as T;
 }
 
 const started: StartedProcess[] = [];

@@ -3,7 +3,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Ledger } from '../../lib/ledger/store.ts';
 import { LEDGER_TABLE_NAME, LOCAL_AWS } from '../../local/stack/local-aws.ts';
-import { eventually, freePorts, npmStart, readmeCurl, type StartedProcess } from './support/npm-start.ts';
+import {
+  eventually,
+  freePorts,
+  json,
+  npmStart,
+  readmeCurl,
+  type StartedProcess,
+} from './support/npm-start.ts';
 
 // The demo's secret values: documentation examples, yet never to be printed.
 const DEMO_SECRETS = ['my_bot_token', 'demo_webhook_code'];
@@ -20,12 +27,6 @@ interface SandboxState {
   queue: { waiting: number; inFlight: number; failed: number; failures: Array<{ errorCode: string }> };
   requests: Array<{ status: number; outcome: string; reason?: string }>;
   drain: { totals: { applied: number; superseded: number; failed: number; deferred: number; calls: number } };
-}
-
-async function json<T>(url: string, init?: RequestInit): Promise<T> {
-  const response = await fetch(url, init);
-  expect(response.ok, `${init?.method ?? 'GET'} ${url} answered ${response.status}`).toBe(true);
-  return (await response.json()) as T;
 }
 
 const started: StartedProcess[] = [];

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
+import { expect } from 'vitest';
 
 /** The local stack's port variables, each on a port that was free a moment ago. */
 export async function freePorts(): Promise<Record<string, string>> {
@@ -175,4 +176,11 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`Condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
+}
+
+/** A JSON answer of the local stack, which must be a success (the failure names the request and status). */
+export async function json<T>(url: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(url, init);
+  expect(response.ok, `${init?.method ?? 'GET'} ${url} answered ${response.status}`).toBe(true);
+  return (await response.json()) as T;
 }
