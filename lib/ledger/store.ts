@@ -78,8 +78,11 @@ export interface LeaseTaken {
   acquired: boolean;
   /** When the previous holder's rate bucket empties (epoch ms). */
   bucketEmptyAt?: number | undefined;
-  /** The start of a call a dead holder left in doubt. */
-  callStartedAt?: number | undefined;
+  /**
+   * The latest start its holder allowed its calls, when it did not release the lease (it died or
+   * overran): a call it may have started can land until this plus the settle window.
+   */
+  callsStartBy?: number | undefined;
   /** The portal's overload circuit as the previous holder left it. */
   circuit?: { openUntil: number; opens: number } | undefined;
   /** The portal's operating-time use per method, as the previous holder left it. */
@@ -89,6 +92,8 @@ export interface LeaseTaken {
   releasedBy?: string | undefined;
   /** It was taken over from a holder whose lease ran out without a release (it died, or overran). */
   fromExpiredHolder?: boolean | undefined;
+  /** The taker held it already (a renewal): nobody else held it in between. */
+  renewed?: boolean | undefined;
 }
 
 /** What `markApplied` found: applied and clean, applied but the desired version differs, or overtaken by a later call. */
@@ -279,6 +284,12 @@ export class Ledger {
     return (answer.Items ?? []).flatMap((item) => keyOfPk(String(item[LEDGER_KEY])) ?? []);
   }
 
+  /** Keys of the portal's messages merged `ahead` (edits an API caller waits for), oldest first. */
+  aheadKeys(portal: string, limit: number): Promise<MessageKey[]> {
+    // Their index keys lie in [-1, -0.000001]: below every due time (fresh messages are due at 0).
+    return this.dirtyKeys(portal, limit, AHEAD_DUE_AT + 0.999_999_5);
+  }
+
   /** Every portal that has dirty messages (a scan of the sparse index, which holds only those). */
   async dirtyPortals(): Promise<string[]> {
     const portals = new Set<string>();
@@ -419,21 +430,24 @@ export class Ledger {
 
   /**
    * Takes (or renews) the portal's reconcile lease until `untilMs`. Resolves with where the previous
-   * holder left the portal's rate bucket and, when it stopped mid-call, that call's start; or with
-   * `acquired: false` when another owner holds the lease.
+   * holder left the portal's rate bucket and, when it stopped without a release, the latest start it
+   * allowed its calls; or with `acquired: false` when another owner holds the lease.
    */
   async acquireLease(
     portal: string,
     owner: string,
     untilMs: number,
-    /** Renewing before a call: its start, kept until the lease is released (a crash leaves it). */
-    callStartedAt?: number,
+    /**
+     * The latest time a call under this lease will start (the holder renews before a later one):
+     * kept until the lease is released, so a crash leaves it for the next holder to wait out.
+     */
+    callsStartBy?: number,
   ): Promise<LeaseTaken> {
     const now = this.#now();
     const answer = await this.#updateItem(
       portalPk(portal),
       {
-        UpdateExpression: `SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl${callStartedAt === undefined ? '' : ', callStartedAt = :call'}`,
+        UpdateExpression: `SET leaseOwner = :owner, leaseUntil = :until, #ttl = :ttl${callsStartBy === undefined ? '' : ', callsStartBy = :call'}`,
         ConditionExpression: 'attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :owner',
         ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
         ExpressionAttributeValues: {
@@ -441,7 +455,7 @@ export class Ledger {
           ':until': untilMs,
           ':now': now,
           ':ttl': this.#ttl(now),
-          ...(callStartedAt === undefined ? {} : { ':call': callStartedAt }),
+          ...(callsStartBy === undefined ? {} : { ':call': callsStartBy }),
         },
         // What the previous holder left: its bucket, and a call start it did not clear (it died).
         ReturnValues: 'ALL_OLD',
@@ -468,11 +482,11 @@ export class Ledger {
     };
     // Our own lease renewed: any call start on it is our own.
     const previousOwner = answer.Attributes?.leaseOwner;
-    if (previousOwner === owner) return handed;
+    if (previousOwner === owner) return { ...handed, renewed: true };
     const releasedBy = answer.Attributes?.releasedBy;
     return {
       ...handed,
-      callStartedAt: number('callStartedAt'),
+      callsStartBy: number('callsStartBy'),
       releasedAt: number('releasedAt'),
       releasedBy: typeof releasedBy === 'string' ? releasedBy : undefined,
       fromExpiredHolder: previousOwner !== undefined,
@@ -489,27 +503,27 @@ export class Ledger {
     handOver: {
       /** When the holder's rate bucket empties (epoch ms). */
       bucketEmptyAt?: number | undefined;
-      /** A dead holder's call start, still in doubt: left for the next holder instead of cleared. */
-      callInDoubtSince?: number | undefined;
+      /** A dead holder's latest call start, still in doubt: left for the next holder instead of cleared. */
+      callsStartBy?: number | undefined;
       /** The portal's overload circuit as the holder leaves it; `null`: closed (cleared). */
       circuit?: { openUntil: number; opens: number } | null | undefined;
       /** The portal's operating-time use per method (baskets still in the window). */
       operating?: OperatingBook | undefined;
     } = {},
   ): Promise<void> {
-    const { bucketEmptyAt, callInDoubtSince, circuit, operating } = handOver;
+    const { bucketEmptyAt, callsStartBy, circuit, operating } = handOver;
     const sets = [
       'releasedAt = :releasedAt',
       'releasedBy = :owner',
       ...(bucketEmptyAt === undefined ? [] : ['bucketEmptyAt = :emptyAt']),
-      ...(callInDoubtSince === undefined ? [] : ['callStartedAt = :call']),
+      ...(callsStartBy === undefined ? [] : ['callsStartBy = :call']),
       ...(circuit ? ['circuitUntil = :circuitUntil', 'circuitOpens = :circuitOpens'] : []),
       ...(operating === undefined ? [] : ['operating = :operating']),
     ];
     const removes = [
       'leaseOwner',
       'leaseUntil',
-      ...(callInDoubtSince === undefined ? ['callStartedAt'] : []),
+      ...(callsStartBy === undefined ? ['callsStartBy'] : []),
       ...(circuit === null ? ['circuitUntil', 'circuitOpens'] : []),
     ];
     // Refused when the lease ran out and another owner took it: nothing of ours to give up.
@@ -522,7 +536,7 @@ export class Ledger {
           ':owner': owner,
           ':releasedAt': this.#now(),
           ...(bucketEmptyAt === undefined ? {} : { ':emptyAt': bucketEmptyAt }),
-          ...(callInDoubtSince === undefined ? {} : { ':call': callInDoubtSince }),
+          ...(callsStartBy === undefined ? {} : { ':call': callsStartBy }),
           ...(circuit ? { ':circuitUntil': circuit.openUntil, ':circuitOpens': circuit.opens } : {}),
           ...(operating === undefined ? {} : { ':operating': operating }),
         },

@@ -54,7 +54,15 @@ export interface CallRequest {
   /** Inject this bot's token (webhook auth) after checking the bot is allowed. */
   botId?: number | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Runs right before each HTTP request leaves (the first, and the repeat after a recovery);
+   * a rejection stops the call unsent. The reconciler confirms its portal lease here.
+   */
+  beforeSend?: (() => Promise<void>) | undefined;
 }
+
+/** What a caller of `updateMessage` and `batch` may add to the call. */
+export type SendRequest = Omit<CallRequest, 'botId'>;
 
 /**
  * Calls Bitrix24 on behalf of a portal with the credentials from its secret. It owns the two
@@ -101,7 +109,7 @@ export class PortalGateway {
     params: Record<string, unknown>,
     request: CallRequest = {},
   ): Promise<CallOutcome<T>> {
-    return this.#withCredentials(portal, request.signal, (secret, client, auth) =>
+    return this.#withCredentials(portal, request, (secret, client, auth) =>
       client.call<T>(method, withBotToken(secret, params, request.botId), { auth, signal: request.signal }),
     );
   }
@@ -111,11 +119,11 @@ export class PortalGateway {
     portal: string,
     target: { botId: number; messageId: number },
     fields: EditFields,
-    signal?: AbortSignal,
+    request: SendRequest = {},
   ): Promise<CallOutcome<true>> {
     const outcome = await this.call(portal, UPDATE_METHOD, updateParams(target, fields), {
+      ...request,
       botId: target.botId,
-      signal,
     });
     if (!isBooleanSuccess(outcome.result)) {
       const secret = await this.secret(portal);
@@ -138,9 +146,10 @@ export class PortalGateway {
   async batch(
     portal: string,
     commands: ReadonlyArray<BatchCommand & { botId: number }>,
-    signal?: AbortSignal,
+    request: SendRequest = {},
   ): Promise<CallOutcome> {
-    return this.#withCredentials(portal, signal, (secret, client, auth) => {
+    const { signal } = request;
+    return this.#withCredentials(portal, request, (secret, client, auth) => {
       const cmd = buildBatchCmd(
         commands.map(({ key, method, params, botId }) => ({
           key,
@@ -158,11 +167,15 @@ export class PortalGateway {
    */
   async #withCredentials<T>(
     portal: string,
-    signal: AbortSignal | undefined,
+    request: SendRequest,
     attempt: (secret: PortalSecret, client: Bitrix24Client, auth: PortalAuth) => Promise<T>,
   ): Promise<T> {
+    const { signal, beforeSend } = request;
     const secret = await this.secret(portal);
-    const run = (s: PortalSecret) => attempt(s, this.#client(s), authOf(s));
+    const run = async (s: PortalSecret) => {
+      await beforeSend?.();
+      return attempt(s, this.#client(s), authOf(s));
+    };
     try {
       return await run(secret);
     } catch (error) {

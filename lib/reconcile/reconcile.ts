@@ -26,7 +26,14 @@ import {
   type ResolvedReconcileOptions,
 } from './options.ts';
 import { PortalPacing } from './pacing.ts';
-import { type CallStats, type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
+import {
+  type CallStats,
+  type Job,
+  type JobResult,
+  LeaseLostError,
+  type SendContext,
+  sendJobs,
+} from './send.ts';
 
 export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';
 export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
@@ -44,9 +51,12 @@ const CLOCK_MARGIN_MS = 50;
 const HOLDER_WAIT_MS = 3_000;
 const HOLDER_POLL_MS = 100;
 /** How often that wait tries to take the lease itself (the holder may be another API call). */
-const HOLDER_LEASE_RETRY_MS = 500;
-/** A lease taken this recently (its call start recorded) covers the first call without a renewal. */
-const LEASE_FRESH_MS = 1_000;
+const HOLDER_LEASE_RETRY_MS = 250;
+/**
+ * A lease is taken or renewed with a promise that its calls start within this many ms (recorded on
+ * the portal item); a call later than that renews it first.
+ */
+const CALLS_START_WITHIN_MS = 1_000;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -63,8 +73,20 @@ export interface ReconcilerDeps {
   now?: () => number;
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** This container's lease owner id. Default a random UUID. */
+  /** This container's id; each run's lease owner is this id and the run's number. Default a random UUID. */
   owner?: string;
+}
+
+/**
+ * One run's hold on a portal's lease: who holds it (the run, not the container: two runs of one
+ * container never share it), until when, and the latest start its calls were promised.
+ */
+interface Hold {
+  owner: string;
+  until: number;
+  startBy: number;
+  /** The API's run: messages merged ahead (edits other API callers wait for), read while the lease was asked for. */
+  ahead?: Promise<readonly MessageKey[]> | undefined;
 }
 
 export interface ReconcileRun {
@@ -111,6 +133,7 @@ export class Reconciler {
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #owner: string;
+  #runs = 0;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -147,9 +170,9 @@ export class Reconciler {
     // Every reconcile holds the portal's lease, the API's too: two senders of one message could
     // land its older state after its newer one. The lease is taken with a call's start recorded
     // (the API sends at once); a clean release clears it.
-    const acquiredAt = this.#now();
-    const lease = await this.#acquire(portal, run, acquiredAt);
-    return this.#holding(portal, run, lease, acquiredAt);
+    const hold = this.#hold(run);
+    const lease = await this.#acquire(portal, hold);
+    return this.#holding(portal, run, lease, hold);
   }
 
   /**
@@ -162,15 +185,17 @@ export class Reconciler {
     edits: readonly IncomingEdit[],
     run: Omit<ReconcileRun, 'hints' | 'mode' | 'known'>,
   ): Promise<{ merged: MergeResult; report: ReconcileReport }> {
-    const acquiredAt = this.#now();
-    const full: ReconcileRun = { ...run, hints: [key], mode: 'only', knownAt: acquiredAt };
+    const full: ReconcileRun = { ...run, hints: [key], mode: 'only', knownAt: this.#now() };
+    const hold = this.#hold(full);
+    hold.ahead = this.#deps.ledger.aheadKeys(key.portal, this.options.maxCommandsPerCall).catch(() => []);
     const [merged, lease] = await Promise.allSettled([
       // Ahead of the portal's backlog: if another reconciler holds the portal, its next call carries it.
       this.merge(key, edits, { ahead: true }),
-      this.#acquire(key.portal, full, acquiredAt),
+      this.#acquire(key.portal, hold),
     ]);
     if (merged.status === 'rejected') {
-      if (lease.status === 'fulfilled' && lease.value.acquired) await this.#giveBack(key.portal, lease.value);
+      if (lease.status === 'fulfilled' && lease.value.acquired)
+        await this.#giveBack(key.portal, hold.owner, lease.value);
       throw merged.reason;
     }
     if (lease.status === 'rejected') throw lease.reason;
@@ -178,12 +203,12 @@ export class Reconciler {
       key.portal,
       { ...full, known: [merged.value.state] },
       lease.value,
-      acquiredAt,
+      hold,
     );
     if (!report.leaseHeld) return { merged: merged.value, report };
     return {
       merged: merged.value,
-      report: (await this.#awaitHolder(key, merged.value.state, full)) ?? report,
+      report: (await this.#awaitHolder(key, merged.value.state, full, hold.owner)) ?? report,
     };
   }
 
@@ -197,6 +222,7 @@ export class Reconciler {
     key: MessageKey,
     merged: MessageState,
     run: ReconcileRun,
+    owner: string,
   ): Promise<ReconcileReport | undefined> {
     const { ledger } = this.#deps;
     const spare = run.remainingMs() - this.options.callTimeoutMs - this.options.deadlineMarginMs;
@@ -222,37 +248,69 @@ export class Reconciler {
       }
       if (this.#now() < leaseTryAt) continue;
       leaseTryAt = this.#now() + HOLDER_LEASE_RETRY_MS;
-      const acquiredAt = this.#now();
-      const lease = await this.#acquire(key.portal, run, acquiredAt);
+      const hold = this.#hold(run, owner);
+      const lease = await this.#acquire(key.portal, hold);
       if (lease.acquired)
-        return this.#holding(key.portal, { ...run, known: [state], knownAt: readAt }, lease, acquiredAt);
+        return this.#holding(key.portal, { ...run, known: [state], knownAt: readAt }, lease, hold);
     }
     return undefined;
   }
 
   /** Gives a lease up unused, leaving the portal item as the previous holder left it. */
-  async #giveBack(portal: string, lease: Lease): Promise<void> {
+  async #giveBack(portal: string, owner: string, lease: Lease): Promise<void> {
     await this.#deps.ledger
-      .releaseLease(portal, this.#owner, {
+      .releaseLease(portal, owner, {
         bucketEmptyAt: lease.bucketEmptyAt,
-        callInDoubtSince: lease.callStartedAt,
+        callsStartBy: lease.callsStartBy,
         circuit: lease.circuit,
         operating: lease.operating,
       })
       .catch(() => undefined);
   }
 
-  #acquire(portal: string, run: ReconcileRun, acquiredAt: number): Promise<Lease> {
-    return this.#deps.ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), acquiredAt);
+  /** A hold not yet taken: the run's own owner id, the lease's length, its calls' promised start. */
+  #hold(run: ReconcileRun, owner = this.#runOwner()): Hold {
+    return { owner, until: this.#leaseUntil(run), startBy: this.#now() + CALLS_START_WITHIN_MS };
+  }
+
+  #runOwner(): string {
+    this.#runs += 1;
+    return `${this.#owner}/${this.#runs}`;
+  }
+
+  #acquire(portal: string, hold: Hold): Promise<Lease> {
+    return this.#deps.ledger.acquireLease(portal, hold.owner, hold.until, hold.startBy);
+  }
+
+  /**
+   * Before each call: the lease is still this run's and will outlast the call, and the call starts
+   * by the time recorded on the portal item; otherwise the lease is renewed first. Resolves with
+   * the call's start; rejects with LeaseLostError when another reconciler took the portal meanwhile.
+   */
+  async #claim(portal: string, hold: Hold, run: ReconcileRun): Promise<number> {
+    const callMs = this.options.callTimeoutMs + this.options.deadlineMarginMs;
+    const now = this.#now();
+    if (now <= hold.startBy && now + callMs <= hold.until) return now;
+    // A renewal slower than the start it promised is tried once more; then the call waits.
+    for (let renewals = 0; renewals < 2; renewals += 1) {
+      const until = this.#leaseUntil(run);
+      const startBy = this.#now() + CALLS_START_WITHIN_MS;
+      const renewal = await this.#deps.ledger.acquireLease(portal, hold.owner, until, startBy);
+      if (renewal.acquired && !renewal.renewed) {
+        // It ran out and someone held it in between: what this run read may be stale. Hand it back.
+        await this.#giveBack(portal, hold.owner, renewal);
+      }
+      if (!renewal.renewed) break;
+      hold.until = until;
+      hold.startBy = startBy;
+      const startsAt = this.#now();
+      if (startsAt <= startBy) return startsAt;
+    }
+    throw new LeaseLostError(portal);
   }
 
   /** The rest of a reconcile once the lease was asked for: held elsewhere, in doubt, or ours to use. */
-  async #holding(
-    portal: string,
-    run: ReconcileRun,
-    lease: Lease,
-    acquiredAt: number,
-  ): Promise<ReconcileReport> {
+  async #holding(portal: string, run: ReconcileRun, lease: Lease, hold: Hold): Promise<ReconcileReport> {
     const report: ReconcileReport = {
       fates: new Map(),
       states: new Map(),
@@ -274,10 +332,10 @@ export class Reconciler {
     }
     this.pacing.takeOver(portal, lease.bucketEmptyAt, lease.operating);
     this.circuits.adopt(portal, lease.circuit);
-    // The previous holder died (or lost the lease) with a call in flight: which messages it carried
-    // is unknown, so none is sent until that call can no longer land.
-    const settledAt = (lease.callStartedAt ?? 0) + this.options.timing.ambiguousSettleMs;
-    if (lease.callStartedAt !== undefined && settledAt > this.#now()) {
+    // The previous holder died (or lost the lease) and may have had a call in flight: which messages
+    // it carried is unknown, so none is sent until its latest call can no longer land.
+    const settledAt = (lease.callsStartBy ?? 0) + this.options.timing.ambiguousSettleMs;
+    if (lease.callsStartBy !== undefined && settledAt > this.#now()) {
       const delayMs = settledAt - this.#now();
       for (const key of run.hints) {
         report.fates.set(messageKeyText(key), {
@@ -287,13 +345,13 @@ export class Reconciler {
           delayMs,
         });
       }
-      await this.#giveBack(portal, lease);
+      await this.#giveBack(portal, hold.owner, lease);
       return report;
     }
     let released: Promise<void> | undefined;
     const release = () => {
       released ??= ledger
-        .releaseLease(portal, this.#owner, {
+        .releaseLease(portal, hold.owner, {
           bucketEmptyAt: this.pacing.handOver(portal),
           circuit: this.circuits.state(portal) ?? null,
           operating: this.pacing.operatingBook(portal),
@@ -304,7 +362,7 @@ export class Reconciler {
     // States read before the lease was ours are stale if another holder sent since: read again.
     const known = this.#freshSince(lease, run.knownAt ?? Number.NEGATIVE_INFINITY) ? run.known : undefined;
     try {
-      await this.#loop(portal, { ...run, known }, report, acquiredAt, release);
+      await this.#loop(portal, { ...run, known }, report, hold, release);
     } finally {
       await release();
     }
@@ -317,15 +375,17 @@ export class Reconciler {
    */
   #freshSince(lease: Lease, readAt: number): boolean {
     if (lease.fromExpiredHolder) return false;
-    if (lease.releasedBy === undefined || lease.releasedBy === this.#owner) return true;
-    return (lease.releasedAt ?? Number.POSITIVE_INFINITY) + CLOCK_MARGIN_MS < readAt;
+    if (lease.releasedBy === undefined) return true;
+    // A run of this container released it: one clock, no margin.
+    const margin = lease.releasedBy.startsWith(`${this.#owner}/`) ? 0 : CLOCK_MARGIN_MS;
+    return (lease.releasedAt ?? Number.POSITIVE_INFINITY) + margin < readAt;
   }
 
   async #loop(
     portal: string,
     run: ReconcileRun,
     report: ReconcileReport,
-    acquiredAt: number,
+    hold: Hold,
     release: () => Promise<void>,
   ): Promise<void> {
     const fill = run.mode === 'fill';
@@ -335,12 +395,19 @@ export class Reconciler {
     // A message is sent once per run (per version): progress is certain, and a loop ends.
     const sent = new Map<string, number>();
     const linger = fill && this.options.batchLingerMs > 0;
-    let firstCall = true;
     let lingered = !linger;
     let known = new Map((run.known ?? []).map((state) => [messageKeyText(state), state]));
+    // The API's call also carries the edits other API callers of the portal wait for (merged ahead
+    // while this run held the lease): concurrent API edits share calls instead of queueing for the lease.
+    let carry = !fill;
     for (;;) {
       const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
       if (fill) candidates.push(...(await ledger.dirtyKeys(portal, maxCommandsPerCall * 2, this.#now())));
+      else if (carry)
+        candidates.push(
+          ...(await (hold.ahead ?? ledger.aheadKeys(portal, maxCommandsPerCall).catch(() => []))),
+        );
+      carry = false;
       const unknown = candidates.filter((key) => !known.has(messageKeyText(key)));
       const states = unknown.length > 0 ? await ledger.getMany(unknown) : new Map<string, MessageState>();
       for (const key of candidates) {
@@ -382,15 +449,14 @@ export class Reconciler {
       for (const job of jobs) sent.set(messageKeyText(job.key), job.version);
       // Each call that would not be full may wait once for more.
       lingered = !linger;
-      // The lease is renewed call by call (with the call's start), so a holder that dies blocks the
-      // portal for one call's time only; a first call right after taking it needs no renewal.
-      const callAt = this.#now();
-      const renew = !firstCall || callAt - acquiredAt > LEASE_FRESH_MS;
-      firstCall = false;
-      if (renew && !(await ledger.acquireLease(portal, this.#owner, this.#leaseUntil(run), callAt)).acquired)
-        return;
-      const results = await sendJobs(portal, jobs, this.#sendContext(run, fill));
-      // Held back (circuit, pacer, deadline): the rest waits too. Only its own messages: done.
+      // Each request confirms the lease right before it leaves (renewing it when needed), so a
+      // holder that dies blocks the portal for one call's time only, and one that stalls past its
+      // lease sends nothing more under it.
+      const results = await sendJobs(portal, jobs, {
+        ...this.#sendContext(run, fill),
+        claim: () => this.#claim(portal, hold, run),
+      });
+      // Held back (circuit, pacer, deadline, the lease lost): the rest waits too. Only its own messages: done.
       const heldBack = jobs.some((job) => results.get(job)?.kind === 'held');
       const last = heldBack || (!fill && run.hints.every((key) => sent.has(messageKeyText(key))));
       // The last call has ended: the lease is given up while its outcome is recorded (a reconciler
@@ -530,12 +596,20 @@ export class Reconciler {
     );
     if (failures.length === 0) return;
     const refused = new Set<number>();
-    if (run.mode === 'fill') {
+    // The API's caller hears of its own edit's failure; every other failure goes to the queue (a
+    // carried API edit's caller may have stopped waiting).
+    const hinted = new Set(run.hints.map(messageKeyText));
+    const toQueue = (job: Job) => run.mode === 'fill' || !hinted.has(messageKeyText(job.key));
+    const queued = failures.flatMap((failure, index) => (toQueue(failure.job) ? [index] : []));
+    if (queued.length > 0) {
       const sent = await sendFailedEdits(
-        failures.map(({ state, error }) => failedMessage(state, error)),
+        queued.map((index) => {
+          const { state, error } = failures[index] as (typeof failures)[number];
+          return failedMessage(state, error);
+        }),
         { queueUrl: o.failedEditsQueueUrl, client: this.#deps.sqs },
       );
-      for (const { index } of sent.refused) refused.add(index);
+      for (const { index } of sent.refused) refused.add(queued[index] as number);
     }
     await Promise.all(
       failures.map(async ({ job, state, error, startedAt }, index) => {
@@ -561,7 +635,7 @@ export class Reconciler {
           ...job.key,
           version: job.version,
           code: error.code,
-          queued: run.mode === 'fill',
+          queued: toQueue(job),
         });
         settle(state, marked ? { failedVersion: job.version, lastError: error } : { lastError: error });
       }),

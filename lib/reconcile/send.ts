@@ -82,6 +82,22 @@ export interface SendContext {
   random: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   stats: CallStats;
+  /**
+   * Right before each HTTP request: confirms that the sender may call the portal now and resolves
+   * with the call's start, or rejects with `LeaseLostError` and the call stays unsent. Default: now.
+   */
+  claim?: (() => Promise<number>) | undefined;
+}
+
+/** Our code for work not sent because the portal's lease passed to another reconciler first. */
+export const LEASE_LOST = 'LEASE_LOST';
+
+/** The sender's portal lease is no longer its own: no call may leave under it. */
+export class LeaseLostError extends Error {
+  constructor(portal: string) {
+    super(`The reconcile lease of portal ${portal} passed to another reconciler`);
+    this.name = 'LeaseLostError';
+  }
 }
 
 const BATCH_REFUSED = 'ERROR_BATCH_METHOD_NOT_ALLOWED';
@@ -250,16 +266,20 @@ async function callBatch(
 ): Promise<Map<Job, JobResult | 'refused'>> {
   const results = new Map<Job, JobResult | 'refused'>();
   const commands = jobs.map((job, i) => commandOf(job, `m${i}`));
-  const startedAt = ctx.now();
-  ctx.stats.calls += 1;
-  ctx.stats.commandsPerCall.push(commands.length);
+  const call = claimed(ctx, commands.length);
   let answer: unknown;
+  let startedAt: number;
   try {
-    const outcome = await ctx.gateway.batch(portal, commands, ctx.signal);
+    const outcome = await ctx.gateway.batch(portal, commands, { signal: ctx.signal, beforeSend: call.claim });
+    startedAt = call.startedAt();
     noteAnswer(portal, outcome.time, ctx);
     noteOperating(portal, 'batch', outcome.time, startedAt, commands.length, ctx);
     answer = outcome.result;
   } catch (error) {
+    if (error instanceof LeaseLostError) {
+      for (const job of jobs) results.set(job, leaseLost(error, ctx));
+      return results;
+    }
     if (isBitrix24Error(error) && error.code.toUpperCase() === BATCH_REFUSED) {
       refuseBatch(portal, ctx);
       for (const job of jobs) results.set(job, 'refused');
@@ -267,7 +287,7 @@ async function callBatch(
     }
     const failure = failureOf(error);
     noteFailure(portal, failure, ctx, BATCH_BILLING);
-    for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, startedAt));
+    for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, call.sentAt));
     return results;
   }
   let parsed: ReturnType<typeof parseBatchResponse>;
@@ -331,19 +351,52 @@ async function callSingle(
   secret: PortalSecret,
   ctx: SendContext,
 ): Promise<JobResult> {
-  const startedAt = ctx.now();
-  ctx.stats.calls += 1;
-  ctx.stats.commandsPerCall.push(1);
+  const call = claimed(ctx, 1);
   try {
-    const outcome = await ctx.gateway.updateMessage(portal, job.key, job.fields, ctx.signal);
+    const outcome = await ctx.gateway.updateMessage(portal, job.key, job.fields, {
+      signal: ctx.signal,
+      beforeSend: call.claim,
+    });
+    const startedAt = call.startedAt();
     noteAnswer(portal, outcome.time, ctx);
     noteOperating(portal, UPDATE_METHOD, outcome.time, startedAt, 1, ctx);
     return { kind: 'applied', startedAt, time: outcome.time };
   } catch (error) {
+    if (error instanceof LeaseLostError) return leaseLost(error, ctx);
     const failure = failureOf(error);
     noteFailure(portal, failure, ctx, SINGLE_BILLING);
-    return afterFailure(failure, job, ctx, secret, startedAt);
+    return afterFailure(failure, job, ctx, secret, call.sentAt);
   }
+}
+
+/**
+ * One call's claim on the portal: made before each request leaves (the gateway repeats a request
+ * after an auth recovery), counted once. `sentAt` is the start of the last request sent, undefined
+ * while none left: what may still land is dated from it.
+ */
+function claimed(ctx: SendContext, commands: number) {
+  const call = {
+    sentAt: undefined as number | undefined,
+    claim: async (): Promise<void> => {
+      const at = ctx.claim ? await ctx.claim() : ctx.now();
+      if (call.sentAt === undefined) {
+        ctx.stats.calls += 1;
+        ctx.stats.commandsPerCall.push(commands);
+      }
+      call.sentAt = at;
+    },
+    /** After an answer: a request left, so there is a start. */
+    startedAt: (): number => call.sentAt ?? ctx.now(),
+  };
+  return call;
+}
+
+function leaseLost(error: LeaseLostError, ctx: SendContext): JobResult {
+  return {
+    kind: 'held',
+    failure: { code: LEASE_LOST, description: error.message, strategy: Strategy.Server },
+    delayMs: ctx.handBackDelayMs,
+  };
 }
 
 function refuseBatch(portal: string, ctx: SendContext): void {

@@ -67,6 +67,20 @@ describe('applying an edit now', () => {
     expect(h.emulator.getMessage(789)?.text).toBe('Build #41: [B]green[/B]');
   });
 
+  it('lets ten concurrent edits of one portal share calls: every caller hears 200 and Bitrix24 receives fewer requests than edits', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) =>
+      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: `m${i}` }),
+    );
+    h.emulator.clearCalls();
+    const results = await Promise.all(
+      ids.map((id) => invoke(update({ message: `done ${id}` }, { messageId: id }))),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+    expect(ids.map((id) => h.emulator.getMessage(id)?.text)).toEqual(ids.map((id) => `done ${id}`));
+    const requests = h.emulator.calls.filter((c) => !c.viaBatch);
+    expect(requests.length).toBeLessThan(10);
+  });
+
   it('accepts both documented success shapes of Bitrix24', async () => {
     h.emulator.setSuccessShape('flat');
     expect((await invoke(update({ message: 'flat' }))).status).toBe(200);

@@ -1,6 +1,7 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateMessage } from '../../lib/api/update-message.ts';
+import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { isDirty, isFailed } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
@@ -17,6 +18,8 @@ const PRODUCERS = 4;
 const EDITS_PER_PRODUCER = 500;
 const KILLS = 3;
 
+type UpdateParams = { fields?: { message?: string } };
+
 interface Accepted {
   editId: string;
   messageId: number;
@@ -26,6 +29,20 @@ interface Accepted {
 }
 
 const API_EDITS = 200;
+
+/** A message's history with, for each text, the requests that carried it (sequence, arrival ms, status). */
+function historyOf(id: number, history: readonly string[]): string {
+  const carried = (text: string) =>
+    h.emulator.calls
+      .filter((c) => c.method === UPDATE_METHOD && (c.params as UpdateParams).fields?.message === text)
+      .map(
+        (c) =>
+          `#${c.seq} at ${c.at}${c.viaBatch ? ' in batch' : ''} -> ${c.httpStatus}${c.code ? ` ${c.code}` : ''}`,
+      );
+  return `message ${id}: history ${JSON.stringify(history)}; requests: ${JSON.stringify(
+    Object.fromEntries(history.slice(1).map((text) => [text, carried(text)])),
+  )}`;
+}
 
 let h: Harness;
 beforeAll(async () => {
@@ -233,10 +250,8 @@ describe('convergence under faults', () => {
       else if (lastEdit) expect(message?.text).toBe(lastEdit.text);
       if (lastEdit && message?.text === lastEdit.text) endsAtLast.add(id);
       const order = (message?.history ?? []).slice(1).map((text) => rank.get(text) ?? -1);
-      expect(
-        order.every((at, i) => at >= 0 && (i === 0 || at >= (order[i - 1] as number))),
-        `message ${id}: history ${JSON.stringify(message?.history)}`,
-      ).toBe(true);
+      const ordered = order.every((at, i) => at >= 0 && (i === 0 || at >= (order[i - 1] as number)));
+      expect(ordered, ordered ? '' : historyOf(id, message?.history ?? [])).toBe(true);
     }
 
     // Every accepted edit is applied or superseded (its message ends at its last edit), or failed:

@@ -42,6 +42,12 @@ function run(mode: 'fill' | 'only', hints = [] as ReturnType<typeof key>[]) {
   return { hints, mode, remainingMs: () => 30_000, stats: emptyStats() };
 }
 
+/** Polls `ready` every 10 ms, for at most 5 s. */
+async function waitUntil(ready: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ready(); i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(ready()).toBe(true);
+}
+
 const batchCalls = () => h.emulator.calls.filter((c) => c.method === 'batch');
 const updates = () => h.emulator.calls.filter((c) => c.method === UPDATE_METHOD);
 
@@ -171,6 +177,43 @@ describe('the reconciler', () => {
     const applied = await r.reconcilePortal('acme', run('fill', [key(id)]));
     expect(applied.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
     expect(h.emulator.getMessage(id)?.text).toBe('after the crash');
+  });
+
+  it('lets one run of a reconciler at a time send to a portal: a second run of the same container finds it held, and the message never goes back to an older state', async () => {
+    const r = reconciler();
+    const id = message('initial');
+    await r.merge(key(id), [edit(id, { message: 'older' })]);
+    // The first run's call is slow; a newer edit comes meanwhile and a second run of the same
+    // reconciler (a second request in one container) tries the portal.
+    h.emulator.inject({ kind: 'slow', delayMs: 400 }, 1);
+    const first = r.reconcilePortal('acme', run('fill'));
+    await waitUntil(() => updates().length === 1);
+    await r.merge(key(id), [edit(id, { message: 'newer' })]);
+    const second = await r.reconcilePortal('acme', run('fill'));
+    expect(second.leaseHeld).toBe(true);
+    await first;
+    await r.reconcilePortal('acme', run('fill'));
+    expect(h.emulator.getMessage(id)?.history).toEqual(['initial', 'older', 'newer']);
+  });
+
+  it('renews the lease before a call that starts after its claim, so a long run of single calls keeps the portal from a second reconciler', async () => {
+    // Leases of one second (what an invocation with a second left gets); every call takes 150 ms,
+    // and each message is too large for a batch command: 12 single calls in one unit of work.
+    const holder = reconciler({ callTimeoutMs: 500 });
+    const other = reconciler({ callTimeoutMs: 500 });
+    const ids = Array.from({ length: 12 }, () => message('initial'));
+    const rows = Array.from({ length: 400 }, (_, i) => ({ DISPLAY: 'LINE', NAME: `n${i}`, VALUE: `v${i}` }));
+    for (const id of ids)
+      await holder.merge(key(id), [edit(id, { message: `single ${id}`, attach: [{ GRID: rows }] })]);
+    h.emulator.inject({ kind: 'slow', delayMs: 150 }, 12);
+    const short = { ...run('fill'), remainingMs: () => 1_000 };
+    const holding = holder.reconcilePortal('acme', short);
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    const second = await other.reconcilePortal('acme', short);
+    expect(second.leaseHeld).toBe(true);
+    await holding;
+    expect(updates()).toHaveLength(12);
+    for (const id of ids) expect(h.emulator.getMessage(id)?.history).toEqual(['initial', `single ${id}`]);
   });
 
   it('keeps, per field, the latest of ten concurrent merges of one message', async () => {
