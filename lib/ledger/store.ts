@@ -212,7 +212,12 @@ export class Ledger {
       const cached = attempt === 0 ? this.#seen.get(pk) : undefined;
       const current = cached ?? (await this.get(key));
       const result = mergeEdits(current, edits);
-      if (!result.changed && !result.restamped) return result;
+      if (!result.changed && !result.restamped) {
+        // Nothing to write proves nothing about a cached copy (another container may have moved the
+        // message on since): only a state read now is returned, or a caller could send a stale one.
+        if (cached) continue;
+        return result;
+      }
       const now = this.#now();
       const due = dueAt(result.state, timing);
       const ahead = options.ahead === true && due <= now + AHEAD_WITHIN_MS;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { updateMessage } from '../../lib/api/update-message.ts';
 import { createDrain } from '../../lib/drain/index.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { toSqsRecord } from '../../local/poller.ts';
@@ -79,13 +79,14 @@ async function queuedEvent(): Promise<SQSEvent> {
   return { Records: Messages.map((m) => toSqsRecord(m, 'arn:aws:sqs:us-east-1:000000000000:edits.fifo')) };
 }
 
-function drain() {
+/** The drain, in this container or (`on` another Ledger instance) in a container of its own. */
+function drain(on: Ledger = ledger, overrides: Partial<ReconcileOptions> = {}) {
   const run = createDrain({
     gateway: h.gateway,
-    ledger,
+    ledger: on,
     sqs: h.sqs,
     editsQueueUrl: queueUrl,
-    options: options(),
+    options: { ...options(), ...overrides },
   });
   return (event: SQSEvent) => run(event, { remainingMs: () => 30_000 });
 }
@@ -103,6 +104,38 @@ describe('the message ends at the edit accepted last', () => {
     await drain()(await queuedEvent());
     expect(h.emulator.getMessage(id)?.text).toBe('B (newer)');
     expect(h.emulator.getMessage(id)?.history).not.toContain('A (older)');
+  });
+
+  it('when a drain container that saw the older edit gets its record again after another container applied a newer one', async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'start' });
+    await enqueueEdits(
+      [
+        {
+          portal: 'acme',
+          botId: BOT.id,
+          messageId: id,
+          fields: { message: 'A (older)' },
+          editId: randomUUID(),
+          requestedAt: new Date(Date.now() - 5_000).toISOString(),
+        },
+      ],
+      { queueUrl, client: h.sqs },
+    );
+    // The drain runs in a container of its own (its own copy of the items it saw) and finds
+    // Bitrix24 busy: the edit waits, its record comes back after a short delay.
+    const elsewhere = drain(new Ledger({ tableName: ledger.tableName, client: h.dynamo }), {
+      maxDeferralMs: 50,
+    });
+    const event = await queuedEvent();
+    h.emulator.inject({ kind: 'query-limit' });
+    await elsewhere(event);
+    expect(h.emulator.getMessage(id)?.text).toBe('start');
+    // Meanwhile the API (this container) applies a newer edit.
+    expect((await api()(id, 'B (newer)')).statusCode).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // The record comes back to the drain container.
+    await elsewhere(event);
+    expect(h.emulator.getMessage(id)?.history.slice(1)).toEqual(['B (newer)']);
   });
 
   it('when a queued edit accepted earlier is drained after an API edit accepted later', async () => {
