@@ -69,7 +69,13 @@ afterAll(() => Promise.all(harnesses.map((h) => h.close())));
 describe.each<OperatingBilling>(['per-method', 'per-batch'])(
   'a long drain under a scaled operating budget billed %s',
   (billing) => {
-    it('never receives OPERATION_TIME_LIMIT and uses at least 90% of what the budget allows, across containers', async () => {
+    // The share is of wall-clock time, and this process also hosts the emulator and DynamoDB: when a
+    // loaded CI machine stalls it for seconds, the calls it could not make in them are lost to the
+    // ratio (seen once in CI: 0.87, with gaps of 2.6 and 3.1 s between calls; alone it reaches 0.97).
+    // One more run then.
+    it('never receives OPERATION_TIME_LIMIT and uses at least 90% of what the budget allows, across containers', {
+      retry: 1,
+    }, async () => {
       const h = await startHarness({
         timeoutMs: 3_000,
         emulator: {
