@@ -66,6 +66,23 @@ function api() {
     );
 }
 
+/** A producer's edit on the edits queue, accepted 5 s ago. */
+async function enqueueOlder(messageId: number, text: string): Promise<void> {
+  await enqueueEdits(
+    [
+      {
+        portal: 'acme',
+        botId: BOT.id,
+        messageId,
+        fields: { message: text },
+        editId: randomUUID(),
+        requestedAt: new Date(Date.now() - 5_000).toISOString(),
+      },
+    ],
+    { queueUrl, client: h.sqs },
+  );
+}
+
 /** Everything visible on the edits queue, as one Lambda event (a real FIFO hands a group's records out together). */
 async function queuedEvent(): Promise<SQSEvent> {
   const { Messages = [] } = await h.sqs.send(
@@ -108,19 +125,7 @@ describe('the message ends at the edit accepted last', () => {
 
   it('when a drain container that saw the older edit gets its record again after another container applied a newer one', async () => {
     const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'start' });
-    await enqueueEdits(
-      [
-        {
-          portal: 'acme',
-          botId: BOT.id,
-          messageId: id,
-          fields: { message: 'A (older)' },
-          editId: randomUUID(),
-          requestedAt: new Date(Date.now() - 5_000).toISOString(),
-        },
-      ],
-      { queueUrl, client: h.sqs },
-    );
+    await enqueueOlder(id, 'A (older)');
     // The drain runs in a container of its own (its own copy of the items it saw) and finds
     // Bitrix24 busy: the edit waits, its record comes back after a short delay.
     const elsewhere = drain(new Ledger({ tableName: ledger.tableName, client: h.dynamo }), {
@@ -140,20 +145,7 @@ describe('the message ends at the edit accepted last', () => {
 
   it('when a queued edit accepted earlier is drained after an API edit accepted later', async () => {
     const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'start' });
-    const older = new Date(Date.now() - 5_000).toISOString();
-    await enqueueEdits(
-      [
-        {
-          portal: 'acme',
-          botId: BOT.id,
-          messageId: id,
-          fields: { message: 'queued (older)' },
-          editId: randomUUID(),
-          requestedAt: older,
-        },
-      ],
-      { queueUrl, client: h.sqs },
-    );
+    await enqueueOlder(id, 'queued (older)');
     expect((await api()(id, 'api (newer)')).statusCode).toBe(200);
     const response = await drain()(await queuedEvent());
     expect(response.batchItemFailures).toEqual([]);
