@@ -35,23 +35,39 @@ export interface PortalPacingOptions {
   now: () => number;
 }
 
+/** What one container keeps of one portal. */
+interface PortalMemory {
+  pace?: PortalPace | undefined;
+  /** Where the previous holder of the portal's lease left its bucket (epoch ms it empties). */
+  handedOver?: number | undefined;
+  /** Operating-time use per method, as the portal's answers report it. */
+  operating?: OperatingBook | undefined;
+  /** The portal refuses imbot.v2 inside `batch`. */
+  refusesBatch: boolean;
+  lastTime?: B24Time | undefined;
+}
+
 /**
- * What one container remembers between invocations about each portal: its slice of the rate
- * budget, portals that refuse imbot.v2 inside `batch`, and the last `time` object Bitrix24 sent
- * (OPERATION_TIME_LIMIT answers carry none; the last success's `operating_reset_at` says when to retry).
+ * What one container remembers between invocations about each portal: its rate bucket and
+ * operating-time book (both handed from lease holder to lease holder), whether it refuses imbot.v2
+ * inside `batch`, and the last `time` object Bitrix24 sent (OPERATION_TIME_LIMIT answers carry none;
+ * the last success's `operating_reset_at` says when to retry).
  */
 export class PortalPacing {
   readonly #options: PortalPacingOptions;
-  readonly #paces = new Map<string, PortalPace>();
-  readonly #noBatch = new Set<string>();
-  readonly #lastTime = new Map<string, B24Time>();
-  /** Where the previous holder of a portal's lease left its bucket (epoch ms it empties). */
-  readonly #handedOver = new Map<string, number>();
-  /** Each portal's operating-time use per method, as its answers report it. */
-  readonly #operating = new Map<string, OperatingBook>();
+  readonly #portals = new Map<string, PortalMemory>();
 
   constructor(options: PortalPacingOptions) {
     this.#options = options;
+  }
+
+  #memory(portal: string): PortalMemory {
+    let memory = this.#portals.get(portal);
+    if (!memory) {
+      memory = { refusesBatch: false };
+      this.#portals.set(portal, memory);
+    }
+    return memory;
   }
 
   /**
@@ -62,7 +78,8 @@ export class PortalPacing {
   pace(portal: string, limits: RateLimits): PortalPace {
     const { burst, perSecond } = normaliseLimits(limits);
     const limitsKey = `${burst}/${perSecond}`;
-    let pace = this.#paces.get(portal);
+    const memory = this.#memory(portal);
+    let pace = memory.pace;
     if (!pace || pace.limitsKey !== limitsKey) {
       // One request of the burst is left unused: our view and Bitrix24's differ by a request's
       // latency, and at the very edge of the burst that difference is a QUERY_LIMIT_EXCEEDED.
@@ -75,31 +92,31 @@ export class PortalPacing {
         apiCap,
         perSecond,
       };
-      this.#paces.set(portal, pace);
+      memory.pace = pace;
     }
-    const handedOver = this.#handedOver.get(portal);
-    if (handedOver !== undefined) {
-      pace.bucket.continueFrom(handedOver);
-      this.#handedOver.delete(portal);
+    if (memory.handedOver !== undefined) {
+      pace.bucket.continueFrom(memory.handedOver);
+      memory.handedOver = undefined;
     }
     return pace;
   }
 
   /** Continues from the bucket and the operating-time book another container left with the lease. */
   takeOver(portal: string, emptyAt: number | undefined, operating?: OperatingBook): void {
-    if (emptyAt !== undefined) this.#handedOver.set(portal, emptyAt);
-    if (operating !== undefined) this.#operating.set(portal, operating);
+    const memory = this.#memory(portal);
+    if (emptyAt !== undefined) memory.handedOver = emptyAt;
+    if (operating !== undefined) memory.operating = operating;
   }
 
   /** When this container's bucket of the portal empties, for the next holder of the lease. */
   handOver(portal: string): number | undefined {
-    return this.#paces.get(portal)?.bucket.emptyAt();
+    return this.#portals.get(portal)?.pace?.bucket.emptyAt();
   }
 
   /** The portal's operating-time book for the next holder of the lease (baskets still in the window). */
   operatingBook(portal: string): OperatingBook {
     return pruneOperatingBook(
-      this.#operating.get(portal) ?? {},
+      this.#portals.get(portal)?.operating ?? {},
       this.#options.now(),
       this.#options.operating,
     );
@@ -110,7 +127,7 @@ export class PortalPacing {
    * (a `batch` call: `batch` and its commands' method, whichever reading of the docs holds).
    */
   operatingWait(portal: string, methods: readonly string[], commands: number): number {
-    const book = this.#operating.get(portal);
+    const book = this.#portals.get(portal)?.operating;
     if (!book) return 0;
     const now = this.#options.now();
     return Math.max(
@@ -121,38 +138,40 @@ export class PortalPacing {
 
   /** Records what an answer reported of a method's operating time. */
   noteOperating(portal: string, method: string, seen: OperatingObservation): void {
-    const book = this.#operating.get(portal) ?? {};
+    const memory = this.#memory(portal);
+    const book = memory.operating ?? {};
     const use = recordOperating(book[method], seen, this.#options.operating);
-    if (use) this.#operating.set(portal, { ...book, [method]: use });
+    if (use) memory.operating = { ...book, [method]: use };
   }
 
   /** After OPERATION_TIME_LIMIT: the methods' budget is spent until `freeAt`. */
   operatingSpent(portal: string, methods: readonly string[], freeAt: number): void {
-    const book = { ...(this.#operating.get(portal) ?? {}) };
+    const memory = this.#memory(portal);
+    const book = { ...(memory.operating ?? {}) };
     const now = this.#options.now();
     for (const m of methods) book[m] = markSpent(book[m], now, freeAt, this.#options.operating);
-    this.#operating.set(portal, book);
+    memory.operating = book;
   }
 
   /** After QUERY_LIMIT_EXCEEDED: Bitrix24's bucket is full, whatever ours said. */
   penalise(portal: string): void {
-    this.#paces.get(portal)?.bucket.penalise();
+    this.#portals.get(portal)?.pace?.bucket.penalise();
   }
 
   refusesBatch(portal: string): boolean {
-    return this.#noBatch.has(portal);
+    return this.#portals.get(portal)?.refusesBatch === true;
   }
 
   rememberBatchRefused(portal: string): void {
-    this.#noBatch.add(portal);
+    this.#memory(portal).refusesBatch = true;
   }
 
   lastTime(portal: string): B24Time | undefined {
-    return this.#lastTime.get(portal);
+    return this.#portals.get(portal)?.lastTime;
   }
 
   rememberTime(portal: string, time: B24Time | undefined): void {
-    if (time) this.#lastTime.set(portal, time);
+    if (time) this.#memory(portal).lastTime = time;
   }
 }
 
