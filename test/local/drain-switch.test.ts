@@ -1,39 +1,26 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { type LocalSqs, startLocalSqs } from '../../local/sqs.ts';
 import { startDrainRunner } from '../../local/stack/drain.ts';
 import { DrainSwitch, type Pausable, resumeSummary } from '../../local/stack/drain-switch.ts';
-import { createQueues, LOCAL_AWS, QUEUES, type QueueUrls } from '../../local/stack/local-aws.ts';
+import { QUEUES } from '../../local/stack/local-aws.ts';
 import { readQueueView } from '../../local/stack/queue-view.ts';
 import { startSandboxServer } from '../../local/stack/sandbox/server.ts';
 import type { SandboxState } from '../../local/stack/sandbox/state.ts';
 import { startScheduler } from '../../local/stack/scheduler.ts';
 import type { StatusSchedule } from '../../local/stack/status-schedules.ts';
+import { localQueues } from './support/local-queues.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the local drain paused and resumed (the SQS emulator, through the real SDK)', () => {
-  let sqs: LocalSqs;
-  let client: SQSClient;
-  let queues: QueueUrls;
-
-  beforeAll(async () => {
-    sqs = await startLocalSqs();
-    client = new SQSClient({ ...LOCAL_AWS, endpoint: sqs.url });
-    queues = await createQueues(sqs.url, 8);
-  });
-  afterAll(async () => {
-    client.destroy();
-    await sqs.close();
-  });
+  const local = localQueues();
 
   it('leaves an edit sent while paused in the queue, received by nobody, and drains it once resumed', async () => {
     const received: string[] = [];
     const drain = startDrainRunner({
-      sqsUrl: sqs.url,
-      queueUrl: queues.edits,
+      sqsUrl: local.sqs.url,
+      queueUrl: local.queues.edits,
       createHandler: () => async (event: SQSEvent) => {
         for (const record of event.Records) received.push(JSON.parse(record.body).editId);
         return { batchItemFailures: [] };
@@ -55,15 +42,17 @@ describe('the local drain paused and resumed (the SQS emulator, through the real
         editId: 'paused-1',
         requestedAt: new Date().toISOString(),
       };
-      expect((await enqueueEdits([edit], { queueUrl: queues.edits, client })).failed).toEqual([]);
+      expect(
+        (await enqueueEdits([edit], { queueUrl: local.queues.edits, client: local.client })).failed,
+      ).toEqual([]);
       await sleep(1_500);
       expect(received).toEqual([]);
-      expect(await readQueueView(sqs.url, QUEUES)).toMatchObject({ waiting: 1, inFlight: 0 });
+      expect(await readQueueView(local.sqs.url, QUEUES)).toMatchObject({ waiting: 1, inFlight: 0 });
 
       drain.resume();
       await expect.poll(() => received, { timeout: 5_000, interval: 50 }).toEqual(['paused-1']);
       await expect
-        .poll(() => readQueueView(sqs.url, QUEUES), { timeout: 5_000, interval: 50 })
+        .poll(() => readQueueView(local.sqs.url, QUEUES), { timeout: 5_000, interval: 50 })
         .toMatchObject({ waiting: 0, inFlight: 0 });
       expect(drain.stats).toMatchObject({ invocations: 1, deleted: 1 });
     } finally {

@@ -1,10 +1,10 @@
-import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
 import { sendFailedEdits } from '../../lib/edits/failed.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { type LocalSqs, startLocalSqs } from '../../local/sqs.ts';
-import { createQueues, LOCAL_AWS, QUEUES, type QueueUrls } from '../../local/stack/local-aws.ts';
+import { QUEUES } from '../../local/stack/local-aws.ts';
 import { readQueueView } from '../../local/stack/queue-view.ts';
+import { localQueues } from './support/local-queues.ts';
 
 function edit(messageId: number, message: string) {
   return {
@@ -18,33 +18,25 @@ function edit(messageId: number, message: string) {
 }
 
 describe('the queue panel of the sandbox page', () => {
-  let sqs: LocalSqs;
-  let client: SQSClient;
-  let queues: QueueUrls;
-
-  beforeAll(async () => {
-    sqs = await startLocalSqs();
-    client = new SQSClient({ ...LOCAL_AWS, endpoint: sqs.url });
-    queues = await createQueues(sqs.url, 8);
-  });
-  afterAll(async () => {
-    client.destroy();
-    await sqs.close();
-  });
+  const local = localQueues();
 
   it('creates both FIFO queues on 127.0.0.1, reachable by the URLs it returns', () => {
-    expect(queues.edits).toBe(`${sqs.url}/000000000000/${QUEUES.edits}`);
-    expect(queues.failedEdits).toBe(`${sqs.url}/000000000000/${QUEUES.failedEdits}`);
+    expect(local.queues.edits).toBe(`${local.sqs.url}/000000000000/${QUEUES.edits}`);
+    expect(local.queues.failedEdits).toBe(`${local.sqs.url}/000000000000/${QUEUES.failedEdits}`);
   });
 
   it('counts waiting and in-flight edits and lists failed ones with their reasons, without receiving any', async () => {
     await enqueueEdits([edit(789, 'waiting text'), edit(790, 'in flight text')], {
-      queueUrl: queues.edits,
-      client,
+      queueUrl: local.queues.edits,
+      client: local.client,
     });
     // Takes the first message of each group; 789's group is then in flight, as in a drain invocation.
-    await client.send(
-      new ReceiveMessageCommand({ QueueUrl: queues.edits, MaxNumberOfMessages: 1, VisibilityTimeout: 30 }),
+    await local.client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: local.queues.edits,
+        MaxNumberOfMessages: 1,
+        VisibilityTimeout: 30,
+      }),
     );
     await sendFailedEdits(
       [
@@ -59,10 +51,10 @@ describe('the queue panel of the sandbox page', () => {
           editIds: ['edit-800'],
         },
       ],
-      { queueUrl: queues.failedEdits, client },
+      { queueUrl: local.queues.failedEdits, client: local.client },
     );
 
-    const view = await readQueueView(sqs.url, QUEUES);
+    const view = await readQueueView(local.sqs.url, QUEUES);
     expect(view).toMatchObject({ waiting: 1, inFlight: 1, failed: 1 });
     expect(view.pending.map((p) => p.state).sort()).toEqual(['in-flight', 'waiting']);
     expect(view.pending.find((p) => p.state === 'in-flight')?.visibleAt).toMatch(/^\d{4}-/);
@@ -77,6 +69,6 @@ describe('the queue panel of the sandbox page', () => {
       },
     ]);
     // Looking again shows the same: the inspection received nothing.
-    expect(await readQueueView(sqs.url, QUEUES)).toMatchObject({ waiting: 1, inFlight: 1, failed: 1 });
+    expect(await readQueueView(local.sqs.url, QUEUES)).toMatchObject({ waiting: 1, inFlight: 1, failed: 1 });
   });
 });
