@@ -8,8 +8,8 @@
 // while the drain runs flat out.
 //   npm run bench:drain [-- --messages 5000 --enterprise-messages 20000 --stream-seconds 10]
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { type CommandSpec, integerOption, parseCommandLine, runCommand } from '../scripts/cli.ts';
 
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
@@ -20,16 +20,51 @@ const { standardPlan } = await import('../lib/pacing/policies.ts');
 const { createLedgerTable } = await import('../local/dynamodb.ts');
 const { BOT, startHarness } = await import('../test/support/harness.ts');
 
-const { values } = parseArgs({
+const COMMAND: CommandSpec = {
+  name: 'npm run bench:drain',
+  summary: [
+    'The drain through the ledger on the Bitrix24 emulator at the standard and enterprise plans:',
+    'distinct messages with 2 and 10 drains, the API share, API callers during a drain, interleaved',
+    'edits and one hot message. Prints each phase as JSON with its ratio to the physical limit; about',
+    '4 minutes with the defaults.',
+  ].join('\n'),
+  usage: '[-- options]',
   options: {
-    messages: { type: 'string', default: '5000' },
-    'enterprise-messages': { type: 'string', default: '20000' },
-    'stream-seconds': { type: 'string', default: '10' },
+    messages: {
+      type: 'string',
+      value: '<n>',
+      default: '5000',
+      description: 'distinct messages of each standard-plan phase (500 to 20000)',
+    },
+    'enterprise-messages': {
+      type: 'string',
+      value: '<n>',
+      default: '20000',
+      description: 'distinct messages of the enterprise phase (500 to 40000)',
+    },
+    'stream-seconds': {
+      type: 'string',
+      value: '<s>',
+      default: '10',
+      description: 'how long the 1,000 edits of one message take to arrive (2 to 60)',
+    },
   },
+  examples: ['npm run bench:drain', 'npm run bench:drain -- --messages 1000 --enterprise-messages 2000'],
+};
+let sizes: { messages: number; enterprise: number; streamSeconds: number } | undefined;
+await runCommand(COMMAND, () => {
+  const args = parseCommandLine(COMMAND, process.argv.slice(2));
+  if (!args) return;
+  sizes = {
+    messages: integerOption(args.values, 'messages', 500, 20_000),
+    enterprise: integerOption(args.values, 'enterprise-messages', 500, 40_000),
+    streamSeconds: integerOption(args.values, 'stream-seconds', 2, 60),
+  };
 });
-const MESSAGES = Math.min(20_000, Math.max(500, Number(values.messages)));
-const ENTERPRISE_MESSAGES = Math.min(40_000, Math.max(500, Number(values['enterprise-messages'])));
-const STREAM_SECONDS = Math.min(60, Math.max(2, Number(values['stream-seconds'])));
+if (!sizes) process.exit();
+const MESSAGES = sizes.messages;
+const ENTERPRISE_MESSAGES = sizes.enterprise;
+const STREAM_SECONDS = sizes.streamSeconds;
 const { enterprisePlan } = await import('../lib/pacing/policies.ts');
 const { Reconciler } = await import('../lib/reconcile/reconcile.ts');
 const { emptyStats } = await import('../lib/reconcile/send.ts');

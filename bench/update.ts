@@ -1,7 +1,6 @@
 // Warm latency of the update-message handler against a raw fetch of the same emulator call,
 // measured in the same run, and the ledger's own requests alone. Usage: npm run bench:update [-- --iterations 2000]
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createHandler } from '../functions/update-message.ts';
 import { UPDATE_METHOD } from '../lib/bitrix24/imbot.ts';
@@ -9,11 +8,35 @@ import { enqueueEdits } from '../lib/edits/queue.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
 import { Ledger } from '../lib/ledger/store.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
+import { type CommandSpec, integerOption, parseCommandLine, runCommand } from '../scripts/cli.ts';
 import { httpApiEvent, lambdaContext } from '../test/support/events.ts';
 import { BOT, PREFIX, startHarness, WEBHOOK, webhookSecret } from '../test/support/harness.ts';
 
-const { values } = parseArgs({ options: { iterations: { type: 'string', default: '2000' } } });
-const iterations = Math.min(20_000, Math.max(100, Number(values.iterations)));
+const COMMAND: CommandSpec = {
+  name: 'npm run bench:update',
+  summary: [
+    'Warm latency of the update API (handler, ledger, one Bitrix24 call on loopback) against a raw',
+    'fetch of the same call, with the ledger alone and a floor of two bare UpdateItems. Prints p50',
+    'and p99 of each and the ratios; about 90 seconds with the defaults.',
+  ].join('\n'),
+  usage: '[-- --iterations <n>]',
+  options: {
+    iterations: {
+      type: 'string',
+      value: '<n>',
+      default: '2000',
+      description:
+        'calls per series in each of the 4 rounds (100 to 20000; a quarter of them, at most 500, warm up first)',
+    },
+  },
+  examples: ['npm run bench:update', 'npm run bench:update -- --iterations 1000'],
+};
+let iterations = 0;
+await runCommand(COMMAND, () => {
+  const args = parseCommandLine(COMMAND, process.argv.slice(2));
+  if (args) iterations = integerOption(args.values, 'iterations', 100, 20_000);
+});
+if (iterations === 0) process.exit();
 const warmup = Math.min(500, Math.floor(iterations / 4));
 
 // DynamoDB runs beside the functions, not in their process: so does the local one here.

@@ -130,6 +130,21 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
   };
 }
 
+/** An integer option's value, or a UsageError naming the option, its range and what was given. */
+export function integerOption(
+  values: ParsedCommandLine['values'],
+  name: string,
+  min: number,
+  max: number,
+): number {
+  const given = values[name];
+  const number = typeof given === 'string' && /^-?\d+$/.test(given.trim()) ? Number(given) : Number.NaN;
+  if (!Number.isInteger(number) || number < min || number > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(given)}`);
+  }
+  return number;
+}
+
 /** Runs a command's main, turning UsageError into one line and exit 2, other thrown errors into exit 1. */
 export async function runCommand(
   spec: CommandSpec,

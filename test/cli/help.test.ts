@@ -47,6 +47,8 @@ const COMMANDS = [
     args: ['register-bot'],
     bad: ['register-bot', '--colour', 'red'],
   },
+  { command: 'npm run bench:drain', script: 'bench/drain.ts', args: [], bad: ['--messages', 'many'] },
+  { command: 'npm run bench:update', script: 'bench/update.ts', args: [], bad: ['--iterations', '5'] },
 ];
 
 describe('every command', () => {
