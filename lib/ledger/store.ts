@@ -69,8 +69,12 @@ const AHEAD_DUE_AT = -1;
  */
 function indexDueAt(pk: string, due: number): number {
   const fraction = createHash('sha256').update(pk).digest().readUInt32BE(0) / 2 ** 32;
-  return due + Math.floor(fraction * 1e6) / 1e6;
+  return due + Math.floor(fraction * INDEX_STEPS) / INDEX_STEPS;
 }
+/** The fraction's steps per ms: an index key lies in [due, due + 1 − 1 / INDEX_STEPS]. */
+const INDEX_STEPS = 1e6;
+/** Above every ahead message's index key, below every fresh one's (due at 0). */
+const AHEAD_BELOW = AHEAD_DUE_AT + 1 - 0.5 / INDEX_STEPS;
 const AHEAD_WITHIN_MS = 1_000;
 
 /** A portal lease asked for: refused, or taken with what the previous holder left on the portal item. */
@@ -291,8 +295,7 @@ export class Ledger {
 
   /** Keys of the portal's messages merged `ahead` (edits an API caller waits for), oldest first. */
   aheadKeys(portal: string, limit: number): Promise<MessageKey[]> {
-    // Their index keys lie in [-1, -0.000001]: below every due time (fresh messages are due at 0).
-    return this.dirtyKeys(portal, limit, AHEAD_DUE_AT + 0.999_999_5);
+    return this.dirtyKeys(portal, limit, AHEAD_BELOW);
   }
 
   /** Every portal that has dirty messages (a scan of the sparse index, which holds only those). */
@@ -462,7 +465,7 @@ export class Ledger {
           ':ttl': this.#ttl(now),
           ...(callsStartBy === undefined ? {} : { ':call': callsStartBy }),
         },
-        // What the previous holder left: its bucket, and a call start it did not clear (it died).
+        // What the previous holder left: its bucket, and the latest call start it did not clear (it died).
         ReturnValues: 'ALL_OLD',
       },
       'take the portal lease',

@@ -595,25 +595,23 @@ export class Reconciler {
       }),
     );
     if (failures.length === 0) return;
-    const refused = new Set<number>();
     // The API's caller hears of its own edit's failure; every other failure goes to the queue (a
     // carried API edit's caller may have stopped waiting).
     const hinted = new Set(run.hints.map(messageKeyText));
     const toQueue = (job: Job) => run.mode === 'fill' || !hinted.has(messageKeyText(job.key));
-    const queued = failures.flatMap((failure, index) => (toQueue(failure.job) ? [index] : []));
+    const queued = failures.filter((failure) => toQueue(failure.job));
+    const refused = new Set<(typeof failures)[number]>();
     if (queued.length > 0) {
       const sent = await sendFailedEdits(
-        queued.map((index) => {
-          const { state, error } = failures[index] as (typeof failures)[number];
-          return failedMessage(state, error);
-        }),
+        queued.map(({ state, error }) => failedMessage(state, error)),
         { queueUrl: o.failedEditsQueueUrl, client: this.#deps.sqs },
       );
-      for (const { index } of sent.refused) refused.add(queued[index] as number);
+      for (const { index } of sent.refused) refused.add(queued[index] as (typeof failures)[number]);
     }
     await Promise.all(
-      failures.map(async ({ job, state, error, startedAt }, index) => {
-        if (refused.has(index)) {
+      failures.map(async (failure) => {
+        const { job, state, error, startedAt } = failure;
+        if (refused.has(failure)) {
           const retryAt = now + o.handBackDelayMs;
           const kept: LedgerError = {
             code: FAILED_QUEUE_UNAVAILABLE,

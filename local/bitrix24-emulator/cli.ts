@@ -1,4 +1,10 @@
-import { type CommandSpec, parseCommandLine, runCommand, UsageError } from '../../scripts/cli.ts';
+import {
+  type CommandSpec,
+  integerOption,
+  parseCommandLine,
+  runCommand,
+  UsageError,
+} from '../../scripts/cli.ts';
 import { seedDemoPortal } from './demo.ts';
 import { startBitrix24Emulator } from './emulator.ts';
 
@@ -39,11 +45,8 @@ async function main(): Promise<void> {
   const args = parseCommandLine(COMMAND, process.argv.slice(2));
   if (!args) return;
   const { values } = args;
-  const port = Number(values.port);
+  const port = integerOption(values, 'port', 0, 65_535);
   requestedPort = port;
-  if (!/^\d+$/.test(String(values.port)) || port > 65_535) {
-    throw new UsageError(`--port must be an integer from 0 to 65535, got "${values.port}"`);
-  }
   if (values.shape !== 'flat' && values.shape !== 'nested') {
     throw new UsageError(`--shape must be flat or nested, got "${values.shape}"`);
   }

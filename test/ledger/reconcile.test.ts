@@ -6,7 +6,7 @@ import type { Ledger } from '../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
-import { receiveAll } from '../drain/support/fixtures.ts';
+import { receiveAll, waitFor } from '../drain/support/fixtures.ts';
 import { BOT, freshLedger, type Harness, startHarness, testReconciler } from '../support/harness.ts';
 
 let h: Harness;
@@ -40,12 +40,6 @@ function edit(messageId: number, fields: Record<string, unknown>, at?: number) {
 
 function run(mode: 'fill' | 'only', hints = [] as ReturnType<typeof key>[]) {
   return { hints, mode, remainingMs: () => 30_000, stats: emptyStats() };
-}
-
-/** Polls `ready` every 10 ms, for at most 5 s. */
-async function waitUntil(ready: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !ready(); i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
-  expect(ready()).toBe(true);
 }
 
 const batchCalls = () => h.emulator.calls.filter((c) => c.method === 'batch');
@@ -187,7 +181,7 @@ describe('the reconciler', () => {
     // reconciler (a second request in one container) tries the portal.
     h.emulator.inject({ kind: 'slow', delayMs: 400 }, 1);
     const first = r.reconcilePortal('acme', run('fill'));
-    await waitUntil(() => updates().length === 1);
+    await waitFor(() => updates().length === 1, 5_000, 'the first run’s call');
     await r.merge(key(id), [edit(id, { message: 'newer' })]);
     const second = await r.reconcilePortal('acme', run('fill'));
     expect(second.leaseHeld).toBe(true);
