@@ -15,4 +15,11 @@ const failed =
   (report.numRuntimeErrorTests ?? 0) +
   (report.success === false && !report.numFailedTests ? 1 : 0);
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+// The suite's wall time, first test file's start to last one's end.
+const files = report.testResults ?? [];
+const ends = files.map((f) => f.endTime).filter(Number.isFinite);
+if (ends.length > 0 && Number.isFinite(report.startTime)) {
+  const seconds = Math.round((Math.max(...ends) - report.startTime) / 1000);
+  console.log(`${files.length} test files in ${seconds} s`);
+}
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { type Clock, systemClock } from '../clock.ts';
 import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
 import { type MessageState, messageKeyText } from '../ledger/model.ts';
 import type { Ledger } from '../ledger/store.ts';
@@ -26,10 +27,9 @@ export interface DrainDeps {
   editsQueueUrl?: string | undefined;
   /** Per-portal overload circuits. Default: 5 min doubling to 1 h. */
   circuits?: PortalCircuits;
-  now?: () => number;
+  /** Reads the time and waits for rate tokens and the linger. Default the system clock. */
+  clock?: Clock;
   random?: () => number;
-  /** Waits for a rate token or a linger. Default: a timer that the signal cuts short. */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 export interface Invocation {
@@ -47,16 +47,16 @@ export type Drain = (event: SQSEvent, invocation: Invocation) => Promise<SQSBatc
  * message still waiting, which comes back after the message's delay as its retry signal.
  */
 export function createDrain(deps: DrainDeps): Drain {
-  const now = deps.now ?? Date.now;
+  const clock = deps.clock ?? systemClock;
+  const now = () => clock.now();
   const reconciler = new Reconciler({
     ledger: deps.ledger,
     gateway: deps.gateway,
     sqs: deps.sqs,
     options: deps.options,
-    now,
+    clock,
     ...(deps.circuits ? { circuits: deps.circuits } : {}),
     ...(deps.random ? { random: deps.random } : {}),
-    ...(deps.sleep ? { sleep: deps.sleep } : {}),
   });
   const options = reconciler.options;
   const delays = { minDelayMs: options.handBackDelayMs, maxDelayMs: options.maxDeferralMs };
@@ -94,7 +94,7 @@ export function createDrain(deps: DrainDeps): Drain {
     const messages = byMessage(edits);
     const merged: ParsedEdit[][] = [];
     const states: MessageState[] = [];
-    const mergedAt = Date.now();
+    const mergedAt = now();
     await Promise.all(
       [...messages.values()].map(async (group) => {
         const first = (group[0] as ParsedEdit).edit;

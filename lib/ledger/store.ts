@@ -281,9 +281,10 @@ export class Ledger {
           new QueryCommand({
             TableName: this.tableName,
             IndexName: DIRTY_INDEX,
-            KeyConditionExpression: '#dp = :portal AND #ds <= :now',
+            // Due within this millisecond counts as due: index keys carry a fraction of a ms.
+            KeyConditionExpression: '#dp = :portal AND #ds < :before',
             ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT },
-            ExpressionAttributeValues: { ':portal': portal, ':now': now },
+            ExpressionAttributeValues: { ':portal': portal, ':before': Math.floor(now) + 1 },
             ScanIndexForward: true,
             Limit: limit,
           }),
@@ -339,8 +340,10 @@ export class Ledger {
     const values = { ':v': version, ':now': now, ':started': startedAt, ':zero': 0, ':ttl': this.#ttl(now) };
     const names = { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE };
     // The item exists (no partial item is made for a message gone by TTL) and no later apply is on it.
+    // A call started in the same millisecond as the recorded one came after it: calls of a portal
+    // follow one another under its lease, and each run records one call's outcomes before the next.
     const latest =
-      'attribute_exists(version) AND (attribute_not_exists(appliedCallAt) OR appliedCallAt < :started)';
+      'attribute_exists(version) AND (attribute_not_exists(appliedCallAt) OR appliedCallAt <= :started)';
     const applied =
       'SET appliedVersion = :v, appliedCallAt = :started, appliedAt = :now, lastCallAt = :started, attempts = :zero, #ttl = :ttl';
     if (

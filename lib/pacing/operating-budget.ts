@@ -95,15 +95,15 @@ export function recordOperating(
   policy: OperatingPolicy,
 ): MethodUse | undefined {
   if (!Number.isFinite(seen.operating) || seen.operating < 0) return use;
-  const baskets = use ? live(use, seen.startedAt, policy) : [];
+  const served = seen.servedAt;
+  const basketAt =
+    served !== undefined && Number.isFinite(served) ? Math.max(seen.startedAt, served) : seen.startedAt;
+  const baskets = portalsBaskets(use, seen, basketAt, policy);
   const added = seen.operating - sum(baskets);
   if (added <= 0) {
     return use ? { ...use, baskets, lastCallAt: Math.max(use.lastCallAt, seen.startedAt) } : undefined;
   }
   const sample = added / Math.max(1, seen.commands);
-  const served = seen.servedAt;
-  const basketAt =
-    served !== undefined && Number.isFinite(served) ? Math.max(seen.startedAt, served) : seen.startedAt;
   // A dearer call counts at once; cheaper ones bring the estimate down slowly.
   const perCommand =
     use && use.perCommand > 0 ? Math.max(sample, use.perCommand * 0.7 + sample * 0.3) : sample;
@@ -112,6 +112,33 @@ export function recordOperating(
     perCommand,
     lastCallAt: Math.max(use?.lastCallAt ?? 0, seen.startedAt),
   };
+}
+
+/**
+ * Our live baskets as the portal counts them when it answered. We keep a basket a margin past its
+ * drop (a portal clock behind ours); when the answer counts less than we do with this call's
+ * expected cost, the portal has dropped those already: so do we, oldest first. Kept, they would
+ * hide this call's cost (taken for theirs) and lose it when they drop here, and the next calls
+ * would cross the limit (found on a virtual clock: OPERATION_TIME_LIMIT whenever calls fell in the
+ * margin). A basket dropped wrongly moves its seconds into this call's, which drops later: safe.
+ */
+function portalsBaskets(
+  use: MethodUse | undefined,
+  seen: OperatingObservation,
+  at: number,
+  policy: OperatingPolicy,
+): Basket[] {
+  const baskets = use ? live(use, seen.startedAt, policy).sort((a, b) => a[1] - b[1]) : [];
+  const expected = (use?.perCommand ?? 0) * seen.commands;
+  const nominalMs = BASKETS * policy.basketMs;
+  let first = 0;
+  let counted = sum(baskets);
+  for (const [, firstAt, seconds] of baskets) {
+    if (counted + expected <= seen.operating || firstAt + nominalMs > at) break;
+    counted -= seconds;
+    first += 1;
+  }
+  return baskets.slice(first);
 }
 
 /**

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { type BatchCommand, buildBatchCmd } from '../bitrix24/batch.ts';
 import { type Bitrix24Client, createBitrix24Client } from '../bitrix24/client.ts';
 import { findErrorRow, LocalCode } from '../bitrix24/error-table.ts';
@@ -7,6 +6,7 @@ import { Bitrix24Error, isBitrix24Error } from '../bitrix24/errors.ts';
 import { isBooleanSuccess, UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
 import { refreshOAuthTokens } from '../bitrix24/oauth.ts';
 import type { CallOutcome, PortalAuth } from '../bitrix24/types.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import { PORTAL_PATTERN } from '../config.ts';
 import type { EditFields } from '../edits/types.ts';
 import { AppError, ValidationError } from '../errors.ts';
@@ -48,6 +48,8 @@ export interface GatewayOptions {
   timeoutMs: number;
   /** Allow plain-HTTP portal and OAuth URLs (local use only). */
   allowHttp: boolean;
+  /** Times the refresh lock and the waits for another container's refresh. Default the system clock. */
+  clock?: Clock | undefined;
 }
 
 export interface CallRequest {
@@ -78,10 +80,12 @@ export class PortalGateway {
   readonly #unsaved = new Map<string, PortalSecret>();
 
   readonly #owner: string;
+  readonly #clock: Clock;
 
   constructor(options: GatewayOptions) {
     this.#options = options;
     this.#owner = options.owner ?? randomUUID();
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** The portal's secret (cached by the store). */
@@ -236,12 +240,13 @@ export class PortalGateway {
     if (!lock) return this.#refreshWith(portal, current, signal);
     // Held for one refresh and its write-back, at most.
     const holdMs = 2 * this.#options.timeoutMs + 2_000;
-    const giveUpAt = Date.now() + holdMs;
+    const clock = this.#clock;
+    const giveUpAt = clock.now() + holdMs;
     for (;;) {
-      if (await lock.acquireRefreshLock(portal, this.#owner, Date.now() + holdMs)) break;
+      if (await lock.acquireRefreshLock(portal, this.#owner, clock.now() + holdMs)) break;
       // Another container is refreshing: its new pair reaches the secret within the lock's time.
-      if (Date.now() >= giveUpAt || signal?.aborted) return current;
-      await delay(REFRESH_POLL_MS, undefined, signal ? { signal } : {}).catch(() => undefined);
+      if (clock.now() >= giveUpAt || signal?.aborted) return current;
+      await clock.sleep(REFRESH_POLL_MS, signal);
       current = await read();
       if (replaced(current)) return current;
     }
@@ -281,7 +286,7 @@ export class PortalGateway {
           const fresh = await this.#options.store.get(portal, { fresh: true });
           if (fresh.auth.type === 'oauth' && fresh.auth.refreshToken !== current.auth.refreshToken)
             return fresh;
-          await delay(REFRESH_POLL_MS, undefined, signal ? { signal } : {}).catch(() => undefined);
+          await this.#clock.sleep(REFRESH_POLL_MS, signal);
         }
       }
       throw error;

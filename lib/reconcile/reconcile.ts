@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { B24Time } from '../bitrix24/types.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
 import { messageGroupId, type QueuedEdit } from '../edits/types.ts';
 import {
@@ -70,9 +70,9 @@ export interface ReconcilerDeps {
   options: ReconcileOptions;
   pacing?: PortalPacing;
   circuits?: PortalCircuits;
-  now?: () => number;
+  /** Reads the time and waits (rate tokens, the linger, the holder wait). Default the system clock. */
+  clock?: Clock;
   random?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** This container's id; each run's lease owner is this id and the run's number. Default a random UUID. */
   owner?: string;
 }
@@ -138,9 +138,10 @@ export class Reconciler {
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
     this.options = normaliseReconcileOptions(deps.options);
-    this.#now = deps.now ?? Date.now;
+    const clock = deps.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#random = deps.random ?? Math.random;
-    this.#sleep = deps.sleep ?? sleepUnlessAborted;
+    this.#sleep = (ms, signal) => clock.sleep(ms, signal);
     this.#owner = deps.owner ?? randomUUID();
     this.pacing =
       deps.pacing ??
@@ -673,9 +674,4 @@ export function failedMessage(state: MessageState, error: LedgerError): FailedEd
     firstRequestedAt: new Date(Number.isFinite(first) ? first : 0).toISOString(),
     editIds,
   };
-}
-
-async function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return;
-  await delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 }

@@ -94,7 +94,9 @@ export class Engine {
       const startMs = this.settings.now();
       const bare = timeObject(startMs, 0, this.#idle(startMs));
       if ('failure' in parsed) return errorReply(parsed.failure, bare);
-      if (!this.bucket.tryTake()) return errorReply(failure('QUERY_LIMIT_EXCEEDED'), bare);
+      const taken = this.bucket.tryTake();
+      record.bucketLevel = this.bucket.level();
+      if (!taken) return errorReply(failure('QUERY_LIMIT_EXCEEDED'), bare);
       const identity = this.#authenticate(route, params);
       if (!isIdentity(identity)) return errorReply(identity, bare);
       if (method === 'batch') return this.#batch(identity, auth, params, startMs);

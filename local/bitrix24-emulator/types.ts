@@ -106,6 +106,8 @@ export interface CallRecord {
   /** 0 when the socket was destroyed without an answer. */
   httpStatus: number;
   code?: string;
+  /** The portal's request bucket right after this HTTP request was counted (or refused). */
+  bucketLevel?: number;
 }
 
 export type BotOwner = { webhookUserId: number } | { clientId: string };

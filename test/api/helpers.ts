@@ -2,15 +2,17 @@ import { PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { createHandler as createGetHandler } from '../../functions/get-message.ts';
 import { createHandler as createUpdateHandler } from '../../functions/update-message.ts';
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
+import type { Clock } from '../../lib/clock.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { HttpResult } from '../../lib/http/responses.ts';
 import type { Ledger } from '../../lib/ledger/store.ts';
 import type { PortalGateway } from '../../lib/portal/gateway.ts';
-import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
-import { Reconciler } from '../../lib/reconcile/reconcile.ts';
+import { RECONCILE_DEFAULTS, type ReconcileOptions } from '../../lib/reconcile/options.ts';
+import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';
+import { laterClock } from '../support/clock.ts';
 import { httpApiEvent, lambdaContext } from '../support/events.ts';
-import { BOT, freshLedger, type Harness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, testReconciler } from '../support/harness.ts';
 
 /** A ledger in a table of its own: one test's edits of message 789 never set another's fate or cadence. */
 export { freshLedger };
@@ -18,27 +20,21 @@ export { freshLedger };
 export interface ReconcilerSetup {
   gateway?: PortalGateway;
   /** The reconciler's clock; default the real one. */
-  now?: () => number;
+  clock?: Clock;
   options?: Partial<ReconcileOptions>;
 }
 
-/** A reconciler on the harness, without cadence or linger unless `options` set them. */
+/**
+ * The harness's test reconciler with the API's settings: a 1 s call timeout and the default settle
+ * window, without cadence or linger unless `options` set them.
+ */
 export function reconcilerFor(h: Harness, ledger: Ledger, setup: ReconcilerSetup = {}): Reconciler {
-  return new Reconciler({
+  return testReconciler(
+    h,
     ledger,
-    gateway: setup.gateway ?? h.gateway,
-    sqs: h.sqs,
-    random: () => 0.5,
-    ...(setup.now ? { now: setup.now } : {}),
-    options: {
-      failedEditsQueueUrl: h.failedQueueUrl,
-      callTimeoutMs: 1_000,
-      deadlineMarginMs: 100,
-      batchLingerMs: 0,
-      messageMinIntervalMs: 0,
-      ...setup.options,
-    },
-  });
+    { callTimeoutMs: 1_000, ambiguousSettleMs: RECONCILE_DEFAULTS.ambiguousSettleMs, ...setup.options },
+    { ...(setup.gateway ? { gateway: setup.gateway } : {}), ...(setup.clock ? { clock: setup.clock } : {}) },
+  );
 }
 
 /** The API's dependencies on the harness: its gateway, a fresh reconciler and the loopback edits queue. */
@@ -117,7 +113,7 @@ export async function queued(h: Harness) {
 
 /** The scheduled sweep, run by another container `laterMs` after now (past any backoff of the tests). */
 export function sweepLater(h: Harness, ledger: Ledger, laterMs = 5 * 60_000) {
-  const reconciler = reconcilerFor(h, ledger, { now: () => Date.now() + laterMs });
+  const reconciler = reconcilerFor(h, ledger, { clock: laterClock(laterMs, h.clock) });
   return sweep(reconciler, { remainingMs: () => 30_000 });
 }
 

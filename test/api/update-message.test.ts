@@ -18,6 +18,7 @@ import {
   startHarness,
   webhookSecret,
 } from '../support/harness.ts';
+import { waitFor } from '../support/wait.ts';
 import {
   failedEdits,
   freshLedger,
@@ -370,6 +371,8 @@ describe('deferring to the queue', () => {
     const res = await invoke(update({ message: 'slow portal' }));
     expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'TIMEOUT' } });
     expect(await queued()).toHaveLength(1);
+    // The call lands after its timeout (before the next test edits message 789).
+    await waitFor(() => h.emulator.getMessage(789)?.text === 'slow portal', 10_000, 'the late landing');
   });
 
   it('defers without calling Bitrix24 when the caller prefers respond-async', async () => {

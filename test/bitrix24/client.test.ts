@@ -86,11 +86,10 @@ describe('the Bitrix24 client', () => {
 
   it('gives up after its timeout with a TIMEOUT error', async () => {
     const client = createBitrix24Client({ portalUrl: emulator.url, allowHttp: true, timeoutMs: 200 });
+    // The portal would answer success after a second: only the timeout makes this a failure.
     emulator.inject({ kind: 'slow', delayMs: 1_000 });
-    const started = Date.now();
     const error = await failure(client.call(UPDATE_METHOD, params('x'), { auth: webhook }));
     expect(error).toMatchObject({ code: 'TIMEOUT', strategy: 'server' });
-    expect(Date.now() - started).toBeLessThan(900);
   });
 
   it('stops when the caller aborts, e.g. at the Lambda deadline', async () => {

@@ -9,15 +9,13 @@ const scratch = mkdtempSync(join(tmpdir(), 'b24-help-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function run(script: string, args: string[]) {
-  const started = Date.now();
-  const result = spawnSync(process.execPath, [join(root, script), ...args], {
+  return spawnSync(process.execPath, [join(root, script), ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 15_000,
     // Ports of `npm start` that nothing may take: a start that ignored --help would be seen here.
     env: { ...process.env, API_PORT: '0', SANDBOX_PORT: '0', EMULATOR_PORT: '0', SQS_PORT: '0' },
   });
-  return { ...result, ms: Date.now() - started };
 }
 
 const TRACE = /^\s+at .+:\d+:\d+\)?$/m;
@@ -64,7 +62,6 @@ describe('every command', () => {
       expect(result.stdout).not.toContain('Ready in');
       expect(result.stdout).not.toContain('valid schedule');
       expect(result.stderr).toBe('');
-      expect(result.ms).toBeLessThan(10_000);
     },
   );
 

@@ -8,9 +8,10 @@ import { Ledger } from '../../lib/ledger/store.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';
-import { seededRandom } from '../drain-core/helpers.ts';
 import { BOT, type Harness, PREFIX, SECRET_MARKER, startHarness, webhookSecret } from '../support/harness.ts';
-import { createFifoQueue, queueDepth, receiveAll, testOptions, waitFor } from './support/fixtures.ts';
+import { seededRandom } from '../support/random.ts';
+import { waitFor } from '../support/wait.ts';
+import { createFifoQueue, queueDepth, receiveAll, testOptions } from './support/fixtures.ts';
 import { spawnWorker, type Worker } from './support/spawn-worker.ts';
 
 const MESSAGES = 100;

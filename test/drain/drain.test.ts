@@ -2,7 +2,9 @@ import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
+import { VirtualClock } from '../support/clock.ts';
 import { BOT, type Harness, PREFIX, startHarness, webhookSecret } from '../support/harness.ts';
+import { waitFor } from '../support/wait.ts';
 import {
   contextWith,
   drainHandler,
@@ -254,15 +256,24 @@ describe('backoff handed to SQS', () => {
   it('keeps a message whose call timed out back until the settle window from the call’s start has passed', async () => {
     const id = message();
     const sqs = recordingSqs(h.sqsEndpoint);
+    // The drain's own timeline: 2 s pass on it while the call is out.
+    const clock = new VirtualClock();
     const drain = drainHandler(h, sqs.client, {
+      clock,
+      ledger: await freshLedger({ dynamo: h.dynamo, clock }),
       options: { callTimeoutMs: 2_000, ambiguousSettleMs: 5_000 },
     });
     h.emulator.inject({ kind: 'slow', delayMs: 2_300 });
     const record = sqsRecord(editBody(id, { message: 'late' }));
-    const response = await drain(eventOf([record]));
+    const draining = drain(eventOf([record]));
+    await waitFor(() => h.emulator.calls.length > 0, 10_000, 'the call');
+    clock.advance(2_000);
+    const response = await draining;
     expect(failedIds(response)).toEqual([record.messageId]);
-    // The call started about 2 s ago: 3 s remain of the 5 s window, more than the 1 s backoff.
+    // The call started 2 s ago: 3 s remain of the 5 s window, more than the 1 s backoff.
     expect(visibilityChanges(sqs.commands).get(record.receiptHandle)).toBe(3);
+    // It lands late, after the timeout, as the window allows for.
+    await waitFor(() => h.emulator.getMessage(id)?.text === 'late', 10_000, 'the late landing');
   });
 
   it('opens the portal’s circuit on OVERLOAD_LIMIT, emits PortalCircuitOpen, and calls nothing until it closes', async () => {

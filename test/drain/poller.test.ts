@@ -6,14 +6,8 @@ import type { QueuedEdit } from '../../lib/edits/types.ts';
 import type { SqsHandler } from '../../local/poller.ts';
 import { startPoller } from '../../local/poller.ts';
 import { BOT, type Harness, PREFIX, startHarness, webhookSecret } from '../support/harness.ts';
-import {
-  createFifoQueue,
-  freshLedger,
-  queueDepth,
-  receiveAll,
-  testOptions,
-  waitFor,
-} from './support/fixtures.ts';
+import { waitFor } from '../support/wait.ts';
+import { createFifoQueue, freshLedger, queueDepth, receiveAll, testOptions } from './support/fixtures.ts';
 
 let h: Harness;
 beforeAll(async () => {

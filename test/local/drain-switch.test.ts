@@ -80,7 +80,7 @@ describe('the local scheduler paused', () => {
       await sleep(120);
       expect(runs).toBe(0);
       scheduler.resume();
-      await expect.poll(() => runs, { timeout: 2_000 }).toBeGreaterThanOrEqual(2);
+      await expect.poll(() => runs, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
       await scheduler.pause();
       const atPause = runs;
       await scheduler.runNow();

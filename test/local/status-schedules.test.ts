@@ -110,7 +110,7 @@ describe('the local scheduler', () => {
         return { updated: 1 };
       },
     });
-    await expect.poll(() => inputs.length, { timeout: 2_000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => inputs.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
     await scheduler.close();
     expect(inputs.every((i) => (i as { n: number }).n === 99)).toBe(true);
     expect(scheduler.lastRuns()[0]).toMatchObject({ schedule: 's', result: { updated: 1 } });
@@ -133,7 +133,7 @@ describe('the local scheduler', () => {
         return {};
       },
     });
-    await expect.poll(() => runs, { timeout: 2_000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => runs, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
     await scheduler.close();
     expect(most).toBe(1);
   });

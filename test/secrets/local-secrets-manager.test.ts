@@ -168,9 +168,8 @@ describe('local Secrets Manager', () => {
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     });
     await otherClient.send(new GetSecretValueCommand({ SecretId: 'k' }));
-    const started = Date.now();
+    // Without closing the kept-alive connection, close() would wait on it until the test times out.
     await other.close();
-    expect(Date.now() - started).toBeLessThan(1000);
     otherClient.destroy();
   });
 });

@@ -7,10 +7,12 @@ export interface SourceServer {
   origin: string;
   /** Requests received so far, in order. */
   requests: Array<{ method: string; path: string; headers: IncomingMessage['headers'] }>;
+  /** Per `/huge-stream` request, once it closed: whether the client hung up before its end. */
+  hungUp: boolean[];
   close(): Promise<void>;
 }
 
-type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
+type Route = (req: IncomingMessage, res: ServerResponse, url: URL, hungUp: boolean[]) => void;
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -37,13 +39,15 @@ const routes: Record<string, Route> = {
     res.end('<html><body>maintenance</body></html>');
   },
   // Chunked, no content-length: only counting bytes while reading can catch it.
-  '/huge-stream': (_req, res) => {
+  '/huge-stream': (_req, res, _url, hungUp) => {
     res.setHeader('content-type', 'application/json');
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     let sent = 0;
+    // 64 MB, far more than loopback buffers hold: a client that stops reading hangs up before the end.
+    res.once('close', () => hungUp.push(!res.writableFinished));
     const pump = () => {
-      // Gives up after 8 MB so a client that never stops reading still finishes.
-      while (sent < 8 * 1024 * 1024 && !res.destroyed) {
+      // Gives up after 64 MB so a client that never stops reading still finishes.
+      while (sent < 64 * 1024 * 1024 && !res.destroyed) {
         sent += chunk.length;
         if (!res.write(chunk)) return void res.once('drain', pump);
       }
@@ -71,11 +75,12 @@ const routes: Record<string, Route> = {
 /** A local status source on 127.0.0.1 with a route per behaviour under test. */
 export async function startSourceServer(): Promise<SourceServer> {
   const requests: SourceServer['requests'] = [];
+  const hungUp: boolean[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     requests.push({ method: req.method ?? '', path: url.pathname, headers: req.headers });
     const route = routes[url.pathname];
-    if (route) route(req, res, url);
+    if (route) route(req, res, url, hungUp);
     else {
       res.statusCode = 404;
       res.end();
@@ -85,6 +90,7 @@ export async function startSourceServer(): Promise<SourceServer> {
   return {
     origin: `http://127.0.0.1:${port}`,
     requests,
+    hungUp,
     async close() {
       server.closeAllConnections();
       server.close();

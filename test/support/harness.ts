@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { type Clock, systemClock } from '../../lib/clock.ts';
 import { Ledger } from '../../lib/ledger/store.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
@@ -45,6 +46,8 @@ export interface Harness {
   dynamoEndpoint: string;
   dynamo: DynamoDBClient;
   ledgerTable: string;
+  /** The one clock of the emulator, the gateway, and the ledgers and reconcilers made here. */
+  clock: Clock;
   close(): Promise<void>;
 }
 
@@ -82,9 +85,15 @@ export function oauthSecret(
  * holding acme's secret, and an SQS emulator with the FIFO edits and failed-edits queues.
  */
 export async function startHarness(
-  options: { emulator?: EmulatorOptions; timeoutMs?: number } = {},
+  options: {
+    emulator?: EmulatorOptions;
+    timeoutMs?: number;
+    /** Default the system clock; a VirtualClock makes pacing, budgets and windows independent of load. */
+    clock?: Clock;
+  } = {},
 ): Promise<Harness> {
-  const emulator = await startBitrix24Emulator({ limits: null, ...options.emulator });
+  const clock = options.clock ?? systemClock;
+  const emulator = await startBitrix24Emulator({ limits: null, now: () => clock.now(), ...options.emulator });
   emulator.addWebhook(WEBHOOK);
   emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
   emulator.addMessage({ id: 789, botId: BOT.id, chatId: 12, text: 'Build #41: running' });
@@ -108,7 +117,12 @@ export async function startHarness(
   const ledgerTable = 'ledger-test';
   await createLedgerTable(dynamo, ledgerTable);
   const store = createSecretStore({ client: secretsClient, prefix: PREFIX, ttlSeconds: 300 });
-  const gateway = new PortalGateway({ store, timeoutMs: options.timeoutMs ?? 2_000, allowHttp: true });
+  const gateway = new PortalGateway({
+    store,
+    timeoutMs: options.timeoutMs ?? 2_000,
+    allowHttp: true,
+    clock,
+  });
   return {
     emulator,
     secretsManager,
@@ -122,6 +136,7 @@ export async function startHarness(
     dynamoEndpoint: localDynamo.url,
     dynamo,
     ledgerTable,
+    clock,
     async close() {
       sqs.destroy();
       secretsClient.destroy();
@@ -132,10 +147,11 @@ export async function startHarness(
 }
 
 /** A ledger on a table of its own, so that one test's dirty messages never fill another's calls. */
-export async function freshLedger(h: Pick<Harness, 'dynamo'>): Promise<Ledger> {
+export async function freshLedger(h: Pick<Harness, 'dynamo'> & { clock?: Clock }): Promise<Ledger> {
   const tableName = `ledger-${randomUUID()}`;
   await createLedgerTable(h.dynamo, tableName);
-  return new Ledger({ tableName, client: h.dynamo });
+  const clock = h.clock ?? systemClock;
+  return new Ledger({ tableName, client: h.dynamo, now: () => clock.now() });
 }
 
 /**
@@ -143,7 +159,7 @@ export async function freshLedger(h: Pick<Harness, 'dynamo'>): Promise<Ledger> {
  * window and a fixed jitter, unless `options` says otherwise.
  */
 export function testReconciler(
-  h: Pick<Harness, 'gateway' | 'sqs' | 'failedQueueUrl'>,
+  h: Pick<Harness, 'gateway' | 'sqs' | 'failedQueueUrl'> & { clock?: Clock },
   ledger: Ledger,
   options: Partial<ReconcileOptions> = {},
   deps: Partial<Omit<ReconcilerDeps, 'ledger' | 'options'>> = {},
@@ -153,6 +169,7 @@ export function testReconciler(
     gateway: h.gateway,
     sqs: h.sqs,
     random: () => 0.5,
+    ...(h.clock ? { clock: h.clock } : {}),
     ...deps,
     options: {
       failedEditsQueueUrl: h.failedQueueUrl,

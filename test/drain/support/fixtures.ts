@@ -177,16 +177,6 @@ export function failedIds(response: SQSBatchResponse): string[] {
   return response.batchItemFailures.map((f) => f.itemIdentifier);
 }
 
-/** Polls `condition` every 100 ms until it holds or `timeoutMs` passes (then throws). */
-export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
-  const until = Date.now() + timeoutMs;
-  for (let i = 0; i < 10_000 && Date.now() < until; i += 1) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** Messages visible plus in flight (delayed ones included). */
 export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');

@@ -12,6 +12,7 @@ import {
 } from '../../local/bitrix24-emulator/index.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { type ReconcilerSetup, reconcilerFor } from '../api/helpers.ts';
+import { laterClock } from '../support/clock.ts';
 import { BOT, type Harness, PREFIX, WEBHOOK, webhookSecret } from '../support/harness.ts';
 
 export { freshLedger, sweepLater } from '../api/helpers.ts';
@@ -128,7 +129,11 @@ export async function startPortal(
   name: string,
   options: { emulator?: EmulatorOptions; secret?: Record<string, unknown> } = {},
 ): Promise<Bitrix24Emulator> {
-  const emulator = await startBitrix24Emulator({ limits: null, ...options.emulator });
+  const emulator = await startBitrix24Emulator({
+    limits: null,
+    now: () => h.clock.now(),
+    ...options.emulator,
+  });
   emulator.addWebhook(WEBHOOK);
   emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
   h.secretsManager.setSecret(`${PREFIX}${name}`, webhookSecret(emulator.url, options.secret));
@@ -145,7 +150,7 @@ export async function deliverToDrain(h: Harness, ledger: Ledger, laterMs = 5 * 6
     ledger,
     sqs: h.sqs,
     editsQueueUrl: h.editsQueueUrl,
-    now: () => Date.now() + laterMs,
+    clock: laterClock(laterMs, h.clock),
     options: { failedEditsQueueUrl: h.failedQueueUrl, batchLingerMs: 0, messageMinIntervalMs: 0 },
   });
   let delivered = 0;

@@ -6,14 +6,19 @@ import type { Ledger } from '../../lib/ledger/store.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
-import { receiveAll, waitFor } from '../drain/support/fixtures.ts';
+import { receiveAll } from '../drain/support/fixtures.ts';
+import { VirtualClock } from '../support/clock.ts';
 import { BOT, freshLedger, type Harness, startHarness, testReconciler } from '../support/harness.ts';
+import { waitFor } from '../support/wait.ts';
 
+// Cadence, settle windows, the lease and the bucket on a virtual clock shared with the emulator
+// and the ledger (test/support/clock.ts): requests take no time on it, waits are exact.
+const clock = new VirtualClock();
 let h: Harness;
 let ledger: Ledger;
 
 beforeAll(async () => {
-  h = await startHarness({ timeoutMs: 500 });
+  h = await startHarness({ timeoutMs: 500, clock });
 });
 afterAll(() => h.close());
 beforeEach(async () => {
@@ -31,11 +36,11 @@ function message(text = 'queued'): number {
 }
 
 const key = (messageId: number) => ({ portal: 'acme', botId: BOT.id, messageId });
-let clock = Date.now();
+let stamp = clock.now();
 /** An edit accepted 1 ms after the previous one, unless `at` says when. */
 function edit(messageId: number, fields: Record<string, unknown>, at?: number) {
-  clock += 1;
-  return { ...key(messageId), fields, editId: randomUUID(), at: at ?? clock, seq: '' };
+  stamp = Math.max(stamp + 1, clock.now());
+  return { ...key(messageId), fields, editId: randomUUID(), at: at ?? stamp, seq: '' };
 }
 
 function run(mode: 'fill' | 'only', hints = [] as ReturnType<typeof key>[]) {
@@ -96,8 +101,9 @@ describe('the reconciler', () => {
     // Inside the settle window nothing is sent, though v2 is waiting.
     await r.reconcilePortal('acme', run('only', [key(id)]));
     expect(updates()).toHaveLength(1);
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    expect(h.emulator.getMessage(id)?.text).toBe('v1');
+    // The late call lands (on the machine's time), then the settle window passes.
+    await waitFor(() => h.emulator.getMessage(id)?.text === 'v1', 10_000, 'the late landing');
+    clock.advance(1_100);
     const last = await r.reconcilePortal('acme', run('only', [key(id)]));
     expect(last.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
     expect(h.emulator.getMessage(id)?.text).toBe('v2');
@@ -114,7 +120,7 @@ describe('the reconciler', () => {
       expect(report.fates.get(messageKeyText(key(id)))?.kind).toBe('pending');
     }
     expect(updates()).toHaveLength(1);
-    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    clock.advance(1_000);
     await r.reconcilePortal('acme', run('fill'));
     expect(h.emulator.getMessage(id)?.history.slice(1)).toEqual(['part 1', 'part 20']);
   });
@@ -141,19 +147,20 @@ describe('the reconciler', () => {
     const other = reconciler();
     const id = message();
     await other.merge(key(id), [edit(id, { message: 'x' })]);
-    expect((await ledger.acquireLease('acme', 'someone-else', Date.now() + 10_000)).acquired).toBe(true);
+    expect((await ledger.acquireLease('acme', 'someone-else', clock.now() + 10_000)).acquired).toBe(true);
     const report = await other.reconcilePortal('acme', run('fill', [key(id)]));
     expect(report.leaseHeld).toBe(true);
     expect(h.emulator.calls).toEqual([]);
     // The holder spent the portal's whole burst; the next holder continues from its bucket.
     // Standard plan (50 at 2/s): the drain fills it to 39 (a fifth is the API's headroom, one request
-    // slack); 19.9 s to empty is a level of 39.8, so one more request is 1.8 over: 900 ms away
-    // (asserted as at least 400, for a loaded machine).
-    const startedAt = Date.now();
+    // slack); 19.9 s to empty is a level of 39.8, so one more request is 1.8 over: 900 ms away.
+    const startedAt = clock.now();
     await ledger.releaseLease('acme', 'someone-else', { bucketEmptyAt: startedAt + 19_900 });
     await holder.reconcilePortal('acme', run('fill'));
     expect(h.emulator.getMessage(id)?.text).toBe('x');
-    expect(h.emulator.calls[0]?.at ?? 0).toBeGreaterThanOrEqual(startedAt + 400);
+    // (Waits round up to the next whole ms.)
+    expect(h.emulator.calls[0]?.at).toBeGreaterThanOrEqual(startedAt + 900);
+    expect(h.emulator.calls[0]?.at).toBeLessThanOrEqual(startedAt + 901);
   });
 
   it('sends nothing to a portal whose last holder died mid-call until that call can no longer land', async () => {
@@ -161,13 +168,13 @@ describe('the reconciler', () => {
     const id = message();
     await r.merge(key(id), [edit(id, { message: 'after the crash' })]);
     // A holder renewed its lease for a call and died: the lease runs out, the call's start stays.
-    const callStartedAt = Date.now();
+    const callStartedAt = clock.now();
     await ledger.acquireLease('acme', 'crashed', callStartedAt + 100, callStartedAt);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    clock.advance(150);
     const held = await r.reconcilePortal('acme', run('fill', [key(id)]));
     expect(held.fates.get(messageKeyText(key(id)))).toMatchObject({ kind: 'held', code: 'CALL_IN_DOUBT' });
     expect(h.emulator.calls).toEqual([]);
-    await new Promise((resolve) => setTimeout(resolve, callStartedAt + 1_050 - Date.now()));
+    clock.advance(callStartedAt + 1_000 - clock.now());
     const applied = await r.reconcilePortal('acme', run('fill', [key(id)]));
     expect(applied.fates.get(messageKeyText(key(id)))?.kind).toBe('applied');
     expect(h.emulator.getMessage(id)?.text).toBe('after the crash');
@@ -190,26 +197,6 @@ describe('the reconciler', () => {
     expect(h.emulator.getMessage(id)?.history).toEqual(['initial', 'older', 'newer']);
   });
 
-  it('renews the lease before a call that starts after its claim, so a long run of single calls keeps the portal from a second reconciler', async () => {
-    // Leases of one second (what an invocation with a second left gets); every call takes 150 ms,
-    // and each message is too large for a batch command: 12 single calls in one unit of work.
-    const holder = reconciler({ callTimeoutMs: 500 });
-    const other = reconciler({ callTimeoutMs: 500 });
-    const ids = Array.from({ length: 12 }, () => message('initial'));
-    const rows = Array.from({ length: 400 }, (_, i) => ({ DISPLAY: 'LINE', NAME: `n${i}`, VALUE: `v${i}` }));
-    for (const id of ids)
-      await holder.merge(key(id), [edit(id, { message: `single ${id}`, attach: [{ GRID: rows }] })]);
-    h.emulator.inject({ kind: 'slow', delayMs: 150 }, 12);
-    const short = { ...run('fill'), remainingMs: () => 1_000 };
-    const holding = holder.reconcilePortal('acme', short);
-    await new Promise((resolve) => setTimeout(resolve, 1_300));
-    const second = await other.reconcilePortal('acme', short);
-    expect(second.leaseHeld).toBe(true);
-    await holding;
-    expect(updates()).toHaveLength(12);
-    for (const id of ids) expect(h.emulator.getMessage(id)?.history).toEqual(['initial', `single ${id}`]);
-  });
-
   it('keeps, per field, the latest of ten concurrent merges of one message', async () => {
     const r = reconciler();
     const id = message();
@@ -220,5 +207,44 @@ describe('the reconciler', () => {
     const state = await ledger.get(key(id));
     expect(state.desired.message?.value).toBe('text 8');
     expect(state.desired.urlPreview?.value).toBe('N');
+  });
+});
+
+describe('the lease on the machine’s own time', () => {
+  // The lease must survive calls that take real time: requests, not waits, fill this run.
+  let real: Harness;
+  beforeAll(async () => {
+    real = await startHarness({ timeoutMs: 500 });
+  });
+  afterAll(() => real.close());
+
+  it('renews the lease before a call that starts after its claim, so a long run of single calls keeps the portal from a second reconciler', async () => {
+    // Leases of one second (what an invocation with a second left gets); every call takes 150 ms,
+    // and each message is too large for a batch command: 12 single calls in one unit of work.
+    const table = await freshLedger(real);
+    const holder = testReconciler(real, table, { callTimeoutMs: 500 });
+    const other = testReconciler(real, table, { callTimeoutMs: 500 });
+    const ids = Array.from({ length: 12 }, () =>
+      real.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'initial' }),
+    );
+    const rows = Array.from({ length: 400 }, (_, i) => ({ DISPLAY: 'LINE', NAME: `n${i}`, VALUE: `v${i}` }));
+    for (const id of ids) {
+      const fields = { message: `single ${id}`, attach: [{ GRID: rows }] };
+      await holder.merge(key(id), [{ ...key(id), fields, editId: randomUUID(), at: Date.now(), seq: '' }]);
+    }
+    real.emulator.inject({ kind: 'slow', delayMs: 150 }, 12);
+    const short = { ...run('fill'), remainingMs: () => 1_000 };
+    const holding = holder.reconcilePortal('acme', short);
+    // Past the first lease's second, while calls are still to come.
+    await waitFor(
+      () => real.emulator.calls.filter((c) => c.method === UPDATE_METHOD).length >= 8,
+      20_000,
+      'eight calls',
+    );
+    const second = await other.reconcilePortal('acme', short);
+    expect(second.leaseHeld).toBe(true);
+    await holding;
+    expect(real.emulator.calls.filter((c) => c.method === UPDATE_METHOD)).toHaveLength(12);
+    for (const id of ids) expect(real.emulator.getMessage(id)?.history).toEqual(['initial', `single ${id}`]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../lib/config.ts';
-import { ConfigError } from '../../lib/errors.ts';
+import { loadConfig } from '../lib/config.ts';
+import { ConfigError } from '../lib/errors.ts';
 
 describe('configuration from the environment', () => {
   it('fills every documented default', () => {

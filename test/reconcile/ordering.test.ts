@@ -11,6 +11,7 @@ import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Edits of one message that reach it by different paths and in any order: the message ends at the
@@ -160,8 +161,9 @@ describe('the message ends at the edit accepted last', () => {
     const newer = await send(id, 'v2');
     // The settle window holds v2 back until v1 can no longer land.
     expect(newer.statusCode).toBe(202);
+    await waitFor(() => h.emulator.getMessage(id)?.text === 'v1 (lands late)', 10_000, 'the late landing');
+    // Past the settle window of v1's call.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    expect(h.emulator.getMessage(id)?.text).toBe('v1 (lands late)');
     await drain()(await queuedEvent());
     expect(h.emulator.getMessage(id)?.text).toBe('v2');
   });

@@ -3,20 +3,23 @@ import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { createDrain } from '../../lib/drain/index.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
 import { logger } from '../../lib/observability/logger.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';
-import { BOT, type Harness, startHarness } from '../support/harness.ts';
+import { VirtualClock } from '../support/clock.ts';
+import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 
 // Set before the modules load: a hundred invocations would print a hundred metric lines.
 vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
+// On a virtual clock shared by the emulator, the ledger, the drain and the sweep: the cadence is
+// counted on the same timeline however long the machine takes for each event.
+const clock = new VirtualClock();
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ clock });
   // A thousand records log a thousand lines; this test's evidence is the emulator's state.
   logger.setLogLevel('ERROR');
 });
@@ -35,9 +38,9 @@ function record(messageId: number, text: string): SQSRecord {
     body: JSON.stringify({ portal: 'acme', botId: BOT.id, messageId, fields: { message: text }, editId: id }),
     attributes: {
       ApproximateReceiveCount: '1',
-      SentTimestamp: String(Date.now()),
+      SentTimestamp: String(clock.now()),
       SenderId: 'test',
-      ApproximateFirstReceiveTimestamp: String(Date.now()),
+      ApproximateFirstReceiveTimestamp: String(clock.now()),
       MessageGroupId: `acme:${BOT.id}:${messageId}`,
       MessageDeduplicationId: id,
       SequenceNumber: String(sequence),
@@ -53,7 +56,7 @@ function record(messageId: number, text: string): SQSRecord {
 describe('a bot streaming an answer into one message', () => {
   it('costs at most one call per cadence interval (plus two) for 1,000 edits, and the message ends at the last', async () => {
     const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '…' });
-    const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
+    const ledger = await freshLedger(h);
     const options = { failedEditsQueueUrl: h.failedQueueUrl, messageMinIntervalMs: 1_000, batchLingerMs: 0 };
     const drain = createDrain({
       gateway: h.gateway,
@@ -61,23 +64,26 @@ describe('a bot streaming an answer into one message', () => {
       sqs: h.sqs,
       editsQueueUrl: h.editsQueueUrl,
       options,
+      clock,
     });
-    const startedAt = Date.now();
-    // 1,000 partial texts in events of 10, as a FIFO queue hands one message group out, over about 3 s.
+    const startedAt = clock.now();
+    // 1,000 partial texts in events of 10, as a FIFO queue hands one message group out: an event
+    // every 30 ms, 3 s in all.
     for (let part = 1; part <= 1_000; part += 10) {
       const records = Array.from({ length: 10 }, (_, i) => record(id, `part ${part + i}`));
       await drain({ Records: records }, { remainingMs: () => 30_000 });
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      clock.advance(30);
     }
-    const seconds = (Date.now() - startedAt) / 1000;
+    const seconds = (clock.now() - startedAt) / 1000;
     // The last apply waits for the cadence; the sweep is what runs it when no record comes back.
-    await new Promise((resolve) => setTimeout(resolve, 1_050));
-    await sweep(new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options }), {
+    clock.advance(1_050);
+    await sweep(new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options, clock }), {
       remainingMs: () => 30_000,
     });
     const calls = h.emulator.calls.filter((c) => c.method === UPDATE_METHOD).length;
     expect(h.emulator.getMessage(id)?.text).toBe('part 1000');
-    expect(calls).toBeLessThanOrEqual(Math.ceil(seconds / 1) + 2);
+    // One call per cadence interval: at 0, 1, 2 and 3 s, and the sweep's for the last part.
+    expect(calls).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
     expect(calls).toBeGreaterThanOrEqual(2);
   });
 });

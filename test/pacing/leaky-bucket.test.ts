@@ -2,18 +2,19 @@ import { describe, expect, it } from 'vitest';
 import type { RateLimits } from '../../lib/bitrix24/types.ts';
 import { LeakyBucket } from '../../lib/pacing/leaky-bucket.ts';
 import { enterprisePlan, standardPlan } from '../../lib/pacing/policies.ts';
-import { fakeClock, seededRandom } from './helpers.ts';
+import { VirtualClock } from '../support/clock.ts';
+import { seededRandom } from '../support/random.ts';
 
 describe('LeakyBucket', () => {
   it('lets a full burst through at once from empty, then paces at the drain rate', () => {
-    const bucket = new LeakyBucket(standardPlan, { now: fakeClock().now });
+    const bucket = new LeakyBucket(standardPlan, { now: new VirtualClock(1_700_000_000_000).now });
     const waits = Array.from({ length: 53 }, () => bucket.reserve());
     expect(waits.slice(0, 50)).toEqual(Array(50).fill(0));
     expect(waits.slice(50)).toEqual([500, 1_000, 1_500]);
   });
 
   it('drains while time passes', () => {
-    const clock = fakeClock();
+    const clock = new VirtualClock(1_700_000_000_000);
     const bucket = new LeakyBucket(standardPlan, { now: clock.now, initialLevel: 50 });
     expect(bucket.level()).toBe(50);
     clock.advance(10_000);
@@ -23,7 +24,7 @@ describe('LeakyBucket', () => {
   });
 
   it('counts a reservation at once, so callers reserving together queue one behind the other', () => {
-    const clock = fakeClock();
+    const clock = new VirtualClock(1_700_000_000_000);
     const bucket = new LeakyBucket(enterprisePlan, { now: clock.now, initialLevel: 250 });
     expect([bucket.reserve(), bucket.reserve(), bucket.reserve()]).toEqual([200, 400, 600]);
     expect(bucket.level()).toBe(253);
@@ -32,25 +33,34 @@ describe('LeakyBucket', () => {
   });
 
   it('reserves several requests at once', () => {
-    const bucket = new LeakyBucket(standardPlan, { now: fakeClock().now, initialLevel: 45 });
+    const bucket = new LeakyBucket(standardPlan, {
+      now: new VirtualClock(1_700_000_000_000).now,
+      initialLevel: 45,
+    });
     expect(bucket.reserve(5)).toBe(0);
     expect(bucket.reserve(2)).toBe(1_000);
   });
 
   it('starts from an initial level', () => {
-    const bucket = new LeakyBucket(standardPlan, { now: fakeClock().now, initialLevel: 49.5 });
+    const bucket = new LeakyBucket(standardPlan, {
+      now: new VirtualClock(1_700_000_000_000).now,
+      initialLevel: 49.5,
+    });
     expect(bucket.reserve()).toBe(250);
   });
 
   it('rounds waits up to whole milliseconds, so sleeping that long never sends early', () => {
-    const bucket = new LeakyBucket({ burst: 1, perSecond: 3 }, { now: fakeClock().now });
+    const bucket = new LeakyBucket(
+      { burst: 1, perSecond: 3 },
+      { now: new VirtualClock(1_700_000_000_000).now },
+    );
     expect([bucket.reserve(), bucket.reserve(), bucket.reserve(), bucket.reserve()]).toEqual([
       0, 334, 667, 1_000,
     ]);
   });
 
   it('sets the level to the burst after a refusal, so the next request waits one drain', () => {
-    const bucket = new LeakyBucket(standardPlan, { now: fakeClock().now });
+    const bucket = new LeakyBucket(standardPlan, { now: new VirtualClock(1_700_000_000_000).now });
     bucket.reserve();
     bucket.penalise();
     expect(bucket.level()).toBe(50);
@@ -58,7 +68,10 @@ describe('LeakyBucket', () => {
   });
 
   it('penalises to a given level, but never below what is already reserved', () => {
-    const bucket = new LeakyBucket(standardPlan, { now: fakeClock().now, initialLevel: 20 });
+    const bucket = new LeakyBucket(standardPlan, {
+      now: new VirtualClock(1_700_000_000_000).now,
+      initialLevel: 20,
+    });
     bucket.penalise(30);
     expect(bucket.level()).toBe(30);
     bucket.penalise(10);
@@ -66,9 +79,9 @@ describe('LeakyBucket', () => {
   });
 
   it('does not hand out capacity when the clock steps backwards', () => {
-    const clock = fakeClock();
+    const clock = new VirtualClock(1_700_000_000_000);
     const bucket = new LeakyBucket(standardPlan, { now: clock.now, initialLevel: 50 });
-    clock.advance(-5_000);
+    clock.stepTo(clock.now() - 5_000);
     expect(bucket.reserve()).toBe(5_500);
   });
 
@@ -77,7 +90,9 @@ describe('LeakyBucket', () => {
     [1.5, 'got 1.5'],
     [51, 'got 51'],
   ])('refuses to reserve %s requests', (n, message) => {
-    expect(() => new LeakyBucket(standardPlan, { now: fakeClock().now }).reserve(n)).toThrow(message);
+    expect(() =>
+      new LeakyBucket(standardPlan, { now: new VirtualClock(1_700_000_000_000).now }).reserve(n),
+    ).toThrow(message);
   });
 
   it.each([
@@ -91,9 +106,9 @@ describe('LeakyBucket', () => {
   });
 
   it('refuses a negative penalty level', () => {
-    expect(() => new LeakyBucket(standardPlan, { now: fakeClock().now }).penalise(-1)).toThrow(
-      'Expected levelToSet to be a non-negative number, got -1',
-    );
+    expect(() =>
+      new LeakyBucket(standardPlan, { now: new VirtualClock(1_700_000_000_000).now }).penalise(-1),
+    ).toThrow('Expected levelToSet to be a non-negative number, got -1');
   });
 });
 
@@ -133,7 +148,7 @@ interface Turns {
  */
 function takeTurns({ portal, containers, handOver, pause, seed }: Turns): ReferenceBucket {
   const random = seededRandom(seed);
-  const clock = fakeClock(0);
+  const clock = new VirtualClock(0);
   const reference = new ReferenceBucket(portal);
   const buckets = Array.from({ length: containers }, () => new LeakyBucket(portal, { now: clock.now }));
   let leftAt: number | undefined;
@@ -143,9 +158,9 @@ function takeTurns({ portal, containers, handOver, pause, seed }: Turns): Refere
     if (handOver && leftAt !== undefined) bucket.continueFrom(leftAt);
     const sends = 1 + Math.floor(random() * 80);
     for (let i = 0; i < sends && clock.now() < end; i++) {
-      clock.set(clock.now() + bucket.reserve());
+      clock.advanceTo(clock.now() + bucket.reserve());
       reference.send(clock.now());
-      clock.set(clock.now() + pause(random));
+      clock.advanceTo(clock.now() + pause(random));
     }
     leftAt = bucket.emptyAt();
   }

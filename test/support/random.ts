@@ -1,21 +1,3 @@
-/** A clock the test moves by hand. */
-export function fakeClock(start = 1_700_000_000_000): {
-  now: () => number;
-  advance: (ms: number) => void;
-  set: (ms: number) => void;
-} {
-  let time = start;
-  return {
-    now: () => time,
-    advance: (ms) => {
-      time += ms;
-    },
-    set: (ms) => {
-      time = ms;
-    },
-  };
-}
-
 /** A seeded uniform [0, 1) generator (mulberry32), so randomised tests repeat exactly. */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBracketParams, encodeBracketParams } from '../../lib/bitrix24/query-string.ts';
-import { seededRandom } from './helpers.ts';
+import { seededRandom } from '../support/random.ts';
 
 describe('encodeBracketParams', () => {
   it('writes a nested keyboard in bracket notation with literal brackets', () => {

@@ -7,7 +7,7 @@ import {
   toVisibilityTimeoutSeconds,
 } from '../../lib/pacing/backoff.ts';
 import { enterprisePlan, standardPlan, zeroDelayBackoff } from '../../lib/pacing/policies.ts';
-import { seededRandom } from './helpers.ts';
+import { seededRandom } from '../support/random.ts';
 
 const NOW = 1_700_000_000_000;
 const MINUTE = 60_000;
