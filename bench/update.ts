@@ -6,7 +6,7 @@ import { createHandler } from '../functions/update-message.ts';
 import { UPDATE_METHOD } from '../lib/bitrix24/imbot.ts';
 import { enqueueEdits } from '../lib/edits/queue.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
-import { Ledger } from '../lib/ledger/store.ts';
+import { Ledger } from '../lib/ledger/messages.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { type CommandSpec, integerOption, parseCommandLine, runCommand } from '../scripts/cli.ts';
 import { httpApiEvent, lambdaContext } from '../test/support/events.ts';

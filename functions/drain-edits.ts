@@ -5,20 +5,20 @@ import { sqsClient } from '../lib/edits/queue.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
-/** The drain's dependencies from the environment (EDITS_QUEUE_URL, FAILED_EDITS_QUEUE_URL, MAX_ATTEMPTS, …). */
+/** The drain's dependencies from the environment (EDITS_QUEUE_URL, PORTAL_QUEUE_URL, STATE_TABLE_NAME, …). */
 export function defaultDeps(): DrainDeps {
-  const { config, gateway, ledger, reconcileOptions } = getRuntime();
+  const { config, ledger, reconcileOptions, wakeups } = getRuntime();
   return {
-    gateway,
     ledger: ledger(),
     sqs: sqsClient(),
+    wakeups,
     editsQueueUrl: config.editsQueueUrl,
     options: reconcileOptions,
   };
 }
 
 /**
- * SQS FIFO event source with ReportBatchItemFailures. Dependencies are resolved on the first
+ * SQS FIFO event source with ReportBatchItemFailures: merges each record and wakes its portal. Dependencies are resolved on the first
  * invocation (a configuration error then fails that invocation loudly, and nothing is deleted).
  */
 export function createHandler(deps: DrainDeps | (() => DrainDeps)) {

@@ -3,8 +3,8 @@ import { getMessage, messagePath } from '../lib/api/get-message.ts';
 import { type HttpEvent, requestLine } from '../lib/http/event.ts';
 import { jsonErrors } from '../lib/http/middleware.ts';
 import { errorResult, type HttpResult } from '../lib/http/responses.ts';
+import type { Ledger } from '../lib/ledger/messages.ts';
 import type { Timing } from '../lib/ledger/model.ts';
-import type { Ledger } from '../lib/ledger/store.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 

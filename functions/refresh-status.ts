@@ -2,10 +2,8 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { metrics } from '../lib/observability/metrics.ts';
-import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
 import { type RefreshDeps, type RefreshSummary, refreshStatuses } from '../lib/status/refresh.ts';
 
@@ -14,13 +12,8 @@ export interface RefreshHandlerDeps extends RefreshDeps {
 }
 
 export function defaultDeps(): RefreshHandlerDeps {
-  const { config, gateway, ledger, reconcileOptions } = getRuntime();
-  return {
-    config,
-    reconciler: new Reconciler({ ledger: ledger(), gateway, sqs: sqsClient(), options: reconcileOptions }),
-    enqueue: (edits) => enqueueEdits(edits, { queueUrl: config.editsQueueUrl }),
-    metrics,
-  };
+  const { config, reconciler } = getRuntime();
+  return { config, reconciler: reconciler(), metrics };
 }
 
 /**

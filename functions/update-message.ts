@@ -1,27 +1,22 @@
 import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message.ts';
-import { enqueueEdits, sqsClient } from '../lib/edits/queue.ts';
 import { type HttpEvent, header } from '../lib/http/event.ts';
 import { jsonBody, jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
 import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
 import { logContext } from '../lib/observability/context.ts';
-import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat.Message.update.json'];
 
 export function defaultDeps(): UpdateMessageDeps {
-  const { config, gateway, ledger, reconcileOptions } = getRuntime();
-  const table = ledger();
+  const { config, gateway, ledger, reconciler } = getRuntime();
   return {
     config,
     gateway,
-    reconciler: new Reconciler({ ledger: table, gateway, sqs: sqsClient(), options: reconcileOptions }),
-    idempotency: new IdempotencyKeys({ tableName: table.tableName }),
-    enqueue: (edits, deduplicationIds) =>
-      enqueueEdits(edits, { queueUrl: config.editsQueueUrl, deduplicationIds }),
+    reconciler: reconciler(),
+    idempotency: new IdempotencyKeys({ tableName: ledger().tableName }),
   };
 }
 

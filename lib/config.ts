@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.ts';
+import { PORTAL_PATTERN } from './portal-name.ts';
 import { type RangedOption, RECONCILE_DEFAULTS, RECONCILE_RANGES } from './reconcile/options.ts';
 
 /**
@@ -16,6 +17,8 @@ export interface Config {
   editsQueueUrl: string | undefined;
   /** FIFO failed-edits queue (the DLQ). */
   failedEditsQueueUrl: string | undefined;
+  /** The portal work queue (standard): one pending wake-up per portal, delivered at its time. */
+  portalQueueUrl: string | undefined;
   /** Receives of one edit before the drain gives up on it. Default 8. */
   maxAttempts: number;
   /** Share of a portal's rate kept for the synchronous API, 0 to <1. Default 0.2. */
@@ -42,6 +45,8 @@ export interface Config {
   operatingThresholdPercent: number;
   /** One operating-time basket, ms (default 60000; tests scale it down). */
   operatingBasketMs: number;
+  /** How long a merge may take to show in the dirty index (default 1000; 0 for the local DynamoDB). */
+  indexLagMs: number;
   /** Status sources fetched at once by one refresh. Default 8. */
   statusConcurrency: number;
   /**
@@ -105,8 +110,6 @@ function readOptional(env: Env, name: string): string | undefined {
   return raw ? raw : undefined;
 }
 
-export const PORTAL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
 export function loadConfig(env: Env): Config {
   const defaultPortal = readOptional(env, 'DEFAULT_PORTAL');
   if (defaultPortal !== undefined && !PORTAL_PATTERN.test(defaultPortal)) {
@@ -121,6 +124,7 @@ export function loadConfig(env: Env): Config {
     defaultPortal,
     editsQueueUrl: readOptional(env, 'EDITS_QUEUE_URL'),
     failedEditsQueueUrl: readOptional(env, 'FAILED_EDITS_QUEUE_URL'),
+    portalQueueUrl: readOptional(env, 'PORTAL_QUEUE_URL'),
     maxAttempts: readRanged(env, 'maxAttempts'),
     apiRateShare: readFraction(env, 'API_RATE_SHARE', RECONCILE_DEFAULTS.apiRateShare),
     drainMaxConcurrency: readRanged(env, 'maxConcurrency'),
@@ -134,6 +138,7 @@ export function loadConfig(env: Env): Config {
     operatingLimitSeconds: readRanged(env, 'operatingLimitSeconds'),
     operatingThresholdPercent: readRanged(env, 'operatingThresholdPercent'),
     operatingBasketMs: readRanged(env, 'operatingBasketMs'),
+    indexLagMs: readRanged(env, 'indexLagMs'),
     statusConcurrency: readInteger(env, 'STATUS_CONCURRENCY', 8, 1, 100),
     serviceName: readOptional(env, 'POWERTOOLS_SERVICE_NAME') ?? 'b24-message-editor',
   });

@@ -11,7 +11,7 @@ import type { PortalAuth } from '../lib/bitrix24/types.ts';
 import { loadConfig } from '../lib/config.ts';
 import { replayFailedEdits } from '../lib/edits/failed.ts';
 import { AppError } from '../lib/errors.ts';
-import { Ledger } from '../lib/ledger/store.ts';
+import { Ledger } from '../lib/ledger/messages.ts';
 import { DEFAULT_PORTS } from '../local/stack/config.ts';
 import { LEDGER_TABLE_NAME, LOCAL_AWS, QUEUES } from '../local/stack/local-aws.ts';
 import {

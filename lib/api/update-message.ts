@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { callerStatusOf } from '../bitrix24/error-table.ts';
-import { type Config, PORTAL_PATTERN } from '../config.ts';
+import type { Config } from '../config.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import { canonicalJson } from '../edits/canonical.ts';
-import type { EnqueueResult } from '../edits/queue.ts';
-import type { QueuedEdit } from '../edits/types.ts';
 import { parseUpdateRequest } from '../edits/validate.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { errorResult, type HttpResult, jsonResult, toErrorResult } from '../http/responses.ts';
@@ -13,7 +12,7 @@ import {
   type IdempotencyKeys,
   sha256,
 } from '../ledger/idempotency.ts';
-import { type LedgerError, messageKeyText } from '../ledger/model.ts';
+import { type LedgerError, type MessageKey, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
 import type { Reconciler } from '../reconcile/reconcile.ts';
@@ -22,14 +21,12 @@ import { emptyStats } from '../reconcile/send.ts';
 export interface UpdateMessageDeps {
   config: Pick<Config, 'defaultPortal'>;
   gateway: PortalGateway;
-  /** Applies the message's desired state now (`only` mode); its ledger records every edit first. */
-  reconciler: Reconciler;
-  /** Sends edits to the edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL): the drain's wake-up. */
-  enqueue: (edits: QueuedEdit[], deduplicationIds: ReadonlyMap<string, string>) => Promise<EnqueueResult>;
   /**
-   * Idempotency keys kept in the ledger table: a repeated key answers with the original edit. Without
-   * it (tests of other things) the key is only the wake-up copy's deduplication id.
+   * Records every edit in the ledger, then applies the message's desired state now when it may, or
+   * makes sure its portal's wake-up will.
    */
+  reconciler: Reconciler;
+  /** Idempotency keys kept in the ledger table: a repeated key answers with the original edit. */
   idempotency?: IdempotencyKeys;
   newId?: () => string;
   now?: () => Date;
@@ -42,7 +39,7 @@ export interface UpdateMessageInput {
   body: unknown;
   /** `Prefer: respond-async` was sent. */
   preferAsync: boolean;
-  /** The `Idempotency-Key` header: the queue's deduplication id when the edit is deferred. */
+  /** The `Idempotency-Key` header: a repeat within the window answers with the first edit. */
   idempotencyKey: string | undefined;
   signal?: AbortSignal | undefined;
   /** Milliseconds left before the invocation's deadline. Default: no deadline of its own. */
@@ -53,8 +50,9 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 /**
  * Records an update in the ledger, then applies the message's desired state now, or leaves it to
- * the drain and the sweep (202) when Bitrix24 is busy, the message's cadence or backoff says wait,
- * or the caller asked for it. Every expected outcome is a response; only bugs throw.
+ * its portal's wake-up (202) when Bitrix24 is busy, the message's cadence or settle window says
+ * wait, another reconciler holds the portal, or the caller asked for it. Every expected outcome is
+ * a response; only bugs throw.
  */
 export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessageDeps): Promise<HttpResult> {
   try {
@@ -99,16 +97,13 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
       if (claim.kind !== 'new') return repeated(claim, idem.claim.key);
     }
     const acceptedAt = deps.now?.() ?? new Date();
-    const queued: QueuedEdit = {
-      ...key,
-      fields: request.fields,
-      editId,
-      requestedAt: acceptedAt.toISOString(),
-    };
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
     if (input.preferAsync) {
-      await recording(idem, () => deps.reconciler.merge(key, edits));
-      return defer(deps, input, queued, 'requested');
+      await recording(idem, async () => {
+        const { state } = await deps.reconciler.merge(key, edits);
+        await deps.reconciler.afterMerge(portal, [state]);
+      });
+      return deferred(key, editId, 'requested');
     }
     const { report } = await recording(idem, () =>
       deps.reconciler.mergeAndApply(key, edits, {
@@ -131,46 +126,17 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
         : fate?.kind === 'pending'
           ? (fate.lastError?.code ?? 'MESSAGE_CADENCE')
           : 'PENDING';
-    return defer(deps, input, queued, reason);
+    return deferred(key, editId, reason);
   } catch (error) {
     if (error instanceof AppError) logger.info('Edit refused', { code: error.code, status: error.status });
     return toErrorResult(error);
   }
 }
 
-/**
- * The edit is in the ledger: the queue copy only wakes the drain. If the queue cannot take it, the
- * sweep still applies the edit within a minute, so the answer is 202 all the same.
- */
-async function defer(
-  deps: UpdateMessageDeps,
-  input: UpdateMessageInput,
-  queued: QueuedEdit,
-  reason: string,
-): Promise<HttpResult> {
-  const dedup = new Map(input.idempotencyKey ? [[queued.editId, input.idempotencyKey]] : []);
-  const context = {
-    portal: queued.portal,
-    botId: queued.botId,
-    messageId: queued.messageId,
-    editId: queued.editId,
-  };
-  try {
-    const result = await deps.enqueue([queued], dedup);
-    const refused = result.failed[0];
-    if (refused)
-      logger.warn('The edits queue refused the wake-up; the sweep applies the edit', {
-        ...context,
-        code: refused.code,
-      });
-  } catch (error) {
-    logger.warn('The edits queue could not be reached; the sweep applies the edit', {
-      ...context,
-      code: error instanceof AppError ? error.code : 'QUEUE_UNAVAILABLE',
-    });
-  }
-  logger.info('Edit deferred', { ...context, outcome: 'deferred', reason });
-  return jsonResult(202, { result: true, deferred: true, editId: queued.editId, reason });
+/** The edit is in the ledger and its portal's wake-up is made sure of: 202 with the reason. */
+function deferred(key: MessageKey, editId: string, reason: string): HttpResult {
+  logger.info('Edit deferred', { ...key, editId, outcome: 'deferred', reason });
+  return jsonResult(202, { result: true, deferred: true, editId, reason });
 }
 
 /**

@@ -3,33 +3,31 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type Clock, systemClock } from '../clock.ts';
 import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
-import { type MessageState, messageKeyText } from '../ledger/model.ts';
-import type { Ledger } from '../ledger/store.ts';
+import { dueAt, isDirty, type MessageState } from '../ledger/model.ts';
+import type { Ledger } from '../ledger/messages.ts';
 import { logger } from '../observability/logger.ts';
-import type { PortalCircuits } from '../pacing/circuit.ts';
-import type { PortalGateway } from '../portal/gateway.ts';
-import type { ReconcileOptions } from '../reconcile/options.ts';
-import { LEASE_HELD, type ReconcileFate, Reconciler } from '../reconcile/reconcile.ts';
-import { type CallStats, emptyStats, failureOf } from '../reconcile/send.ts';
+import { normaliseReconcileOptions, type ReconcileOptions } from '../reconcile/options.ts';
+import { failureOf } from '../reconcile/send.ts';
+import type { WakeupSender } from '../schedule/portal-queue.ts';
+import { WakeSchedule } from '../schedule/wake.ts';
 import { reportOutcomes } from './observe.ts';
-import { byMessage, decideRecords, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
+import { byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
 import { changeVisibility, queueUrlFromArn } from './sqs.ts';
 import type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';
 
 export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 
 export interface DrainDeps {
-  gateway: PortalGateway;
   ledger: Ledger;
+  /** The failed-edits queue's client, and the edits queue's for the records handed back. */
   sqs: SQSClient;
+  /** Where each touched portal's wake-up goes (the portal work queue). */
+  wakeups: WakeupSender;
   options: ReconcileOptions;
   /** The edits queue, for visibility changes. Default: derived from each record's eventSourceARN. */
   editsQueueUrl?: string | undefined;
-  /** Per-portal overload circuits. Default: 5 min doubling to 1 h. */
-  circuits?: PortalCircuits;
-  /** Reads the time and waits for rate tokens and the linger. Default the system clock. */
+  /** Default the system clock. */
   clock?: Clock;
-  random?: () => number;
 }
 
 export interface Invocation {
@@ -41,37 +39,28 @@ export interface Invocation {
 export type Drain = (event: SQSEvent, invocation: Invocation) => Promise<SQSBatchResponse>;
 
 /**
- * The edits queue's drain for one container. Each invocation merges its records into the ledger
- * (in queue order), reconciles the portals it touched (filling calls from their dirty sets), and
- * settles its records: acknowledged once their edits are durable in the ledger, except one record per
- * message still waiting, which comes back after the message's delay as its retry signal.
+ * The edits queue's drain, the ingest stage: merges each record's edit into the ledger (in queue
+ * order), acknowledges every record once its merge is durable (the ledger keeps what waits), and
+ * makes sure each touched portal has a wake-up due by its earliest due message. It calls no portal:
+ * the portal's reconcile, woken from the portal work queue, applies what the ledger holds. Only a
+ * record whose merge or wake-up could not be recorded comes back (after a short delay).
  */
 export function createDrain(deps: DrainDeps): Drain {
   const clock = deps.clock ?? systemClock;
-  const now = () => clock.now();
-  const reconciler = new Reconciler({
-    ledger: deps.ledger,
-    gateway: deps.gateway,
-    sqs: deps.sqs,
-    options: deps.options,
-    clock,
-    ...(deps.circuits ? { circuits: deps.circuits } : {}),
-    ...(deps.random ? { random: deps.random } : {}),
-  });
-  const options = reconciler.options;
-  const delays = { minDelayMs: options.handBackDelayMs, maxDelayMs: options.maxDeferralMs };
+  const options = normaliseReconcileOptions(deps.options);
+  const schedule = new WakeSchedule({ portals: deps.ledger.portals, sender: deps.wakeups, clock });
 
-  return async (event, invocation) => {
+  return async (event) => {
     const records = event.Records.map(toDrainRecord);
     const { edits, invalid } = parseRecords(records);
-    const stats = emptyStats();
     const decisions = new Map<string, RecordDecision>();
-    const handBack = (
-      record: DrainRecord,
-      code: string,
-      description: string,
-      delayMs = options.handBackDelayMs,
-    ) => decisions.set(record.messageId, { action: 'hand-back', code, description, delayMs });
+    const handBack = (record: DrainRecord, code: string, description: string) =>
+      decisions.set(record.messageId, {
+        action: 'hand-back',
+        code,
+        description,
+        delayMs: options.handBackDelayMs,
+      });
 
     if (invalid.length > 0) {
       const sent = await sendFailedEdits(
@@ -91,16 +80,13 @@ export function createDrain(deps: DrainDeps): Drain {
     }
 
     // Merge: one conditional write per message; a message whose merge failed comes back whole.
-    const messages = byMessage(edits);
-    const merged: ParsedEdit[][] = [];
-    const states: MessageState[] = [];
-    const mergedAt = now();
+    const merged: Array<{ group: ParsedEdit[]; state: MessageState; superseded: Set<string> }> = [];
     await Promise.all(
-      [...messages.values()].map(async (group) => {
+      [...byMessage(edits).values()].map(async (group) => {
         const first = (group[0] as ParsedEdit).edit;
         try {
-          states.push((await reconciler.merge(first, group.map(incomingOf))).state);
-          merged.push(group);
+          const result = await deps.ledger.merge(first, group.map(incomingOf), options.timing);
+          merged.push({ group, state: result.state, superseded: new Set(result.superseded) });
         } catch (error) {
           const failure = failureOf(error);
           for (const { record } of group) handBack(record, failure.code, failure.description);
@@ -108,49 +94,34 @@ export function createDrain(deps: DrainDeps): Drain {
       }),
     );
 
-    // Reconcile each touched portal; one portal's failure never touches another's records.
-    const byPortal = Map.groupBy(merged, (group) => (group[0] as ParsedEdit).edit.portal);
+    // Schedule: one look at each touched portal's item, a wake-up where none is due in time.
+    const byPortal = Map.groupBy(merged, ({ group }) => (group[0] as ParsedEdit).edit.portal);
     await Promise.all(
-      [...byPortal].map(async ([portal, groups]) => {
-        let fates: Map<string, ReconcileFate>;
+      [...byPortal].map(async ([portal, messages]) => {
+        const dirty = messages.filter(({ state }) => isDirty(state));
         try {
-          const report = await reconciler.reconcilePortal(portal, {
-            hints: groups.map((group) => (group[0] as ParsedEdit).edit),
-            mode: 'fill',
-            remainingMs: invocation.remainingMs,
-            signal: invocation.signal,
-            stats,
-            known: states.filter((state) => state.portal === portal),
-            knownAt: mergedAt,
-          });
-          fates = report.fates;
+          if (dirty.length > 0)
+            await schedule.afterMerge(
+              portal,
+              Math.min(...dirty.map(({ state }) => dueAt(state, options.timing))),
+            );
         } catch (error) {
+          // The edits are in the ledger, but nothing may wake their portal: the records come back.
           const failure = failureOf(error);
-          logger.error('Reconciling a portal failed; its edits are kept in the ledger', {
+          logger.warn('The portal’s wake-up could not be made sure of; its records come back', {
             portal,
             code: failure.code,
           });
-          fates = new Map();
-          for (const group of groups) {
-            fates.set(messageKeyText((group[0] as ParsedEdit).edit), {
-              kind: 'held',
-              code: failure.code,
-              description: failure.description,
-              delayMs: options.handBackDelayMs,
-            });
-          }
+          for (const { group } of messages)
+            for (const { record } of group) handBack(record, failure.code, failure.description);
+          return;
         }
-        // A portal leased elsewhere keeps one record in flight as its re-check signal, not one per
-        // message: a record held back blocks its message group in a FIFO queue.
-        let signalled = false;
-        for (const group of groups.toReversed()) {
-          const fate =
-            fates.get(messageKeyText((group[0] as ParsedEdit).edit)) ?? unknownFate(options.handBackDelayMs);
-          for (const [id, decision] of decideRecords(group, fate, now(), delays)) {
-            const leased =
-              fate.kind === 'held' && fate.code === LEASE_HELD && decision.action === 'hand-back';
-            decisions.set(id, leased && signalled ? { action: 'ack', outcome: 'recorded' } : decision);
-            if (leased) signalled = true;
+        for (const { group, state, superseded } of messages) {
+          for (const { record, edit } of group) {
+            decisions.set(record.messageId, {
+              action: 'ack',
+              outcome: superseded.has(edit.editId) ? 'superseded' : isDirty(state) ? 'recorded' : 'unchanged',
+            });
           }
         }
       }),
@@ -181,21 +152,10 @@ export function createDrain(deps: DrainDeps): Drain {
     );
     for (const [queueUrl, items] of byQueue) if (queueUrl) await changeVisibility(deps.sqs, queueUrl, items);
 
-    reportOutcomes(records, decisions, new Map(edits.map((p) => [p.record.messageId, p])), stats);
+    reportOutcomes(records, decisions, new Map(edits.map((p) => [p.record.messageId, p])));
     return { batchItemFailures: handBacks.map(({ messageId }) => ({ itemIdentifier: messageId })) };
   };
 }
-
-function unknownFate(delayMs: number): ReconcileFate {
-  return {
-    kind: 'held',
-    code: 'NOT_REPORTED',
-    description: 'The reconciler reported nothing for this message',
-    delayMs,
-  };
-}
-
-export type { CallStats };
 
 function failedInvalidRecord(record: DrainRecord, description: string): FailedEditMessage {
   return {

@@ -1,10 +1,9 @@
 export {
-  type CallStats,
   createDrain,
   type Drain,
   type DrainDeps,
   FAILED_QUEUE_UNAVAILABLE,
   type Invocation,
 } from './drain.ts';
-export { byMessage, decideRecords, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
+export { byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
 export type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';

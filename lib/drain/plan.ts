@@ -2,8 +2,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { messageGroupId } from '../edits/types.ts';
 import { parseQueuedEdit } from '../edits/validate.ts';
 import type { IncomingEdit } from '../ledger/model.ts';
-import type { ReconcileFate } from '../reconcile/reconcile.ts';
-import type { DrainRecord, InvalidRecord, ParsedEdit, RecordDecision } from './types.ts';
+import type { DrainRecord, InvalidRecord, ParsedEdit } from './types.ts';
 
 export const INVALID_EDIT = 'INVALID_EDIT';
 
@@ -81,44 +80,4 @@ export function incomingOf({ record, edit }: ParsedEdit): IncomingEdit {
 /** The edits of the event by message (queue order kept inside each). */
 export function byMessage(edits: readonly ParsedEdit[]): Map<string, ParsedEdit[]> {
   return Map.groupBy(edits, ({ edit }) => messageGroupId(edit));
-}
-
-/**
- * One decision per record of a message, from the message's fate: applied or failed settles every
- * record; a message still waiting keeps its last record in flight as its retry signal (visibility =
- * its delay, at least `minDelayMs`) and acknowledges the rest, whose edits the ledger holds.
- */
-export function decideRecords(
-  records: readonly ParsedEdit[],
-  fate: ReconcileFate,
-  now: number,
-  delays: { minDelayMs: number; maxDelayMs: number },
-): Map<string, RecordDecision> {
-  const decisions = new Map<string, RecordDecision>();
-  const last = records.length - 1;
-  records.forEach(({ record }, i) => {
-    let decision: RecordDecision;
-    if (fate.kind === 'applied') {
-      decision = { action: 'ack', outcome: i === last ? 'applied' : 'superseded' };
-    } else if (fate.kind === 'failed') {
-      decision = { action: 'ack', outcome: 'failed', code: fate.error.code };
-    } else if (i < last) {
-      decision = { action: 'ack', outcome: 'recorded' };
-    } else {
-      const wait = fate.kind === 'held' ? fate.delayMs : fate.dueAt - now;
-      const code = fate.kind === 'held' ? fate.code : (fate.lastError?.code ?? 'PENDING');
-      const description =
-        fate.kind === 'held'
-          ? fate.description
-          : (fate.lastError?.description ?? 'Waiting for its next apply');
-      decision = {
-        action: 'hand-back',
-        code,
-        description,
-        delayMs: Math.min(delays.maxDelayMs, Math.max(delays.minDelayMs, wait)),
-      };
-    }
-    decisions.set(record.messageId, decision);
-  });
-  return decisions;
 }

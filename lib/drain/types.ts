@@ -31,10 +31,10 @@ export interface InvalidRecord {
 /** What to do with one SQS record. */
 export type RecordDecision =
   /**
-   * Delete it: its message was applied (`applied` for the record whose edit is the message's last,
-   * `superseded` for the others), failed for good with its reason kept, or is `recorded` in the
-   * ledger while another record of the message stays in flight as its retry signal.
+   * Delete it: its edit is `recorded` in the ledger (its message waits for its portal's wake-up),
+   * `superseded` by an edit accepted later, `unchanged` (the message already wants and shows it), or
+   * `failed` for good with its reason on the failed-edits queue.
    */
-  | { action: 'ack'; outcome: 'applied' | 'superseded' | 'failed' | 'recorded'; code?: string }
-  /** Report it failed with its visibility set to `delayMs`: its message's retry signal. */
+  | { action: 'ack'; outcome: 'recorded' | 'superseded' | 'unchanged' | 'failed'; code?: string }
+  /** Report it failed with its visibility set to `delayMs`: its merge or wake-up was not recorded. */
   | { action: 'hand-back'; code: string; description: string; delayMs: number };

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { PORTAL_PATTERN } from '../config.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ValidationError } from '../errors.ts';
 import { ATTACH_MAX_BYTES, checkAttach } from './attach.ts';
 import { normaliseKeyboard } from './keyboard.ts';

@@ -7,7 +7,7 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { dynamoClient, ledgerRequest } from './store.ts';
+import { dynamoClient, ledgerRequest } from './access.ts';
 import { LEDGER_KEY, TTL_ATTRIBUTE } from './table.ts';
 
 /** As long as SQS's deduplication window: a key repeated within it names the same edit. */

@@ -7,7 +7,7 @@ import { isBooleanSuccess, UPDATE_METHOD, updateParams } from '../bitrix24/imbot
 import { refreshOAuthTokens } from '../bitrix24/oauth.ts';
 import type { CallOutcome, PortalAuth } from '../bitrix24/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
-import { PORTAL_PATTERN } from '../config.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import type { EditFields } from '../edits/types.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';

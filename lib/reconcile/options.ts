@@ -1,5 +1,6 @@
 import { MAX_BATCH_COMMANDS } from '../bitrix24/batch.ts';
 import { ConfigError } from '../errors.ts';
+import { INDEX_LAG_MS } from '../ledger/dirty-index.ts';
 import type { Timing } from '../ledger/model.ts';
 import { cloudOperatingBudget, type OperatingPolicy } from '../pacing/operating-budget.ts';
 import { serverErrorBackoff } from '../pacing/policies.ts';
@@ -24,6 +25,7 @@ export const RECONCILE_RANGES = {
   operatingLimitSeconds: { min: 1, max: 86_400, env: 'OPERATING_LIMIT_SECONDS' },
   operatingThresholdPercent: { min: 1, max: 100, env: 'OPERATING_THRESHOLD_PERCENT' },
   operatingBasketMs: { min: 10, max: 3_600_000, env: 'OPERATING_BASKET_MS' },
+  indexLagMs: { min: 0, max: 10_000, env: 'INDEX_LAG_MS' },
 } as const;
 export type RangedOption = keyof typeof RECONCILE_RANGES;
 
@@ -61,6 +63,12 @@ export interface ReconcileOptions {
   operatingThresholdPercent?: number;
   /** Length of one operating-time basket (Bitrix24: a minute); scaled down only in tests. Default 60000. */
   operatingBasketMs?: number;
+  /**
+   * How long a write may take to show in a query of the dirty index: a run that ends this soon
+   * after a merge into its portal looks again this much later. DynamoDB: under a second; the local
+   * DynamoDB (dynalite) at once, so 0. Default 1000.
+   */
+  indexLagMs?: number;
 }
 
 type Grouped =
@@ -92,6 +100,7 @@ export const RECONCILE_DEFAULTS = {
   operatingLimitSeconds: cloudOperatingBudget.limitSeconds,
   operatingThresholdPercent: cloudOperatingBudget.threshold * 100,
   operatingBasketMs: cloudOperatingBudget.basketMs,
+  indexLagMs: INDEX_LAG_MS,
 } as const;
 
 /** Checks and completes options once, with errors that name the option and the value received. */

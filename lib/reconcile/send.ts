@@ -12,6 +12,7 @@ import type { PortalCircuits } from '../pacing/circuit.ts';
 import { operatingLimitRetry, standardPlan } from '../pacing/policies.ts';
 import { BotNotAllowedError, type PortalGateway } from '../portal/gateway.ts';
 import type { PortalSecret } from '../secrets/index.ts';
+import { LeaseLostError } from './lease.ts';
 import { type PortalPacing, waitForRoom } from './pacing.ts';
 
 /** One message's whole desired state, to be sent as one update command. */
@@ -91,14 +92,6 @@ export interface SendContext {
 
 /** Our code for work not sent because the portal's lease passed to another reconciler first. */
 export const LEASE_LOST = 'LEASE_LOST';
-
-/** The sender's portal lease is no longer its own: no call may leave under it. */
-export class LeaseLostError extends Error {
-  constructor(portal: string) {
-    super(`The reconcile lease of portal ${portal} passed to another reconciler`);
-    this.name = 'LeaseLostError';
-  }
-}
 
 const BATCH_REFUSED = 'ERROR_BATCH_METHOD_NOT_ALLOWED';
 /**

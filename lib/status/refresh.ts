@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Config } from '../config.ts';
-import type { EnqueueResult } from '../edits/queue.ts';
 import type { QueuedEdit } from '../edits/types.ts';
 import { AppError } from '../errors.ts';
-import { isDirty, type MessageKey, messageKeyText } from '../ledger/model.ts';
+import { isDirty, type MessageKey, type MessageState, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit } from '../observability/metrics.ts';
 import type { ReconcileFate, Reconciler } from '../reconcile/reconcile.ts';
@@ -67,10 +66,8 @@ export type MetricsSink = Pick<Metrics, 'addMetric'>;
 
 export interface RefreshDeps {
   config: Pick<Config, 'statusConcurrency' | 'b24AllowHttp'>;
-  /** Records each rendering in the ledger and applies the changed ones, paced with the drain. */
+  /** Records each rendering in the ledger and applies the changed ones, paced with every other sender. */
   reconciler: Reconciler;
-  /** Sends edits to the edits queue (normally `enqueueEdits` bound to EDITS_QUEUE_URL): the drain's wake-up. */
-  enqueue: (edits: QueuedEdit[]) => Promise<EnqueueResult>;
   metrics?: MetricsSink;
   /** The moment shown as `now` in templates and stamped as the edits' acceptance time. Default `new Date()`. */
   now?: () => Date;
@@ -99,8 +96,8 @@ interface Pending {
  * the others run), renders every spec with bounded concurrency, and records each rendering in the
  * ledger like any edit. A rendering equal to the message's desired state that is already applied
  * costs no call, in any container; the changed messages of each portal are reconciled together
- * (up to 50 per `batch` call, paced with the drain). What Bitrix24 cannot take now stays in the
- * ledger for the drain and the sweep. Every expected outcome is reported; only bugs throw.
+ * (up to 50 per `batch` call, paced with every other sender). What Bitrix24 cannot take now stays
+ * in the ledger for its portal's wake-up. Every expected outcome is reported; only bugs throw.
  */
 export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): Promise<RefreshReport> {
   const now = deps.now?.() ?? new Date();
@@ -141,13 +138,17 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
 
   // Record every rendering; the ones that changed the desired state (or are still not applied) go on.
   const toApply: Pending[] = [];
+  const states = new Map<string, MessageState[]>();
   await Promise.all(
     pending.map(async (item) => {
       try {
         const merged = await deps.reconciler.merge(item.key, [
           { ...item.key, fields: item.edit.fields, editId: item.edit.editId, at: now.getTime(), seq: '' },
         ]);
-        if (isDirty(merged.state)) toApply.push(item);
+        if (isDirty(merged.state)) {
+          toApply.push(item);
+          states.set(item.key.portal, [...(states.get(item.key.portal) ?? []), merged.state]);
+        }
         else reports.push(reportOf(item, 'unchanged'));
       } catch (error) {
         reports.push(
@@ -158,7 +159,6 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
   );
 
   const byPortal = Map.groupBy(toApply, (item) => item.key.portal);
-  const deferred: Array<{ item: Pending; reason: string }> = [];
   await Promise.all(
     [...byPortal].map(async ([portal, items]) => {
       let fates: Map<string, ReconcileFate> = new Map();
@@ -171,11 +171,14 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
           stats: emptyStats(),
         });
         fates = report.fates;
+        // Held elsewhere: the holder looks at the portal again before it lets go (it sees the touch).
+        if (report.leaseHeld) await deps.reconciler.afterMerge(portal, states.get(portal) ?? []);
       } catch (error) {
         logger.error('Reconciling a portal failed; its status edits stay in the ledger', {
           portal,
           code: error instanceof AppError ? error.code : 'RECONCILE_ERROR',
         });
+        await deps.reconciler.afterMerge(portal, states.get(portal) ?? []).catch(() => undefined);
       }
       for (const item of items) {
         const fate = fates.get(messageKeyText(item.key));
@@ -188,12 +191,11 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
               : fate?.kind === 'pending'
                 ? (fate.lastError?.code ?? 'PENDING')
                 : 'RECONCILE_ERROR';
-          deferred.push({ item, reason });
+          reports.push(reportOf(item, 'deferred', { code: reason, editId: item.edit.editId }));
         }
       }
     }),
   );
-  reports.push(...(await wakeDrain(deferred, deps)));
 
   reports.sort((a, b) => a.index - b.index);
   const summary = summarise(reports, invalid);
@@ -205,33 +207,6 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
     }
   }
   return { summary, specs: reports, issues };
-}
-
-/**
- * The deferred renderings are in the ledger; a queue copy wakes the drain sooner than the sweep.
- * When the queue cannot take it, the sweep applies them all the same.
- */
-async function wakeDrain(
-  deferred: Array<{ item: Pending; reason: string }>,
-  deps: RefreshDeps,
-): Promise<SpecReport[]> {
-  if (deferred.length === 0) return [];
-  try {
-    const sent = await deps.enqueue(deferred.map(({ item }) => item.edit));
-    if (sent.failed.length > 0) {
-      logger.warn('The edits queue refused wake-ups of deferred status edits; the sweep applies them', {
-        count: sent.failed.length,
-      });
-    }
-  } catch (error) {
-    logger.warn('The edits queue is unavailable; the sweep applies the deferred status edits', {
-      count: deferred.length,
-      code: error instanceof AppError ? error.code : 'QUEUE_UNAVAILABLE',
-    });
-  }
-  return deferred.map(({ item, reason }) =>
-    reportOf(item, 'deferred', { code: reason, editId: item.edit.editId }),
-  );
 }
 
 /** Logs each refused spec once with all its problems; returns how many specs were refused. */

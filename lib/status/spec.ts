@@ -1,6 +1,6 @@
 import Mustache from 'mustache';
 import * as v from 'valibot';
-import { PORTAL_PATTERN } from '../config.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ConfigError } from '../errors.ts';
 
 /** Default and maximum `source.timeoutMs`. */

@@ -280,7 +280,7 @@ export async function startLocalStack(
     const drainEdits = await import('../../functions/drain-edits.ts');
     const refreshStatus = await import('../../functions/refresh-status.ts');
     const sweep = await import('../../functions/sweep.ts');
-    const { Ledger } = await import('../../lib/ledger/store.ts');
+    const { Ledger } = await import('../../lib/ledger/messages.ts');
     const { getRuntime } = await import('../../lib/runtime.ts');
 
     const activity = new ActivityLog();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/update-message.ts';
 import type { HttpResult } from '../../lib/http/responses.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { httpApiEvent, lambdaContext } from '../support/events.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 import { updateDeps } from './helpers.ts';

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { httpApiEvent } from '../support/events.ts';
 import { AWS, BOT, type Harness, startHarness } from '../support/harness.ts';
 import {
@@ -9,9 +9,9 @@ import {
   getMessageAt,
   postUpdate,
   purgeQueues,
-  sweepLater,
   update,
   updateDeps,
+  wakeLater,
 } from './helpers.ts';
 
 let h: Harness;
@@ -26,6 +26,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   h.emulator.reset();
+  h.wakeups.clear();
   ledger = await freshLedger(h);
   deps = updateDeps(h, ledger);
 });
@@ -85,7 +86,7 @@ describe('GET /messages/{portal}/{botId}/{messageId}', () => {
     // A rate-limited message waits at least a second before it is tried again.
     expect(time(seen.body.nextRetryAt)).toBeGreaterThanOrEqual(sent + 1_000);
 
-    await sweepLater(h, ledger);
+    await wakeLater(h, ledger);
     expect(h.emulator.getMessage(789)?.text).toBe('Build #42: running');
     expect((await look()).body).toMatchObject({ status: 'applied', applied: true, pendingEditIds: [] });
   });

@@ -3,24 +3,28 @@ import { createHandler as createGetHandler } from '../../functions/get-message.t
 import { createHandler as createUpdateHandler } from '../../functions/update-message.ts';
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
 import type { Clock } from '../../lib/clock.ts';
-import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { HttpResult } from '../../lib/http/responses.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import { LedgerTable } from '../../lib/ledger/access.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import type { PortalGateway } from '../../lib/portal/gateway.ts';
 import { RECONCILE_DEFAULTS, type ReconcileOptions } from '../../lib/reconcile/options.ts';
 import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
-import { sweep } from '../../lib/reconcile/sweep.ts';
+import { emptyStats } from '../../lib/reconcile/send.ts';
+import type { WakeupSender } from '../../lib/schedule/portal-queue.ts';
+import { sweep } from '../../lib/schedule/sweep.ts';
 import { laterClock } from '../support/clock.ts';
 import { httpApiEvent, lambdaContext } from '../support/events.ts';
-import { BOT, freshLedger, type Harness, testReconciler } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, runDueWakeups, testReconciler } from '../support/harness.ts';
 
 /** A ledger in a table of its own: one test's edits of message 789 never set another's fate or cadence. */
 export { freshLedger };
 
 export interface ReconcilerSetup {
   gateway?: PortalGateway;
-  /** The reconciler's clock; default the real one. */
+  /** The reconciler's clock; default the harness's. */
   clock?: Clock;
+  /** Where its wake-ups go; default the harness's in-memory portal work queue. */
+  wakeups?: WakeupSender;
   options?: Partial<ReconcileOptions>;
 }
 
@@ -33,11 +37,15 @@ export function reconcilerFor(h: Harness, ledger: Ledger, setup: ReconcilerSetup
     h,
     ledger,
     { callTimeoutMs: 1_000, ambiguousSettleMs: RECONCILE_DEFAULTS.ambiguousSettleMs, ...setup.options },
-    { ...(setup.gateway ? { gateway: setup.gateway } : {}), ...(setup.clock ? { clock: setup.clock } : {}) },
+    {
+      ...(setup.gateway ? { gateway: setup.gateway } : {}),
+      ...(setup.clock ? { clock: setup.clock } : {}),
+      ...(setup.wakeups ? { wakeups: setup.wakeups } : {}),
+    },
   );
 }
 
-/** The API's dependencies on the harness: its gateway, a fresh reconciler and the loopback edits queue. */
+/** The API's dependencies on the harness: its gateway and a fresh reconciler (wake-ups kept in memory). */
 export function updateDeps(
   h: Harness,
   ledger: Ledger,
@@ -49,8 +57,6 @@ export function updateDeps(
     config: { defaultPortal: undefined },
     gateway,
     reconciler: reconcilerFor(h, ledger, { ...setup, gateway }),
-    enqueue: (edits, deduplicationIds) =>
-      enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds }),
     ...overrides,
   };
 }
@@ -95,26 +101,29 @@ export function update(fields: Record<string, unknown>, extra: Record<string, un
   );
 }
 
-/** What the edits queue holds, left visible for the next look. */
-export async function queued(h: Harness) {
-  const out = await h.sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: h.editsQueueUrl,
-      MaxNumberOfMessages: 10,
-      MessageSystemAttributeNames: ['All'],
-      VisibilityTimeout: 0,
-    }),
-  );
-  return (out.Messages ?? []).map((m) => ({
-    body: JSON.parse(m.Body ?? '{}'),
-    attributes: m.Attributes ?? {},
-  }));
+/**
+ * The portal's wake-ups run by another container `laterMs` after now (past any backoff of the
+ * tests), as the portal work queue's consumer would run them: what each woken portal applied.
+ */
+export async function wakeLater(h: Harness, ledger: Ledger, laterMs = 5 * 60_000) {
+  const clock = laterClock(laterMs, h.clock);
+  const stats = emptyStats();
+  const reports = await runDueWakeups({ ...h, clock }, reconcilerFor(h, ledger, { clock }), 30_000, stats);
+  const applied = reports.flatMap((report) => [...report.fates.values()]).filter((f) => f.kind === 'applied');
+  return { portals: reports.length, applied: applied.length, calls: stats.calls };
 }
 
-/** The scheduled sweep, run by another container `laterMs` after now (past any backoff of the tests). */
+/**
+ * The scheduled sweep, run `laterMs` after now: sends wake-ups that are overdue by then (lost, or
+ * never taken by the queue) to the harness's portal work queue.
+ */
 export function sweepLater(h: Harness, ledger: Ledger, laterMs = 5 * 60_000) {
-  const reconciler = reconcilerFor(h, ledger, { clock: laterClock(laterMs, h.clock) });
-  return sweep(reconciler, { remainingMs: () => 30_000 });
+  const table = new LedgerTable({
+    tableName: ledger.tableName,
+    client: h.dynamo,
+    now: laterClock(laterMs, h.clock).now,
+  });
+  return sweep({ table, sender: h.wakeups });
 }
 
 /** Bodies on the failed-edits queue (up to 10), left visible for the next look. */

@@ -1,10 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
-import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import { createSecretStore } from '../../lib/secrets/index.ts';
 import { httpApiEvent, restApiEvent } from '../support/events.ts';
@@ -24,11 +22,11 @@ import {
   freshLedger,
   postUpdate,
   purgeQueues,
-  queued as queuedOn,
   type ReconcilerSetup,
   sweepLater,
   update,
   updateDeps,
+  wakeLater,
 } from './helpers.ts';
 
 let h: Harness;
@@ -38,7 +36,7 @@ let deps: UpdateMessageDeps;
 const depsFor = (overrides: Partial<UpdateMessageDeps> = {}, setup: ReconcilerSetup = {}) =>
   updateDeps(h, ledger, overrides, setup);
 const invoke = (event: unknown, d: UpdateMessageDeps = deps) => postUpdate(event, d);
-const queued = () => queuedOn(h);
+const key789 = { portal: 'acme', botId: BOT.id, messageId: 789 };
 
 /** A client of a service that is not there: port 9 on loopback refuses at once. */
 const unreachable = { ...AWS, endpoint: 'http://127.0.0.1:9', maxAttempts: 1 };
@@ -51,6 +49,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   h.emulator.reset();
+  h.wakeups.clear();
   ledger = await freshLedger(h);
   deps = depsFor();
 });
@@ -130,7 +129,7 @@ describe('applying an edit now', () => {
       body: { result: true },
     });
     expect(h.emulator.calls).toEqual([]);
-    expect(await queued()).toEqual([]);
+    expect(h.wakeups.sent).toEqual([]);
   });
 
   it('ignores a botToken in the request and never echoes it', async () => {
@@ -270,9 +269,9 @@ describe('passing on what Bitrix24 refuses', () => {
     const state = await ledger.get({ portal: 'acme', botId: 456, messageId: 5002 });
     expect(state.failedVersion).toBe(state.version);
     expect(state.lastError?.code).toBe('ACCESS_DENIED');
-    // Nothing is left for the sweep to retry, and nothing waits on either queue.
-    expect(await sweepLater(h, ledger)).toMatchObject({ portals: 0, calls: 0 });
-    expect(await queued()).toEqual([]);
+    // Nothing is left to retry: no wake-up, nothing on the failed-edits queue.
+    expect(h.wakeups.sent).toEqual([]);
+    expect(await sweepLater(h, ledger)).toEqual({ overdue: 0, woken: 0 });
     expect(await failedEdits(h)).toEqual([]);
   });
 
@@ -334,12 +333,12 @@ describe('when the ledger cannot be reached', () => {
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
     expect(h.emulator.calls).toEqual([]);
     expect(h.emulator.getMessage(789)?.history).not.toContain('not recorded');
-    expect(await queued()).toEqual([]);
+    expect(h.wakeups.sent).toEqual([]);
     dead.destroy();
   });
 });
 
-describe('deferring to the queue', () => {
+describe('deferring to the portal’s wake-up', () => {
   it.each([
     ['query-limit', 'QUERY_LIMIT_EXCEEDED'],
     ['operating-limit', 'OPERATION_TIME_LIMIT'],
@@ -347,97 +346,98 @@ describe('deferring to the queue', () => {
     ['server-error', 'INTERNAL_SERVER_ERROR'],
     ['html', 'INVALID_RESPONSE'],
     ['reset', 'NETWORK_ERROR'],
-  ] as const)('defers the edit with 202 when Bitrix24 answers %s', async (kind, reason) => {
-    h.emulator.inject({ kind });
-    const res = await invoke(update({ message: `deferred after ${kind}`, urlPreview: false }));
-    expect(res).toMatchObject({ status: 202, body: { result: true, deferred: true, reason } });
-    const [message] = await queued();
-    expect(message?.body).toEqual({
-      portal: 'acme',
-      botId: 456,
-      messageId: 789,
-      fields: { message: `deferred after ${kind}`, urlPreview: 'N' },
-      editId: res.body.editId,
-      requestedAt: expect.any(String),
-    });
-    expect(message?.attributes).toMatchObject({
-      MessageGroupId: 'acme:456:789',
-      MessageDeduplicationId: res.body.editId,
-    });
-  });
+  ] as const)(
+    'defers the edit with 202 when Bitrix24 answers %s, keeps it in the ledger and wakes its portal at its retry time',
+    async (kind, reason) => {
+      h.emulator.inject({ kind });
+      const before = Date.now();
+      const res = await invoke(update({ message: `deferred after ${kind}`, urlPreview: false }));
+      expect(res).toMatchObject({ status: 202, body: { result: true, deferred: true, reason } });
+      const state = await ledger.get(key789);
+      expect(state.desired.message?.value).toBe(`deferred after ${kind}`);
+      expect(state.desired.urlPreview?.value).toBe('N');
+      expect(state.pendingEditIds).toEqual([res.body.editId]);
+      // One wake-up, at the message's retry time.
+      expect(h.wakeups.sent).toHaveLength(1);
+      expect(h.wakeups.last('acme')?.at).toBeGreaterThan(before);
+      expect(await wakeLater(h, ledger, 60 * 60_000)).toMatchObject({ applied: 1 });
+      expect(h.emulator.getMessage(789)?.text).toBe(`deferred after ${kind}`);
+    },
+  );
 
   it('defers the edit when Bitrix24 does not answer within the timeout', async () => {
     h.emulator.inject({ kind: 'slow', delayMs: 1_500 });
     const res = await invoke(update({ message: 'slow portal' }));
     expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'TIMEOUT' } });
-    expect(await queued()).toHaveLength(1);
+    expect(h.wakeups.last('acme')).toBeDefined();
     // The call lands after its timeout (before the next test edits message 789).
     await waitFor(() => h.emulator.getMessage(789)?.text === 'slow portal', 10_000, 'the late landing');
   });
 
-  it('defers without calling Bitrix24 when the caller prefers respond-async', async () => {
+  it('defers without calling Bitrix24 when the caller prefers respond-async, and the wake-up applies it', async () => {
     const event = update({ message: 'later please' });
     event.headers.prefer = 'respond-async, wait=0';
     const res = await invoke(event);
     expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'requested' } });
     expect(h.emulator.calls).toHaveLength(0);
-    expect((await queued())[0]?.body.fields).toEqual({ message: 'later please' });
+    expect((await ledger.get(key789)).desired.message?.value).toBe('later please');
+    expect(await wakeLater(h, ledger, 0)).toMatchObject({ portals: 1, applied: 1, calls: 1 });
+    expect(h.emulator.getMessage(789)?.text).toBe('later please');
   });
 
-  it('uses the Idempotency-Key as the deduplication id, so a repeated request queues one edit', async () => {
-    for (let i = 0; i < 2; i++) {
-      const event = update({ message: 'once' });
+  it('sends one wake-up for many deferred edits of a portal', async () => {
+    const ids = Array.from({ length: 5 }, (_, i) =>
+      h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: `m${i}` }),
+    );
+    for (const id of ids) {
+      const event = update({ message: `later ${id}` }, { messageId: id });
       event.headers.prefer = 'respond-async';
-      event.headers['idempotency-key'] = 'order-42-status';
       expect((await invoke(event)).status).toBe(202);
     }
-    const messages = await queued();
-    expect(messages).toHaveLength(1);
-    expect(messages[0]?.attributes.MessageDeduplicationId).toBe('order-42-status');
+    expect(h.wakeups.sent.map((w) => w.portal)).toEqual(['acme']);
+    expect(await wakeLater(h, ledger, 0)).toMatchObject({ portals: 1, applied: 5, calls: 1 });
   });
 
-  it('defers with 202 MESSAGE_CADENCE an edit that comes inside the message cadence, and the sweep applies it', async () => {
+  it('defers with 202 MESSAGE_CADENCE an edit that comes inside the message cadence, and wakes the portal when the cadence allows', async () => {
     const paced = depsFor({}, { options: { messageMinIntervalMs: 60_000 } });
     expect((await invoke(update({ message: 'first' }), paced)).status).toBe(200);
+    const appliedAt = Date.now();
     const res = await invoke(update({ message: 'second, too soon' }), paced);
     expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'MESSAGE_CADENCE' } });
     expect(h.emulator.getMessage(789)?.text).toBe('first');
-    expect((await queued()).map((m) => m.body.editId)).toEqual([res.body.editId]);
-    await sweepLater(h, ledger, 2 * 60_000);
+    expect(h.wakeups.last('acme')?.at).toBeGreaterThanOrEqual(appliedAt + 59_000);
+    await wakeLater(h, ledger, 2 * 60_000);
     expect(h.emulator.getMessage(789)?.text).toBe('second, too soon');
   });
 
-  it('still answers 202 when no queue is configured: the edit is in the ledger and the sweep applies it', async () => {
-    h.emulator.inject({ kind: 'query-limit' });
-    const noQueue = depsFor({
-      enqueue: (edits, ids) =>
-        enqueueEdits(edits, { queueUrl: undefined, client: h.sqs, deduplicationIds: ids }),
-    });
-    const res = await invoke(update({ message: 'nowhere to go' }), noQueue);
-    expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'QUERY_LIMIT_EXCEEDED' } });
-    expect(await queued()).toEqual([]);
-    expect(h.emulator.getMessage(789)?.text).not.toBe('nowhere to go');
-    expect(await sweepLater(h, ledger)).toMatchObject({ applied: 1, calls: 1 });
-    expect(h.emulator.getMessage(789)?.text).toBe('nowhere to go');
-  });
-
-  it('still answers 202 when the queue cannot be reached, and the sweep applies the edit', async () => {
-    const dead = new SQSClient(unreachable);
-    const event = update({ message: 'queue down' });
-    event.headers.prefer = 'respond-async';
-    const offline = depsFor({
-      enqueue: (edits, ids) =>
-        enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: dead, deduplicationIds: ids }),
-    });
-    expect(await invoke(event, offline)).toMatchObject({
-      status: 202,
-      body: { deferred: true, reason: 'requested' },
-    });
-    dead.destroy();
-    expect(h.emulator.calls).toEqual([]);
-    await sweepLater(h, ledger, 0);
-    expect(h.emulator.getMessage(789)?.text).toBe('queue down');
-  });
+  it.each([
+    ['refuses', { send: async (wakeups: readonly { portal: string }[]) => wakeups.map((w) => w.portal) }],
+    [
+      'cannot be reached',
+      {
+        send: async () => {
+          throw new Error('unreachable');
+        },
+      },
+    ],
+  ])(
+    'still answers 202 when the portal work queue %s its wake-up, and the sweep sends it once overdue',
+    async (_, sender) => {
+      const event = update({ message: 'queue down' });
+      event.headers.prefer = 'respond-async';
+      const lost = depsFor({}, { wakeups: sender });
+      expect(await invoke(event, lost)).toMatchObject({
+        status: 202,
+        body: { deferred: true, reason: 'requested' },
+      });
+      expect(h.wakeups.sent).toEqual([]);
+      // Not overdue yet: the sweep leaves it; past the grace, it sends the wake-up, which applies the edit.
+      expect(await sweepLater(h, ledger, 0)).toEqual({ overdue: 0, woken: 0 });
+      expect(await sweepLater(h, ledger, 2 * 60_000)).toEqual({ overdue: 1, woken: 1 });
+      expect(await wakeLater(h, ledger, 2 * 60_000)).toMatchObject({ applied: 1 });
+      expect(h.emulator.getMessage(789)?.text).toBe('queue down');
+    },
+  );
 });
 
 describe('credentials that change', () => {

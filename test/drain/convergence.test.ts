@@ -4,7 +4,7 @@ import { updateMessage } from '../../lib/api/update-message.ts';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { isDirty, isFailed } from '../../lib/ledger/model.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { sweep } from '../../lib/reconcile/sweep.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { postUpdate, updateDeps } from '../api/helpers.ts';
 import { httpApiEvent } from '../support/events.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';

@@ -7,7 +7,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createDrain } from '../../lib/drain/index.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { postUpdate, updateDeps } from '../api/helpers.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';

@@ -3,7 +3,7 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { canonicalJson } from '../../lib/edits/canonical.ts';
 import { IdempotencyKeys, idempotencyPk, sha256 } from '../../lib/ledger/idempotency.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { postUpdate, purgeQueues, queued, updateDeps } from '../api/helpers.ts';
 import { httpApiEvent } from '../support/events.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';

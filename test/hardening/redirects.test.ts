@@ -4,7 +4,7 @@ import { createBitrix24Client } from '../../lib/bitrix24/client.ts';
 import { Strategy } from '../../lib/bitrix24/error-table.ts';
 import { Bitrix24Error } from '../../lib/bitrix24/errors.ts';
 import { refreshOAuthTokens } from '../../lib/bitrix24/oauth.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { SourceError } from '../../lib/status/errors.ts';
 import { fetchSource } from '../../lib/status/sources.ts';
 import type { StatusSource } from '../../lib/status/spec.ts';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { LEDGER_TABLE_NAME, LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import {
   eventually,

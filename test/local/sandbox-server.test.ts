@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Timing } from '../../lib/ledger/model.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { createLedgerTable, type LocalDynamoDb, startLocalDynamoDb } from '../../local/dynamodb.ts';
 import { LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import { bbcodeToHtml } from '../../local/stack/sandbox/bbcode.ts';

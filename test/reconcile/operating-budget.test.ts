@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
 import type { OperatingBilling } from '../../local/bitrix24-emulator/types.ts';
 import { VirtualClock } from '../support/clock.ts';

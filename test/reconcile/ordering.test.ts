@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { updateMessage } from '../../lib/api/update-message.ts';
 import { createDrain } from '../../lib/drain/index.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { toSqsRecord } from '../../local/poller.ts';

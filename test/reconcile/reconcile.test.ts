@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { messageKeyText } from '../../lib/ledger/model.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';

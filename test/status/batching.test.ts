@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { refreshStatuses } from '../../lib/status/refresh.ts';
 import type { Bitrix24Emulator } from '../../local/bitrix24-emulator/index.ts';
 import { laterClock, VirtualClock } from '../support/clock.ts';

@@ -1,7 +1,7 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler, type RefreshHandlerDeps } from '../../functions/refresh-status.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import { lambdaContext } from '../support/events.ts';
 import { type Harness, startHarness } from '../support/harness.ts';
 import { depsFor, drainQueue, freshLedger, seedMessages, spec } from './helpers.ts';

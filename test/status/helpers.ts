@@ -3,7 +3,7 @@ import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { createDrain } from '../../lib/drain/index.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { QueuedEdit } from '../../lib/edits/types.ts';
-import type { Ledger } from '../../lib/ledger/store.ts';
+import type { Ledger } from '../../lib/ledger/messages.ts';
 import type { RefreshDeps } from '../../lib/status/refresh.ts';
 import {
   type Bitrix24Emulator,

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { refreshStatuses } from '../../lib/status/refresh.ts';
 import { AWS, BOT, type Harness, startHarness } from '../support/harness.ts';
 import {

@@ -3,10 +3,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type Clock, systemClock } from '../../lib/clock.ts';
-import { Ledger } from '../../lib/ledger/store.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
-import { Reconciler, type ReconcilerDeps } from '../../lib/reconcile/reconcile.ts';
+import { type ReconcileReport, Reconciler, type ReconcilerDeps } from '../../lib/reconcile/reconcile.ts';
+import { emptyStats } from '../../lib/reconcile/send.ts';
 import { createSecretStore, type SecretStore } from '../../lib/secrets/index.ts';
 import {
   type Bitrix24Emulator,
@@ -16,6 +17,7 @@ import {
 import { createLedgerTable, startLocalDynamoDb } from '../../local/dynamodb.ts';
 import { type LocalSecretsManager, startSecretsManager } from '../../local/secrets-manager.ts';
 import { startLocalSqs } from '../../local/sqs.ts';
+import { WakeupLog } from './wakeups.ts';
 
 /**
  * Every secret value used by tests contains this marker, so that the output watcher
@@ -48,6 +50,10 @@ export interface Harness {
   ledgerTable: string;
   /** The one clock of the emulator, the gateway, and the ledgers and reconcilers made here. */
   clock: Clock;
+  /** The portal work queue (standard) on the SQS emulator, for tests of the SQS path. */
+  portalQueueUrl: string;
+  /** Wake-ups the reconcilers made here sent, kept in memory (the tests run the reconciles). */
+  wakeups: WakeupLog;
   close(): Promise<void>;
 }
 
@@ -111,6 +117,9 @@ export async function startHarness(
       Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' },
     }),
   );
+  const portalQueue = await sqs.send(
+    new CreateQueueCommand({ QueueName: 'portal-work', Attributes: { VisibilityTimeout: '30' } }),
+  );
   const secretsClient = new SecretsManagerClient({ ...AWS, endpoint: secretsManager.url });
   const localDynamo = await startLocalDynamoDb();
   const dynamo = new DynamoDBClient({ ...AWS, endpoint: localDynamo.url });
@@ -137,6 +146,8 @@ export async function startHarness(
     dynamo,
     ledgerTable,
     clock,
+    portalQueueUrl: portalQueue.QueueUrl as string,
+    wakeups: new WakeupLog(),
     async close() {
       sqs.destroy();
       secretsClient.destroy();
@@ -156,10 +167,10 @@ export async function freshLedger(h: Pick<Harness, 'dynamo'> & { clock?: Clock }
 
 /**
  * A reconciler on the harness, standing for one container: no linger, no cadence, a short settle
- * window and a fixed jitter, unless `options` says otherwise.
+ * window, no index lag and a fixed jitter, unless `options` says otherwise.
  */
 export function testReconciler(
-  h: Pick<Harness, 'gateway' | 'sqs' | 'failedQueueUrl'> & { clock?: Clock },
+  h: Pick<Harness, 'gateway' | 'sqs' | 'failedQueueUrl' | 'wakeups'> & { clock?: Clock },
   ledger: Ledger,
   options: Partial<ReconcileOptions> = {},
   deps: Partial<Omit<ReconcilerDeps, 'ledger' | 'options'>> = {},
@@ -168,6 +179,7 @@ export function testReconciler(
     ledger,
     gateway: h.gateway,
     sqs: h.sqs,
+    wakeups: h.wakeups,
     random: () => 0.5,
     ...(h.clock ? { clock: h.clock } : {}),
     ...deps,
@@ -178,7 +190,41 @@ export function testReconciler(
       batchLingerMs: 0,
       messageMinIntervalMs: 0,
       ambiguousSettleMs: 1_000,
+      // dynalite's indexes have no lag.
+      indexLagMs: 0,
       ...options,
     },
   });
+}
+
+/**
+ * What the portal work queue's consumer does, for the wake-ups sent so far: reconciles each portal
+ * whose wake-up is due by the reconciler's clock, again for the wake-ups those runs leave that are
+ * due too, until none is (bounded). Resolves with every run's report.
+ */
+export async function runDueWakeups(
+  h: Pick<Harness, 'wakeups'> & { clock?: Clock },
+  reconciler: Reconciler,
+  remainingMs = 30_000,
+  stats = emptyStats(),
+): Promise<ReconcileReport[]> {
+  const clock = h.clock ?? systemClock;
+  const reports: ReconcileReport[] = [];
+  for (let round = 0; round < 50; round += 1) {
+    const portals = h.wakeups.takeDue(clock.now());
+    if (portals.length === 0) break;
+    reports.push(
+      ...(await Promise.all(
+        portals.map((portal) =>
+          reconciler.reconcilePortal(portal, {
+            hints: [],
+            mode: 'fill',
+            remainingMs: () => remainingMs,
+            stats,
+          }),
+        ),
+      )),
+    );
+  }
+  return reports;
 }

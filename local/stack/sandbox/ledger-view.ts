@@ -6,7 +6,7 @@ import {
   messageKeyText,
   type Timing,
 } from '../../../lib/ledger/model.ts';
-import type { Ledger } from '../../../lib/ledger/store.ts';
+import type { Ledger } from '../../../lib/ledger/messages.ts';
 import type { LedgerView, SandboxState } from './state.ts';
 
 /** The ledger the sandbox reads, and the timing its fates are computed with (the fate route's). */

@@ -1,7 +1,8 @@
 /**
- * A drain "deployment" in its own process, for the convergence test: a Lambda-like poller over the
- * edits queue with one drain handler per slot (like separate Lambda containers: each its own
- * reconciler, pacing and lease owner), all on one ledger table. Settings come as JSON in argv[2].
+ * A "deployment" in its own process, for the convergence test: Lambda-like pollers over the edits
+ * queue (the drain) and the portal work queue (the reconcile), one handler per slot (like separate
+ * Lambda containers: each its own reconciler, pacing and lease owner), and the sweep, all on one
+ * ledger table. Settings come as JSON in argv[2].
  * SIGTERM stops it gracefully and prints `DRAIN-STATS {json}` (poller counters and peak RSS);
  * SIGKILL is a crash.
  */
@@ -9,12 +10,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createHandler } from '../../../functions/drain-edits.ts';
-import { Ledger } from '../../../lib/ledger/store.ts';
+import { createHandler as createReconcileHandler } from '../../../functions/reconcile-portals.ts';
+import { Ledger } from '../../../lib/ledger/messages.ts';
 import { PortalCircuits } from '../../../lib/pacing/circuit.ts';
 import { PortalGateway } from '../../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
 import { Reconciler } from '../../../lib/reconcile/reconcile.ts';
-import { sweep } from '../../../lib/reconcile/sweep.ts';
+import { sqsWakeups } from '../../../lib/schedule/portal-queue.ts';
+import { sweep } from '../../../lib/schedule/sweep.ts';
 import { createSecretStore } from '../../../lib/secrets/index.ts';
 import { type SqsHandler, startPoller } from '../../../local/poller.ts';
 
@@ -26,6 +29,8 @@ export interface WorkerSettings {
   dynamoEndpoint: string;
   ledgerTable: string;
   queueUrl: string;
+  /** The portal work queue (standard). */
+  portalQueueUrl: string;
   maxConcurrency: number;
   /** The invocation timeout. */
   timeoutMs: number;
@@ -52,6 +57,7 @@ const gateway = new PortalGateway({
   timeoutMs: settings.options.callTimeoutMs ?? 10_000,
   allowHttp: true,
 });
+const wakeups = sqsWakeups({ client: sqs, queueUrl: settings.portalQueueUrl, now: Date.now });
 let peakRss = process.memoryUsage().rss;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -65,33 +71,39 @@ const poller = startPoller({
   waitTimeSeconds: 0,
   handlerFor: () =>
     createHandler({
-      gateway,
       ledger,
       sqs,
+      wakeups,
       editsQueueUrl: settings.queueUrl,
       options: settings.options,
-      ...(settings.circuit ? { circuits: new PortalCircuits(settings.circuit) } : {}),
+    }) as SqsHandler,
+});
+const reconcilePoller = startPoller({
+  client: sqs,
+  queueUrl: settings.portalQueueUrl,
+  maxConcurrency: settings.maxConcurrency,
+  timeoutMs: settings.timeoutMs,
+  waitTimeSeconds: 0,
+  handlerFor: () =>
+    createReconcileHandler({
+      reconciler: new Reconciler({
+        ledger,
+        gateway,
+        sqs,
+        wakeups,
+        options: settings.options,
+        ...(settings.circuit ? { circuits: new PortalCircuits(settings.circuit) } : {}),
+      }),
+      sqs,
+      queueUrl: settings.portalQueueUrl,
     }) as SqsHandler,
 });
 
-// The scheduled sweep, as its own "function": its own reconciler (lease owner), one run at a time.
+// The scheduled sweep, as its own "function", one run at a time.
 let sweeping: Promise<unknown> = Promise.resolve();
 const sweeper = settings.sweepEveryMs
   ? setInterval(() => {
-      sweeping = sweeping.then(() =>
-        sweep(
-          new Reconciler({
-            ledger,
-            gateway,
-            sqs,
-            options: settings.options,
-            ...(settings.circuit ? { circuits: new PortalCircuits(settings.circuit) } : {}),
-          }),
-          {
-            remainingMs: () => settings.timeoutMs,
-          },
-        ).catch(() => undefined),
-      );
+      sweeping = sweeping.then(() => sweep({ table: ledger.table, sender: wakeups }).catch(() => undefined));
     }, settings.sweepEveryMs)
   : undefined;
 
@@ -102,11 +114,12 @@ setTimeout(() => process.exit(1), 10 * 60_000).unref();
 process.once('SIGTERM', async () => {
   clearInterval(sweeper);
   await sweeping;
-  await poller.stop();
+  await Promise.all([poller.stop(), reconcilePoller.stop()]);
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  process.stdout.write(`DRAIN-STATS ${JSON.stringify({ ...poller.stats, peakRss })}\n`, () =>
-    process.exit(0),
+  process.stdout.write(
+    `DRAIN-STATS ${JSON.stringify({ ...poller.stats, reconcile: reconcilePoller.stats, peakRss })}\n`,
+    () => process.exit(0),
   );
 });
 process.stdout.write('DRAIN-READY\n');

@@ -127,9 +127,9 @@ export { freshLedger };
 export type Invoke = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
 
 /**
- * The drain Lambda handler as tests invoke it: deterministic jitter (half of the range), the
- * harness's edits queue for visibility changes, and `ledger`, or else a fresh ledger made on the
- * first invocation.
+ * The drain Lambda handler as tests invoke it: the harness's edits queue for visibility changes, its
+ * in-memory portal work queue for wake-ups, and `ledger`, or else a fresh ledger made on the first
+ * invocation.
  */
 export function drainHandler(
   h: Harness,
@@ -141,10 +141,9 @@ export function drainHandler(
   return async (event, context = contextWith()) => {
     made ??= (async () =>
       createHandler({
-        gateway: h.gateway,
         sqs,
         editsQueueUrl: h.editsQueueUrl,
-        random: () => 0.5,
+        wakeups: h.wakeups,
         ...rest,
         ledger: ledger ?? (await freshLedger(h)),
         options: testOptions(h, options),

@@ -1,0 +1,89 @@
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { changeVisibility, queueUrlFromArn } from '../drain/sqs.ts';
+import { logger } from '../observability/logger.ts';
+import { MetricUnit, metrics } from '../observability/metrics.ts';
+import { parseWakeup } from '../schedule/portal-queue.ts';
+import type { Reconciler } from './reconcile.ts';
+import { type CallStats, emptyStats, failureOf } from './send.ts';
+
+export interface WakeupInvocation {
+  remainingMs: () => number;
+  signal?: AbortSignal | undefined;
+}
+
+export interface WakeupSummary {
+  /** Distinct portals the event woke. */
+  portals: number;
+  /** Portals found held by another reconciler (it looks at them again itself). */
+  held: number;
+  /** Portals whose reconcile failed (their wake-ups come back shortly). */
+  failed: number;
+  applied: number;
+  calls: number;
+}
+
+/**
+ * The apply stage: one invocation of the portal work queue's consumer. Reconciles the portals its
+ * wake-ups name in parallel, each under its own lease, each leaving its own next wake-up: a portal
+ * that hangs costs its own reconcile, no one else's. Duplicate wake-ups of a portal count once; a
+ * body that names no portal is dropped. A portal whose reconcile failed (the ledger unreachable)
+ * has its wake-ups back after `retryDelayMs`.
+ */
+export async function reconcileWakeups(
+  records: readonly SQSRecord[],
+  invocation: WakeupInvocation,
+  deps: { reconciler: Reconciler; sqs: SQSClient; queueUrl?: string | undefined },
+): Promise<SQSBatchResponse> {
+  const byPortal = new Map<string, SQSRecord[]>();
+  for (const record of records) {
+    const wakeup = parseWakeup(record.body);
+    if (!wakeup) {
+      logger.warn('Dropped a portal work queue message that names no portal', { sqsMessageId: record.messageId });
+      continue;
+    }
+    byPortal.set(wakeup.portal, [...(byPortal.get(wakeup.portal) ?? []), record]);
+  }
+  const stats: CallStats = emptyStats();
+  const summary: WakeupSummary = { portals: byPortal.size, held: 0, failed: 0, applied: 0, calls: 0 };
+  const failed: SQSRecord[] = [];
+  await Promise.all(
+    [...byPortal].map(async ([portal, wakeups]) => {
+      try {
+        const report = await deps.reconciler.reconcilePortal(portal, {
+          hints: [],
+          mode: 'fill',
+          remainingMs: invocation.remainingMs,
+          signal: invocation.signal,
+          stats,
+        });
+        if (report.leaseHeld) summary.held += 1;
+        for (const fate of report.fates.values()) if (fate.kind === 'applied') summary.applied += 1;
+      } catch (error) {
+        summary.failed += 1;
+        failed.push(...wakeups);
+        const { code, description } = failureOf(error);
+        logger.error('Reconciling a portal failed; its wake-up comes back shortly', { portal, code, description });
+      }
+    }),
+  );
+  const retryDelayMs = deps.reconciler.options.handBackDelayMs;
+  for (const [queueUrl, items] of Map.groupBy(failed, (r) => deps.queueUrl ?? queueUrlFromArn(r.eventSourceARN) ?? '')) {
+    if (!queueUrl) continue;
+    await changeVisibility(
+      deps.sqs,
+      queueUrl,
+      items.map((r) => ({ receiptHandle: r.receiptHandle, messageId: r.messageId, delayMs: retryDelayMs })),
+    );
+  }
+  summary.calls = stats.calls;
+  metrics.addMetric('PortalsReconciled', MetricUnit.Count, summary.portals - summary.held - summary.failed);
+  metrics.addMetric('EditsApplied', MetricUnit.Count, summary.applied);
+  metrics.addMetric('BitrixCalls', MetricUnit.Count, stats.calls);
+  metrics.addMetric('BitrixRateLimited', MetricUnit.Count, stats.rateLimited);
+  for (const n of stats.commandsPerCall) metrics.addMetric('CommandsPerCall', MetricUnit.Count, n);
+  metrics.addMetric('PortalCircuitOpen', MetricUnit.Count, stats.circuitsOpened.length);
+  metrics.publishStoredMetrics();
+  logger.info('Portals reconciled', { ...summary });
+  return { batchItemFailures: failed.map((r) => ({ itemIdentifier: r.messageId })) };
+}
