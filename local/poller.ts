@@ -10,8 +10,13 @@
  *   ...
  *   await poller.stop();
  *
- * Run alone (`node local/poller.ts`), it drains EDITS_QUEUE_URL with functions/drain-edits.ts,
- * DRAIN_MAX_CONCURRENCY slots, each with its own handler instance like separate Lambda containers.
+ * It serves FIFO and standard queues alike: a standard queue's records simply carry no
+ * MessageGroupId, SequenceNumber or MessageDeduplicationId.
+ *
+ * Run alone (`node local/poller.ts`), it drains EDITS_QUEUE_URL with functions/drain-edits.ts and,
+ * when PORTAL_QUEUE_URL is set, reconciles the portals its wake-ups name with
+ * functions/reconcile-portals.ts; DRAIN_MAX_CONCURRENCY slots each, each with its own handler
+ * instance like separate Lambda containers.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -42,6 +47,8 @@ export interface PollerOptions {
   batchSize?: number;
   /** The function's timeout: `getRemainingTimeInMillis` counts down from it. Default 30000. */
   timeoutMs?: number;
+  /** The function's name in its context (logs). Default 'drain-edits'. */
+  functionName?: string;
   /** Long-poll wait of each receive, 0..20 s. Default 1. */
   waitTimeSeconds?: number;
   /** Visibility timeout of received messages. Default: the queue's own. */
@@ -77,6 +84,7 @@ export function startPoller(options: PollerOptions): Poller {
     maxConcurrency = 2,
     batchSize = 10,
     timeoutMs = 30_000,
+    functionName = 'drain-edits',
     waitTimeSeconds = 1,
     maxInvocations = Number.POSITIVE_INFINITY,
     onError = () => undefined,
@@ -149,7 +157,7 @@ export function startPoller(options: PollerOptions): Poller {
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), timeoutMs);
       });
-      const result = await Promise.race([Promise.resolve(handler(event, lambdaContext(deadline))), timedOut]);
+      const result = await Promise.race([Promise.resolve(handler(event, lambdaContext(deadline, functionName))), timedOut]);
       if (result === 'timeout') {
         stats.timeouts += 1;
         failed = new Set(event.Records.map((r) => r.messageId));
@@ -235,16 +243,16 @@ export function toSqsRecord(message: Message, eventSourceARN: string): SQSRecord
 }
 
 /** A Lambda context whose `getRemainingTimeInMillis` counts down to `deadline` (ms since the epoch). */
-export function lambdaContext(deadline: number): Context {
+export function lambdaContext(deadline: number, functionName = 'drain-edits'): Context {
   const requestId = randomUUID();
   return {
     callbackWaitsForEmptyEventLoop: false,
-    functionName: 'drain-edits',
+    functionName,
     functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:drain-edits',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
     memoryLimitInMB: '1024',
     awsRequestId: requestId,
-    logGroupName: '/aws/lambda/drain-edits',
+    logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: `local/${requestId}`,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     done: () => undefined,
@@ -261,17 +269,36 @@ function check(name: string, value: number, min: number, max: number): void {
 
 if (import.meta.main) {
   const { getConfig } = await import('../lib/config.ts');
-  const { createHandler, defaultDeps } = await import('../functions/drain-edits.ts');
+  const drainEdits = await import('../functions/drain-edits.ts');
+  const reconcilePortals = await import('../functions/reconcile-portals.ts');
   const { sqsClient } = await import('../lib/edits/queue.ts');
   const config = getConfig();
   if (!config.editsQueueUrl) throw new Error('Set EDITS_QUEUE_URL to the edits queue to drain');
-  const poller = startPoller({
-    client: sqsClient(),
-    queueUrl: config.editsQueueUrl,
-    handlerFor: () => createHandler(defaultDeps) as SqsHandler,
-    maxConcurrency: config.drainMaxConcurrency,
-    onError: (error) => console.error('poller:', error instanceof Error ? error.name : error),
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void poller.stop());
-  await poller.done;
+  const onError = (error: unknown) => console.error('poller:', error instanceof Error ? error.name : error);
+  const pollers = [
+    startPoller({
+      client: sqsClient(),
+      queueUrl: config.editsQueueUrl,
+      handlerFor: () => drainEdits.createHandler(drainEdits.defaultDeps) as SqsHandler,
+      maxConcurrency: config.drainMaxConcurrency,
+      onError,
+    }),
+  ];
+  if (config.portalQueueUrl) {
+    pollers.push(
+      startPoller({
+        client: sqsClient(),
+        queueUrl: config.portalQueueUrl,
+        handlerFor: () => reconcilePortals.createHandler(reconcilePortals.defaultDeps) as SqsHandler,
+        functionName: 'reconcile-portals',
+        maxConcurrency: config.drainMaxConcurrency,
+        timeoutMs: 60_000,
+        onError,
+      }),
+    );
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void Promise.all(pollers.map((poller) => poller.stop())));
+  }
+  await Promise.all(pollers.map((poller) => poller.done));
 }

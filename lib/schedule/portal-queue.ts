@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import { AppError } from '../errors.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 
 /**
  * The portal work queue: a standard SQS queue of wake-ups, one pending per portal (elected on the

@@ -24,19 +24,22 @@ export interface SweepSummary {
  * and sends each a wake-up now. It reconciles nothing itself and reads nothing of portals that are
  * not overdue: its cost follows the overdue portals, not the fleet.
  */
-export async function sweep(deps: { table: LedgerTable; sender: WakeupSender }): Promise<SweepSummary> {
-  const now = deps.table.now();
+export async function sweep(deps: {
+  table: LedgerTable;
+  sender: WakeupSender;
+  /** Default `SWEEP_GRACE_MS`; shorter only in tests. */
+  graceMs?: number | undefined;
+}): Promise<SweepSummary> {
+  const before = deps.table.now() - (deps.graceMs ?? SWEEP_GRACE_MS);
   const shards = Array.from({ length: WAKE_SHARDS }, (_, i) => `w${i}`);
-  const portals = (
-    await Promise.all(shards.map((shard) => overdueOf(deps.table, shard, now - SWEEP_GRACE_MS)))
-  ).flat();
+  const portals = (await Promise.all(shards.map((shard) => overdueOf(deps.table, shard, before)))).flat();
   const slices = Array.from({ length: SEND_CONCURRENCY }, (_, i) =>
     portals.filter((_, j) => j % SEND_CONCURRENCY === i),
   );
   const refused = (
     await Promise.all(
       slices.map((slice) =>
-        slice.length === 0 ? [] : deps.sender.send(slice.map((portal) => ({ portal, at: now }))),
+        slice.length === 0 ? [] : deps.sender.send(slice.map((portal) => ({ portal, at: deps.table.now() }))),
       ),
     )
   ).flat();

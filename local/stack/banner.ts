@@ -54,7 +54,11 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
       info.emulatorUrl ? `${info.emulatorUrl}  ${portal}` : portal,
       info.emulatorUrl ? config.emulator.variable : undefined,
     ],
-    ['SQS', `${info.sqsUrl}  fauxqs: ${'edits.fifo'} (failed edits: failed-edits.fifo)`, config.sqs.variable],
+    [
+      'SQS',
+      `${info.sqsUrl}  fauxqs: edits.fifo (failed edits: failed-edits.fifo), portal-work (wake-ups)`,
+      config.sqs.variable,
+    ],
     [
       'Secrets Manager',
       `${info.secretsManagerUrl}  secret ${info.secretName}`,
@@ -67,12 +71,19 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
     ],
     [
       'Drain',
-      `polls edits.fifo: batches of ${info.drain.batchSize}, ${info.drain.concurrency} at a time` +
+      `polls edits.fifo: batches of ${info.drain.batchSize}, ${info.drain.concurrency} at a time; ` +
+        'merges edit records into the ledger and wakes their portals' +
         (info.drain.paused
-          ? `; PAUSED with the sweep and the status schedules (--paused): Resume on the sandbox page or POST ${info.sandboxUrl}/api/drain/resume`
+          ? `; PAUSED with the reconcile, the sweep and the status schedules (--paused): Resume on the sandbox page or POST ${info.sandboxUrl}/api/drain/resume`
           : ''),
     ],
-    ['Sweep', `every ${interval(info.sweep.everyMs)}: reconciles every portal with due dirty messages`],
+    [
+      'Reconcile',
+      `polls portal-work: batches of ${info.reconcile.batchSize}, ${info.reconcile.concurrency} at a time; ` +
+        "applies each woken portal's edits in calls of up to 50" +
+        (info.drain.paused ? '; PAUSED' : ''),
+    ],
+    ['Sweep', `every ${interval(info.sweep.everyMs)}: wakes every portal whose wake-up is overdue by over a minute`],
     ['Status messages', schedules],
   ]);
   return [
@@ -116,36 +127,53 @@ export function statusRunLine(run: ScheduledRun): string | undefined {
   return parts.length > 0 ? `${clock()} status "${run.schedule}": ${parts.join(', ')}` : undefined;
 }
 
-/** The four fates of a drained edit, counted apart (zeros left out), and the Bitrix24 calls made. */
-export function outcomeSummary(outcomes: DrainOutcomes): string {
-  const parts = (['applied', 'superseded', 'failed', 'deferred'] as const)
-    .filter((key) => outcomes[key] > 0)
+/**
+ * What an invocation did, counted apart (zeros left out): the drain's edit records by fate, the
+ * reconcile's messages applied, and its Bitrix24 calls (when it reports them).
+ */
+export function outcomeSummary(outcomes: Partial<DrainOutcomes>): string {
+  const parts = (['merged', 'superseded', 'deferred', 'failed', 'applied'] as const)
+    .filter((key) => (outcomes[key] ?? 0) > 0)
     .map((key) => `${outcomes[key]} ${key}`);
-  const calls = `${outcomes.calls} Bitrix24 call${outcomes.calls === 1 ? '' : 's'}`;
-  return `${parts.join(', ') || 'nothing to do'} (${calls})`;
+  const text = parts.join(', ') || 'nothing to do';
+  if (outcomes.calls === undefined) return text;
+  return `${text} (${outcomes.calls} Bitrix24 call${outcomes.calls === 1 ? '' : 's'})`;
 }
 
-export function drainLine(summary: DrainInvocation): string {
-  const noun = summary.records === 1 ? 'edit' : 'edits';
+function invocationParts(summary: DrainInvocation): string[] {
   const parts = summary.outcomes ? [outcomeSummary(summary.outcomes)] : [];
   if (summary.leftInQueue > 0) parts.push(`${summary.leftInQueue} back to the queue for a later attempt`);
   if (summary.error) parts.push(`handler failed: ${summary.error}`);
-  return `${clock()} drain: ${summary.records} ${noun} received: ${parts.join('; ')}`;
+  return parts;
 }
 
-/** A line for a sweep that applied or gave up on something, or failed; undefined for a quiet one. */
+/** A drain invocation: the edit records it merged into the ledger. */
+export function drainLine(summary: DrainInvocation): string {
+  const noun = summary.records === 1 ? 'edit' : 'edits';
+  return `${clock()} drain: ${summary.records} ${noun} received: ${invocationParts(summary).join('; ')}`;
+}
+
+/** A reconcile invocation: the portal wake-ups it received, and what their portals' reconciles applied. */
+export function reconcileLine(summary: DrainInvocation): string {
+  const noun = summary.records === 1 ? 'wake-up' : 'wake-ups';
+  return `${clock()} reconcile: ${summary.records} ${noun} received: ${invocationParts(summary).join('; ')}`;
+}
+
+/** A line for a sweep that found overdue portals, or failed; undefined for a quiet one. */
 export function sweepLine(run: ScheduledRun): string | undefined {
   if (run.error) return `${clock()} sweep failed: ${run.error}`;
   const summary = (run.result ?? {}) as Record<string, unknown>;
-  const parts = ['applied', 'failed', 'failedPortals']
-    .filter((key) => typeof summary[key] === 'number' && (summary[key] as number) > 0)
-    .map((key) => `${key === 'failedPortals' ? 'portals failed' : key} ${summary[key]}`);
-  return parts.length > 0 ? `${clock()} sweep: ${parts.join(', ')}` : undefined;
+  const count = (key: string) => (typeof summary[key] === 'number' ? (summary[key] as number) : 0);
+  const overdue = count('overdue');
+  if (overdue === 0) return undefined;
+  const portals = `${overdue} portal${overdue === 1 ? '' : 's'}`;
+  return `${clock()} sweep: ${portals} overdue, ${count('woken')} woken`;
 }
 
 /** A line for the sandbox's drain switch: paused, resuming, or what the resume took. */
 export function drainSwitchLine(view: DrainPauseView): string {
-  if (view.paused) return `${clock()} drain paused: edits wait in the queue and the ledger until resume`;
-  if (view.resuming) return `${clock()} drain resuming: the sweep once, then the drain`;
+  if (view.paused)
+    return `${clock()} drain paused: edits wait in the ledger and the queues until resume, with no Bitrix24 call`;
+  if (view.resuming) return `${clock()} drain resuming: the sweep once, then the drain and the reconcile`;
   return `${clock()} drain resumed${view.lastResume ? `: ${resumeSummary(view.lastResume)}` : ''}`;
 }

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DrainPauseView, ResumeReport } from './sandbox/state.ts';
 
-/** Something the switch stops and starts: the drain's poller, the sweep, the status schedules. */
+/** Something the switch stops and starts: the drain's and the reconcile's pollers, the sweep, the status schedules. */
 export interface Pausable {
   readonly paused: boolean;
   /** Resolves once what was running has finished: nothing reconciles after it. */
@@ -9,17 +9,28 @@ export interface Pausable {
   resume(): void;
 }
 
+/** What waits in the queues: edit records for the drain, portal wake-ups for the reconcile. */
+export interface Queued {
+  /** Edit records in the edits queue, waiting or in flight. */
+  edits: number;
+  /** Wake-ups on the portal work queue, delayed, waiting or in flight. */
+  wakeups: number;
+}
+
 export interface DrainSwitchOptions {
+  /** The drain (the ingest stage) on the edits queue: it merges records into the ledger. */
   drain: Pausable;
-  /** Run once at a resume before the drain, so that the backlog goes out in as few calls as it fills. */
+  /** The reconcile on the portal work queue: the only stage that calls Bitrix24 for deferred edits. */
+  reconcile: Pausable;
+  /** Run once at a resume before the drain, so that overdue portals are woken with the backlog. */
   sweep: Pausable & { runNow(): Promise<void> };
   /** The status schedules, when there are any: their refresh fills its call with the portal's dirty messages. */
   schedules?: () => Pausable | undefined;
   /** Bitrix24 calls made so far: the emulator's record, or the handlers' own counts against a real portal. */
   calls: () => number;
-  /** Edit records in the edits queue now, waiting or in flight. */
-  queued: () => Promise<number>;
-  /** How long a resume waits for the queue to empty before it reports. Default 15000. */
+  /** What waits in the queues now. */
+  queued: () => Promise<Queued>;
+  /** How long a resume waits for the queues to empty before it reports. Default 15000. */
   landingWaitMs?: number;
   /** Starts paused (`npm start -- --paused`). Default false. */
   paused?: boolean;
@@ -30,10 +41,11 @@ const DEFAULT_LANDING_WAIT_MS = 15_000;
 const LANDING_POLL_MS = 100;
 
 /**
- * The sandbox's "Pause the drain" switch. Paused, nothing reconciles: the poller stops receiving
- * (edits stay in the queue) and the sweep and the status schedules skip their runs (edits deferred
- * by the API stay desired ahead of applied in the ledger). A resume runs the sweep once, then the
- * drain, and counts the Bitrix24 calls until the queue is empty. One change at a time.
+ * The sandbox's "Pause the drain" switch. Paused, nothing reconciles: the drain's and the
+ * reconcile's pollers stop receiving (edit records stay in the edits queue, portal wake-ups on the
+ * portal work queue) and the sweep and the status schedules skip their runs (edits deferred by the
+ * API stay desired ahead of applied in the ledger). A resume runs the sweep once, then the drain and
+ * the reconcile, and counts the Bitrix24 calls until both queues are empty. One change at a time.
  */
 export class DrainSwitch {
   readonly #options: DrainSwitchOptions;
@@ -79,8 +91,8 @@ export class DrainSwitch {
       this.#since = new Date();
       this.#editsWhilePaused = 0;
       this.#changed();
-      const { drain, sweep, schedules } = this.#options;
-      await Promise.all([drain.pause(), sweep.pause(), schedules?.()?.pause()]);
+      const { drain, reconcile, sweep, schedules } = this.#options;
+      await Promise.all([drain.pause(), reconcile.pause(), sweep.pause(), schedules?.()?.pause()]);
       return true;
     });
   }
@@ -89,10 +101,11 @@ export class DrainSwitch {
   resume(): Promise<ResumeReport | undefined> {
     return this.#serially(async () => {
       if (!this.#paused) return undefined;
-      const { drain, sweep, schedules, calls, queued } = this.#options;
+      const { drain, reconcile, sweep, schedules, calls, queued } = this.#options;
       const started = performance.now();
       const at = new Date().toISOString();
-      const edits = await queued().catch(() => 0);
+      // The API's deferred edits wait in the ledger, not in a queue: they are counted as they come.
+      const edits = this.#editsWhilePaused + (await queued().catch(() => ({ edits: 0 }))).edits;
       const before = calls();
       this.#paused = false;
       this.#since = undefined;
@@ -102,6 +115,7 @@ export class DrainSwitch {
         sweep.resume();
         await sweep.runNow();
         drain.resume();
+        reconcile.resume();
         const landed = await this.#emptied();
         this.#lastResume = {
           at,
@@ -123,7 +137,8 @@ export class DrainSwitch {
   async #emptied(): Promise<boolean> {
     const deadline = Date.now() + (this.#options.landingWaitMs ?? DEFAULT_LANDING_WAIT_MS);
     while (Date.now() < deadline) {
-      if ((await this.#options.queued().catch(() => 1)) === 0) return true;
+      const queued = await this.#options.queued().catch(() => undefined);
+      if (queued && queued.edits + queued.wakeups === 0) return true;
       await delay(LANDING_POLL_MS);
     }
     return false;
@@ -147,5 +162,5 @@ export function resumeSummary(report: ResumeReport): string {
   const took = `${(report.durationMs / 1000).toFixed(1)} s`;
   return report.landed
     ? `${edits} → ${calls} in ${took}`
-    : `${edits} → ${calls} so far; the queue still held edits after ${took}`;
+    : `${edits} → ${calls} so far; the queues still held work after ${took}`;
 }

@@ -6,39 +6,74 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type PollerStats, type SqsHandler, startPoller } from '../poller.ts';
 import { LOCAL_AWS } from './local-aws.ts';
 
-/** What the drain did with one invocation's records, from its own metrics (EditsApplied, …). */
+/**
+ * What the queue consumers did, from their own metrics: the drain (the ingest stage) merges edit
+ * records into the ledger; the reconcile of woken portals applies them with Bitrix24 calls.
+ */
 export interface DrainOutcomes {
-  applied: number;
+  /** Edit records merged into the ledger (EditsMerged). */
+  merged: number;
+  /** Edit records superseded by one accepted later (EditsSuperseded). */
   superseded: number;
-  failed: number;
+  /** Edit records handed back to the queue because their merge failed (EditsDeferred). */
   deferred: number;
-  /** Bitrix24 calls made (BitrixCalls). */
+  /** Edit records failed for good, on the failed-edits queue (EditsFailed). */
+  failed: number;
+  /** Messages applied by the reconcile (EditsApplied). */
+  applied: number;
+  /** Bitrix24 calls made by the reconcile (BitrixCalls). */
   calls: number;
 }
+
+/** Which metric each outcome is read from; a runner reads only its own handler's. */
+export type OutcomeMetrics = Partial<Record<keyof DrainOutcomes, string>>;
+
+/** The drain's (functions/drain-edits.ts, lib/drain/observe.ts). */
+export const DRAIN_METRICS: OutcomeMetrics = {
+  merged: 'EditsMerged',
+  superseded: 'EditsSuperseded',
+  deferred: 'EditsDeferred',
+  failed: 'EditsFailed',
+};
+
+/** The reconcile's (functions/reconcile-portals.ts, lib/reconcile/wakeups.ts). */
+export const RECONCILE_METRICS: OutcomeMetrics = {
+  applied: 'EditsApplied',
+  calls: 'BitrixCalls',
+};
 
 export interface DrainInvocation {
   records: number;
   /** Records reported failed (or all of them when the handler threw): they come back later. */
   leftInQueue: number;
-  /** Undefined when the handler published no metrics (it threw before its report). */
-  outcomes?: DrainOutcomes;
+  /**
+   * The outcomes the runner's metrics name (the others are absent). Undefined when the handler
+   * published no metrics (it threw before its report).
+   */
+  outcomes?: Partial<DrainOutcomes>;
   error?: string;
 }
 
-const OUTCOME_METRICS = {
-  applied: 'EditsApplied',
-  superseded: 'EditsSuperseded',
-  failed: 'EditsFailed',
-  deferred: 'EditsDeferred',
-  calls: 'BitrixCalls',
-} as const;
+export function emptyOutcomes(): DrainOutcomes {
+  return { merged: 0, superseded: 0, deferred: 0, failed: 0, applied: 0, calls: 0 };
+}
 
-// The drain reports its outcomes as EMF metrics (lib/drain/observe.ts), which are off locally. The
-// report is synchronous, so the invocation it belongs to is the async context it runs in.
-const invocationOutcomes = new AsyncLocalStorage<{ outcomes?: DrainOutcomes }>();
+/** Adds an invocation's outcomes to running totals. */
+export function addOutcomes(totals: DrainOutcomes, outcomes: Partial<DrainOutcomes> | undefined): void {
+  for (const key of Object.keys(totals) as Array<keyof DrainOutcomes>) totals[key] += outcomes?.[key] ?? 0;
+}
+
+// The handlers report their outcomes as EMF metrics (lib/drain/observe.ts, lib/reconcile/wakeups.ts),
+// which are off locally. Each report is synchronous, so the invocation it belongs to is the async
+// context it runs in; the context also says which metrics its runner reads.
+interface OutcomeSlot {
+  names: OutcomeMetrics;
+  outcomes?: Partial<DrainOutcomes>;
+}
+const invocationOutcomes = new AsyncLocalStorage<OutcomeSlot>();
 const watched = new WeakSet<Metrics>();
 
-function watchDrainMetrics(metrics: Metrics): void {
+function watchMetrics(metrics: Metrics): void {
   if (watched.has(metrics)) return;
   watched.add(metrics);
   const publish = metrics.publishStoredMetrics.bind(metrics);
@@ -51,9 +86,12 @@ function watchDrainMetrics(metrics: Metrics): void {
         const first = Array.isArray(value) ? value[0] : value;
         return typeof first === 'number' ? first : 0;
       };
-      slot.outcomes = Object.fromEntries(
-        Object.entries(OUTCOME_METRICS).map(([key, name]) => [key, read(name)]),
-      ) as unknown as DrainOutcomes;
+      // Summed: a handler that publishes twice in one invocation loses nothing.
+      const outcomes: Partial<DrainOutcomes> = slot.outcomes ?? {};
+      for (const [key, name] of Object.entries(slot.names) as Array<[keyof DrainOutcomes, string]>) {
+        outcomes[key] = (outcomes[key] ?? 0) + read(name);
+      }
+      slot.outcomes = outcomes;
     }
     return publish();
   };
@@ -62,7 +100,9 @@ function watchDrainMetrics(metrics: Metrics): void {
 export interface DrainRunnerOptions {
   sqsUrl: string;
   queueUrl: string;
-  /** A new drain handler, as one Lambda container would load it. */
+  /** The function's name in its Lambda context (logs). Default 'drain-edits'. */
+  functionName?: string;
+  /** A new handler, as one Lambda container would load it. */
   createHandler: () => (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
   maxConcurrency: number;
   batchSize: number;
@@ -75,6 +115,8 @@ export interface DrainRunnerOptions {
    * stack has set the environment.
    */
   metrics?: Metrics;
+  /** The metrics this runner's handler reports its outcomes in. Default `DRAIN_METRICS`. */
+  outcomeMetrics?: OutcomeMetrics;
   /** Starts paused: nothing is received until `resume()`. Default false. */
   paused?: boolean;
 }
@@ -160,18 +202,20 @@ class ReceiveGate {
 }
 
 /**
- * The drain function behind an SQS event source mapping (local/poller.ts): batches of up to
- * `batchSize`, `maxConcurrency` invocations at a time, each slot with its own handler instance like
- * a separate Lambda container; successes deleted, `batchItemFailures` left for a later receive.
+ * A function behind an SQS event source mapping (local/poller.ts): the drain on the edits queue, or
+ * the reconcile on the portal work queue. Batches of up to `batchSize`, `maxConcurrency`
+ * invocations at a time, each slot with its own handler instance like a separate Lambda container;
+ * successes deleted, `batchItemFailures` left for a later receive.
  */
 export function startDrainRunner(options: DrainRunnerOptions): DrainRunner {
   const client = new SQSClient({ ...LOCAL_AWS, endpoint: options.sqsUrl });
   const gate = new ReceiveGate(client, options.paused ?? false);
-  if (options.metrics) watchDrainMetrics(options.metrics);
+  if (options.metrics) watchMetrics(options.metrics);
+  const names = options.outcomeMetrics ?? DRAIN_METRICS;
   const observed = (): SqsHandler => {
     const handler = options.createHandler();
     return async (event, context) => {
-      const slot: { outcomes?: DrainOutcomes } = {};
+      const slot: OutcomeSlot = { names };
       const done = gate.invoking();
       try {
         const result = await invocationOutcomes.run(slot, () => handler(event, context));
@@ -199,6 +243,7 @@ export function startDrainRunner(options: DrainRunnerOptions): DrainRunner {
     client,
     queueUrl: options.queueUrl,
     handlerFor: observed,
+    ...(options.functionName ? { functionName: options.functionName } : {}),
     maxConcurrency: options.maxConcurrency,
     batchSize: options.batchSize,
     timeoutMs: options.timeoutMs,

@@ -9,17 +9,28 @@ export const LOCAL_AWS = {
 } as const;
 
 /** The queues as deployed (infra/queues.yml), without the stage prefix. */
-export const QUEUES = { edits: 'edits.fifo', failedEdits: 'failed-edits.fifo' } as const;
+export const QUEUES = {
+  edits: 'edits.fifo',
+  failedEdits: 'failed-edits.fifo',
+  portalWork: 'portal-work',
+} as const;
 const EDITS_VISIBILITY_TIMEOUT_SECONDS = 360;
+/** As deployed: six times the reconcile function's 60 s timeout, as for the edits queue. */
+const PORTAL_WORK_VISIBILITY_TIMEOUT_SECONDS = 360;
 /** The ledger table (infra/ledger.yml), without the stage prefix. */
 export const LEDGER_TABLE_NAME = 'ledger';
 
 export interface QueueUrls {
   edits: string;
   failedEdits: string;
+  /** The portal work queue (standard): each portal's next wake-up, delivered at its time. */
+  portalWork: string;
 }
 
-/** Creates the edits queue and its dead-letter queue with the deployed attributes. */
+/**
+ * Creates the edits queue and its dead-letter queue, and the portal work queue (a standard queue:
+ * its wake-ups carry their own DelaySeconds), with the deployed attributes.
+ */
 export async function createQueues(sqsUrl: string, maxAttempts: number): Promise<QueueUrls> {
   const client = new SQSClient({ ...LOCAL_AWS, endpoint: sqsUrl });
   try {
@@ -42,10 +53,23 @@ export async function createQueues(sqsUrl: string, maxAttempts: number): Promise
         },
       }),
     );
+    const portalWork = await client.send(
+      new CreateQueueCommand({
+        QueueName: QUEUES.portalWork,
+        Attributes: {
+          VisibilityTimeout: String(PORTAL_WORK_VISIBILITY_TIMEOUT_SECONDS),
+          MessageRetentionPeriod: '345600',
+        },
+      }),
+    );
     // fauxqs names its queues http://sqs.<region>.localhost:<port>/..., a host that does not resolve
     // everywhere; it finds a queue by its path whatever the host, so the URLs point at 127.0.0.1.
     const local = (queueUrl: string | undefined) => `${sqsUrl}${new URL(queueUrl ?? '').pathname}`;
-    return { edits: local(edits.QueueUrl), failedEdits: local(failed.QueueUrl) };
+    return {
+      edits: local(edits.QueueUrl),
+      failedEdits: local(failed.QueueUrl),
+      portalWork: local(portalWork.QueueUrl),
+    };
   } finally {
     client.destroy();
   }
@@ -94,6 +118,9 @@ export function setHandlerEnvironment(
     STATE_TABLE_NAME: urls.ledgerTable,
     EDITS_QUEUE_URL: urls.edits,
     FAILED_EDITS_QUEUE_URL: urls.failedEdits,
+    PORTAL_QUEUE_URL: urls.portalWork,
+    // dynalite's indexes show a write at once: a run never needs to look again for a late merge.
+    INDEX_LAG_MS: '0',
     DEFAULT_PORTAL: config.portal,
     SECRET_PREFIX: config.secretPrefix,
     MAX_ATTEMPTS: String(config.maxAttempts),

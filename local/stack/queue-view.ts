@@ -1,7 +1,7 @@
 /**
- * A read-only view of the edits and failed-edits queues for the sandbox page, from the SQS emulator's
- * non-destructive inspection endpoint (`GET /_fauxqs/queues/<name>`): looking never receives a
- * message, so it never changes what the drain sees.
+ * A read-only view of the edits, failed-edits and portal work queues for the sandbox page, from the
+ * SQS emulator's non-destructive inspection endpoint (`GET /_fauxqs/queues/<name>`): looking never
+ * receives a message, so it never changes what the drain or the reconcile sees.
  */
 export interface PendingEdit {
   editId: string;
@@ -23,12 +23,24 @@ export interface FailedEdit {
   attempts: string | undefined;
 }
 
+/** The portal work queue's depth: portal wake-ups, by where they are. */
+export interface WakeupDepth {
+  /** Due now, waiting for the reconcile to receive them. */
+  ready: number;
+  /** Put on the queue with a delay: due later. */
+  delayed: number;
+  /** Received by a reconcile invocation now. */
+  inFlight: number;
+}
+
 export interface QueueView {
+  /** Edit records in the edits queue, ready or delayed. */
   waiting: number;
   inFlight: number;
   failed: number;
   pending: PendingEdit[];
   failures: FailedEdit[];
+  wakeups: WakeupDepth;
 }
 
 interface InspectedMessage {
@@ -73,14 +85,16 @@ async function inspect(sqsUrl: string, queueName: string, signal: AbortSignal): 
   return (await response.json()) as InspectedQueue;
 }
 
+/** The queues' names (local/stack/local-aws.ts QUEUES). */
 export async function readQueueView(
   sqsUrl: string,
-  queues: { edits: string; failedEdits: string },
+  queues: { edits: string; failedEdits: string; portalWork: string },
 ): Promise<QueueView> {
   const signal = AbortSignal.timeout(2_000);
-  const [edits, failed] = await Promise.all([
+  const [edits, failed, portalWork] = await Promise.all([
     inspect(sqsUrl, queues.edits, signal),
     inspect(sqsUrl, queues.failedEdits, signal),
+    inspect(sqsUrl, queues.portalWork, signal),
   ]);
   const waiting = [...edits.messages.ready, ...edits.messages.delayed];
   const pending: PendingEdit[] = [];
@@ -123,5 +137,10 @@ export async function readQueueView(
     failed: failedMessages.length,
     pending: pending.slice(0, LIST_LIMIT),
     failures: failures.slice(-LIST_LIMIT).reverse(),
+    wakeups: {
+      ready: portalWork.messages.ready.length,
+      delayed: portalWork.messages.delayed.length,
+      inFlight: portalWork.messages.inflight.length,
+    },
   };
 }

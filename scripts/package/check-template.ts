@@ -43,12 +43,23 @@ function ledgerProblems(table: Json | undefined): string[] {
   return problems;
 }
 
+/** Each SQS event source: its queue, and the function whose timeout its visibility timeout covers. */
+const EVENT_SOURCES = [
+  { queue: 'EditsQueue', fn: 'DrainEditsLambdaFunction', name: 'the edits queue', consumer: 'the drain' },
+  {
+    queue: 'PortalWorkQueue',
+    fn: 'ReconcilePortalsLambdaFunction',
+    name: 'the portal work queue',
+    consumer: 'the reconcile function',
+  },
+];
+
 /**
  * Relations between settings that serverless variables cannot express, checked on the generated
- * CloudFormation template: the redrive net sits above the drain's own attempt limit, the queue's
- * visibility timeout is at least six times the drain's timeout, the drain's concurrency setting
- * matches its event source mapping, and the ledger table is the one lib/ledger/table.ts defines.
- * Returns the problems found (empty when all hold).
+ * CloudFormation template: each event source queue's visibility timeout is at least six times its
+ * function's timeout, the drain's concurrency setting matches its event source mapping, every
+ * Bitrix24 caller's deadline budget fits in its timeout, and the ledger table is the one
+ * lib/ledger/table.ts defines. Returns the problems found (empty when all hold).
  */
 export function templateProblems(template: Json): string[] {
   const resources = (template.Resources ?? {}) as Record<string, Json>;
@@ -61,29 +72,26 @@ export function templateProblems(template: Json): string[] {
     }
   }
   problems.push(...deadlineProblems(resources));
-  const queue = resources.EditsQueue;
+  for (const source of EVENT_SOURCES) {
+    const queue = resources[source.queue];
+    const fn = resources[source.fn];
+    if (!queue) {
+      problems.push(`the template has no ${source.queue} resource`);
+      continue;
+    }
+    if (!fn) continue;
+    const timeout = Number(at(fn, 'Properties', 'Timeout'));
+    const visibility = Number(at(queue, 'Properties', 'VisibilityTimeout'));
+    if (!(visibility >= 6 * timeout)) {
+      problems.push(
+        `${source.name}'s VisibilityTimeout (${visibility} s) must be at least 6 × ${source.consumer}'s timeout (${timeout} s)`,
+      );
+    }
+  }
+
   const drain = resources.DrainEditsLambdaFunction;
-  if (!queue) return [...problems, 'the template has no EditsQueue resource'];
   if (!drain) return problems;
-
   const env = (at(drain, 'Properties', 'Environment', 'Variables') ?? {}) as Json;
-  const maxAttempts = Number(env.MAX_ATTEMPTS);
-  const maxReceiveCount = Number(at(queue, 'Properties', 'RedrivePolicy', 'maxReceiveCount'));
-  if (!(maxReceiveCount > maxAttempts)) {
-    problems.push(
-      `the edits queue's maxReceiveCount (${maxReceiveCount}) must be above MAX_ATTEMPTS (${maxAttempts}): ` +
-        'the drain moves an edit out with its reason after MAX_ATTEMPTS receives; the redrive is the net for crashes',
-    );
-  }
-
-  const timeout = Number(at(drain, 'Properties', 'Timeout'));
-  const visibility = Number(at(queue, 'Properties', 'VisibilityTimeout'));
-  if (!(visibility >= 6 * timeout)) {
-    problems.push(
-      `the edits queue's VisibilityTimeout (${visibility} s) must be at least 6 × the drain timeout (${timeout} s)`,
-    );
-  }
-
   const mapping = resourcesOfType(template, 'AWS::Lambda::EventSourceMapping').find(
     (m) => at(m, 'Properties', 'FunctionName', 'Fn::GetAtt', '0') === 'DrainEditsLambdaFunction',
   );
@@ -91,25 +99,27 @@ export function templateProblems(template: Json): string[] {
   if (Number(env.DRAIN_MAX_CONCURRENCY) !== maximumConcurrency) {
     problems.push(
       `DRAIN_MAX_CONCURRENCY (${env.DRAIN_MAX_CONCURRENCY}) must equal the drain's event source mapping ` +
-        `MaximumConcurrency (${maximumConcurrency}): the drain divides each portal's rate by it`,
+        `MaximumConcurrency (${maximumConcurrency}): the variable tells the code how many drains run at once`,
     );
   }
   return problems;
 }
 
-/** The functions that call Bitrix24 (the others get B24_TIMEOUT_MS from the provider but never use it). */
+/**
+ * The functions that call Bitrix24 (the others get B24_TIMEOUT_MS from the provider but never use it):
+ * the API, the reconcile of woken portals and the status refresher. The drain and the sweep call none.
+ */
 const CALLERS = [
   'UpdateMessageLambdaFunction',
-  'DrainEditsLambdaFunction',
-  'SweepLambdaFunction',
+  'ReconcilePortalsLambdaFunction',
   'RefreshStatusLambdaFunction',
 ];
 
 /**
  * One deadline budget per function that calls Bitrix24: a whole call (B24_TIMEOUT_MS), the margin kept
  * before the deadline (DEADLINE_MARGIN_MS) and one AWS request around it (the SDK's request timeout)
- * must fit in the function's timeout, or no call could ever start (every edit would wait for the
- * sweep) and a slow one would be cut by the runtime.
+ * must fit in the function's timeout, or no call could ever start (edits would wait in the ledger,
+ * never applied) and a slow one would be cut by the runtime.
  */
 function deadlineProblems(resources: Record<string, Json>): string[] {
   const problems: string[] = [];

@@ -109,12 +109,38 @@ describe('the build', () => {
     expect(JSON.parse(response.body)).toMatchObject({ error: 'MESSAGE_NOT_FOUND' });
   });
 
-  it('scans the ledger over HTTP through the bundled sweep handler and finds no portal to reconcile', async () => {
+  it('queries the wake-up index over HTTP through the bundled sweep handler and finds no portal overdue', async () => {
     const summary = await runBundle(
       'sweep',
       `console.log(JSON.stringify(await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context)));`,
       ledgerEnv(),
     );
-    expect(summary).toMatchObject({ portals: 0, failedPortals: 0, applied: 0, calls: 0 });
+    expect(summary).toEqual({ overdue: 0, woken: 0 });
+  });
+
+  it('reconciles a woken portal with nothing dirty through the bundled reconcile-portals handler, calling no portal', async () => {
+    const record = (messageId: string, body: string) => ({
+      messageId,
+      receiptHandle: `rh-${messageId}`,
+      body,
+      attributes: { ApproximateReceiveCount: '1' },
+      messageAttributes: {},
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:portal-work',
+      awsRegion: 'us-east-1',
+    });
+    const event = {
+      Records: [
+        record('m1', JSON.stringify({ portal: 'acme', at: Date.now() })),
+        record('m2', 'not a wake-up'),
+      ],
+    };
+    const response = await runBundle(
+      'reconcile-portals',
+      `console.log(JSON.stringify(await handler(${JSON.stringify(event)}, context)));`,
+      // No secret can be read and no portal reached: the run must need neither.
+      { ...ledgerEnv(), PORTAL_QUEUE_URL: 'http://127.0.0.1:9/000000000000/portal-work' },
+    );
+    expect(response).toEqual({ batchItemFailures: [] });
   });
 });

@@ -47,7 +47,7 @@ describe('npm run deploy', () => {
     const result = deploy(['--stage', 'citest']);
     const output = `${result.stdout}\n${result.stderr}`;
     expect(result.stderr).toContain(
-      'Warning: alarmTopicArn is empty, so the 4 alarms (FailedEditsAlarm, OldestEditAgeAlarm, PortalCircuitOpenAlarm, DrainErrorsAlarm) notify nobody',
+      'Warning: alarmTopicArn is empty, so the 6 alarms (FailedEditsAlarm, OldestEditAgeAlarm, PortalCircuitOpenAlarm, DrainErrorsAlarm, ReconcileErrorsAlarm, PortalWorkDeadLetterAlarm) notify nobody',
     );
     expect(result.status, output).toBe(1);
     expect(result.stdout).toContain('2 valid schedule(s)');
@@ -59,9 +59,11 @@ describe('npm run deploy', () => {
   }, 120_000);
 
   it('refuses to deploy a package whose template fails the checks, before osls deploy starts', () => {
-    const result = deploy(['--stage', 'citest', '--param', 'maxReceiveCount=5']);
+    const result = deploy(['--stage', 'citest', '--param', 'b24TimeoutMs=58000']);
     expect(result.status).toBe(1);
-    expect(result.stderr).toContain("the edits queue's maxReceiveCount (5) must be above MAX_ATTEMPTS (8)");
+    expect(result.stderr).toContain(
+      'ReconcilePortalsLambdaFunction: B24_TIMEOUT_MS (58000) + DEADLINE_MARGIN_MS (1000) + one AWS request (3000 ms) must fit in its timeout (60000 ms)',
+    );
     expect(`${result.stdout}${result.stderr}`).not.toContain('AWS provider credentials');
     expect(result.stdout).not.toContain('Packaged:');
     expect(result.stderr).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);

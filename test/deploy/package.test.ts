@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../lib/config.ts';
-import { DIRTY_INDEX, LEDGER_TABLE, TTL_ATTRIBUTE } from '../../lib/ledger/table.ts';
+import { DIRTY_INDEX, LEDGER_TABLE, TTL_ATTRIBUTE, WAKE_INDEX } from '../../lib/ledger/table.ts';
 import { assertValidStatusSpecs } from '../../lib/status/spec.ts';
 import { unzip } from '../../scripts/package/zip.ts';
 import {
@@ -24,18 +24,24 @@ const root = new URL('../..', import.meta.url).pathname;
 const fixture = join(root, 'test/deploy/fixtures/status-messages.yml');
 const ALARM_TOPIC = 'arn:aws:sns:eu-central-1:123456789012:b24-alerts';
 const DRAIN_CONCURRENCY = 5;
+const RECONCILE_CONCURRENCY = 12;
+const RECONCILE_RESERVED = 15;
 
 const FUNCTIONS = [
   { name: 'updateMessage', id: 'UpdateMessage', artifact: 'update-message', timeout: 15 },
   { name: 'drainEdits', id: 'DrainEdits', artifact: 'drain-edits', timeout: 60 },
+  { name: 'reconcilePortals', id: 'ReconcilePortals', artifact: 'reconcile-portals', timeout: 60 },
   { name: 'refreshStatus', id: 'RefreshStatus', artifact: 'refresh-status', timeout: 60 },
   { name: 'sweep', id: 'Sweep', artifact: 'sweep', timeout: 60 },
   { name: 'getMessage', id: 'GetMessage', artifact: 'get-message', timeout: 10 },
 ] as const;
-/** The functions that call Bitrix24, and so read portal secrets. */
-const PORTAL_CALLERS = FUNCTIONS.filter(({ id }) => id !== 'GetMessage');
+/** The functions that call Bitrix24, and so read portal secrets (the drain and the sweep call none). */
+const PORTAL_CALLERS = FUNCTIONS.filter(({ id }) =>
+  ['UpdateMessage', 'ReconcilePortals', 'RefreshStatus'].includes(id),
+);
 const TABLE_ARN = '{LedgerTable.Arn}';
 const DIRTY_INDEX_ARN = `{LedgerTable.Arn}/index/${DIRTY_INDEX}`;
+const WAKE_INDEX_ARN = `{LedgerTable.Arn}/index/${WAKE_INDEX}`;
 const ITEM_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'];
 
 /** Every environment variable lib/config.ts reads, found by watching it read. */
@@ -90,7 +96,11 @@ beforeAll(() => {
       '--param',
       `drainMaxConcurrency=${DRAIN_CONCURRENCY}`,
       '--param',
+      `reconcileMaxConcurrency=${RECONCILE_CONCURRENCY}`,
+      '--param',
       'updateMessageReservedConcurrency=20',
+      '--param',
+      `reconcilePortalsReservedConcurrency=${RECONCILE_RESERVED}`,
       '--param',
       'apiThrottleRateLimit=75',
       '--package',
@@ -181,12 +191,14 @@ describe('npm run package', () => {
     const env = envOf(id);
     for (const name of configVariables()) expect(env, name).toHaveProperty(name);
     expect(env.EDITS_QUEUE_URL).toEqual({ Ref: 'EditsQueue' });
+    expect(env.PORTAL_QUEUE_URL).toEqual({ Ref: 'PortalWorkQueue' });
     expect(env.STATE_TABLE_NAME).toEqual({ Ref: 'LedgerTable' });
-    expect([env.BATCH_LINGER_MS, env.MESSAGE_MIN_INTERVAL_MS, env.AMBIGUOUS_SETTLE_MS]).toEqual([
-      '250',
-      '1000',
-      '65000',
-    ]);
+    expect([
+      env.BATCH_LINGER_MS,
+      env.MESSAGE_MIN_INTERVAL_MS,
+      env.AMBIGUOUS_SETTLE_MS,
+      env.INDEX_LAG_MS,
+    ]).toEqual(['250', '1000', '65000', '1000']);
     expect(env.FAILED_EDITS_QUEUE_URL).toEqual({ Ref: 'FailedEditsQueue' });
     expect(env.SECRET_PREFIX).toBe('b24/portals/');
     expect(env.B24_ALLOW_HTTP).toBe('false');
@@ -210,10 +222,24 @@ describe('npm run package', () => {
     expect(failed.MessageRetentionPeriod).toBe(14 * 24 * 3600);
   });
 
-  it('redrives edits to the failed-edits queue only after more receives than MAX_ATTEMPTS', () => {
+  it('makes the portal work queue and its dead-letter queue standard (not FIFO), encrypted, kept 4 and 14 days', () => {
+    const work = resource('PortalWorkQueue').Properties;
+    const dead = resource('PortalWorkDeadLetterQueue').Properties;
+    for (const queue of [work, dead]) {
+      expect(queue.FifoQueue).toBeUndefined();
+      expect(queue.QueueName).not.toMatch(/\.fifo$/);
+      expect(queue.SqsManagedSseEnabled).toBe(true);
+    }
+    expect(work.QueueName).toBe('b24-message-editor-prod-portal-work');
+    expect(work.MessageRetentionPeriod).toBe(4 * 24 * 3600);
+    expect(work.ReceiveMessageWaitTimeSeconds).toBe(20);
+    expect(dead.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+  });
+
+  it('redrives edits to the failed-edits queue after maxReceiveCount receives, and from the edits queue only', () => {
     const redrive = resource('EditsQueue').Properties.RedrivePolicy as Json;
     expect(redrive.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['FailedEditsQueue', 'Arn'] });
-    expect(Number(redrive.maxReceiveCount)).toBeGreaterThan(Number(envOf('DrainEdits').MAX_ATTEMPTS));
+    expect(redrive.maxReceiveCount).toBe(10);
     const allow = resource('FailedEditsQueue').Properties.RedriveAllowPolicy as Json;
     expect(allow.redrivePermission).toBe('byQueue');
     expect((allow.sourceQueueArns as unknown[]).map(render)).toEqual([
@@ -221,21 +247,79 @@ describe('npm run package', () => {
     ]);
   });
 
-  it('keeps an edit invisible for at least six times the drain timeout', () => {
-    const visibility = Number(resource('EditsQueue').Properties.VisibilityTimeout);
-    expect(visibility).toBeGreaterThanOrEqual(6 * Number(lambda('DrainEdits').Timeout));
+  it('moves a wake-up to the portal work dead-letter queue after 10 receives, and only from the portal work queue', () => {
+    const redrive = resource('PortalWorkQueue').Properties.RedrivePolicy as Json;
+    expect(redrive.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['PortalWorkDeadLetterQueue', 'Arn'] });
+    expect(redrive.maxReceiveCount).toBe(10);
+    const allow = resource('PortalWorkDeadLetterQueue').Properties.RedriveAllowPolicy as Json;
+    expect(allow.redrivePermission).toBe('byQueue');
+    expect((allow.sourceQueueArns as unknown[]).map(render)).toEqual([
+      `arn:{AWS::Partition}:sqs:{AWS::Region}:{AWS::AccountId}:${resource('PortalWorkQueue').Properties.QueueName}`,
+    ]);
+  });
+
+  it.each([
+    ['an edit', 'EditsQueue', 'DrainEdits'],
+    ['a wake-up', 'PortalWorkQueue', 'ReconcilePortals'],
+  ])('keeps %s invisible for at least six times its consumer timeout', (_what, queue, consumer) => {
+    const visibility = Number(resource(queue).Properties.VisibilityTimeout);
+    expect(visibility).toBe(360);
+    expect(visibility).toBeGreaterThanOrEqual(6 * Number(lambda(consumer).Timeout));
+  });
+
+  /** The event source mapping of a function (its only one). */
+  function mappingOf(id: string): Json {
+    const mappings = resourcesOfType(template(), 'AWS::Lambda::EventSourceMapping')
+      .map(([, m]) => m.Properties)
+      .filter((m) => render(m.FunctionName) === `{${id}LambdaFunction.Arn}`);
+    expect(mappings, id).toHaveLength(1);
+    return mappings[0] as Json;
+  }
+
+  it('has exactly two queue event sources: the edits queue for the drain, the portal work queue for the reconcile function', () => {
+    const sources = resourcesOfType(template(), 'AWS::Lambda::EventSourceMapping').map(([, m]) => [
+      render(m.Properties.EventSourceArn),
+      render(m.Properties.FunctionName),
+    ]);
+    expect(sources.sort()).toEqual([
+      ['{EditsQueue.Arn}', '{DrainEditsLambdaFunction.Arn}'],
+      ['{PortalWorkQueue.Arn}', '{ReconcilePortalsLambdaFunction.Arn}'],
+    ]);
   });
 
   it('feeds the drain from the edits queue in batches of 10 with partial batch failures and capped concurrency', () => {
-    const mappings = resourcesOfType(template(), 'AWS::Lambda::EventSourceMapping');
-    expect(mappings).toHaveLength(1);
-    const mapping = mappings[0]?.[1].Properties ?? {};
-    expect(mapping.FunctionName).toEqual({ 'Fn::GetAtt': ['DrainEditsLambdaFunction', 'Arn'] });
-    expect(mapping.EventSourceArn).toEqual({ 'Fn::GetAtt': ['EditsQueue', 'Arn'] });
+    const mapping = mappingOf('DrainEdits');
     expect(mapping.BatchSize).toBe(10);
     expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     expect(mapping.ScalingConfig).toEqual({ MaximumConcurrency: DRAIN_CONCURRENCY });
     expect(envOf('DrainEdits').DRAIN_MAX_CONCURRENCY).toBe(String(DRAIN_CONCURRENCY));
+  });
+
+  it('feeds the reconcile function wake-ups in batches of reconcileBatchSize, with partial batch failures and reconcileMaxConcurrency', () => {
+    const mapping = mappingOf('ReconcilePortals');
+    expect(mapping.BatchSize).toBe(10);
+    expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    expect(mapping.ScalingConfig).toEqual({ MaximumConcurrency: RECONCILE_CONCURRENCY });
+    expect(lambda('ReconcilePortals').MemorySize).toBe(512);
+  });
+
+  it('documents the scheduling parameters with their defaults in serverless.yml', () => {
+    const params = (
+      parse(readFileSync(join(root, 'serverless.yml'), 'utf8')) as { params: { default: Json } }
+    ).params.default;
+    expect({
+      reconcileMaxConcurrency: params.reconcileMaxConcurrency,
+      reconcileBatchSize: params.reconcileBatchSize,
+      reconcilePortalsReservedConcurrency: params.reconcilePortalsReservedConcurrency,
+      indexLagMs: params.indexLagMs,
+      drainMaxConcurrency: params.drainMaxConcurrency,
+    }).toEqual({
+      reconcileMaxConcurrency: 10,
+      reconcileBatchSize: 10,
+      reconcilePortalsReservedConcurrency: '',
+      indexLagMs: 1000,
+      drainMaxConcurrency: 2,
+    });
   });
 
   it('routes POST /rest/imbot.v2.Chat.Message.update to updateMessage, GET /messages/… to getMessage, and requires IAM (SigV4) on every route', () => {
@@ -277,24 +361,33 @@ describe('npm run package', () => {
     expect(table.TableName).toBe('b24-message-editor-prod-ledger');
   });
 
-  it('grants each function only the DynamoDB actions it uses, on the table and the dirty index', () => {
+  it('grants each function only the DynamoDB actions it uses, on the table and the dirty and wakeups indexes', () => {
     const dynamo = (id: string) =>
       statementsFor('dynamodb', roleStatements(id)).map((s) => ({
         actions: [...s.Action].sort(),
         on: s.Resource.map(render),
       }));
     const items = { actions: ITEM_ACTIONS, on: [TABLE_ARN] };
+    const dirtySet = { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] };
     expect(dynamo('UpdateMessage')).toEqual([
       items,
       { actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem'], on: [TABLE_ARN] },
+      dirtySet,
     ]);
-    expect(dynamo('DrainEdits')).toEqual([items, { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] }]);
-    expect(dynamo('RefreshStatus')).toEqual([items, { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] }]);
-    expect(dynamo('Sweep')).toEqual([
-      items,
-      { actions: ['dynamodb:Query', 'dynamodb:Scan'], on: [DIRTY_INDEX_ARN] },
+    // The drain merges by key and touches the portal item: no batch read, no index.
+    expect(dynamo('DrainEdits')).toEqual([
+      { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], on: [TABLE_ARN] },
     ]);
+    expect(dynamo('ReconcilePortals')).toEqual([items, dirtySet]);
+    expect(dynamo('RefreshStatus')).toEqual([items, dirtySet]);
+    // The sweep reads only the overdue wake-ups.
+    expect(dynamo('Sweep')).toEqual([{ actions: ['dynamodb:Query'], on: [WAKE_INDEX_ARN] }]);
     expect(dynamo('GetMessage')).toEqual([{ actions: ['dynamodb:GetItem'], on: [TABLE_ARN] }]);
+    for (const { id } of FUNCTIONS) {
+      for (const statement of statementsFor('dynamodb', roleStatements(id))) {
+        expect(statement.Action, id).not.toContain('dynamodb:Scan');
+      }
+    }
     for (const [id, policy] of resourcesOfType(template(), 'AWS::IAM::ManagedPolicy')) {
       expect(statementsFor('dynamodb', statementsOf(policy)), id).toEqual([]);
     }
@@ -320,20 +413,25 @@ describe('npm run package', () => {
     }
   });
 
-  it('throttles the HTTP API stage by the stage parameters (defaults 50 requests/s, burst 100)', () => {
+  it('throttles the HTTP API stage by the stage parameters (defaults 250 requests/s, burst 500: room for 20 streams at 10 edits/s)', () => {
     const settings = resource('HttpApiStage').Properties.DefaultRouteSettings as Json;
     expect(Number(settings.ThrottlingRateLimit)).toBe(75);
-    expect(Number(settings.ThrottlingBurstLimit)).toBe(100);
+    expect(Number(settings.ThrottlingBurstLimit)).toBe(500);
     const params = (
       parse(readFileSync(join(root, 'serverless.yml'), 'utf8')) as { params: { default: Json } }
     ).params.default;
-    expect([params.apiThrottleRateLimit, params.apiThrottleBurstLimit]).toEqual([50, 100]);
+    expect([params.apiThrottleRateLimit, params.apiThrottleBurstLimit]).toEqual([250, 500]);
+    expect(Number(params.apiThrottleRateLimit)).toBeGreaterThanOrEqual(20 * 10);
   });
 
-  it('reserves concurrency only for the functions given a value', () => {
+  it('reserves concurrency only for the functions given a value, the reconcile function at least its mapping concurrency', () => {
     const reserved = (id: string) => resolveIf(template(), lambda(id).ReservedConcurrentExecutions);
     expect(Number(reserved('UpdateMessage'))).toBe(20);
-    for (const { id } of FUNCTIONS.filter(({ id }) => id !== 'UpdateMessage')) {
+    expect(Number(reserved('ReconcilePortals'))).toBe(RECONCILE_RESERVED);
+    expect(Number(reserved('ReconcilePortals'))).toBeGreaterThanOrEqual(
+      Number((mappingOf('ReconcilePortals').ScalingConfig as Json).MaximumConcurrency),
+    );
+    for (const { id } of FUNCTIONS.filter(({ id }) => !['UpdateMessage', 'ReconcilePortals'].includes(id))) {
       expect(reserved(id), id).toBeUndefined();
     }
   });
@@ -360,9 +458,12 @@ describe('npm run package', () => {
     expect(new Set(roles).size).toBe(FUNCTIONS.length);
   });
 
-  it('lets getMessage read no portal secret', () => {
-    expect(statementsFor('secretsmanager', roleStatements('GetMessage'))).toEqual([]);
-  });
+  it.each(FUNCTIONS.filter((fn) => !PORTAL_CALLERS.includes(fn)))(
+    'lets $name, which calls no portal, read no portal secret',
+    ({ id }) => {
+      expect(statementsFor('secretsmanager', roleStatements(id))).toEqual([]);
+    },
+  );
 
   it.each(PORTAL_CALLERS)(
     'lets $name read portal secrets and write back refreshed tokens under the prefix only',
@@ -379,31 +480,38 @@ describe('npm run package', () => {
     },
   );
 
-  it('grants each function only the SQS actions it uses, on the two queues', () => {
+  it('grants each function only the SQS actions it uses, on its queues', () => {
     const sqs = (id: string) =>
-      sqsStatements(roleStatements(id)).map((s) => ({
-        actions: [...s.Action].sort(),
-        on: s.Resource.map(render),
-      }));
-    expect(sqs('UpdateMessage')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] }]);
-    expect(sqs('RefreshStatus')).toEqual([
-      { actions: ['sqs:SendMessage'], on: ['{EditsQueue.Arn}'] },
-      { actions: ['sqs:SendMessage'], on: ['{FailedEditsQueue.Arn}'] },
-    ]);
-    expect(sqs('Sweep')).toEqual([{ actions: ['sqs:SendMessage'], on: ['{FailedEditsQueue.Arn}'] }]);
+      sqsStatements(roleStatements(id))
+        .map((s) => `${[...s.Action].sort().join(' ')} on ${s.Resource.map(render).join(' ')}`)
+        .sort();
+    const consume = (queue: string) =>
+      `sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage on {${queue}.Arn}`;
+    const wake = 'sqs:SendMessage on {PortalWorkQueue.Arn}';
+    const fail = 'sqs:SendMessage on {FailedEditsQueue.Arn}';
+    expect(sqs('UpdateMessage')).toEqual([fail, wake]);
+    expect(sqs('DrainEdits')).toEqual([consume('EditsQueue'), fail, wake]);
+    expect(sqs('ReconcilePortals')).toEqual([consume('PortalWorkQueue'), fail, wake]);
+    expect(sqs('RefreshStatus')).toEqual([fail, wake]);
+    expect(sqs('Sweep')).toEqual([wake]);
     expect(sqs('GetMessage')).toEqual([]);
-    expect(sqs('DrainEdits')).toEqual([
-      {
-        actions: [
-          'sqs:ChangeMessageVisibility',
-          'sqs:DeleteMessage',
-          'sqs:GetQueueAttributes',
-          'sqs:ReceiveMessage',
-        ],
-        on: ['{EditsQueue.Arn}'],
-      },
-      { actions: ['sqs:SendMessage'], on: ['{FailedEditsQueue.Arn}'] },
-    ]);
+  });
+
+  it('lets no function send to the edits queue; only the producers and replay policies may', () => {
+    for (const { id } of FUNCTIONS) {
+      const sends = sqsStatements(roleStatements(id)).filter((s) => s.Action.includes('sqs:SendMessage'));
+      expect(
+        sends.flatMap((s) => s.Resource.map(render)),
+        id,
+      ).not.toContain('{EditsQueue.Arn}');
+    }
+    for (const policy of ['SendEditsPolicy', 'ReplayFailedEditsPolicy']) {
+      const sends = statementsOf(resource(policy)).filter((s) => s.Action.includes('sqs:SendMessage'));
+      expect(
+        sends.flatMap((s) => s.Resource.map(render)),
+        policy,
+      ).toEqual(['{EditsQueue.Arn}']);
+    }
   });
 
   it('lets each function write only to its own log group', () => {
@@ -446,7 +554,7 @@ describe('npm run package', () => {
     }
   });
 
-  it('alarms on failed edits, the oldest edit age, open portal circuits and drain errors, to the SNS topic', () => {
+  it('alarms on failed edits, the oldest edit age, open portal circuits, drain and reconcile errors and dead wake-ups, to the SNS topic', () => {
     const alarms = new Map(resourcesOfType(template(), 'AWS::CloudWatch::Alarm'));
     const dimension = (id: string) => (resource(id).Properties.Dimensions as Json[])[0];
 
@@ -472,14 +580,29 @@ describe('npm run package', () => {
       "SELECT MAX(PortalCircuitOpen) FROM B24MessageEditor WHERE service = 'b24-message-editor-prod'",
     );
 
-    const drain = resource('DrainErrorsAlarm').Properties;
-    expect([drain.Namespace, drain.MetricName]).toEqual(['AWS/Lambda', 'Errors']);
-    expect(dimension('DrainErrorsAlarm')).toEqual({
-      Name: 'FunctionName',
-      Value: { Ref: 'DrainEditsLambdaFunction' },
-    });
+    for (const [alarm, fn] of [
+      ['DrainErrorsAlarm', 'DrainEditsLambdaFunction'],
+      ['ReconcileErrorsAlarm', 'ReconcilePortalsLambdaFunction'],
+    ]) {
+      const errors = resource(alarm as string).Properties;
+      expect([errors.Namespace, errors.MetricName], alarm).toEqual(['AWS/Lambda', 'Errors']);
+      expect(dimension(alarm as string), alarm).toEqual({ Name: 'FunctionName', Value: { Ref: fn } });
+      expect([errors.ComparisonOperator, errors.Threshold], alarm).toEqual(['GreaterThanThreshold', 0]);
+    }
 
-    expect(alarms.size).toBe(4);
+    const dead = resource('PortalWorkDeadLetterAlarm').Properties;
+    expect([dead.Namespace, dead.MetricName]).toEqual(['AWS/SQS', 'ApproximateNumberOfMessagesVisible']);
+    expect(dimension('PortalWorkDeadLetterAlarm')).toEqual({
+      Name: 'QueueName',
+      Value: { 'Fn::GetAtt': ['PortalWorkDeadLetterQueue', 'QueueName'] },
+    });
+    expect([dead.ComparisonOperator, dead.Threshold]).toEqual(['GreaterThanThreshold', 0]);
+
+    // The edits queue waits only for the drain's merges now: its age alarm does not blame portals.
+    expect(String(age.AlarmDescription)).not.toMatch(/rate limit|circuit/i);
+    expect(String(circuit.AlarmDescription)).toContain('reconcile function');
+
+    expect(alarms.size).toBe(6);
     for (const [id, alarm] of alarms) {
       expect(alarm.Properties.TreatMissingData, id).toBe('notBreaching');
       expect(resolveIf(template(), alarm.Properties.AlarmActions), id).toEqual([ALARM_TOPIC]);
@@ -510,7 +633,7 @@ describe('npm run package', () => {
     expect(rules.map((rule) => rule.State)).toEqual(['ENABLED', 'DISABLED', 'DISABLED']);
   });
 
-  it('outputs the API URL, the URLs and ARNs of both queues and the ledger table for other services', () => {
+  it('outputs the API URL, the URLs and ARNs of the edit queues, the portal work queue URLs and the ledger table', () => {
     const outputs = template().Outputs ?? {};
     for (const name of [
       'ApiUrl',
@@ -519,6 +642,8 @@ describe('npm run package', () => {
       'EditsQueueArn',
       'FailedEditsQueueUrl',
       'FailedEditsQueueArn',
+      'PortalWorkQueueUrl',
+      'PortalWorkDeadLetterQueueUrl',
       'LedgerTableName',
     ]) {
       expect(outputs, name).toHaveProperty(name);
@@ -528,6 +653,8 @@ describe('npm run package', () => {
     );
     expect(outputs.EditsQueueUrl?.Value).toEqual({ Ref: 'EditsQueue' });
     expect(outputs.FailedEditsQueueArn?.Value).toEqual({ 'Fn::GetAtt': ['FailedEditsQueue', 'Arn'] });
+    expect(outputs.PortalWorkQueueUrl?.Value).toEqual({ Ref: 'PortalWorkQueue' });
+    expect(outputs.PortalWorkDeadLetterQueueUrl?.Value).toEqual({ Ref: 'PortalWorkDeadLetterQueue' });
     expect(outputs.LedgerTableName?.Value).toEqual({ Ref: 'LedgerTable' });
   });
 });

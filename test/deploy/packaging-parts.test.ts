@@ -90,23 +90,23 @@ describe('the template consistency check', () => {
       ...overrides,
     },
   });
-  const template = (maxReceiveCount: number, visibility: number, concurrency: number) => ({
+  const fn = (timeout: number, variables: Record<string, unknown> = {}) => ({
+    Type: 'AWS::Lambda::Function',
+    Properties: {
+      Timeout: timeout,
+      Environment: { Variables: { STATE_TABLE_NAME: { Ref: 'LedgerTable' }, ...variables } },
+    },
+  });
+  const template = (visibility: number, concurrency: number, portalVisibility = 360) => ({
     Resources: {
       LedgerTable: ledgerTable(),
-      EditsQueue: { Properties: { VisibilityTimeout: visibility, RedrivePolicy: { maxReceiveCount } } },
-      DrainEditsLambdaFunction: {
-        Type: 'AWS::Lambda::Function',
-        Properties: {
-          Timeout: 60,
-          Environment: {
-            Variables: {
-              MAX_ATTEMPTS: '8',
-              DRAIN_MAX_CONCURRENCY: '2',
-              STATE_TABLE_NAME: { Ref: 'LedgerTable' },
-            },
-          },
-        },
-      },
+      EditsQueue: { Properties: { VisibilityTimeout: visibility, RedrivePolicy: { maxReceiveCount: 10 } } },
+      PortalWorkQueue: { Properties: { VisibilityTimeout: portalVisibility } },
+      DrainEditsLambdaFunction: fn(60, { MAX_ATTEMPTS: '8', DRAIN_MAX_CONCURRENCY: '2' }) as unknown,
+      ReconcilePortalsLambdaFunction: fn(60, {
+        B24_TIMEOUT_MS: '10000',
+        DEADLINE_MARGIN_MS: '1000',
+      }) as unknown,
       Mapping: {
         Type: 'AWS::Lambda::EventSourceMapping',
         Properties: {
@@ -114,25 +114,38 @@ describe('the template consistency check', () => {
           ScalingConfig: { MaximumConcurrency: concurrency },
         },
       },
-    },
+    } as Record<string, unknown>,
   });
 
-  it('accepts a redrive above MAX_ATTEMPTS, six times the timeout, and matching concurrency', () => {
-    expect(templateProblems(template(9, 360, 2))).toEqual([]);
+  it('accepts queues invisible six times their consumer timeout and matching drain concurrency', () => {
+    expect(templateProblems(template(360, 2))).toEqual([]);
   });
 
   it('names each relation a template breaks', () => {
-    const problems = templateProblems(template(8, 300, 3));
-    expect(problems).toHaveLength(3);
-    expect(problems[0]).toMatch(/maxReceiveCount \(8\) must be above MAX_ATTEMPTS \(8\)/);
-    expect(problems[1]).toMatch(
-      /VisibilityTimeout \(300 s\) must be at least 6 × the drain timeout \(60 s\)/,
-    );
-    expect(problems[2]).toMatch(/DRAIN_MAX_CONCURRENCY \(2\) must equal .* MaximumConcurrency \(3\)/);
+    const problems = templateProblems(template(300, 3, 120));
+    expect(problems).toEqual([
+      "the edits queue's VisibilityTimeout (300 s) must be at least 6 × the drain's timeout (60 s)",
+      "the portal work queue's VisibilityTimeout (120 s) must be at least 6 × the reconcile function's timeout (60 s)",
+      expect.stringMatching(/^DRAIN_MAX_CONCURRENCY \(2\) must equal .* MaximumConcurrency \(3\)/),
+    ]);
+  });
+
+  it('leaves the edits queue redrive to maxReceiveCount alone: the drain acknowledges every merged record', () => {
+    const low = template(360, 2);
+    (low.Resources.EditsQueue as { Properties: Record<string, unknown> }).Properties.RedrivePolicy = {
+      maxReceiveCount: 3,
+    };
+    expect(templateProblems(low)).toEqual([]);
+  });
+
+  it('names a template without the portal work queue', () => {
+    const broken = template(360, 2);
+    delete broken.Resources.PortalWorkQueue;
+    expect(templateProblems(broken)).toEqual(['the template has no PortalWorkQueue resource']);
   });
 
   it('names a ledger table whose index differs from LEDGER_TABLE, and one without TTL', () => {
-    const broken = template(9, 360, 2);
+    const broken = template(360, 2);
     const [index] = structuredClone(LEDGER_TABLE.GlobalSecondaryIndexes);
     broken.Resources.LedgerTable = ledgerTable({
       GlobalSecondaryIndexes: [{ ...index, Projection: { ProjectionType: 'ALL' } }],
@@ -147,7 +160,7 @@ describe('the template consistency check', () => {
   });
 
   it('names a function whose Bitrix24 call, margin and one AWS request do not fit in its timeout', () => {
-    const broken: { Resources: Record<string, unknown> } = template(9, 360, 2);
+    const broken: { Resources: Record<string, unknown> } = template(360, 2);
     const update = (b24TimeoutMs: string) => ({
       Type: 'AWS::Lambda::Function',
       Properties: {
@@ -170,8 +183,19 @@ describe('the template consistency check', () => {
     ]);
   });
 
+  it('checks the deadline budget of the reconcile function, and not of the drain, which calls no portal', () => {
+    const broken = template(360, 2);
+    const slow = { B24_TIMEOUT_MS: '58000', DEADLINE_MARGIN_MS: '1000' };
+    broken.Resources.ReconcilePortalsLambdaFunction = fn(60, slow);
+    broken.Resources.DrainEditsLambdaFunction = fn(60, { ...slow, DRAIN_MAX_CONCURRENCY: '2' });
+    expect(templateProblems(broken)).toEqual([
+      'ReconcilePortalsLambdaFunction: B24_TIMEOUT_MS (58000) + DEADLINE_MARGIN_MS (1000) + one AWS request (3000 ms) ' +
+        "must fit in its timeout (60000 ms): lower b24TimeoutMs or raise the function's timeout",
+    ]);
+  });
+
   it('names a template without the ledger table, and a function not pointed at it', () => {
-    const broken: { Resources: Record<string, unknown> } = template(9, 360, 2);
+    const broken: { Resources: Record<string, unknown> } = template(360, 2);
     delete broken.Resources.LedgerTable;
     broken.Resources.SweepLambdaFunction = {
       Type: 'AWS::Lambda::Function',

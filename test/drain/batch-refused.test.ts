@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { BOT, type Harness, startHarness } from '../support/harness.ts';
-import { drainHandler, editBody, eventOf, failedIds, recordingSqs, sqsRecord } from './support/fixtures.ts';
+import { drainAndWake, editBody, eventOf, failedIds, recordingSqs, sqsRecord } from './support/fixtures.ts';
 
 let h: Harness | undefined;
 afterEach(() => h?.close());
@@ -19,7 +19,7 @@ describe('a portal that refuses imbot.v2 in batch', () => {
       harness.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'queued' }),
     );
     const httpCalls = () => harness.emulator.calls.filter((c) => !c.viaBatch).map((c) => c.method);
-    const drain = drainHandler(harness, recordingSqs(harness.sqsEndpoint).client);
+    const drain = drainAndWake(harness, recordingSqs(harness.sqsEndpoint).client);
 
     const first = await drain(eventOf(ids.map((id) => sqsRecord(editBody(id, { message: `first ${id}` })))));
     expect(failedIds(first)).toEqual([]);

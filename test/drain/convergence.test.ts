@@ -1,13 +1,12 @@
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateMessage } from '../../lib/api/update-message.ts';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
-import { enqueueEdits } from '../../lib/edits/queue.ts';
-import { isDirty, isFailed } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/messages.ts';
+import { isDirty, isFailed } from '../../lib/ledger/model.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
-import { sweep } from '../../lib/reconcile/sweep.ts';
+import { sqsWakeups } from '../../lib/schedule/portal-queue.ts';
 import { BOT, type Harness, PREFIX, SECRET_MARKER, startHarness, webhookSecret } from '../support/harness.ts';
 import { seededRandom } from '../support/random.ts';
 import { waitFor } from '../support/wait.ts';
@@ -56,9 +55,13 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 describe('convergence under faults', () => {
-  it('leaves every message at its last accepted edit across queue producers and API callers, with the drain and the sweep SIGKILLed, never applies an older edit after a newer one, and accounts for every edit', async () => {
+  it('leaves every message at its last accepted edit across queue producers and API callers, with the drain, the reconcile and the sweep SIGKILLed, never applies an older edit after a newer one, and accounts for every edit', async () => {
     const ledger = new Ledger({ tableName: h.ledgerTable, client: h.dynamo });
     const queueUrl = await createFifoQueue(h.sqs, 'convergence', 3);
+    const portalQueue = await h.sqs.send(
+      new CreateQueueCommand({ QueueName: 'convergence-work', Attributes: { VisibilityTimeout: '3' } }),
+    );
+    const portalQueueUrl = portalQueue.QueueUrl as string;
     const ids = Array.from({ length: MESSAGES }, () =>
       h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'initial' }),
     );
@@ -69,11 +72,14 @@ describe('convergence under faults', () => {
       dynamoEndpoint: h.dynamoEndpoint,
       ledgerTable: h.ledgerTable,
       queueUrl,
+      portalQueueUrl,
       maxConcurrency: 2,
       timeoutMs: 2_500,
       circuit: { openMs: 300, maxOpenMs: 1_000 },
-      // The sweep runs beside the drain in the worker, so every SIGKILL kills it too (mid-sweep at times).
+      // The sweep runs beside the drain and the reconcile in the worker, so every SIGKILL kills it
+      // too (mid-sweep at times); a wake-up 2 s overdue counts as lost here.
       sweepEveryMs: 700,
+      sweepGraceMs: 2_000,
       options: testOptions(h, {
         callTimeoutMs: 1_000,
         deadlineMarginMs: 200,
@@ -139,6 +145,7 @@ describe('convergence under faults', () => {
       ledger,
       gateway: h.gateway,
       sqs: h.sqs,
+      wakeups: sqsWakeups({ client: h.sqs, queueUrl: portalQueueUrl, now: Date.now }),
       options: settings.options,
       // The circuit travels with the lease: every container here keeps the test's short one.
       circuits: new PortalCircuits(settings.circuit),
@@ -161,8 +168,6 @@ describe('convergence under faults', () => {
             config: { defaultPortal: undefined },
             gateway: h.gateway,
             reconciler: api,
-            enqueue: (edits, deduplicationIds) =>
-              enqueueEdits(edits, { queueUrl, client: h.sqs, deduplicationIds }),
             newId: () => editId,
             now: () => {
               const date = stamp();
@@ -191,30 +196,18 @@ describe('convergence under faults', () => {
     expect(accepted.filter((a) => !a.editId.startsWith('api-'))).toHaveLength(PRODUCERS * EDITS_PER_PRODUCER);
     expect(accepted.filter((a) => a.editId.startsWith('api-')).length).toBeGreaterThan(API_EDITS / 2);
     await waitFor(async () => (await queueDepth(h.sqs, queueUrl)) === 0, 90_000, 'the edits queue to empty');
+    h.emulator.setRandomFaults(null);
+    // The last worker's reconcile and sweep bring every message to its desired state: wake-ups a
+    // killed worker took with it come back, or the sweep finds them overdue.
+    await waitFor(
+      async () => (await ledger.nextDueAt('conv')) === undefined,
+      90_000,
+      'no dirty message left',
+    );
     await worker.stop();
     outputs.push(worker.output());
-    h.emulator.setRandomFaults(null);
     const faulted = h.emulator.calls.filter((c) => !c.viaBatch && c.httpStatus !== 200).length;
     const httpCalls = h.emulator.calls.filter((c) => !c.viaBatch).length;
-
-    // The safety net: had a killed worker taken a message's last record with it, the message would
-    // still be dirty in the ledger, and the sweep applies it.
-    const reconciler = new Reconciler({
-      ledger,
-      gateway: h.gateway,
-      sqs: h.sqs,
-      options: settings.options,
-      // The circuit travels with the lease: every container here keeps the test's short one.
-      circuits: new PortalCircuits(settings.circuit),
-    });
-    await waitFor(
-      async () => {
-        await sweep(reconciler, { remainingMs: () => 10_000 });
-        return (await ledger.dirtyPortals()).length === 0;
-      },
-      20_000,
-      'the sweep to leave no dirty message',
-    );
 
     const last = new Map<number, Accepted>();
     for (const a of accepted) if ((last.get(a.messageId)?.at ?? -1) < a.at) last.set(a.messageId, a);

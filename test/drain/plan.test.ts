@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   byMessage,
   type DrainRecord,
-  decideRecords,
   incomingOf,
   type ParsedEdit,
   parseRecords,
@@ -69,67 +68,5 @@ describe('reading queue records', () => {
       ),
     );
     expect([...groups.values()].map((g) => g.map((p) => p.edit.fields.message))).toEqual([['a', 'c'], ['b']]);
-  });
-});
-
-describe('settling the records of one message', () => {
-  const records = () =>
-    parsed(
-      record(edit(1, { message: 'a' })),
-      record(edit(1, { message: 'b' })),
-      record(edit(1, { message: 'c' })),
-    );
-
-  it('acknowledges the last record of an applied message as applied and the others as superseded', () => {
-    const decisions = [...decideRecords(records(), { kind: 'applied', version: 3 }, 0, delays).values()];
-    expect(decisions).toEqual([
-      { action: 'ack', outcome: 'superseded' },
-      { action: 'ack', outcome: 'superseded' },
-      { action: 'ack', outcome: 'applied' },
-    ]);
-  });
-
-  it('keeps only the last record of a waiting message in flight, with the visibility of its due time', () => {
-    const fate = {
-      kind: 'pending' as const,
-      version: 2,
-      dueAt: 5_000,
-      lastError: { code: 'QUERY_LIMIT_EXCEEDED', description: 'Too many requests', at: 0 },
-    };
-    const decisions = [...decideRecords(records(), fate, 1_000, delays).values()];
-    expect(decisions.slice(0, 2)).toEqual([
-      { action: 'ack', outcome: 'recorded' },
-      { action: 'ack', outcome: 'recorded' },
-    ]);
-    expect(decisions[2]).toEqual({
-      action: 'hand-back',
-      code: 'QUERY_LIMIT_EXCEEDED',
-      description: 'Too many requests',
-      delayMs: 4_000,
-    });
-  });
-
-  it('never hands a record back sooner than the minimum delay, nor later than the longest deferral', () => {
-    const soon = decideRecords(records(), { kind: 'pending', version: 1, dueAt: 0 }, 1_000, delays);
-    expect([...soon.values()][2]).toMatchObject({ action: 'hand-back', delayMs: 1_000 });
-    const late = decideRecords(
-      records(),
-      { kind: 'held', code: 'OVERLOAD_LIMIT', description: 'open', delayMs: 1e12 },
-      0,
-      delays,
-    );
-    expect([...late.values()][2]).toMatchObject({ action: 'hand-back', delayMs: 43_200_000 });
-  });
-
-  it('acknowledges every record of a failed message with the failure code', () => {
-    const fate = {
-      kind: 'failed' as const,
-      version: 1,
-      error: { code: 'ACCESS_DENIED', description: 'no', at: 0 },
-    };
-    const decisions = [...decideRecords(records(), fate, 0, delays).values()];
-    expect(
-      decisions.every((d) => d.action === 'ack' && d.outcome === 'failed' && d.code === 'ACCESS_DENIED'),
-    ).toBe(true);
   });
 });

@@ -19,8 +19,10 @@ import {
   OAUTH_APP,
   oauthSecret,
   PREFIX,
+  runDueWakeups,
   SECRET_MARKER,
   startHarness,
+  testReconciler,
   WEBHOOK,
 } from '../support/harness.ts';
 
@@ -102,13 +104,8 @@ describe('a Bitrix24 that quotes the credentials back in its error texts', () =>
     const before = logSize();
     const editsQueue = await createFifoQueue(h.sqs, `echo-${randomUUID().slice(0, 8)}`, 30);
     const failedQueue = await createFifoQueue(h.sqs, `echo-failed-${randomUUID().slice(0, 8)}`, 30);
-    const drain = createDrain({
-      gateway: h.gateway,
-      ledger,
-      sqs: h.sqs,
-      editsQueueUrl: editsQueue,
-      options: { failedEditsQueueUrl: failedQueue, batchLingerMs: 0, messageMinIntervalMs: 0 },
-    });
+    const options = { failedEditsQueueUrl: failedQueue, batchLingerMs: 0, messageMinIntervalMs: 0 };
+    const drain = createDrain({ ledger, sqs: h.sqs, wakeups: h.wakeups, editsQueueUrl: editsQueue, options });
     const theirs = [1, 2].map(() =>
       h.emulator.addMessage({ authorId: 1, chatId: 12, text: 'not the bot’s' }),
     );
@@ -128,6 +125,8 @@ describe('a Bitrix24 that quotes the credentials back in its error texts', () =>
     expect(batchItemFailures).toEqual([]);
     for (const r of event.Records)
       await h.sqs.send(new DeleteMessageCommand({ QueueUrl: editsQueue, ReceiptHandle: r.receiptHandle }));
+    // The woken portal's reconcile finds both refused.
+    await runDueWakeups(h, testReconciler(h, ledger, options));
 
     const failed = await receive(failedQueue);
     expect(failed.Records.map((r) => r.messageAttributes.errorCode?.stringValue)).toEqual([

@@ -1,7 +1,7 @@
 import { PurgeQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  drainHandler,
+  drainAndWake,
   editBody,
   eventOf,
   failedIds,
@@ -26,7 +26,7 @@ describe('a queue record whose MessageGroupId does not match its body', () => {
   it('goes to the failed-edits queue as INVALID_EDIT with the rule, unapplied, and is acknowledged', async () => {
     const target = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'untouched' });
     const mine = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'mine' });
-    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
+    const drain = drainAndWake(h, recordingSqs(h.sqsEndpoint).client);
     // Sent in the group of message `mine`, but its body edits message `target`.
     const stray = sqsRecord(editBody(target, { message: 'out of order' }), {
       groupId: `acme:${BOT.id}:${mine}`,

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { canonicalJson } from '../../lib/edits/canonical.ts';
 import { IdempotencyKeys, idempotencyPk, sha256 } from '../../lib/ledger/idempotency.ts';
 import { Ledger } from '../../lib/ledger/messages.ts';
-import { postUpdate, purgeQueues, queued, updateDeps } from '../api/helpers.ts';
+import { postUpdate, purgeQueues, updateDeps } from '../api/helpers.ts';
 import { httpApiEvent } from '../support/events.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 
@@ -21,6 +21,7 @@ beforeAll(async () => {
 afterAll(() => h.close());
 beforeEach(async () => {
   h.emulator.reset();
+  h.wakeups.clear();
   ledger = await freshLedger(h);
   keys = new IdempotencyKeys({ tableName: ledger.tableName, client: h.dynamo });
 });
@@ -47,7 +48,8 @@ describe('Idempotency-Key', () => {
     });
     const state = await ledger.get({ portal: 'acme', botId: BOT.id, messageId: 789 });
     expect(state.pendingEditIds).toEqual([first.body.editId]);
-    expect((await queued(h)).map((q) => q.body.editId)).toEqual([first.body.editId]);
+    // One edit recorded, one wake-up for its portal.
+    expect(h.wakeups.sent.map((w) => w.portal)).toEqual(['acme']);
   });
 
   it('calls Bitrix24 once for an applied edit repeated under its key', async () => {

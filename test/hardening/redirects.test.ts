@@ -10,7 +10,7 @@ import { fetchSource } from '../../lib/status/sources.ts';
 import type { StatusSource } from '../../lib/status/spec.ts';
 import { postUpdate, purgeQueues, update, updateDeps } from '../api/helpers.ts';
 import {
-  drainHandler,
+  drainAndWake,
   editBody,
   eventOf,
   failedIds,
@@ -96,7 +96,7 @@ describe('Bitrix24 calls and redirects', () => {
     await purgeQueues(h);
     const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
     h.emulator.inject({ kind: 'redirect', status: 308, location: `${other.origin}/rest/batch` }, 5);
-    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { ledger });
+    const drain = drainAndWake(h, recordingSqs(h.sqsEndpoint).client, { ledger });
     const record = sqsRecord(editBody(id, { message: 'redirected' }));
     expect(failedIds(await drain(eventOf([record])))).toEqual([]);
     const failed = await receiveAll(h.sqs, h.failedQueueUrl);

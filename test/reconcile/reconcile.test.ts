@@ -147,7 +147,7 @@ describe('the reconciler', () => {
     const other = reconciler();
     const id = message();
     await other.merge(key(id), [edit(id, { message: 'x' })]);
-    expect((await ledger.acquireLease('acme', 'someone-else', clock.now() + 10_000)).acquired).toBe(true);
+    expect((await ledger.portals.acquireLease('acme', 'someone-else', clock.now() + 10_000)).acquired).toBe(true);
     const report = await other.reconcilePortal('acme', run('fill', [key(id)]));
     expect(report.leaseHeld).toBe(true);
     expect(h.emulator.calls).toEqual([]);
@@ -155,7 +155,7 @@ describe('the reconciler', () => {
     // Standard plan (50 at 2/s): the drain fills it to 39 (a fifth is the API's headroom, one request
     // slack); 19.9 s to empty is a level of 39.8, so one more request is 1.8 over: 900 ms away.
     const startedAt = clock.now();
-    await ledger.releaseLease('acme', 'someone-else', { bucketEmptyAt: startedAt + 19_900 });
+    await ledger.portals.releaseLease('acme', 'someone-else', { bucketEmptyAt: startedAt + 19_900 });
     await holder.reconcilePortal('acme', run('fill'));
     expect(h.emulator.getMessage(id)?.text).toBe('x');
     // (Waits round up to the next whole ms.)
@@ -169,7 +169,7 @@ describe('the reconciler', () => {
     await r.merge(key(id), [edit(id, { message: 'after the crash' })]);
     // A holder renewed its lease for a call and died: the lease runs out, the call's start stays.
     const callStartedAt = clock.now();
-    await ledger.acquireLease('acme', 'crashed', callStartedAt + 100, callStartedAt);
+    await ledger.portals.acquireLease('acme', 'crashed', callStartedAt + 100, callStartedAt);
     clock.advance(150);
     const held = await r.reconcilePortal('acme', run('fill', [key(id)]));
     expect(held.fates.get(messageKeyText(key(id)))).toMatchObject({ kind: 'held', code: 'CALL_IN_DOUBT' });

@@ -7,7 +7,14 @@ import { replayFailedEdits } from '../../lib/edits/failed.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';
-import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+import {
+  BOT,
+  freshLedger,
+  type Harness,
+  runDueWakeups,
+  startHarness,
+  testReconciler,
+} from '../support/harness.ts';
 
 // A metric line per invocation is noise here: set before the modules load.
 vi.hoisted(() => {
@@ -39,14 +46,16 @@ describe('replaying failed edits', () => {
     const editsQueue = await createFifoQueue(h.sqs, `replay-${randomUUID().slice(0, 8)}`, 30);
     const failedQueue = await createFifoQueue(h.sqs, `replay-failed-${randomUUID().slice(0, 8)}`, 30);
     const options = { failedEditsQueueUrl: failedQueue, batchLingerMs: 0, messageMinIntervalMs: 0 };
-    const drain = createDrain({ gateway: h.gateway, ledger, sqs: h.sqs, editsQueueUrl: editsQueue, options });
-    // What Lambda's event source mapping does: deletes the records the drain did not hand back.
+    const drain = createDrain({ ledger, sqs: h.sqs, wakeups: h.wakeups, editsQueueUrl: editsQueue, options });
+    // What Lambda's event source mappings do: deletes the records the drain did not hand back, then
+    // runs the portal's wake-up.
     const run = async () => {
       const event = await receive(editsQueue);
       const { batchItemFailures } = await drain(event, { remainingMs: () => 30_000 });
       const back = new Set(batchItemFailures.map((f) => f.itemIdentifier));
       for (const r of event.Records.filter((r) => !back.has(r.messageId)))
         await h.sqs.send(new DeleteMessageCommand({ QueueUrl: editsQueue, ReceiptHandle: r.receiptHandle }));
+      await runDueWakeups(h, testReconciler(h, ledger, options));
     };
 
     // Written by someone else: every update is refused, so the edit fails for good.

@@ -5,9 +5,8 @@ import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import { createDrain } from '../../lib/drain/index.ts';
 import { logger } from '../../lib/observability/logger.ts';
 import { Reconciler } from '../../lib/reconcile/reconcile.ts';
-import { sweep } from '../../lib/reconcile/sweep.ts';
 import { VirtualClock } from '../support/clock.ts';
-import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
+import { BOT, freshLedger, type Harness, runDueWakeups, startHarness } from '../support/harness.ts';
 
 // Set before the modules load: a hundred invocations would print a hundred metric lines.
 vi.hoisted(() => {
@@ -57,33 +56,48 @@ describe('a bot streaming an answer into one message', () => {
   it('costs at most one call per cadence interval (plus two) for 1,000 edits, and the message ends at the last', async () => {
     const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: '…' });
     const ledger = await freshLedger(h);
-    const options = { failedEditsQueueUrl: h.failedQueueUrl, messageMinIntervalMs: 1_000, batchLingerMs: 0 };
+    const options = {
+      failedEditsQueueUrl: h.failedQueueUrl,
+      messageMinIntervalMs: 1_000,
+      batchLingerMs: 0,
+      indexLagMs: 0,
+    };
     const drain = createDrain({
-      gateway: h.gateway,
       ledger,
       sqs: h.sqs,
+      wakeups: h.wakeups,
       editsQueueUrl: h.editsQueueUrl,
+      options,
+      clock,
+    });
+    const reconciler = new Reconciler({
+      ledger,
+      gateway: h.gateway,
+      sqs: h.sqs,
+      wakeups: h.wakeups,
       options,
       clock,
     });
     const startedAt = clock.now();
     // 1,000 partial texts in events of 10, as a FIFO queue hands one message group out: an event
-    // every 30 ms, 3 s in all.
+    // every 30 ms, 3 s in all; the portal's wake-ups run as they come due.
     for (let part = 1; part <= 1_000; part += 10) {
       const records = Array.from({ length: 10 }, (_, i) => record(id, `part ${part + i}`));
-      await drain({ Records: records }, { remainingMs: () => 30_000 });
+      expect((await drain({ Records: records }, { remainingMs: () => 30_000 })).batchItemFailures).toEqual(
+        [],
+      );
+      await runDueWakeups(h, reconciler);
       clock.advance(30);
     }
     const seconds = (clock.now() - startedAt) / 1000;
-    // The last apply waits for the cadence; the sweep is what runs it when no record comes back.
-    clock.advance(1_050);
-    await sweep(new Reconciler({ ledger, gateway: h.gateway, sqs: h.sqs, options, clock }), {
-      remainingMs: () => 30_000,
-    });
+    // The last apply waits for the cadence: its wake-up is due a second after the call before it.
+    clock.advance(1_000);
+    await runDueWakeups(h, reconciler);
     const calls = h.emulator.calls.filter((c) => c.method === UPDATE_METHOD).length;
     expect(h.emulator.getMessage(id)?.text).toBe('part 1000');
-    // One call per cadence interval: at 0, 1, 2 and 3 s, and the sweep's for the last part.
+    // One call per cadence interval: at 0, 1, 2 and 3 s, and one for the last part.
     expect(calls).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
     expect(calls).toBeGreaterThanOrEqual(2);
+    expect(h.wakeups.pending()).toEqual([]);
   });
 });

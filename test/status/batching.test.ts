@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
-import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
 import { refreshStatuses } from '../../lib/status/refresh.ts';
 import type { Bitrix24Emulator } from '../../local/bitrix24-emulator/index.ts';
@@ -8,7 +7,6 @@ import { laterClock, VirtualClock } from '../support/clock.ts';
 import { BOT, type Harness, startHarness } from '../support/harness.ts';
 import {
   batchCalls,
-  deliverToDrain,
   depsFor,
   drainQueue,
   freshLedger,
@@ -19,6 +17,7 @@ import {
   sweepLater,
   ticking,
   updateCalls,
+  wakeLater,
 } from './helpers.ts';
 
 let h: Harness;
@@ -39,6 +38,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   h.emulator.reset();
+  h.wakeups.clear();
   globex.reset();
   ledger = await freshLedger(h);
 });
@@ -124,29 +124,19 @@ describe('deferring what Bitrix24 cannot take now', () => {
       expect(shown === `acme ${id} deferred`).toBe(!deferredIds.includes(id));
     }
 
-    // One wake-up per deferred message, naming its edit.
-    const queued = await drainQueue(h);
-    expect(queued.map(({ edit }) => edit.messageId)).toEqual(deferredIds);
+    // Each deferred rendering is in the ledger under its edit id, and one wake-up waits for the portal.
     const first = deferredIds[0] as number;
-    expect(queued[0]).toEqual({
-      groupId: `acme:${BOT.id}:${first}`,
-      edit: {
-        portal: 'acme',
-        botId: BOT.id,
-        messageId: first,
-        fields: { message: `acme ${first} deferred` },
-        editId: expect.any(String),
-        requestedAt: expect.any(String),
-      },
-    });
+    const state = await ledger.get({ portal: 'acme', botId: BOT.id, messageId: first });
+    expect(state.desired.message?.value).toBe(`acme ${first} deferred`);
     expect(report.specs.find((s) => s.messageId === first)).toMatchObject({
       outcome: 'deferred',
       code: 'QUERY_LIMIT_EXCEEDED',
-      editId: queued[0]?.edit.editId,
+      editId: state.pendingEditIds[0],
     });
+    expect(h.wakeups.pending().map((w) => w.portal)).toEqual(['acme']);
 
-    // The wake-ups are gone; the sweep applies what the ledger holds all the same.
-    await sweepLater(h, ledger);
+    // The portal's wake-up applies what the ledger holds.
+    await wakeLater(h, ledger);
     for (const id of ACME_IDS) expect(h.emulator.getMessage(id)?.text).toBe(`acme ${id} deferred`);
   });
 
@@ -156,7 +146,7 @@ describe('deferring what Bitrix24 cannot take now', () => {
     const input = spec(3002, { template: 'after a 500' });
     const first = depsFor(h, ledger, { now: clock }).deps;
     expect((await refreshStatuses({ event: input }, first)).summary).toMatchObject({ deferred: 1 });
-    expect(await drainQueue(h)).toHaveLength(1);
+    expect(h.wakeups.last('acme')).toBeDefined();
     // The failed call may still land: until the settle window has passed, nothing is sent again.
     h.emulator.clearCalls();
     expect((await refreshStatuses({ event: input }, first)).summary).toMatchObject({ deferred: 1 });
@@ -166,19 +156,21 @@ describe('deferring what Bitrix24 cannot take now', () => {
     expect(h.emulator.getMessage(3002)?.text).toBe('after a 500');
   });
 
-  it('still counts a status as deferred when the edits queue is unavailable, and the sweep applies it', async () => {
+  it('still counts a status as deferred when the portal work queue does not take its wake-up, and the sweep sends it once overdue', async () => {
     h.emulator.inject({ kind: 'overload' });
-    const { deps } = depsFor(h, ledger, { enqueue: (edits) => enqueueEdits(edits, { queueUrl: undefined }) });
+    const refusing = { send: async (wakeups: readonly { portal: string }[]) => wakeups.map((w) => w.portal) };
+    const { deps } = depsFor(h, ledger, {}, { wakeups: refusing });
     const report = await refreshStatuses({ event: spec(3003, { template: 'queue down' }) }, deps);
     expect(report.summary).toMatchObject({ deferred: 1, failed: 0 });
     expect(report.specs[0]).toMatchObject({ outcome: 'deferred', code: 'OVERLOAD_LIMIT' });
-    expect(await drainQueue(h)).toEqual([]);
-    // Past the overload circuit's first five minutes.
-    await sweepLater(h, ledger, 10 * 60_000);
+    expect(h.wakeups.sent).toEqual([]);
+    // Past the overload circuit's first five minutes, and past the sweep's grace.
+    expect(await sweepLater(h, ledger, 10 * 60_000)).toEqual({ overdue: 1, woken: 1 });
+    await wakeLater(h, ledger, 10 * 60_000);
     expect(h.emulator.getMessage(3003)?.text).toBe('queue down');
   });
 
-  it('ends green when a status deferred while red is refreshed green: neither the drain nor the sweep brings red back', async () => {
+  it('ends green when a status deferred while red is refreshed green: no later wake-up brings red back', async () => {
     const [id = 0] = seedMessages(h.emulator, 3101, 1);
     const clock = ticking(NOW);
     h.emulator.inject({ kind: 'query-limit' });
@@ -195,13 +187,12 @@ describe('deferring what Bitrix24 cannot take now', () => {
     expect(green.specs[0]).toMatchObject({ outcome: 'deferred' });
     expect(h.emulator.getMessage(id)?.history).toEqual([`seed ${id}`]);
 
-    await sweepLater(h, ledger);
+    await wakeLater(h, ledger);
     expect(h.emulator.getMessage(id)?.text).toBe('Deploy: green');
-    // The red run's wake-up reaches the drain after that, first in its group.
-    expect(await deliverToDrain(h, ledger)).toBe(2);
-    await sweepLater(h, ledger, 10 * 60_000);
+    // Every wake-up left, later still: red never comes back.
+    await h.wakeups.send([{ portal: 'acme', at: 0 }]);
+    await wakeLater(h, ledger, 10 * 60_000);
     expect(h.emulator.getMessage(id)?.history).toEqual([`seed ${id}`, 'Deploy: green']);
-    expect(await drainQueue(h)).toEqual([]);
   });
 
   it('defers instead of calling Bitrix24 when the Lambda deadline is too close', async () => {
@@ -213,7 +204,8 @@ describe('deferring what Bitrix24 cannot take now', () => {
     expect(report.summary).toMatchObject({ deferred: 2 });
     expect(report.specs.map((s) => s.code)).toEqual(['DEADLINE', 'DEADLINE']);
     expect(h.emulator.calls).toEqual([]);
-    expect((await drainQueue(h)).map(({ edit }) => edit.messageId)).toEqual([3004, 3005]);
+    // Both wait in the ledger for the portal's next wake-up, shortly after.
+    expect(h.wakeups.pending().map((w) => w.portal)).toEqual(['acme']);
   });
 });
 

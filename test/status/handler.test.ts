@@ -17,6 +17,7 @@ afterAll(async () => {
   await h.close();
 });
 beforeEach(async () => {
+  h.wakeups.clear();
   ledger = await freshLedger(h);
 });
 afterEach(async () => {
@@ -63,12 +64,12 @@ describe('the scheduled handler', () => {
     expect(emf[0]).toMatchObject({ StatusUpdated: 1, StatusInvalid: 1, StatusFailed: 0, StatusDeferred: 0 });
   });
 
-  it('defers to the queue rather than start a Bitrix24 request that could outlive the Lambda', async () => {
+  it('defers to the portal’s wake-up rather than start a Bitrix24 request that could outlive the Lambda', async () => {
     h.emulator.reset();
     const handler = createHandler(handlerDeps({ callTimeoutMs: 2_000, deadlineMarginMs: 1_000 }));
     const result = await handler({ messages: [spec(7002), spec(7003)] }, lambdaContext(2_500));
     expect(result).toMatchObject({ deferred: 2, updated: 0 });
     expect(h.emulator.calls).toEqual([]);
-    expect((await drainQueue(h)).map(({ edit }) => edit.messageId)).toEqual([7002, 7003]);
+    expect(h.wakeups.pending().map((w) => w.portal)).toEqual(['acme']);
   });
 });

@@ -15,7 +15,7 @@ import { type ReconcilerSetup, reconcilerFor } from '../api/helpers.ts';
 import { laterClock } from '../support/clock.ts';
 import { BOT, type Harness, PREFIX, WEBHOOK, webhookSecret } from '../support/harness.ts';
 
-export { freshLedger, sweepLater } from '../api/helpers.ts';
+export { freshLedger, sweepLater, wakeLater } from '../api/helpers.ts';
 
 /** 13:05 UTC, shown as 14:05 in Europe/Berlin. */
 export const NOW = new Date(Date.UTC(2026, 10, 25, 13, 5));
@@ -49,7 +49,6 @@ export function depsFor(
   const deps: RefreshDeps = {
     config: { statusConcurrency: 8, b24AllowHttp: true },
     reconciler: reconcilerFor(h, ledger, { ...setup, options: { callTimeoutMs: 2_000, ...setup.options } }),
-    enqueue: (edits) => enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs }),
     metrics: {
       addMetric(name, unit, value) {
         metrics.push({ name, unit, value });
@@ -138,48 +137,4 @@ export async function startPortal(
   emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
   h.secretsManager.setSecret(`${PREFIX}${name}`, webhookSecret(emulator.url, options.secret));
   return emulator;
-}
-
-/**
- * Hands everything on the edits queue to the drain, as Lambda would (one event per receive, in the
- * FIFO's order), run by a container whose clock is `laterMs` ahead; deletes the records it settled.
- */
-export async function deliverToDrain(h: Harness, ledger: Ledger, laterMs = 5 * 60_000): Promise<number> {
-  const drain = createDrain({
-    gateway: h.gateway,
-    ledger,
-    sqs: h.sqs,
-    editsQueueUrl: h.editsQueueUrl,
-    clock: laterClock(laterMs, h.clock),
-    options: { failedEditsQueueUrl: h.failedQueueUrl, batchLingerMs: 0, messageMinIntervalMs: 0 },
-  });
-  let delivered = 0;
-  for (let round = 0; round < 50; round++) {
-    const { Messages = [] } = await h.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: h.editsQueueUrl,
-        MaxNumberOfMessages: 10,
-        MessageSystemAttributeNames: ['All'],
-        VisibilityTimeout: 30,
-      }),
-    );
-    if (Messages.length === 0) break;
-    const arn = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
-    const response = await drain(
-      { Records: Messages.map((m) => toSqsRecord(m, arn)) },
-      { remainingMs: () => 30_000 },
-    );
-    const kept = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-    const settled = Messages.filter((m: Message) => !kept.has(m.MessageId ?? ''));
-    if (settled.length > 0) {
-      await h.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: h.editsQueueUrl,
-          Entries: settled.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '' })),
-        }),
-      );
-    }
-    delivered += Messages.length;
-  }
-  return delivered;
 }

@@ -28,6 +28,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   h.emulator.reset();
+  h.wakeups.clear();
   ledger = await freshLedger(h);
   source.setDoc('deploy', { ok: true, checks: { passed: 12, total: 12 } });
 });
@@ -149,7 +150,7 @@ describe('change detection', () => {
     const second = await refreshStatuses({ event: input }, coldStart);
     expect(second.summary).toMatchObject({ updated: 0, unchanged: 1 });
     expect(h.emulator.calls).toEqual([]);
-    expect(await drainQueue(h)).toEqual([]);
+    expect(h.wakeups.pending()).toEqual([]);
   });
 
   it('sends again after a failed update, because only a confirmed apply is remembered', async () => {
@@ -277,7 +278,7 @@ describe('permanent failures', () => {
       { outcome: 'failed', code: 'LEDGER_UNAVAILABLE' },
     ]);
     expect(h.emulator.calls).toEqual([]);
-    expect(await drainQueue(h)).toEqual([]);
+    expect(h.wakeups.sent).toEqual([]);
     dead.destroy();
   });
 
@@ -295,7 +296,7 @@ describe('permanent failures', () => {
     expect(batched.specs[1]).toMatchObject({ messageId: 2600, outcome: 'failed', code: 'ACCESS_DENIED' });
     expect(h.emulator.getMessage(2600)?.text).toBe('a person wrote this');
     expect(h.emulator.getMessage(2001)?.text).toBe('batched ok');
-    expect(await drainQueue(h)).toEqual([]);
+    expect(h.wakeups.pending()).toEqual([]);
   });
 
   it('fails a bot the portal secret does not list without calling Bitrix24', async () => {

@@ -7,11 +7,12 @@ import {
   type Timing,
 } from '../../../lib/ledger/model.ts';
 import type { Ledger } from '../../../lib/ledger/messages.ts';
-import type { LedgerView, SandboxState } from './state.ts';
+import type { PortalView } from '../../../lib/ledger/portal-item.ts';
+import type { LedgerView, PortalWakeupView, SandboxState } from './state.ts';
 
 /** The ledger the sandbox reads, and the timing its fates are computed with (the fate route's). */
 export interface SandboxLedger {
-  ledger: Pick<Ledger, 'getMany'>;
+  ledger: Pick<Ledger, 'getMany'> & { portals: { view(portal: string): Promise<PortalView> } };
   timing: Timing;
 }
 
@@ -38,11 +39,38 @@ export function ledgerView(state: MessageState, timing: Timing, now = Date.now()
   };
 }
 
+/** A portal item's wake-up schedule as the page shows it. */
+export function wakeupView(portal: string, view: PortalView, now = Date.now()): PortalWakeupView {
+  const leaseHeld = view.leaseUntil !== undefined && view.leaseUntil > now;
+  return {
+    portal,
+    wakeAt: view.wakeAt === undefined ? 'none' : iso(view.wakeAt),
+    leaseHeld,
+    ...(leaseHeld && view.leaseUntil !== undefined ? { leaseUntil: iso(view.leaseUntil) } : {}),
+    ...(view.touchedAt === undefined ? {} : { touchedAt: iso(view.touchedAt) }),
+  };
+}
+
+/** The wake-up schedule of the stack's portal (one portal item, a consistent read). */
+async function wakeupsOf(state: SandboxState, source: SandboxLedger): Promise<SandboxState['wakeups']> {
+  try {
+    return [wakeupView(state.portal, await source.ledger.portals.view(state.portal))];
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 /**
- * Adds the ledger's view to every bot message of the chat. A ledger that cannot be read leaves the
- * messages as they are and says why, so the page still shows the emulator's side.
+ * Adds the ledger's view to every bot message of the chat, and the portal's wake-up schedule. A
+ * ledger that cannot be read leaves the messages as they are and says why, so the page still shows
+ * the emulator's side.
  */
 export async function withLedger(state: SandboxState, source: SandboxLedger): Promise<SandboxState> {
+  const [messages, wakeups] = await Promise.all([withMessages(state, source), wakeupsOf(state, source)]);
+  return { ...messages, wakeups };
+}
+
+async function withMessages(state: SandboxState, source: SandboxLedger): Promise<SandboxState> {
   const { chat } = state;
   if (!chat) return state;
   const keys: MessageKey[] = chat.messages.flatMap((m) =>

@@ -1,12 +1,14 @@
+import { SWEEP_GRACE_MS } from '../../../lib/schedule/sweep.ts';
 import { resumeSummary } from '../drain-switch.ts';
 import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
 import { renderAttach, renderKeyboard } from './rich.ts';
-import type { ChatMessage, DrainPauseView, LedgerView, SandboxState } from './state.ts';
+import type { ChatMessage, DrainPauseView, LedgerView, PortalWakeupView, SandboxState } from './state.ts';
 
 /** The parts of the page that change; the event stream sends them, the script swaps them in. */
 export interface Fragments {
   messages: string;
   queue: string;
+  wakeups: string;
   requests: string;
   schedules: string;
 }
@@ -87,18 +89,18 @@ function renderDrainSwitch(pause: DrainPauseView | undefined): string {
   if (pause.paused) {
     const since = pause.since ? ` since ${clock(pause.since)}` : '';
     return `<div class="paused" role="status" data-testid="drain-paused"><strong>Drain paused</strong>${since}:
-        ${plural(pause.editsWhilePaused, 'edit')} sent through the queue meanwhile. They wait in the queue and
-        in the ledger (desired ahead of applied); the sweep and the status schedules wait too, and the form
-        below sends through the queue.
+        ${plural(pause.editsWhilePaused, 'edit')} deferred meanwhile. They wait in the ledger (desired ahead
+        of applied) with their portal's wake-up on the portal work queue; no Bitrix24 call is made for them.
+        The reconcile, the sweep and the status schedules wait too, and the form below defers its edits.
         <form method="post" action="/api/drain/resume" data-ajax class="inline">
-          <button type="submit" title="Runs the sweep once, then the drain, and counts the Bitrix24 calls">Resume</button>
+          <button type="submit" title="Runs the sweep once, then the drain and the reconcile, and counts the Bitrix24 calls">Resume</button>
         </form></div>${last}`;
   }
   if (pause.resuming) {
-    return `<p class="warn" data-testid="drain-resuming">Resuming: the sweep, then the drain, apply what piled up…</p>${last}`;
+    return `<p class="warn" data-testid="drain-resuming">Resuming: the sweep, then the drain and the reconcile, apply what piled up…</p>${last}`;
   }
   return `<form method="post" action="/api/drain/pause" data-ajax>
-      <button type="submit" title="Edits pile up in the queue and the ledger until Resume: watch them land as a few calls">
+      <button type="submit" title="Edits pile up in the ledger and the queues until Resume: watch them land as a few calls">
         Pause the drain</button>
     </form>${last}`;
 }
@@ -107,8 +109,8 @@ function renderQueue(state: SandboxState): string {
   const { queue, drain } = state;
   const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}" data-testid="drain-note">${e(drain.note)}</p>
     ${renderDrainSwitch(drain.pause)}
-    <dl class="counts drained" title="Edits the drain has handled since start, by fate">
-      ${(['applied', 'superseded', 'failed', 'deferred'] as const)
+    <dl class="counts drained" title="Since start: edit records the drain merged, superseded, handed back (deferred) or failed; messages the reconcile applied and its Bitrix24 calls">
+      ${(['merged', 'superseded', 'deferred', 'failed', 'applied'] as const)
         .map(
           (fate) =>
             `<div class="${fate === 'failed' && drain.totals.failed > 0 ? 'bad' : ''}"><dt>${fate}</dt><dd data-testid="drain-${fate}">${drain.totals[fate]}</dd></div>`,
@@ -147,6 +149,46 @@ function renderQueue(state: SandboxState): string {
            </form>`
         : ''
     }`;
+}
+
+/** One portal's wake-up schedule: when it is looked at next, and whether a reconcile holds it now. */
+function renderWakeup(w: PortalWakeupView, now: number): string {
+  let next: string;
+  if (w.wakeAt === 'none') next = 'none <span class="muted">(nothing waits in the ledger)</span>';
+  else {
+    const at = Date.parse(w.wakeAt);
+    const when = w.leaseHeld
+      ? 'the lease end: the holder looks again before it lets go'
+      : at < now - SWEEP_GRACE_MS
+        ? 'overdue: the sweep wakes it'
+        : at <= now
+          ? 'due'
+          : 'on the portal work queue';
+    next = `<time datetime="${e(w.wakeAt)}">${clock(w.wakeAt)}</time> <span class="muted">(${when})</span>`;
+  }
+  const lease =
+    w.leaseHeld && w.leaseUntil
+      ? `<strong class="warn">lease held</strong> until ${clock(w.leaseUntil)} <span class="muted">(a reconcile is on it)</span>`
+      : 'no lease held';
+  const touched = w.touchedAt ? ` · last edit merged at ${clock(w.touchedAt)}` : '';
+  return `<li data-testid="wakeup-${e(w.portal)}" data-wake-at="${e(w.wakeAt)}" data-lease-held="${w.leaseHeld}">
+      Portal <strong>${e(w.portal)}</strong>: next wake-up <span data-testid="wake-at-${e(w.portal)}">${next}</span>
+      · <span data-testid="lease-${e(w.portal)}">${lease}</span>${touched}</li>`;
+}
+
+function renderWakeups(state: SandboxState, now: number): string {
+  const depth =
+    'error' in state.queue
+      ? ''
+      : `<dl class="counts" title="Wake-ups on the portal work queue">
+    <div><dt>delayed</dt><dd data-testid="wakeups-delayed">${state.queue.wakeups.delayed}</dd></div>
+    <div><dt>ready</dt><dd data-testid="wakeups-ready">${state.queue.wakeups.ready}</dd></div>
+    <div><dt>in flight</dt><dd data-testid="wakeups-in-flight">${state.queue.wakeups.inFlight}</dd></div>
+  </dl>`;
+  const { wakeups } = state;
+  if (wakeups === undefined) return `<p class="muted">No ledger to read the wake-ups from.</p>${depth}`;
+  if ('error' in wakeups) return `<p class="warn">Wake-ups unavailable: ${e(wakeups.error)}</p>${depth}`;
+  return `<ul class="list">${wakeups.map((w) => renderWakeup(w, now)).join('')}</ul>${depth}`;
 }
 
 function renderRequests(state: SandboxState): string {
@@ -204,6 +246,7 @@ export function renderFragments(
   return {
     messages: renderMessages(state, now),
     queue: renderQueue(state),
+    wakeups: renderWakeups(state, now),
     requests: renderRequests(state),
     schedules: renderSchedules(state, demo),
   };
@@ -381,6 +424,7 @@ export function renderPage(state: SandboxState, demo: DemoSourceView | undefined
   </div>
   <div>
     <section><h2>Edits queue</h2><div id="queue">${f.queue}</div></section>
+    <section><h2>Portal wake-ups</h2><div id="wakeups">${f.wakeups}</div></section>
     <section><h2>Recent requests</h2><div id="requests">${f.requests}</div></section>
     <section><h2>Status messages</h2><div id="schedules">${f.schedules}</div></section>
   </div>

@@ -62,33 +62,55 @@ export interface SandboxState {
   /** Set when the ledger could not be read: the messages then carry no ledger view. */
   ledgerError?: string;
   queue: QueueView | { error: string };
+  /**
+   * Each portal's wake-up schedule, from its portal item in the ledger; added by the sandbox server
+   * when it has a ledger. `{ error }` when the ledger could not be read.
+   */
+  wakeups?: PortalWakeupView[] | { error: string };
   requests: readonly ApiActivity[];
   /**
-   * `totals`: every drained edit since start, by fate (applied, superseded, failed, deferred), and the
-   * calls made; `pause`: the page's "Pause the drain" switch.
+   * `totals`: since start, the drain's edit records by fate (merged, superseded, deferred, failed)
+   * and the reconcile's messages applied and Bitrix24 calls made; `pause`: the page's "Pause the
+   * drain" switch.
    */
   drain: { running: boolean; note: string; totals: DrainOutcomes; pause?: DrainPauseView };
   schedules: ScheduleState[];
 }
 
+/** A portal's wake-up schedule as the page shows it (lib/ledger/portal-item.ts `PortalItems.view`). */
+export interface PortalWakeupView {
+  portal: string;
+  /**
+   * The portal's next wake-up (ISO): a wake-up pending on the portal work queue, or a live lease
+   * holder's lease end. "none" when nothing is scheduled: nothing waits in the ledger.
+   */
+  wakeAt: string;
+  /** A reconcile holds the portal's lease now (its lease end is in the future). */
+  leaseHeld: boolean;
+  /** While held: when the lease ends (ISO). */
+  leaseUntil?: string;
+  /** The last merge of an edit into the portal's messages (ISO). */
+  touchedAt?: string;
+}
+
 /** The last resume of a paused drain: the edits that were waiting and the Bitrix24 calls that applied them. */
 export interface ResumeReport {
   at: string;
-  /** Edit records in the edits queue at the resume (waiting or in flight). */
+  /** Edits waiting at the resume: those the API deferred while paused, and the edits queue's records. */
   edits: number;
-  /** Bitrix24 HTTP calls from the resume until the queue was empty (a batch call counts once). */
+  /** Bitrix24 HTTP calls from the resume until the queues were empty (a batch call counts once). */
   calls: number;
-  /** False when the queue still held edits when the resume stopped waiting for it. */
+  /** False when the queues still held edits or wake-ups when the resume stopped waiting for them. */
   landed: boolean;
   durationMs: number;
 }
 
-/** Whether the drain, the sweep and the status schedules are paused (nothing reconciles meanwhile). */
+/** Whether the drain, the reconcile, the sweep and the status schedules are paused (nothing reconciles meanwhile). */
 export interface DrainPauseView {
   paused: boolean;
   /** While paused: since when (ISO). */
   since?: string;
-  /** While paused: update requests the API deferred (202): their edits wait in the ledger and the queue. */
+  /** While paused: update requests the API deferred (202): their edits wait in the ledger for their portal's wake-up. */
   editsWhilePaused: number;
   /** A resume is applying the backlog now. */
   resuming: boolean;
@@ -116,7 +138,7 @@ export interface SandboxActions {
   refreshStatus?(): Promise<ActionResult>;
   /** Moves the failed edits back to the edits queue (lib/edits/failed.ts replayFailedEdits). */
   replayFailed?(): Promise<ActionResult>;
-  /** Pauses the drain, the sweep and the status schedules: edits pile up in the queue and the ledger. */
+  /** Pauses the drain, the reconcile, the sweep and the status schedules: edits pile up in the ledger and the queues. */
   pauseDrain?(): Promise<ActionResult>;
   /** Resumes them, the sweep first, and reports how many calls the backlog took. */
   resumeDrain?(): Promise<ActionResult>;

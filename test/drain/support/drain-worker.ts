@@ -38,6 +38,8 @@ export interface WorkerSettings {
   circuit?: { openMs: number; maxOpenMs: number };
   /** Also run the sweep every this many ms in this process (a SIGKILL then kills it mid-sweep too). */
   sweepEveryMs?: number;
+  /** How overdue a wake-up is before the sweep sends it again. */
+  sweepGraceMs?: number;
 }
 
 const settings = JSON.parse(process.argv[2] ?? '{}') as WorkerSettings;
@@ -103,7 +105,11 @@ const reconcilePoller = startPoller({
 let sweeping: Promise<unknown> = Promise.resolve();
 const sweeper = settings.sweepEveryMs
   ? setInterval(() => {
-      sweeping = sweeping.then(() => sweep({ table: ledger.table, sender: wakeups }).catch(() => undefined));
+      sweeping = sweeping.then(() =>
+        sweep({ table: ledger.table, sender: wakeups, graceMs: settings.sweepGraceMs }).catch(
+          () => undefined,
+        ),
+      );
     }, settings.sweepEveryMs)
   : undefined;
 

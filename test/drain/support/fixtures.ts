@@ -4,8 +4,9 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { createHandler } from '../../../functions/drain-edits.ts';
 import type { DrainDeps } from '../../../lib/drain/index.ts';
 import type { ReconcileOptions } from '../../../lib/reconcile/options.ts';
+import type { Reconciler } from '../../../lib/reconcile/reconcile.ts';
 import { lambdaContext } from '../../../local/poller.ts';
-import { AWS, BOT, freshLedger, type Harness } from '../../support/harness.ts';
+import { AWS, BOT, freshLedger, type Harness, runDueWakeups, testReconciler } from '../../support/harness.ts';
 
 export const ARN = 'arn:aws:sqs:us-east-1:000000000000:edits.fifo';
 
@@ -136,20 +137,47 @@ export function drainHandler(
   sqs: SQSClient,
   overrides: Omit<Partial<DrainDeps>, 'options'> & { options?: Partial<ReconcileOptions> } = {},
 ): Invoke {
+  return stagesHandler(h, sqs, overrides, false);
+}
+
+/**
+ * The drain as `drainHandler` has it, followed by what the portal work queue's consumer does with
+ * the wake-ups it left (a reconciler on the same ledger, the same options): edits applied end to end.
+ */
+export function drainAndWake(
+  h: Harness,
+  sqs: SQSClient,
+  overrides: Omit<Partial<DrainDeps>, 'options'> & { options?: Partial<ReconcileOptions> } = {},
+): Invoke {
+  return stagesHandler(h, sqs, overrides, true);
+}
+
+function stagesHandler(
+  h: Harness,
+  sqs: SQSClient,
+  overrides: Omit<Partial<DrainDeps>, 'options'> & { options?: Partial<ReconcileOptions> },
+  wake: boolean,
+): Invoke {
   const { options, ledger, ...rest } = overrides;
-  let made: Promise<ReturnType<typeof createHandler>> | undefined;
+  // One container: its drain handler and its reconciler (with its memory of each portal) are kept.
+  let made: Promise<{ handler: ReturnType<typeof createHandler>; reconciler: Reconciler }> | undefined;
   return async (event, context = contextWith()) => {
-    made ??= (async () =>
-      createHandler({
+    made ??= (async () => {
+      const used = ledger ?? (await freshLedger(h));
+      const handler = createHandler({
         sqs,
         editsQueueUrl: h.editsQueueUrl,
         wakeups: h.wakeups,
         ...rest,
-        ledger: ledger ?? (await freshLedger(h)),
+        ledger: used,
         options: testOptions(h, options),
-      }))();
-    const handler = await made;
-    return (await handler(event, context)) as SQSBatchResponse;
+      });
+      return { handler, reconciler: testReconciler(h, used, testOptions(h, options)) };
+    })();
+    const stage = await made;
+    const response = (await stage.handler(event, context)) as SQSBatchResponse;
+    if (wake) await runDueWakeups(h, stage.reconciler);
+    return response;
   };
 }
 
