@@ -4,10 +4,10 @@ import { performance } from 'node:perf_hooks';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createHandler } from '../functions/update-message.ts';
 import { UPDATE_METHOD } from '../lib/bitrix24/imbot.ts';
-import { enqueueEdits } from '../lib/edits/queue.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
 import { Ledger } from '../lib/ledger/messages.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
+import { sqsWakeups } from '../lib/schedule/portal-queue.ts';
 import { type CommandSpec, integerOption, parseCommandLine, runCommand } from '../scripts/cli.ts';
 import { httpApiEvent, lambdaContext } from '../test/support/events.ts';
 import { BOT, PREFIX, startHarness, WEBHOOK, webhookSecret } from '../test/support/harness.ts';
@@ -54,15 +54,12 @@ const reconciler = new Reconciler({
   ledger,
   gateway: h.gateway,
   sqs: h.sqs,
-  options: { failedEditsQueueUrl: h.failedQueueUrl, messageMinIntervalMs: 0 },
+  // The portal work queue on the SQS emulator, as deployed (a wake-up is sent only when edits wait).
+  wakeups: sqsWakeups({ client: h.sqs, queueUrl: h.portalQueueUrl, now: Date.now }),
+  // dynalite's indexes have no lag.
+  options: { failedEditsQueueUrl: h.failedQueueUrl, messageMinIntervalMs: 0, indexLagMs: 0 },
 });
-const handler = createHandler({
-  config: { defaultPortal: 'acme' },
-  gateway: h.gateway,
-  reconciler,
-  enqueue: (edits, ids) =>
-    enqueueEdits(edits, { queueUrl: h.editsQueueUrl, client: h.sqs, deduplicationIds: ids }),
-});
+const handler = createHandler({ config: { defaultPortal: 'acme' }, gateway: h.gateway, reconciler });
 const webhookUrl = `${h.emulator.url}/rest/${WEBHOOK.userId}/${WEBHOOK.code}/${UPDATE_METHOD}`;
 
 async function viaHandler(i: number): Promise<void> {
@@ -88,8 +85,8 @@ async function viaFetch(i: number): Promise<void> {
 
 /**
  * The ledger's own requests of one API call, alone, as the API makes them: the merge (one write when
- * this container saw the message last) while the portal lease is taken, then the applied mark while
- * the lease is given up.
+ * this container saw the message last), the portal lease taken, then the applied mark, the query for
+ * the portal's next due message and the lease given up.
  */
 const timing = { messageMinIntervalMs: 0, ambiguousSettleMs: 65_000 };
 const ledgerKey = { portal: 'acme', botId: BOT.id, messageId: 790 };
@@ -102,14 +99,11 @@ async function viaLedger(i: number): Promise<void> {
     at: Date.now(),
     seq: '',
   };
-  const [merged] = await Promise.all([
-    ledger.merge(ledgerKey, [edit], timing),
-    ledger.acquireLease('acme', 'bench', Date.now() + 10_000, Date.now()),
-  ]);
-  await Promise.all([
-    ledger.markApplied(ledgerKey, merged.state.version, Date.now(), timing),
-    ledger.releaseLease('acme', 'bench'),
-  ]);
+  const merged = await ledger.merge(ledgerKey, [edit], timing);
+  await ledger.portals.acquireLease('acme', 'bench', Date.now() + 10_000, Date.now());
+  await ledger.markApplied(ledgerKey, merged.state.version, Date.now(), timing);
+  await ledger.nextDueAt('acme');
+  await ledger.portals.releaseLease('acme', 'bench');
 }
 
 /**

@@ -33,8 +33,10 @@ export interface Config {
   deadlineMarginMs: number;
   /** The ledger's DynamoDB table (STATE_TABLE_NAME). */
   stateTableName: string | undefined;
-  /** How long a call that would not be full waits for more dirty messages. Default 250. */
+  /** The gap between a portal's calls that are not full, and the pause that ends a wait for more. Default 1000. */
   batchLingerMs: number;
+  /** The longest a fresh backlog waits for its producer to pause. Default 10000. */
+  batchMaxWaitMs: number;
   /** A message is applied at most once per this many ms (0: off). Default 1000. */
   messageMinIntervalMs: number;
   /** Wait after a call with an unknown outcome before its messages are sent again. Default 65000. */
@@ -133,6 +135,7 @@ export function loadConfig(env: Env): Config {
     deadlineMarginMs: readRanged(env, 'deadlineMarginMs'),
     stateTableName: readOptional(env, 'STATE_TABLE_NAME'),
     batchLingerMs: readRanged(env, 'batchLingerMs'),
+    batchMaxWaitMs: readRanged(env, 'batchMaxWaitMs'),
     messageMinIntervalMs: readRanged(env, 'messageMinIntervalMs'),
     ambiguousSettleMs: readRanged(env, 'ambiguousSettleMs'),
     operatingLimitSeconds: readRanged(env, 'operatingLimitSeconds'),

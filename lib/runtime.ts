@@ -1,9 +1,9 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { AWS_CLIENT_LIMITS } from './aws.ts';
 import { type Config, getConfig } from './config.ts';
+import { sqsClient } from './edits/queue.ts';
 import { ConfigError } from './errors.ts';
 import { Ledger } from './ledger/messages.ts';
-import { sqsClient } from './edits/queue.ts';
 import { PortalGateway } from './portal/gateway.ts';
 import type { ReconcileOptions } from './reconcile/options.ts';
 import { Reconciler } from './reconcile/reconcile.ts';
@@ -87,6 +87,7 @@ export function reconcileOptionsOf(config: Config): ReconcileOptions {
     callTimeoutMs: config.b24TimeoutMs,
     deadlineMarginMs: config.deadlineMarginMs,
     batchLingerMs: config.batchLingerMs,
+    batchMaxWaitMs: config.batchMaxWaitMs,
     messageMinIntervalMs: config.messageMinIntervalMs,
     ambiguousSettleMs: config.ambiguousSettleMs,
     operatingLimitSeconds: config.operatingLimitSeconds,

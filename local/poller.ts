@@ -157,7 +157,10 @@ export function startPoller(options: PollerOptions): Poller {
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), timeoutMs);
       });
-      const result = await Promise.race([Promise.resolve(handler(event, lambdaContext(deadline, functionName))), timedOut]);
+      const result = await Promise.race([
+        Promise.resolve(handler(event, lambdaContext(deadline, functionName))),
+        timedOut,
+      ]);
       if (result === 'timeout') {
         stats.timeouts += 1;
         failed = new Set(event.Records.map((r) => r.messageId));

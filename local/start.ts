@@ -1,6 +1,14 @@
 // `npm start`: the whole system on 127.0.0.1 (local/stack/stack.ts), until Ctrl-C.
 import { type CommandSpec, helpCommand, parseCommandLine, UsageError } from '../scripts/cli.ts';
-import { banner, drainLine, drainSwitchLine, requestLine, statusRunLine, sweepLine } from './stack/banner.ts';
+import {
+  banner,
+  drainLine,
+  drainSwitchLine,
+  reconcileLine,
+  requestLine,
+  statusRunLine,
+  sweepLine,
+} from './stack/banner.ts';
 import {
   DEFAULT_PORTS,
   DEFAULT_SWEEP_INTERVAL_SECONDS,
@@ -19,13 +27,13 @@ const COMMAND: CommandSpec = {
   name: 'npm start',
   summary:
     'Runs the whole system on 127.0.0.1 (Bitrix24 emulator, SQS, Secrets Manager, DynamoDB, the API, the drain,\n' +
-    'the sweep, status schedules and the sandbox page) with the production handlers, until Ctrl-C.',
+    'the reconcile, the sweep, status schedules and the sandbox page) with the production handlers, until Ctrl-C.',
   usage: '[-- --paused] [-- --help]',
   options: {
     paused: {
       type: 'boolean',
       description:
-        'start with the drain, the sweep and the status schedules paused: edits pile up until Resume on the sandbox page',
+        'start with the drain, the reconcile, the sweep and the status schedules paused: edits pile up until Resume on the sandbox page',
     },
   },
   notes: [
@@ -100,6 +108,14 @@ try {
       onDrainInvocation: (invocation) => console.log(drainLine(invocation)),
       onDrainError: (error) =>
         console.error(`drain poller: ${error instanceof Error ? error.name : String(error)}`),
+      onReconcileInvocation: (invocation) => {
+        // Quiet when a wake-up found nothing to do (a duplicate, or one that came early).
+        const { outcomes } = invocation;
+        const idle = outcomes && !outcomes.applied && !outcomes.calls && invocation.leftInQueue === 0;
+        if (!idle || invocation.error) console.log(reconcileLine(invocation));
+      },
+      onReconcileError: (error) =>
+        console.error(`reconcile poller: ${error instanceof Error ? error.name : String(error)}`),
       onSweep: (run) => {
         const line = sweepLine(run);
         if (line) console.log(line);

@@ -1,8 +1,8 @@
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ValidationError } from '../errors.ts';
 import { errorResult, type HttpResult, jsonResult, toErrorResult } from '../http/responses.ts';
-import { fateOf, isDirty, type Timing } from '../ledger/model.ts';
 import type { Ledger } from '../ledger/messages.ts';
+import { fateOf, isDirty, type Timing } from '../ledger/model.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 
 const ID = /^[1-9]\d{0,15}$/;
 

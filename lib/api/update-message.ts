@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { callerStatusOf } from '../bitrix24/error-table.ts';
 import type { Config } from '../config.ts';
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import { canonicalJson } from '../edits/canonical.ts';
 import { parseUpdateRequest } from '../edits/validate.ts';
 import { AppError, ValidationError } from '../errors.ts';
@@ -15,6 +14,7 @@ import {
 import { type LedgerError, type MessageKey, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import type { Reconciler } from '../reconcile/reconcile.ts';
 import { emptyStats } from '../reconcile/send.ts';
 

@@ -3,8 +3,9 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type Clock, systemClock } from '../clock.ts';
 import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
-import { dueAt, isDirty, type MessageState } from '../ledger/model.ts';
 import type { Ledger } from '../ledger/messages.ts';
+import { dueAt, isDirty, type MessageState } from '../ledger/model.ts';
+import type { PortalView } from '../ledger/portal-item.ts';
 import { logger } from '../observability/logger.ts';
 import { normaliseReconcileOptions, type ReconcileOptions } from '../reconcile/options.ts';
 import { failureOf } from '../reconcile/send.ts';
@@ -48,7 +49,12 @@ export type Drain = (event: SQSEvent, invocation: Invocation) => Promise<SQSBatc
 export function createDrain(deps: DrainDeps): Drain {
   const clock = deps.clock ?? systemClock;
   const options = normaliseReconcileOptions(deps.options);
-  const schedule = new WakeSchedule({ portals: deps.ledger.portals, sender: deps.wakeups, clock });
+  const schedule = new WakeSchedule({
+    portals: deps.ledger.portals,
+    sender: deps.wakeups,
+    clock,
+    indexLagMs: options.indexLagMs,
+  });
 
   return async (event) => {
     const records = event.Records.map(toDrainRecord);
@@ -79,14 +85,33 @@ export function createDrain(deps: DrainDeps): Drain {
       });
     }
 
-    // Merge: one conditional write per message; a message whose merge failed comes back whole.
-    const merged: Array<{ group: ParsedEdit[]; state: MessageState; superseded: Set<string> }> = [];
+    // Merge: one read of the messages this container has not seen lately and of their portals'
+    // items, then one conditional write per message; a message whose merge failed comes back whole.
+    const groups = [...byMessage(edits).values()];
+    const keys = groups.map((group) => (group[0] as ParsedEdit).edit);
+    const views = await deps.ledger
+      .prefetch(keys, [...new Set(keys.map((key) => key.portal))])
+      .catch(() => new Map<string, PortalView>());
+    const merged: Array<{
+      group: ParsedEdit[];
+      state: MessageState;
+      superseded: Set<string>;
+      /** Its portal needs a wake-up made sure of: it just became dirty, or a record came again. */
+      wake: boolean;
+    }> = [];
     await Promise.all(
-      [...byMessage(edits).values()].map(async (group) => {
+      groups.map(async (group) => {
         const first = (group[0] as ParsedEdit).edit;
         try {
           const result = await deps.ledger.merge(first, group.map(incomingOf), options.timing);
-          merged.push({ group, state: result.state, superseded: new Set(result.superseded) });
+          // A record back after a failure may have left its merge without its wake-up.
+          const again = group.some(({ record }) => record.receiveCount > 1);
+          merged.push({
+            group,
+            state: result.state,
+            superseded: new Set(result.superseded),
+            wake: isDirty(result.state) && (result.becameDirty || again),
+          });
         } catch (error) {
           const failure = failureOf(error);
           for (const { record } of group) handBack(record, failure.code, failure.description);
@@ -94,17 +119,23 @@ export function createDrain(deps: DrainDeps): Drain {
       }),
     );
 
-    // Schedule: one look at each touched portal's item, a wake-up where none is due in time.
+    // Schedule: one look at the item of each portal with a message newly dirty, a wake-up where
+    // none is due in time. (A message already dirty had its wake-up made sure of then.)
     const byPortal = Map.groupBy(merged, ({ group }) => (group[0] as ParsedEdit).edit.portal);
     await Promise.all(
       [...byPortal].map(async ([portal, messages]) => {
-        const dirty = messages.filter(({ state }) => isDirty(state));
+        const waking = messages.filter(({ wake }) => wake);
         try {
-          if (dirty.length > 0)
-            await schedule.afterMerge(
-              portal,
-              Math.min(...dirty.map(({ state }) => dueAt(state, options.timing))),
-            );
+          // Not before a call could carry what else arrives meanwhile (`batchLingerMs`).
+          const due = Math.min(...waking.map(({ state }) => dueAt(state, options.timing)));
+          if (waking.length > 0) {
+            const view = views.get(portal);
+            // A backlog's pending wake-up will do while the backlog may wait (`batchMaxWaitMs`).
+            await schedule.afterMerge(portal, Math.max(due, clock.now() + options.batchLingerMs), {
+              latest: Math.max(due, clock.now() + options.batchMaxWaitMs),
+              seen: view,
+            });
+          }
         } catch (error) {
           // The edits are in the ledger, but nothing may wake their portal: the records come back.
           const failure = failureOf(error);

@@ -1,6 +1,6 @@
 import * as v from 'valibot';
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ValidationError } from '../errors.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ATTACH_MAX_BYTES, checkAttach } from './attach.ts';
 import { normaliseKeyboard } from './keyboard.ts';
 import { count, utf8Bytes } from './rules.ts';

@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -22,6 +23,9 @@ export class LedgerUnavailableError extends AppError {
 }
 
 let defaultClient: DynamoDBClient | undefined;
+const BATCH_GET_KEYS = 100;
+/** Rounds of keys DynamoDB left unprocessed before the read counts as failed. */
+const BATCH_GET_ROUNDS = 25;
 
 /** The DynamoDB client built from the environment, made once per container. */
 export function dynamoClient(): DynamoDBClient {
@@ -104,6 +108,32 @@ export class LedgerTable {
       what,
     );
     return answer.Item;
+  }
+
+  /**
+   * Items by key, strongly consistent, 100 keys a request, keys DynamoDB left unprocessed asked
+   * again (a few times); a key without an item is absent from the answer.
+   */
+  async batchGet(pks: readonly string[], what: string): Promise<Map<string, Record<string, unknown>>> {
+    const items = new Map<string, Record<string, unknown>>();
+    const unique = [...new Set(pks)];
+    for (let start = 0; start < unique.length; start += BATCH_GET_KEYS) {
+      let pending: Array<Record<string, unknown>> = unique
+        .slice(start, start + BATCH_GET_KEYS)
+        .map((pk) => ({ [LEDGER_KEY]: pk }));
+      for (let round = 0; pending.length > 0; round++) {
+        if (round >= BATCH_GET_ROUNDS) throw new LedgerUnavailableError('DynamoDB kept keys unprocessed');
+        const request = { [this.tableName]: { Keys: pending, ConsistentRead: true } };
+        const answer = await ledgerRequest(
+          () => this.doc.send(new BatchGetCommand({ RequestItems: request })),
+          what,
+        );
+        for (const item of answer.Responses?.[this.tableName] ?? [])
+          items.set(String(item[LEDGER_KEY]), item);
+        pending = (answer.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Array<Record<string, unknown>>;
+      }
+    }
+    return items;
   }
 
   /** One page of a query (of an index: eventually consistent). */

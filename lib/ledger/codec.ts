@@ -84,6 +84,7 @@ export function fromItem(key: MessageKey, item: Record<string, unknown> | undefi
     appliedAt: number('appliedAt'),
     failedVersion: number('failedVersion'),
     dueAt: number(DUE_AT),
+    dirtySince: number('dirtySince'),
     retryAt: number('retryAt'),
     attempts: number('attempts') ?? 0,
     lastError: item.lastError as LedgerError | undefined,

@@ -66,6 +66,45 @@ export async function dueKeys(
   return items.flatMap((item) => keyOfPk(String(item[LEDGER_KEY])) ?? []);
 }
 
+/**
+ * One look at the portal's dirty set, most overdue first: the keys due by `now` (up to `limit`),
+ * and when the first one not yet due is due (undefined when none is dirty beyond them; `now` when
+ * the page held only due keys, so more may be due).
+ */
+export async function dirtyPage(
+  table: LedgerTable,
+  portal: string,
+  limit: number,
+  now = table.now(),
+): Promise<{ due: MessageKey[]; next: number | undefined }> {
+  const items = await table.query(
+    {
+      IndexName: DIRTY_INDEX,
+      KeyConditionExpression: '#dp = :portal',
+      ExpressionAttributeNames: { '#dp': DIRTY_PORTAL },
+      ExpressionAttributeValues: { ':portal': portal },
+      ScanIndexForward: true,
+      Limit: limit + 1,
+    },
+    'list dirty messages',
+  );
+  // Due within this millisecond counts as due: index keys carry a fraction of a ms.
+  const before = Math.floor(now) + 1;
+  const due: MessageKey[] = [];
+  let next: number | undefined;
+  for (const item of items) {
+    const at = Number(item[DUE_AT]);
+    if (at < before && due.length < limit) {
+      const key = keyOfPk(String(item[LEDGER_KEY]));
+      if (key) due.push(key);
+    } else {
+      next = at < before ? now : Math.max(0, Math.floor(at));
+      break;
+    }
+  }
+  return { due, next };
+}
+
 /** Keys of the portal's messages merged ahead (edits an API caller waits for), oldest first. */
 export function aheadKeys(table: LedgerTable, portal: string, limit: number): Promise<MessageKey[]> {
   return dueKeys(table, portal, limit, AHEAD_BELOW);

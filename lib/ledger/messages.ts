@@ -1,14 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
 import {
   type ItemUpdate,
   LedgerTable,
   type LedgerTableOptions,
-  ledgerRequest,
   LedgerUnavailableError,
+  ledgerRequest,
 } from './access.ts';
-import { fromItem, keyOfPk, messagePk, storedChars, toStoredDesired } from './codec.ts';
-import { AHEAD_WITHIN_MS, aheadKeys, dueKeys, indexDueAt, nextDueAt } from './dirty-index.ts';
+import { fromItem, keyOfPk, messagePk, portalPk, storedChars, toStoredDesired } from './codec.ts';
+import { AHEAD_WITHIN_MS, aheadKeys, dirtyPage, dueKeys, indexDueAt, nextDueAt } from './dirty-index.ts';
 import {
   dueAt,
   type IncomingEdit,
@@ -20,18 +19,17 @@ import {
   messageKeyText,
   type Timing,
 } from './model.ts';
-import { PortalItems } from './portal-item.ts';
+import { PortalItems, type PortalView, portalView } from './portal-item.ts';
 import { DIRTY_PORTAL, DUE_AT, LEDGER_KEY, TTL_ATTRIBUTE } from './table.ts';
 
-export { LedgerUnavailableError, ledgerRequest };
 export type { LedgerTableOptions as LedgerOptions };
+export { LedgerUnavailableError, ledgerRequest };
 
 /** What `markApplied` found: applied and clean, applied but the desired version differs, or overtaken by a later call. */
 export type AppliedMark = 'clean' | 'newer-pending' | 'overtaken';
 
 /** Merges of one message racing each other; each retry reads the winner's state first. */
 const MERGE_TRIES = 25;
-const BATCH_GET_KEYS = 100;
 /** Items this container saw last, so that a merge of a message it touched recently needs no read. */
 const CACHED_ITEMS = 512;
 /** Larger desired states are not kept (the cache stays within a few MB). */
@@ -70,31 +68,32 @@ export class Ledger {
 
   /** States of many messages (strongly consistent, 100 keys a request), by `messageKeyText`. */
   async getMany(keys: readonly MessageKey[]): Promise<Map<string, MessageState>> {
-    const states = new Map<string, MessageState>();
     const unique = [...new Map(keys.map((key) => [messagePk(key), key])).values()];
-    const { tableName } = this.table;
-    for (let start = 0; start < unique.length; start += BATCH_GET_KEYS) {
-      let pending: Array<Record<string, unknown>> = unique
-        .slice(start, start + BATCH_GET_KEYS)
-        .map((key) => ({ [LEDGER_KEY]: messagePk(key) }));
-      for (let round = 0; pending.length > 0; round++) {
-        if (round >= MERGE_TRIES) throw new LedgerUnavailableError('DynamoDB kept keys unprocessed');
-        const request = { [tableName]: { Keys: pending, ConsistentRead: true } };
-        const answer = await ledgerRequest(
-          () => this.table.doc.send(new BatchGetCommand({ RequestItems: request })),
-          'read messages',
-        );
-        for (const item of answer.Responses?.[tableName] ?? []) {
-          const pk = String(item[LEDGER_KEY]);
-          const state = this.#remember(pk, keyOfPk(pk) as MessageKey, item);
-          states.set(messageKeyText(state), state);
-        }
-        pending = (answer.UnprocessedKeys?.[tableName]?.Keys ?? []) as Array<Record<string, unknown>>;
-      }
-    }
-    for (const key of unique)
-      if (!states.has(messageKeyText(key))) states.set(messageKeyText(key), fromItem(key, undefined));
-    return states;
+    const items = await this.table.batchGet(unique.map(messagePk), 'read messages');
+    // No item, as read now: kept as an empty state (a merge from it is conditioned on no item).
+    return new Map(
+      unique.map((key) => [
+        messageKeyText(key),
+        this.#remember(messagePk(key), key, items.get(messagePk(key)) ?? {}),
+      ]),
+    );
+  }
+
+  /**
+   * The drain's look before it merges, in one request where it can: the messages this container has
+   * no copy of (so that each merge is one write) and the portals' items, strongly consistent.
+   * Resolves with each portal's view as read.
+   */
+  async prefetch(keys: readonly MessageKey[], portals: readonly string[]): Promise<Map<string, PortalView>> {
+    const unseen = [...new Map(keys.map((key) => [messagePk(key), key])).values()].filter(
+      (key) => !this.#seen.has(messagePk(key)),
+    );
+    const items = await this.table.batchGet(
+      [...unseen.map(messagePk), ...portals.map(portalPk)],
+      'read messages',
+    );
+    for (const key of unseen) this.#remember(messagePk(key), key, items.get(messagePk(key)) ?? {});
+    return new Map(portals.map((portal) => [portal, portalView(items.get(portalPk(portal)))]));
   }
 
   /**
@@ -143,7 +142,8 @@ export class Ledger {
                 'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
                 'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
                 'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
-                `#dp = :portal, #ds = ${ahead ? ':due' : 'if_not_exists(#ds, :due)'}, #ttl = :ttl`,
+                `#dp = :portal, #ds = ${ahead ? ':due' : 'if_not_exists(#ds, :due)'}, #ttl = :ttl, ` +
+                'dirtySince = if_not_exists(dirtySince, :now)',
               ConditionExpression: condition,
               ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
               ExpressionAttributeValues: {
@@ -155,6 +155,7 @@ export class Ledger {
                 ':zero': 0,
                 ':pending': result.state.pendingEditIds,
                 ':due': indexDueAt(pk, ahead ? 'ahead' : due),
+                ':now': now,
               },
             }
           : // Only newer stamps of unchanged values: no new version, nothing to apply.
@@ -184,6 +185,11 @@ export class Ledger {
   /** Keys of the portal's messages merged `ahead` (edits an API caller waits for), oldest first. */
   aheadKeys(portal: string, limit: number): Promise<MessageKey[]> {
     return aheadKeys(this.table, portal, limit);
+  }
+
+  /** One look at the portal's dirty set: the keys due by `now` and when the next one is due. */
+  dirtyPage(portal: string, limit: number, now = this.table.now()) {
+    return dirtyPage(this.table, portal, limit, now);
   }
 
   /** When the portal's earliest dirty message is due (epoch ms), or undefined when none is dirty. */
@@ -222,7 +228,7 @@ export class Ledger {
       'SET appliedVersion = :v, appliedCallAt = :started, appliedAt = :now, lastCallAt = :started, attempts = :zero, #ttl = :ttl';
     if (
       await this.#conditional({
-        UpdateExpression: `${applied}, pendingEditIds = :none REMOVE lastError, retryAt, inDoubtSince, #dp, #ds`,
+        UpdateExpression: `${applied}, pendingEditIds = :none REMOVE lastError, retryAt, inDoubtSince, dirtySince, #dp, #ds`,
         ConditionExpression: `version = :v AND ${latest}`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ...values, ':none': [] },
@@ -299,7 +305,7 @@ export class Ledger {
   ): Promise<boolean> {
     const now = this.table.now();
     return this.#conditional({
-      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = :zero, #ttl = :ttl${startedAt === undefined ? '' : ', lastCallAt = :started'} REMOVE retryAt, #dp, #ds`,
+      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = :zero, #ttl = :ttl${startedAt === undefined ? '' : ', lastCallAt = :started'} REMOVE retryAt, dirtySince, #dp, #ds`,
       ConditionExpression: 'version = :v',
       ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
       ExpressionAttributeValues: {

@@ -56,6 +56,8 @@ export interface MessageState extends MessageKey {
   failedVersion?: number | undefined;
   /** While dirty: the stored due time (epoch ms), the dirty index's sort key. `dueAt()` is the truth. */
   dueAt?: number | undefined;
+  /** When the message last became dirty (epoch ms): how long its edits have waited. */
+  dirtySince?: number | undefined;
   /** Epoch ms before which the message is not applied again (backoff). */
   retryAt?: number | undefined;
   /** Failed calls since the last success. */
@@ -118,6 +120,11 @@ export interface MergeResult {
   state: MessageState;
   /** `desired` changed, so the version went up and the message is dirty. */
   changed: boolean;
+  /**
+   * The message was not dirty before this merge and is now: its portal needs a look by its due
+   * time. (A message already dirty has had one made sure of when it became dirty.)
+   */
+  becameDirty: boolean;
   /** Only acceptance stamps moved (a later edit set a field to the value it had): store, no apply. */
   restamped: boolean;
   /** Edit ids that set at least one field. */
@@ -172,8 +179,15 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
   }
   if (!changed && !revived) {
     return restamped
-      ? { state: { ...current, desired }, changed: false, restamped, contributed, superseded }
-      : { state: current, changed: false, restamped: false, contributed, superseded };
+      ? {
+          state: { ...current, desired },
+          changed: false,
+          becameDirty: false,
+          restamped,
+          contributed,
+          superseded,
+        }
+      : { state: current, changed: false, becameDirty: false, restamped: false, contributed, superseded };
   }
   const pending = [
     ...current.pendingEditIds,
@@ -188,6 +202,7 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
       pendingEditIds: pending.slice(-MAX_PENDING_EDIT_IDS),
     },
     changed: true,
+    becameDirty: !isDirty(current),
     restamped: false,
     contributed,
     superseded,

@@ -43,6 +43,8 @@ export interface LeaseTaken {
   touchedAt?: number | undefined;
   /** The portal's wake time before this write (a pending wake-up, or the previous holder's lease end). */
   wakeAt?: number | undefined;
+  /** When the portal's last call started (epoch ms), as its last holder left it. */
+  lastCallAt?: number | undefined;
 }
 
 /** What a holder leaves on the portal item for the next one. */
@@ -55,6 +57,8 @@ export interface HandOver {
   circuit?: { openUntil: number; opens: number } | null | undefined;
   /** The portal's operating-time use per method (baskets still in the window). */
   operating?: OperatingBook | undefined;
+  /** When the holder's last call started (epoch ms). */
+  lastCallAt?: number | undefined;
 }
 
 /** The scheduling view of a portal item, as one write left it. */
@@ -64,6 +68,8 @@ export interface PortalView {
   /** The pending wake-up's time, or the live holder's lease end (epoch ms). */
   wakeAt?: number | undefined;
   touchedAt?: number | undefined;
+  /** When the portal's last call started (epoch ms). */
+  lastCallAt?: number | undefined;
 }
 
 /** The wake-up index shard of a portal. */
@@ -76,13 +82,15 @@ function numberOf(item: Record<string, unknown> | undefined, name: string): numb
   return typeof value === 'number' ? value : undefined;
 }
 
-function viewOf(item: Record<string, unknown> | undefined): PortalView {
+/** The scheduling view of a portal item as read (an empty view when there is none). */
+export function portalView(item: Record<string, unknown> | undefined): PortalView {
   const owner = item?.leaseOwner;
   return {
     leaseOwner: typeof owner === 'string' ? owner : undefined,
     leaseUntil: numberOf(item, 'leaseUntil'),
     wakeAt: numberOf(item, WAKE_AT),
     touchedAt: numberOf(item, 'touchedAt'),
+    lastCallAt: numberOf(item, 'lastCallAt'),
   };
 }
 
@@ -109,7 +117,7 @@ export class PortalItems {
   async view(portal: string): Promise<PortalView & { wakeShard?: string | undefined }> {
     const item = await this.#table.get(portalPk(portal), 'read a portal');
     return {
-      ...viewOf(item),
+      ...portalView(item),
       wakeShard: typeof item?.[WAKE_SHARD] === 'string' ? item[WAKE_SHARD] : undefined,
     };
   }
@@ -127,7 +135,7 @@ export class PortalItems {
       },
       'record a merge on the portal',
     );
-    return viewOf(answer?.Attributes);
+    return portalView(answer?.Attributes);
   }
 
   /**
@@ -204,6 +212,7 @@ export class PortalItems {
       operating: old?.operating === undefined ? undefined : parseOperatingBook(old.operating),
       touchedAt: numberOf(old, 'touchedAt'),
       wakeAt: numberOf(old, WAKE_AT),
+      lastCallAt: numberOf(old, 'lastCallAt'),
     };
     // Our own lease renewed: any call start on it is our own.
     const previousOwner = old?.leaseOwner;
@@ -231,7 +240,7 @@ export class PortalItems {
     handOver: HandOver = {},
     wakeAt?: number,
   ): Promise<PortalView | undefined> {
-    const { bucketEmptyAt, callsStartBy, circuit, operating } = handOver;
+    const { bucketEmptyAt, callsStartBy, circuit, operating, lastCallAt } = handOver;
     const now = this.#table.now();
     const sets = [
       'releasedAt = :releasedAt',
@@ -240,6 +249,7 @@ export class PortalItems {
       ...(callsStartBy === undefined ? [] : ['callsStartBy = :call']),
       ...(circuit ? ['circuitUntil = :circuitUntil', 'circuitOpens = :circuitOpens'] : []),
       ...(operating === undefined ? [] : ['operating = :operating']),
+      ...(lastCallAt === undefined ? [] : ['lastCallAt = :lastCall']),
       ...(wakeAt === undefined ? [] : ['#wake = :wake', '#shard = :shard']),
     ];
     const removes = [
@@ -262,13 +272,14 @@ export class PortalItems {
           ...(callsStartBy === undefined ? {} : { ':call': callsStartBy }),
           ...(circuit ? { ':circuitUntil': circuit.openUntil, ':circuitOpens': circuit.opens } : {}),
           ...(operating === undefined ? {} : { ':operating': operating }),
+          ...(lastCallAt === undefined ? {} : { ':lastCall': lastCallAt }),
           ...(wakeAt === undefined ? {} : { ':wake': wakeAt, ':shard': wakeShard(portal) }),
         },
         ReturnValues: 'ALL_OLD',
       },
       'release the portal lease',
     );
-    return answer ? viewOf(answer.Attributes) : undefined;
+    return answer ? portalView(answer.Attributes) : undefined;
   }
 
   /**

@@ -7,10 +7,10 @@ import { isBooleanSuccess, UPDATE_METHOD, updateParams } from '../bitrix24/imbot
 import { refreshOAuthTokens } from '../bitrix24/oauth.ts';
 import type { CallOutcome, PortalAuth } from '../bitrix24/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import type { EditFields } from '../edits/types.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import { type PortalSecret, type SecretStore, withOAuthTokens } from '../secrets/index.ts';
 
 /** The bot is not in the portal secret's allow-list; Bitrix24 is not called. */

@@ -20,8 +20,6 @@ export interface LeaseTiming {
   readonly startWithinMs: number;
   /** The shortest lease taken (an invocation with little time left still gets this much). */
   readonly minMs: number;
-  /** How long a run may wait for a fuller call before its next request. */
-  readonly lingerMs: number;
 }
 
 /** Beyond one call's timeout and margin: the holder's own reads and writes between calls. */
@@ -32,20 +30,15 @@ const MIN_LEASE_MS = 1_000;
 
 /**
  * The lease timing for calls of `callTimeoutMs` (plus `deadlineMarginMs`), checked: a lease must
- * outlast the promised start of its calls, and a full lease must hold one call, its slack and a
- * linger, or a holder would renew before every request.
+ * outlast the promised start of its calls, and a full lease must hold one call started late and
+ * the holder's slack, or a holder would renew before every request.
  */
-export function leaseTiming(options: {
-  callTimeoutMs: number;
-  deadlineMarginMs: number;
-  batchLingerMs: number;
-}): LeaseTiming {
+export function leaseTiming(options: { callTimeoutMs: number; deadlineMarginMs: number }): LeaseTiming {
   const timing: LeaseTiming = {
     callMs: options.callTimeoutMs + options.deadlineMarginMs,
     slackMs: LEASE_SLACK_MS,
     startWithinMs: CALLS_START_WITHIN_MS,
     minMs: MIN_LEASE_MS,
-    lingerMs: options.batchLingerMs,
   };
   if (!(timing.startWithinMs <= timing.minMs)) {
     throw new RangeError(
@@ -59,7 +52,7 @@ export function leaseTiming(options: {
 }
 
 function fullLeaseMs(timing: LeaseTiming): number {
-  return timing.callMs + timing.slackMs + timing.lingerMs;
+  return timing.callMs + timing.slackMs;
 }
 
 /** The portal's reconcile lease passed to another reconciler: no call may leave under this hold. */

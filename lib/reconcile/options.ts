@@ -20,6 +20,7 @@ export const RECONCILE_RANGES = {
   maxDeferralMs: { min: 0, max: TWELVE_HOURS_MS, env: undefined },
   maxCommandsPerCall: { min: 1, max: MAX_BATCH_COMMANDS, env: undefined },
   batchLingerMs: { min: 0, max: 5_000, env: 'BATCH_LINGER_MS' },
+  batchMaxWaitMs: { min: 0, max: 60_000, env: 'BATCH_MAX_WAIT_MS' },
   messageMinIntervalMs: { min: 0, max: 3_600_000, env: 'MESSAGE_MIN_INTERVAL_MS' },
   ambiguousSettleMs: { min: 1_000, max: 3_600_000, env: 'AMBIGUOUS_SETTLE_MS' },
   operatingLimitSeconds: { min: 1, max: 86_400, env: 'OPERATING_LIMIT_SECONDS' },
@@ -51,8 +52,18 @@ export interface ReconcileOptions {
   serverBackoff?: { baseMs: number; capMs: number };
   /** Most messages in one `batch` call, 1..50. Default 50. */
   maxCommandsPerCall?: number;
-  /** How long a call that would not be full waits for more of the portal's dirty messages. Default 250. */
+  /**
+   * The gap a call that would not be full keeps from the portal's previous call, and the pause in a
+   * portal's incoming edits that ends the wait for a fuller call: calls carry what arrives meanwhile.
+   * Default 1000.
+   */
   batchLingerMs?: number;
+  /**
+   * The longest a fresh backlog waits for its producer to pause before a call that is not full
+   * goes anyway (edits someone waits for, and messages already shown, wait only `batchLingerMs`).
+   * Default 10000.
+   */
+  batchMaxWaitMs?: number;
   /** A message is applied at most once per this many ms; edits in between coalesce. 0: off. Default 1000. */
   messageMinIntervalMs?: number;
   /** After a call with an unknown outcome, its messages wait this long from its start. Default 65000. */
@@ -94,7 +105,8 @@ export const RECONCILE_DEFAULTS = {
   handBackDelayMs: 1_000,
   maxDeferralMs: TWELVE_HOURS_MS,
   maxCommandsPerCall: MAX_BATCH_COMMANDS,
-  batchLingerMs: 250,
+  batchLingerMs: 1_000,
+  batchMaxWaitMs: 10_000,
   messageMinIntervalMs: 1_000,
   ambiguousSettleMs: 65_000,
   operatingLimitSeconds: cloudOperatingBudget.limitSeconds,

@@ -44,6 +44,8 @@ interface PortalMemory {
   operating?: OperatingBook | undefined;
   /** The portal refuses imbot.v2 inside `batch`. */
   refusesBatch: boolean;
+  /** When the portal's last call started (epoch ms), by any holder. */
+  lastCallAt?: number | undefined;
   lastTime?: B24Time | undefined;
 }
 
@@ -101,11 +103,28 @@ export class PortalPacing {
     return pace;
   }
 
-  /** Continues from the bucket and the operating-time book another container left with the lease. */
-  takeOver(portal: string, emptyAt: number | undefined, operating?: OperatingBook): void {
+  /** Continues from the bucket, the operating-time book and the last call another holder left. */
+  takeOver(
+    portal: string,
+    emptyAt: number | undefined,
+    operating?: OperatingBook,
+    lastCallAt?: number,
+  ): void {
     const memory = this.#memory(portal);
     if (emptyAt !== undefined) memory.handedOver = emptyAt;
     if (operating !== undefined) memory.operating = operating;
+    if (lastCallAt !== undefined) memory.lastCallAt = Math.max(memory.lastCallAt ?? 0, lastCallAt);
+  }
+
+  /** A call to the portal started at `at`. */
+  noteCall(portal: string, at: number): void {
+    const memory = this.#memory(portal);
+    memory.lastCallAt = Math.max(memory.lastCallAt ?? 0, at);
+  }
+
+  /** When the portal's last call started, as far as this container knows. */
+  lastCallAt(portal: string): number | undefined {
+    return this.#portals.get(portal)?.lastCallAt;
   }
 
   /** When this container's bucket of the portal empties, for the next holder of the lease. */

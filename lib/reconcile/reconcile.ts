@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { B24Time } from '../bitrix24/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
+import type { Ledger } from '../ledger/messages.ts';
 import {
   desiredFields,
   dueAt,
@@ -14,7 +15,6 @@ import {
   type MessageState,
   messageKeyText,
 } from '../ledger/model.ts';
-import type { Ledger } from '../ledger/messages.ts';
 import type { LeaseTaken } from '../ledger/portal-item.ts';
 import { PortalCircuits } from '../pacing/circuit.ts';
 import type { WakeupSender } from '../schedule/portal-queue.ts';
@@ -35,11 +35,11 @@ export { FAILED_QUEUE_UNAVAILABLE, failedMessage, MAX_ATTEMPTS } from './record.
 export const CALL_IN_DOUBT = 'CALL_IN_DOUBT';
 /** A reconcile of the portal is running elsewhere; it will apply this message. */
 export const LEASE_HELD = 'LEASE_HELD';
+/** The portal was called a moment ago: the edit goes in its next call, at most `batchLingerMs` later. */
+export const BATCHED = 'BATCHED';
 /** How long the API waits for the holder of its portal to apply its edit, and how often it looks. */
 const HOLDER_WAIT_MS = 3_000;
 const HOLDER_POLL_MS = 100;
-/** A portal merged into within this long is still being written: a call that is not full may wait. */
-const BUSY_WITHIN_MS = 1_000;
 
 /** What became of a message in one reconcile: a ledger fate, or held back without a call. */
 export type ReconcileFate =
@@ -94,6 +94,12 @@ export interface ReconcileReport {
   leaseHeld: boolean;
   /** When the run left the portal to be woken next (epoch ms); undefined when nothing is left. */
   nextWakeAt?: number | undefined;
+}
+
+/** How a run's loop ended: held back until `hold`, and what its last look at the dirty set `seen`. */
+interface LoopEnd {
+  hold?: number | undefined;
+  seen?: { at: number; next: number | undefined } | undefined;
 }
 
 function emptyReport(): ReconcileReport {
@@ -177,9 +183,10 @@ export class Reconciler {
 
   /**
    * The API's way: records the caller's edits of one message, then applies the message's desired
-   * state now when its cadence and settle window allow and the portal's lease is free. Otherwise
-   * the portal's wake-up is made sure of, and when another reconciler holds the portal (its next
-   * call carries the edit, merged ahead of its backlog) the message item is watched for a moment.
+   * state now when its cadence and settle window allow, the portal's lease is free and its last
+   * call is at least `batchLingerMs` ago. Otherwise the portal's wake-up is made sure of (the edit
+   * is merged ahead of the portal's backlog, so the next call carries it) and the message item is
+   * watched for a moment for that outcome.
    */
   async mergeAndApply(
     key: MessageKey,
@@ -197,14 +204,27 @@ export class Reconciler {
       await this.afterMerge(key.portal, [state]);
       return { merged, report };
     }
-    const lease = this.#newLease(key.portal);
-    const ahead = this.#deps.ledger.aheadKeys(key.portal, this.options.maxCommandsPerCall).catch(() => []);
-    const taken = await lease.take(full.remainingMs());
-    if (taken.acquired) {
-      return { merged, report: await this.#holding({ ...full, known: [state] }, lease, taken, ahead) };
+    // A look at the portal first: a holder carries the edit, and a call just made leaves this one
+    // to the next (at most one call that is not full every `batchLingerMs`). Only an idle portal
+    // gets a call of its own.
+    const view = await this.#deps.ledger.portals.view(key.portal);
+    const now = this.#now();
+    const held = view.leaseUntil !== undefined && view.leaseUntil >= now;
+    const next = (view.lastCallAt ?? Number.NEGATIVE_INFINITY) + this.options.batchLingerMs;
+    if (!held && next <= now) {
+      const lease = this.#newLease(key.portal);
+      const ahead = this.#deps.ledger.aheadKeys(key.portal, this.options.maxCommandsPerCall).catch(() => []);
+      const taken = await lease.take(full.remainingMs());
+      if (taken.acquired) {
+        return { merged, report: await this.#holding({ ...full, known: [state] }, lease, taken, ahead) };
+      }
     }
-    await this.schedule.afterMerge(key.portal, this.#now());
-    return { merged, report: (await this.#awaitApplied(key, state, full)) ?? this.#held(full, report) };
+    await this.schedule.afterMerge(key.portal, Math.max(now, held ? now : next));
+    return {
+      merged,
+      report:
+        (await this.#awaitApplied(key, state, full)) ?? this.#held(full, report, held ? LEASE_HELD : BATCHED),
+    };
   }
 
   #newLease(portal: string): PortalLease {
@@ -219,14 +239,17 @@ export class Reconciler {
     });
   }
 
-  /** The report of a run that found the portal held: the holder applies the hinted messages. */
-  #held(run: ReconcileRun, report = emptyReport()): ReconcileReport {
-    report.leaseHeld = true;
+  /** The report of a run that left the hinted messages to the portal's holder (or its next call). */
+  #held(run: ReconcileRun, report = emptyReport(), code = LEASE_HELD): ReconcileReport {
+    report.leaseHeld = code === LEASE_HELD;
     for (const key of run.hints) {
       report.fates.set(messageKeyText(key), {
         kind: 'held',
-        code: LEASE_HELD,
-        description: 'Another reconciler holds the portal and applies its dirty messages',
+        code,
+        description:
+          code === LEASE_HELD
+            ? 'Another reconciler holds the portal and applies its dirty messages'
+            : 'The portal was called a moment ago; the edit goes in its next call',
         delayMs: this.options.handBackDelayMs,
       });
     }
@@ -274,7 +297,7 @@ export class Reconciler {
     if (!taken.acquired) return this.#held(run);
     const portal = lease.portal;
     const report = emptyReport();
-    this.pacing.takeOver(portal, taken.bucketEmptyAt, taken.operating);
+    this.pacing.takeOver(portal, taken.bucketEmptyAt, taken.operating, taken.lastCallAt);
     this.circuits.adopt(portal, taken.circuit);
     // The previous holder died (or lost the lease) and may have had a call in flight: which messages
     // it carried is unknown, so none is sent until its latest call can no longer land.
@@ -295,11 +318,11 @@ export class Reconciler {
     }
     // States read before the lease was ours are stale if another holder sent since: read again.
     const known = lease.freshSince(taken, run.knownAt ?? Number.NEGATIVE_INFINITY) ? run.known : undefined;
-    let heldUntil: number | undefined;
+    let end: LoopEnd = {};
     try {
-      heldUntil = await this.#loop({ ...run, known }, report, lease, ahead);
+      end = await this.#loop({ ...run, known }, report, lease, ahead);
     } finally {
-      await this.#letGo(lease, report, heldUntil);
+      await this.#letGo(lease, report, end);
     }
     return report;
   }
@@ -309,20 +332,23 @@ export class Reconciler {
    * message, not before what held the run back), left on the portal item with the lease's release,
    * and the wake-up sent.
    */
-  async #letGo(lease: PortalLease, report: ReconcileReport, heldUntil: number | undefined): Promise<void> {
+  async #letGo(lease: PortalLease, report: ReconcileReport, end: LoopEnd): Promise<void> {
     const portal = lease.portal;
-    const queriedAt = this.#now();
-    // Unreadable, the index is looked at again soon.
-    const next = await this.#deps.ledger
-      .nextDueAt(portal)
-      .catch(() => queriedAt + this.options.handBackDelayMs);
-    const wakeAt = next === undefined ? undefined : Math.max(next, heldUntil ?? 0, queriedAt);
+    // The run's last look at the dirty set found nothing due: what it saw beyond is the next due.
+    // Otherwise (or unreadable) the index is looked at again.
+    const queriedAt = end.seen?.at ?? this.#now();
+    const next =
+      end.seen !== undefined
+        ? end.seen.next
+        : await this.#deps.ledger.nextDueAt(portal).catch(() => queriedAt + this.options.handBackDelayMs);
+    const wakeAt = next === undefined ? undefined : Math.max(next, end.hold ?? 0, this.#now());
     const released = await lease
       .release(
         {
           bucketEmptyAt: this.pacing.handOver(portal),
           circuit: this.circuits.state(portal) ?? null,
           operating: this.pacing.operatingBook(portal),
+          lastCallAt: this.pacing.lastCallAt(portal),
         },
         wakeAt,
       )
@@ -332,13 +358,13 @@ export class Reconciler {
     await this.schedule.afterRelease(portal, wakeAt, released, queriedAt);
   }
 
-  /** Sends until nothing is due or something holds the run back; resolves with when that hold ends. */
+  /** Sends until nothing is due or something holds the run back; resolves with how it ended. */
   async #loop(
     run: ReconcileRun,
     report: ReconcileReport,
     lease: PortalLease,
     ahead: Promise<readonly MessageKey[]> | undefined,
-  ): Promise<number | undefined> {
+  ): Promise<LoopEnd> {
     const portal = lease.portal;
     const fill = run.mode === 'fill';
     const { ledger } = this.#deps;
@@ -346,15 +372,18 @@ export class Reconciler {
     const hinted = new Set(run.hints.map(messageKeyText));
     // A message is sent once per run (per version): progress is certain, and a loop ends.
     const sent = new Map<string, number>();
-    let lingered = false;
     let known = new Map((run.known ?? []).map((state) => [messageKeyText(state), state]));
     // The API's call also carries the edits other API callers of the portal wait for (merged ahead
     // while another run held the lease): concurrent API edits share calls instead of queueing.
     let carry = !fill;
     for (;;) {
       const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
-      if (fill) candidates.push(...(await ledger.dirtyKeys(portal, maxCommandsPerCall * 2, this.#now())));
-      else if (carry) {
+      let page: { due: MessageKey[]; next: number | undefined; at: number } | undefined;
+      if (fill) {
+        const at = this.#now();
+        page = { ...(await ledger.dirtyPage(portal, maxCommandsPerCall * 2, at)), at };
+        candidates.push(...page.due);
+      } else if (carry) {
         candidates.push(...(await (ahead ?? ledger.aheadKeys(portal, maxCommandsPerCall).catch(() => []))));
         ahead = undefined;
       }
@@ -375,14 +404,17 @@ export class Reconciler {
           due.push(state);
         else if (hinted.has(text) || !isDirty(state)) report.fates.set(text, fateOf(state, timing));
       }
-      if (due.length === 0) return undefined;
-      if (fill && due.length < maxCommandsPerCall && !lingered && this.#mayLinger(run, lease)) {
-        // The portal is still being written and a call can follow the wait: a fuller call costs less.
-        lingered = true;
-        await this.#clock.sleep(this.options.batchLingerMs, run.signal);
-        continue;
+      if (due.length === 0) {
+        // The index held nothing due: what it held beyond is the next due. (Keys it held as due
+        // that are not, by their state, have due times of their own: the index is asked again.)
+        return page && page.due.length === 0 && run.hints.length === 0
+          ? { seen: { at: page.at, next: page.next } }
+          : {};
       }
-      lingered = false;
+      // A wake-up's call that would not be full may wait for more: the run ends, and the portal is
+      // woken again then.
+      const wait = fill && run.hints.length === 0 ? this.#batchWait(due, lease) : undefined;
+      if (wait !== undefined) return { hold: wait };
       // Hinted messages first, then the dirty index's order: most overdue first, and edits someone
       // waits for (the API's, merged `ahead`) before the backlog.
       const place = new Map<string, number>();
@@ -419,18 +451,35 @@ export class Reconciler {
         const result = results.get(job);
         return result?.kind === 'held' ? [result.delayMs] : [];
       });
-      if (holds.length > 0) return this.#now() + Math.min(this.options.maxDeferralMs, Math.max(...holds));
+      if (holds.length > 0)
+        return { hold: this.#now() + Math.min(this.options.maxDeferralMs, Math.max(...holds)) };
       // The API's run goes on while other API callers' edits arrived ahead meanwhile: they wait for it.
       carry = !fill;
     }
   }
 
-  /** A call that is not full may wait for more while the portal is being written and time allows a call after. */
-  #mayLinger(run: ReconcileRun, lease: PortalLease): boolean {
-    const { batchLingerMs, callTimeoutMs, deadlineMarginMs } = this.options;
-    if (batchLingerMs <= 0) return false;
-    if (run.remainingMs() - batchLingerMs < callTimeoutMs + deadlineMarginMs) return false;
-    return lease.touchedAt !== undefined && lease.touchedAt >= this.#now() - BUSY_WITHIN_MS;
+  /**
+   * When a wake-up's call of `due` (fewer than a full call) should go instead of now, or undefined:
+   * now. Edits someone waits for (merged ahead) and messages already shown that are edited again get
+   * a call at most every `batchLingerMs`: they progress, and calls carry what came meanwhile. A
+   * fresh backlog waits while its producer is still sending (a merge within `batchLingerMs`), at
+   * most `batchMaxWaitMs` from its oldest edit: a bulk import goes in full calls.
+   */
+  #batchWait(due: readonly MessageState[], lease: PortalLease): number | undefined {
+    const { batchLingerMs: gap, batchMaxWaitMs: maxWait, maxCommandsPerCall } = this.options;
+    if (due.length >= maxCommandsPerCall || gap <= 0) return undefined;
+    const now = this.#now();
+    const lastCall = this.pacing.lastCallAt(lease.portal);
+    const spaced = lastCall !== undefined && lastCall + gap > now ? lastCall + gap : undefined;
+    const live = due.some((state) => (state.dueAt ?? 0) < 0 || state.appliedVersion > 0);
+    if (live) return spaced;
+    // Still being sent: a message of the backlog became dirty, or the portal was merged into, within
+    // the gap. The look after next is twice as far (the backlog's age): few looks for a long import.
+    const since = due.map((state) => state.dirtySince ?? now);
+    const oldest = Math.min(...since);
+    const newest = Math.max(...since, lease.touchedAt ?? Number.NEGATIVE_INFINITY);
+    if (newest + gap <= now || oldest + maxWait <= now) return spaced;
+    return Math.max(spaced ?? 0, Math.min(Math.max(newest + gap, now + (now - oldest)), oldest + maxWait));
   }
 
   /**

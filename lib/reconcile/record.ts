@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
 import { messageGroupId, type QueuedEdit } from '../edits/types.ts';
+import type { Ledger } from '../ledger/messages.ts';
 import {
   desiredFields,
   dueAt,
@@ -10,7 +11,6 @@ import {
   type MessageState,
   messageKeyText,
 } from '../ledger/model.ts';
-import type { Ledger } from '../ledger/messages.ts';
 import { logger } from '../observability/logger.ts';
 import type { ResolvedReconcileOptions } from './options.ts';
 import type { ReconcileReport, ReconcileRun } from './reconcile.ts';

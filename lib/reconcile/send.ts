@@ -259,7 +259,7 @@ async function callBatch(
 ): Promise<Map<Job, JobResult | 'refused'>> {
   const results = new Map<Job, JobResult | 'refused'>();
   const commands = jobs.map((job, i) => commandOf(job, `m${i}`));
-  const call = claimed(ctx, commands.length);
+  const call = claimed(portal, ctx, commands.length);
   let answer: unknown;
   let startedAt: number;
   try {
@@ -344,7 +344,7 @@ async function callSingle(
   secret: PortalSecret,
   ctx: SendContext,
 ): Promise<JobResult> {
-  const call = claimed(ctx, 1);
+  const call = claimed(portal, ctx, 1);
   try {
     const outcome = await ctx.gateway.updateMessage(portal, job.key, job.fields, {
       signal: ctx.signal,
@@ -367,7 +367,7 @@ async function callSingle(
  * after an auth recovery), counted once. `sentAt` is the start of the last request sent, undefined
  * while none left: what may still land is dated from it.
  */
-function claimed(ctx: SendContext, commands: number) {
+function claimed(portal: string, ctx: SendContext, commands: number) {
   const call = {
     sentAt: undefined as number | undefined,
     claim: async (): Promise<void> => {
@@ -376,6 +376,7 @@ function claimed(ctx: SendContext, commands: number) {
         ctx.stats.calls += 1;
         ctx.stats.commandsPerCall.push(commands);
       }
+      ctx.pacing.noteCall(portal, at);
       call.sentAt = at;
     },
     /** After an answer: a request left, so there is a start. */

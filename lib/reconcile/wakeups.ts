@@ -39,7 +39,9 @@ export async function reconcileWakeups(
   for (const record of records) {
     const wakeup = parseWakeup(record.body);
     if (!wakeup) {
-      logger.warn('Dropped a portal work queue message that names no portal', { sqsMessageId: record.messageId });
+      logger.warn('Dropped a portal work queue message that names no portal', {
+        sqsMessageId: record.messageId,
+      });
       continue;
     }
     byPortal.set(wakeup.portal, [...(byPortal.get(wakeup.portal) ?? []), record]);
@@ -63,12 +65,19 @@ export async function reconcileWakeups(
         summary.failed += 1;
         failed.push(...wakeups);
         const { code, description } = failureOf(error);
-        logger.error('Reconciling a portal failed; its wake-up comes back shortly', { portal, code, description });
+        logger.error('Reconciling a portal failed; its wake-up comes back shortly', {
+          portal,
+          code,
+          description,
+        });
       }
     }),
   );
   const retryDelayMs = deps.reconciler.options.handBackDelayMs;
-  for (const [queueUrl, items] of Map.groupBy(failed, (r) => deps.queueUrl ?? queueUrlFromArn(r.eventSourceARN) ?? '')) {
+  for (const [queueUrl, items] of Map.groupBy(
+    failed,
+    (r) => deps.queueUrl ?? queueUrlFromArn(r.eventSourceARN) ?? '',
+  )) {
     if (!queueUrl) continue;
     await changeVisibility(
       deps.sqs,

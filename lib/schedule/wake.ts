@@ -38,11 +38,27 @@ export interface WakeScheduleDeps {
   indexLagMs?: number;
 }
 
+/** Portals whose queued wake-up this container knows of (bounded). */
+const KNOWN_WAKES = 10_000;
+
 export class WakeSchedule {
   readonly #deps: WakeScheduleDeps;
+  /**
+   * Wake-ups this container knows are on the queue, by portal: elected or released with a send, or
+   * seen on the portal item with no holder. A wake-up is delivered at its time, never before, so a
+   * merge that comes an index lag or more before one, and needs it no earlier, writes nothing on
+   * the portal item: that wake-up's reconcile will see the merge.
+   */
+  readonly #known = new Map<string, number>();
 
   constructor(deps: WakeScheduleDeps) {
     this.#deps = deps;
+  }
+
+  #remember(portal: string, at: number): void {
+    this.#known.delete(portal);
+    this.#known.set(portal, at);
+    if (this.#known.size > KNOWN_WAKES) this.#known.delete(this.#known.keys().next().value as string);
   }
 
   /**
@@ -50,15 +66,52 @@ export class WakeSchedule {
    * (epoch ms; at once when past): records the merge on the portal item and makes sure a wake-up
    * comes by then.
    */
-  async afterMerge(portal: string, due: number): Promise<Scheduled> {
+  async afterMerge(
+    portal: string,
+    due: number,
+    options: {
+      /** A wake-up already pending up to this late will do (a backlog that waits to be fuller). Default `due`. */
+      latest?: number | undefined;
+      /** The portal item as read before the merge (the drain reads it with the messages). */
+      seen?: PortalView | undefined;
+    } = {},
+  ): Promise<Scheduled> {
+    const before = this.#deps.clock.now();
+    const at = Math.max(due, before);
+    const latest = Math.max(options.latest ?? at, at);
+    const known = this.#known.get(portal);
+    if (known !== undefined && this.#covers(known, latest, before)) return 'pending';
+    // The item as read before the merge: a queued wake-up that will see the merge needs no write.
+    const seen = options.seen;
+    if (seen && seen.leaseUntil === undefined && seen.wakeAt !== undefined) {
+      this.#remember(portal, seen.wakeAt);
+      if (this.#covers(seen.wakeAt, latest, before)) return 'pending';
+    }
     const view = await this.#deps.portals.touch(portal);
     const now = this.#deps.clock.now();
-    const at = Math.max(due, now);
     if (view.leaseUntil !== undefined && view.leaseUntil >= now) return 'holder';
     const lost = view.wakeAt !== undefined && view.wakeAt < now - WAKE_OVERDUE_MS;
-    if (view.wakeAt !== undefined && view.wakeAt <= at && !lost) return 'pending';
-    if (!(await this.#deps.portals.electWake(portal, at, lost ? view.wakeAt : undefined))) return 'pending';
-    return this.#send(portal, at);
+    if (view.wakeAt !== undefined && view.wakeAt <= Math.max(latest, now) && !lost) {
+      // Set with no holder on the item: by an election or a release, each followed by its send.
+      if (view.leaseUntil === undefined) this.#remember(portal, view.wakeAt);
+      return 'pending';
+    }
+    const wakeAt = Math.max(at, now);
+    if (!(await this.#deps.portals.electWake(portal, wakeAt, lost ? view.wakeAt : undefined)))
+      return 'pending';
+    return this.#send(portal, wakeAt);
+  }
+
+  /**
+   * A queued wake-up at `wakeAt` takes care of a merge made now that may wait until `latest`: it
+   * comes no later, and an index lag or more after the merge, so its reconcile's query sees it.
+   */
+  #covers(wakeAt: number, latest: number, now: number): boolean {
+    return wakeAt <= latest && wakeAt >= now + this.#lag();
+  }
+
+  #lag(): number {
+    return this.#deps.indexLagMs ?? INDEX_LAG_MS;
   }
 
   /**
@@ -74,8 +127,10 @@ export class WakeSchedule {
     queriedAt: number,
   ): Promise<void> {
     if (!released) return;
-    const lag = this.#deps.indexLagMs ?? INDEX_LAG_MS;
-    const late = lag > 0 && released.touchedAt !== undefined && released.touchedAt >= queriedAt - lag;
+    const lag = this.#lag();
+    // A merge after the run's last query (or within the index's lag of it) may be missing from it.
+    const touched = released.touchedAt;
+    const late = touched !== undefined && (lag > 0 ? touched >= queriedAt - lag : touched > queriedAt);
     const recheck = this.#deps.clock.now() + lag;
     if (late && (wakeAt === undefined || recheck < wakeAt)) {
       // The look again finds what the run left too, and sets the later wake-up itself.
@@ -89,7 +144,10 @@ export class WakeSchedule {
   async #send(portal: string, at: number): Promise<Scheduled> {
     try {
       const refused = await this.#deps.sender.send([{ portal, at }]);
-      if (refused.length === 0) return 'sent';
+      if (refused.length === 0) {
+        this.#remember(portal, at);
+        return 'sent';
+      }
     } catch {
       // Not configured or unreachable: the same as refused.
     }

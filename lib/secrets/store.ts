@@ -4,8 +4,8 @@ import {
   PutSecretValueCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ConfigError, ValidationError } from '../errors.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 import { PortalNotFoundError, SecretInvalidError, SecretsUnavailableError } from './errors.ts';
 import { type PortalSecret, parsePortalSecret, serializePortalSecret } from './schema.ts';
 

@@ -148,8 +148,7 @@ export async function refreshStatuses(input: RefreshInput, deps: RefreshDeps): P
         if (isDirty(merged.state)) {
           toApply.push(item);
           states.set(item.key.portal, [...(states.get(item.key.portal) ?? []), merged.state]);
-        }
-        else reports.push(reportOf(item, 'unchanged'));
+        } else reports.push(reportOf(item, 'unchanged'));
       } catch (error) {
         reports.push(
           reportOf(item, 'failed', { code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE' }),

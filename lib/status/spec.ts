@@ -1,7 +1,7 @@
 import Mustache from 'mustache';
 import * as v from 'valibot';
-import { PORTAL_PATTERN } from '../portal-name.ts';
 import { ConfigError } from '../errors.ts';
+import { PORTAL_PATTERN } from '../portal-name.ts';
 
 /** Default and maximum `source.timeoutMs`. */
 export const SOURCE_TIMEOUT_DEFAULT_MS = 3_000;

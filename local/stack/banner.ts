@@ -83,7 +83,10 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
         "applies each woken portal's edits in calls of up to 50" +
         (info.drain.paused ? '; PAUSED' : ''),
     ],
-    ['Sweep', `every ${interval(info.sweep.everyMs)}: wakes every portal whose wake-up is overdue by over a minute`],
+    [
+      'Sweep',
+      `every ${interval(info.sweep.everyMs)}: wakes every portal whose wake-up is overdue by over a minute`,
+    ],
     ['Status messages', schedules],
   ]);
   return [
@@ -135,7 +138,7 @@ export function outcomeSummary(outcomes: Partial<DrainOutcomes>): string {
   const parts = (['merged', 'superseded', 'deferred', 'failed', 'applied'] as const)
     .filter((key) => (outcomes[key] ?? 0) > 0)
     .map((key) => `${outcomes[key]} ${key}`);
-  const text = parts.join(', ') || 'nothing to do';
+  const text = parts.join(', ') || (outcomes.calls ? 'none applied' : 'nothing to do');
   if (outcomes.calls === undefined) return text;
   return `${text} (${outcomes.calls} Bitrix24 call${outcomes.calls === 1 ? '' : 's'})`;
 }

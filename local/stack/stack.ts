@@ -16,7 +16,14 @@ import { ActivityLog, type ApiActivity } from './activity.ts';
 import { type HttpApiHandler, startApiServer } from './api-server.ts';
 import { sweepLine } from './banner.ts';
 import type { LocalStackConfig } from './config.ts';
-import { type DrainInvocation, type DrainOutcomes, type DrainRunner, startDrainRunner } from './drain.ts';
+import {
+  addOutcomes,
+  type DrainInvocation,
+  type DrainRunner,
+  emptyOutcomes,
+  RECONCILE_METRICS,
+  startDrainRunner,
+} from './drain.ts';
 import { DrainSwitch, resumeSummary } from './drain-switch.ts';
 import {
   createQueues,
@@ -40,7 +47,7 @@ import type {
 import { type ScheduledRun, type Scheduler, startScheduler } from './scheduler.ts';
 import { loadStatusSchedules, type StatusSchedule } from './status-schedules.ts';
 
-/** The functions as deployed (serverless.yml): names, timeouts, routes, batch size. */
+/** The functions as deployed (serverless.yml): names, timeouts, routes, batch sizes. */
 const FUNCTIONS = {
   updateMessage: {
     name: 'updateMessage',
@@ -52,7 +59,9 @@ const FUNCTIONS = {
     timeoutMs: 10_000,
     routes: ['GET /messages/{portal}/{botId}/{messageId}'],
   },
-  drainEdits: { timeoutMs: 60_000, batchSize: 10 },
+  drainEdits: { name: 'drain-edits', timeoutMs: 60_000, batchSize: 10 },
+  // Deployed with maximum concurrency 10 (reconcileMaxConcurrency); here the drain's (DRAIN_MAX_CONCURRENCY).
+  reconcilePortals: { name: 'reconcile-portals', timeoutMs: 60_000, batchSize: 10 },
   refreshStatus: { name: 'refreshStatus', timeoutMs: 60_000 },
   sweep: { name: 'sweep', timeoutMs: 60_000 },
 } as const;
@@ -83,7 +92,10 @@ export interface LocalStackInfo {
   /** The local DynamoDB and the ledger table in it. */
   dynamodbUrl: string;
   ledgerTable: string;
+  /** The drain (edits queue); `paused` holds for the reconcile, the sweep and the schedules too. */
   drain: { concurrency: number; batchSize: number; paused?: boolean };
+  /** The reconcile of woken portals (portal work queue). */
+  reconcile: { concurrency: number; batchSize: number };
   sweep: { everyMs: number };
   schedules: readonly StatusSchedule[];
   statusSpecsFile: string | undefined;
@@ -100,13 +112,16 @@ export interface StackEvents {
   onStatusRun?(run: ScheduledRun): void;
   onDrainInvocation?(invocation: DrainInvocation): void;
   onDrainError?(error: unknown): void;
+  /** A reconcile invocation on the portal work queue. */
+  onReconcileInvocation?(invocation: DrainInvocation): void;
+  onReconcileError?(error: unknown): void;
   onSweep?(run: ScheduledRun): void;
   /** The drain was paused or resumed (the sandbox's switch). */
   onDrainSwitch?(view: DrainPauseView): void;
 }
 
 export interface LocalStackOptions {
-  /** Start with the drain, the sweep and the status schedules paused (`npm start -- --paused`). */
+  /** Start with the drain, the reconcile, the sweep and the status schedules paused (`npm start -- --paused`). */
   paused?: boolean;
 }
 
@@ -185,7 +200,7 @@ function sandboxActions(
       return {
         ok: true,
         summary: paused
-          ? 'Drain paused: edits sent through the queue (202) wait in the queue and the ledger; the sweep and the status schedules wait too.'
+          ? 'Drain paused: deferred edits (202) wait in the ledger with their portal’s wake-up, and no Bitrix24 call is made for them; the reconcile, the sweep and the status schedules wait too.'
           : 'The drain was already paused.',
       };
     },
@@ -230,10 +245,11 @@ function editResult(status: number, text: string): ActionResult {
 
 /**
  * Starts the whole system on 127.0.0.1: the Bitrix24 emulator (or a real portal), the SQS emulator
- * with both queues, a local Secrets Manager holding the portal's secret, a local DynamoDB holding the
- * ledger table, the API (update and fate routes), the drain, the sweep, the status scheduler and the
- * sandbox page. The production handlers are imported from functions/ only after the environment
- * points them at the local endpoints.
+ * with the edits, failed-edits and portal work queues, a local Secrets Manager holding the portal's
+ * secret, a local DynamoDB holding the ledger table, the API (update and fate routes), the drain,
+ * the reconcile of woken portals, the sweep, the status scheduler and the sandbox page. The
+ * production handlers are imported from functions/ only after the environment points them at the
+ * local endpoints.
  * On any failure, what already started is stopped before the error is thrown.
  */
 export async function startLocalStack(
@@ -278,6 +294,7 @@ export async function startLocalStack(
     const updateMessage = await import('../../functions/update-message.ts');
     const getMessage = await import('../../functions/get-message.ts');
     const drainEdits = await import('../../functions/drain-edits.ts');
+    const reconcilePortals = await import('../../functions/reconcile-portals.ts');
     const refreshStatus = await import('../../functions/refresh-status.ts');
     const sweep = await import('../../functions/sweep.ts');
     const { Ledger } = await import('../../lib/ledger/messages.ts');
@@ -302,13 +319,16 @@ export async function startLocalStack(
     const portalHost = new URL(config.realPortal?.url ?? emulator?.url ?? '').host;
 
     let drain: DrainRunner | undefined;
-    const drainTotals: DrainOutcomes = { applied: 0, superseded: 0, failed: 0, deferred: 0, calls: 0 };
+    let reconcile: DrainRunner | undefined;
+    // Both runners' outcomes: the drain's edit records by fate, the reconcile's applied and calls.
+    const drainTotals = emptyOutcomes();
     let scheduler: Scheduler | undefined;
     let drainSwitch: DrainSwitch | undefined;
-    // Against a real portal, the calls the handlers say they made (the emulator records its own).
-    let sweepCalls = 0;
     let schedules: StatusSchedule[] = [];
     const demoSource = emulator ? new DemoSource() : undefined;
+
+    const invocations = () =>
+      `${drain?.stats.invocations ?? 0} drain and ${reconcile?.stats.invocations ?? 0} reconcile invocations`;
 
     async function getState(): Promise<SandboxState> {
       const queue = await readQueueView(sqs.url, QUEUES).catch((error: unknown) => ({
@@ -339,8 +359,8 @@ export async function startLocalStack(
           ? {
               running: !drain.paused,
               note: drain.paused
-                ? `Drain paused after ${drain.stats.invocations} invocations; the sweep and the status schedules wait too`
-                : `Drain running: ${drain.stats.invocations} invocations; ` +
+                ? `Drain paused after ${invocations()}; the reconcile, the sweep and the status schedules wait too`
+                : `Drain running: ${invocations()}; ` +
                   `sweep every ${Math.round(config.sweepIntervalMs / 1000)} s`,
               totals: { ...drainTotals },
               ...(drainSwitch ? { pause: drainSwitch.view() } : {}),
@@ -378,19 +398,20 @@ export async function startLocalStack(
       sandbox.notify();
     });
 
+    const { metrics } = await import('../../lib/observability/metrics.ts');
+    // The ingest stage: merges the edits queue's records into the ledger and wakes their portals.
     const startedDrain = startDrainRunner({
       sqsUrl: sqs.url,
       queueUrl: queues.edits,
+      functionName: FUNCTIONS.drainEdits.name,
       createHandler: () => drainEdits.createHandler(drainEdits.defaultDeps),
-      metrics: (await import('../../lib/observability/metrics.ts')).metrics,
+      metrics,
       maxConcurrency: config.drainMaxConcurrency,
       batchSize: FUNCTIONS.drainEdits.batchSize,
       timeoutMs: FUNCTIONS.drainEdits.timeoutMs,
       paused: options.paused === true,
       onInvocation: (invocation) => {
-        for (const key of Object.keys(drainTotals) as Array<keyof DrainOutcomes>) {
-          drainTotals[key] += invocation.outcomes?.[key] ?? 0;
-        }
+        addOutcomes(drainTotals, invocation.outcomes);
         events.onDrainInvocation?.(invocation);
         sandbox.notify();
       },
@@ -398,6 +419,28 @@ export async function startLocalStack(
     });
     cleanup.defer(() => startedDrain.stop());
     drain = startedDrain;
+
+    // The apply stage: reconciles each portal the portal work queue wakes, and leaves its next wake-up.
+    const startedReconcile = startDrainRunner({
+      sqsUrl: sqs.url,
+      queueUrl: queues.portalWork,
+      functionName: FUNCTIONS.reconcilePortals.name,
+      createHandler: () => reconcilePortals.createHandler(reconcilePortals.defaultDeps),
+      metrics,
+      outcomeMetrics: RECONCILE_METRICS,
+      maxConcurrency: config.drainMaxConcurrency,
+      batchSize: FUNCTIONS.reconcilePortals.batchSize,
+      timeoutMs: FUNCTIONS.reconcilePortals.timeoutMs,
+      paused: options.paused === true,
+      onInvocation: (invocation) => {
+        addOutcomes(drainTotals, invocation.outcomes);
+        events.onReconcileInvocation?.(invocation);
+        sandbox.notify();
+      },
+      onError: (error) => events.onReconcileError?.(error),
+    });
+    cleanup.defer(() => startedReconcile.stop());
+    reconcile = startedReconcile;
 
     if (config.statusSpecsFile) {
       schedules = await loadStatusSchedules(config.statusSpecsFile, {
@@ -421,6 +464,7 @@ export async function startLocalStack(
     }
 
     // The deployed sweep runs every minute; here more often. The scheduler never runs it twice at once.
+    // It only wakes overdue portals (the reconcile applies): `{ overdue, woken }`.
     const sweeper = startScheduler({
       schedules: [{ name: 'sweep', everyMs: config.sweepIntervalMs, input: SCHEDULED_EVENT, messageIds: [] }],
       handler: sweep.handler as unknown as (event: unknown, context: Context) => Promise<unknown>,
@@ -428,8 +472,6 @@ export async function startLocalStack(
       timeoutMs: FUNCTIONS.sweep.timeoutMs,
       paused: options.paused === true,
       onRun: (run) => {
-        const calls = (run.result as { calls?: unknown } | undefined)?.calls;
-        if (typeof calls === 'number') sweepCalls += calls;
         events.onSweep?.(run);
         if (sweepLine(run)) sandbox.notify();
       },
@@ -439,14 +481,17 @@ export async function startLocalStack(
     let switchPosition = `${options.paused === true} false`;
     drainSwitch = new DrainSwitch({
       drain: startedDrain,
+      reconcile: startedReconcile,
       sweep: sweeper,
       schedules: () => scheduler,
+      // Against a real portal, the calls the reconcile says it made (the emulator records its own).
       calls: emulator
         ? () => emulator.calls.filter((call) => !call.viaBatch).length
-        : () => drainTotals.calls + sweepCalls,
+        : () => drainTotals.calls,
       queued: async () => {
         const view = await readQueueView(sqs.url, QUEUES);
-        return view.waiting + view.inFlight;
+        const { ready, delayed, inFlight } = view.wakeups;
+        return { edits: view.waiting + view.inFlight, wakeups: ready + delayed + inFlight };
       },
       paused: options.paused === true,
       onChange: (view) => {
@@ -478,6 +523,10 @@ export async function startLocalStack(
           concurrency: config.drainMaxConcurrency,
           batchSize: FUNCTIONS.drainEdits.batchSize,
           paused: options.paused === true,
+        },
+        reconcile: {
+          concurrency: config.drainMaxConcurrency,
+          batchSize: FUNCTIONS.reconcilePortals.batchSize,
         },
         sweep: { everyMs: config.sweepIntervalMs },
         schedules,

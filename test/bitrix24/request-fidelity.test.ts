@@ -4,7 +4,7 @@ import { UPDATE_METHOD, updateParams } from '../../lib/bitrix24/imbot.ts';
 import { parseUpdateRequest } from '../../lib/edits/validate.ts';
 import { postUpdate, update, updateDeps } from '../api/helpers.ts';
 import {
-  drainHandler,
+  drainAndWake,
   editBody,
   eventOf,
   failedIds,
@@ -41,7 +41,7 @@ describe('keyboard removal on every path', () => {
     ['"N"', 'N'],
   ])('removes the keyboard given as %s inside a batch, sending "N"', async (_name, keyboard) => {
     const [a, b] = [message(), message()];
-    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
+    const drain = drainAndWake(h, recordingSqs(h.sqsEndpoint).client);
     await drain(
       eventOf([sqsRecord(editBody(a, { keyboard: BUTTONS })), sqsRecord(editBody(b, { keyboard: BUTTONS }))]),
     );
@@ -107,7 +107,7 @@ describe('max_input_vars', () => {
 
   it('sends a message too large for a batch command as a single JSON call, so no row is lost', async () => {
     const [big, small] = [message(), message()];
-    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client);
+    const drain = drainAndWake(h, recordingSqs(h.sqsEndpoint).client);
     const response = await drain(
       eventOf([
         sqsRecord(editBody(big, { attach: grid(400) })),

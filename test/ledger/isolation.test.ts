@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import {
-  drainHandler,
+  drainAndWake,
   editBody,
   eventOf,
   failedIds,
@@ -24,7 +24,7 @@ afterAll(() => h.close());
 describe('one portal’s failure', () => {
   it('never fails or repeats another portal’s edits in the same event', async () => {
     const healthy = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
-    const drain = drainHandler(h, h.sqs);
+    const drain = drainAndWake(h, h.sqs);
     const response = await drain(
       eventOf([
         sqsRecord(editBody(healthy, { message: 'after' }, { portal: 'broken' })),

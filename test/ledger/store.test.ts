@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { desiredFields, type IncomingEdit } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/messages.ts';
+import { desiredFields, type IncomingEdit } from '../../lib/ledger/model.ts';
 import { BOT, freshLedger, type Harness, startHarness } from '../support/harness.ts';
 
 let h: Harness;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { banner, drainLine } from '../../local/stack/banner.ts';
+import { banner, drainLine, reconcileLine, sweepLine } from '../../local/stack/banner.ts';
 import { loadLocalConfig } from '../../local/stack/config.ts';
 import type { LocalStackInfo } from '../../local/stack/stack.ts';
 
@@ -18,10 +18,12 @@ function info(overrides: Partial<LocalStackInfo> = {}): LocalStackInfo {
     queues: {
       edits: 'http://127.0.0.1:8026/q/edits.fifo',
       failedEdits: 'http://127.0.0.1:8026/q/failed-edits.fifo',
+      portalWork: 'http://127.0.0.1:8026/q/portal-work',
     },
     dynamodbUrl: 'http://127.0.0.1:8028',
     ledgerTable: 'ledger',
     drain: { concurrency: 2, batchSize: 10 },
+    reconcile: { concurrency: 2, batchSize: 10 },
     sweep: { everyMs: 10_000 },
     schedules: [],
     statusSpecsFile: undefined,
@@ -51,23 +53,62 @@ describe('the npm start banner', () => {
     expect(text).not.toContain('456');
     expect(text).not.toContain('789');
   });
+
+  it('lists the portal work queue and the reconcile that polls it', () => {
+    const text = banner(info(), loadLocalConfig({}), 100);
+    expect(text).toContain('portal-work (wake-ups)');
+    expect(text).toMatch(/^ {2}Reconcile +polls portal-work: batches of 10, 2 at a time/m);
+    expect(text).toMatch(/^ {2}Sweep +every 10 seconds: wakes every portal whose wake-up is overdue/m);
+  });
 });
 
 describe('the drain console line', () => {
-  it('counts applied, superseded, failed and deferred edits apart, with the Bitrix24 calls', () => {
+  it('counts merged, superseded, deferred and failed edit records apart', () => {
     const line = drainLine({
       records: 6,
       leftInQueue: 1,
-      outcomes: { applied: 3, superseded: 1, failed: 1, deferred: 1, calls: 1 },
+      outcomes: { merged: 3, superseded: 1, failed: 1, deferred: 1 },
     });
     expect(line).toMatch(
-      /drain: 6 edits received: 3 applied, 1 superseded, 1 failed, 1 deferred \(1 Bitrix24 call\); 1 back to the queue for a later attempt$/,
+      /drain: 6 edits received: 3 merged, 1 superseded, 1 deferred, 1 failed; 1 back to the queue for a later attempt$/,
     );
   });
 
   it('names the handler failure when the drain threw', () => {
     expect(drainLine({ records: 1, leftInQueue: 1, error: 'TypeError: x' })).toMatch(
       /drain: 1 edit received: 1 back to the queue for a later attempt; handler failed: TypeError: x$/,
+    );
+  });
+});
+
+describe('the reconcile console line', () => {
+  it('counts the messages applied and the Bitrix24 calls made for the woken portals', () => {
+    expect(reconcileLine({ records: 2, leftInQueue: 0, outcomes: { applied: 3, calls: 1 } })).toMatch(
+      /reconcile: 2 wake-ups received: 3 applied \(1 Bitrix24 call\)$/,
+    );
+    expect(reconcileLine({ records: 1, leftInQueue: 1, outcomes: { applied: 0, calls: 0 } })).toMatch(
+      /reconcile: 1 wake-up received: nothing to do \(0 Bitrix24 calls\); 1 back to the queue for a later attempt$/,
+    );
+  });
+});
+
+describe('the sweep console line', () => {
+  const run = (result: unknown) => ({
+    schedule: 'sweep',
+    at: new Date().toISOString(),
+    durationMs: 3,
+    result,
+  });
+
+  it('says how many overdue portals it found and woke, and nothing for a quiet sweep', () => {
+    expect(sweepLine(run({ overdue: 2, woken: 1 }))).toMatch(/sweep: 2 portals overdue, 1 woken$/);
+    expect(sweepLine(run({ overdue: 1, woken: 1 }))).toMatch(/sweep: 1 portal overdue, 1 woken$/);
+    expect(sweepLine(run({ overdue: 0, woken: 0 }))).toBeUndefined();
+  });
+
+  it('names the failure of a sweep that failed', () => {
+    expect(sweepLine({ ...run(undefined), error: 'LedgerUnavailableError: down' })).toMatch(
+      /sweep failed: LedgerUnavailableError: down$/,
     );
   });
 });

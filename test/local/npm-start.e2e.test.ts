@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Ledger } from '../../lib/ledger/messages.ts';
+import { SWEEP_GRACE_MS } from '../../lib/schedule/sweep.ts';
 import { LEDGER_TABLE_NAME, LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import {
   eventually,
@@ -24,9 +25,31 @@ interface EmulatedMessage {
 
 interface SandboxState {
   chat: { messages: Array<{ id: number; text: string; editCount: number }> };
-  queue: { waiting: number; inFlight: number; failed: number; failures: Array<{ errorCode: string }> };
+  queue: {
+    waiting: number;
+    inFlight: number;
+    failed: number;
+    failures: Array<{ errorCode: string }>;
+    wakeups: { ready: number; delayed: number; inFlight: number };
+  };
+  wakeups: Array<{ portal: string; wakeAt: string; leaseHeld: boolean }>;
   requests: Array<{ status: number; outcome: string; reason?: string }>;
-  drain: { totals: { applied: number; superseded: number; failed: number; deferred: number; calls: number } };
+  drain: {
+    totals: {
+      merged: number;
+      applied: number;
+      superseded: number;
+      failed: number;
+      deferred: number;
+      calls: number;
+    };
+  };
+}
+
+/** Nothing waits: no edit record, no portal wake-up. */
+function settled(state: SandboxState): boolean {
+  const { waiting, inFlight, wakeups } = state.queue;
+  return waiting + inFlight + wakeups.ready + wakeups.delayed + wakeups.inFlight === 0;
 }
 
 const started: StartedProcess[] = [];
@@ -60,20 +83,22 @@ interface MessageFate {
 }
 
 describe('npm start', () => {
-  it("applies the README's curl to message 789, has the drain apply an edit deferred while Bitrix24 is busy, answers each edit's fate, and stops on Ctrl-C", async () => {
+  it("applies the README's curl to message 789, has the reconcile apply an edit deferred while Bitrix24 is busy, answers each edit's fate, and stops on Ctrl-C", async () => {
     const ports = await freePorts();
     const base = `http://127.0.0.1:${ports.API_PORT}`;
     const api = `${base}/rest/imbot.v2.Chat.Message.update`;
     const emulator = `http://127.0.0.1:${ports.EMULATOR_PORT}`;
     const sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;
     // One sweep at start, then none, and no status refresh that could take the injected fault or
-    // reconcile the portal: what converges here, the drain applied. No cadence either: the deferred
-    // edit follows the applied one within a second.
+    // reconcile the portal: what converges here, the reconcile of the woken portal applied. No
+    // cadence either: the deferred edit follows the applied one within a second. No linger: the
+    // API calls the portal itself however soon after its last call, and so meets the fault.
     const stack = start({
       ...ports,
       SWEEP_INTERVAL_SECONDS: '3600',
       STATUS_SPECS_FILE: 'off',
       MESSAGE_MIN_INTERVAL_MS: '0',
+      BATCH_LINGER_MS: '0',
     });
     const banner = await stack.waitFor(READY, 20_000);
     expect(banner).toContain(api);
@@ -113,22 +138,26 @@ describe('npm start', () => {
       15_000,
     );
     expect(converged.history.at(-1)).toBe('Deferred text');
+    // The portal's wake-up was taken and none is left: nothing else waits in the ledger.
     const drained = await eventually(
       () => json<SandboxState>(`${sandbox}/api/state`),
-      (s) => s.queue.waiting === 0 && s.queue.inFlight === 0,
+      (s) => settled(s) && s.wakeups[0]?.wakeAt === 'none',
     );
     expect(drained.queue.failed).toBe(0);
+    expect(drained.wakeups).toEqual([expect.objectContaining({ portal: 'demo', leaseHeld: false })]);
     expect(drained.requests.map((r) => r.outcome)).toEqual(['deferred', 'applied']);
-    await stack.waitFor(/drain: 1 edit received: 1 applied \(1 Bitrix24 call\)/);
+    await stack.waitFor(/reconcile: \d+ wake-ups? received: 1 applied \(1 Bitrix24 call\)/);
+    // The API deferred the edit into the ledger: no edits queue record, so the drain had nothing to do.
+    expect(stack.output()).not.toMatch(/drain: \d+ edits? received/);
 
-    // The fate route reads the ledger: the deferred edit, applied by the drain.
+    // The fate route reads the ledger: the deferred edit, applied by the reconcile.
     const fate = await json<MessageFate>(`${base}/messages/demo/456/789`);
     expect(fate).toMatchObject({ status: 'applied', applied: true, pendingEditIds: [] });
     expect(fate.appliedVersion).toBe(fate.version);
     expect(fate.desired.message).toMatchObject({ value: 'Deferred text', editId: deferredBody.editId });
     expect((await fetch(`${base}/messages/demo/456/790`)).status).toBe(404);
 
-    // An edit the drain cannot apply (a person's message) ends in the failed-edits queue with its reason.
+    // An edit the reconcile cannot apply (a person's message) ends in the failed-edits queue with its reason.
     const refused = await fetch(api, {
       method: 'POST',
       headers: { 'content-type': 'application/json', prefer: 'respond-async' },
@@ -140,13 +169,15 @@ describe('npm start', () => {
       (s) => s.queue.failed === 1,
     );
     expect(failed.queue.failures[0]?.errorCode).toBe('ACCESS_DENIED');
-    await stack.waitFor(/drain: 1 edit received: 1 failed \(1 Bitrix24 call\)/);
-    // The failed-edits queue can show the edit before the drain's invocation has reported its counts.
+    await stack.waitFor(/reconcile: \d+ wake-ups? received: none applied \(1 Bitrix24 call\)/);
+    // The failed-edits queue can show the edit before the reconcile's invocation has reported its counts.
     const counted = await eventually(
       () => json<SandboxState>(`${sandbox}/api/state`),
-      (s) => s.drain.totals.failed === 1,
+      (s) => s.drain.totals.calls >= 2,
     );
-    expect(counted.drain.totals).toMatchObject({ applied: 1, failed: 1, superseded: 0 });
+    // Applied: the deferred edit (the README's curl was applied by the API itself); merged: none,
+    // since nothing came through the edits queue.
+    expect(counted.drain.totals).toMatchObject({ applied: 1, merged: 0, superseded: 0 });
     const refusedFate = await json<MessageFate>(`${base}/messages/demo/456/800`);
     expect(refusedFate).toMatchObject({
       status: 'failed',
@@ -174,29 +205,41 @@ describe('npm start', () => {
     expect(again.output()).toMatch(/SIGTERM: stopping the local stack…[\s\S]*Stopped\.\s*$/);
   }, 90_000);
 
-  it('has the sweep apply an edit that reached the ledger without any queue record', async () => {
+  it('has the sweep wake a portal whose wake-up never reached the queue, and the reconcile apply its edit', async () => {
     const ports = await freePorts();
     const emulator = `http://127.0.0.1:${ports.EMULATOR_PORT}`;
+    const sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;
     // No status schedules: their refresh reconciles the portal's dirty messages too.
     const stack = start({ ...ports, SWEEP_INTERVAL_SECONDS: '1', STATUS_SPECS_FILE: 'off' });
     await stack.waitFor(READY, 20_000);
     const client = new DynamoDBClient({ ...LOCAL_AWS, endpoint: `http://127.0.0.1:${ports.DYNAMODB_PORT}` });
     try {
-      // A producer that writes the ledger directly and whose wake-up never reaches the queue.
+      // A producer that merged an edit and was elected to wake the portal, long enough ago for the
+      // sweep to give the wake-up up for lost, and whose wake-up never reached the queue.
       const ledger = new Ledger({ tableName: LEDGER_TABLE_NAME, client });
       const key = { portal: 'demo', botId: 456, messageId: 790 };
       const edit = { ...key, fields: { message: 'Swept text' }, editId: 'sweep-1', at: Date.now(), seq: '' };
       await ledger.merge(key, [edit], { messageMinIntervalMs: 0, ambiguousSettleMs: 65_000 });
+      await ledger.portals.touch('demo');
+      expect(await ledger.portals.electWake('demo', Date.now() - 2 * SWEEP_GRACE_MS)).toBe(true);
+
       const swept = await eventually(
         () => json<EmulatedMessage>(`${emulator}/_emulator/messages/790`),
         (m) => m.text === 'Swept text',
-        10_000,
+        15_000,
       );
       expect(swept.editCount).toBe(1);
-      await stack.waitFor(/sweep: applied 1/);
+      await stack.waitFor(/sweep: 1 portal overdue, 1 woken/);
+      await stack.waitFor(/reconcile: 1 wake-up received: 1 applied \(1 Bitrix24 call\)/);
       expect(stack.output()).not.toMatch(/drain: \d+ edits? received/);
       const fate = await json<MessageFate>(`http://127.0.0.1:${ports.API_PORT}/messages/demo/456/790`);
       expect(fate).toMatchObject({ status: 'applied', desired: { message: { value: 'Swept text' } } });
+      // The reconcile let the portal go with nothing left: no wake-up scheduled, none on the queue.
+      const state = await eventually(
+        () => json<SandboxState>(`${sandbox}/api/state`),
+        (s) => settled(s) && s.wakeups[0]?.wakeAt === 'none',
+      );
+      expect(state.wakeups).toEqual([expect.objectContaining({ portal: 'demo', leaseHeld: false })]);
     } finally {
       client.destroy();
     }

@@ -85,6 +85,19 @@ describe.skipIf(missing)(title, () => {
     expect(await page.evaluate(MARKED)).toBe(true);
   });
 
+  it("shows the portal's next wake-up and lease in their own labelled panel, with the portal work queue's depth", async () => {
+    expect(await page.textContent('h2:has(+ #wakeups)')).toBe('Portal wake-ups');
+    // Applied above and nothing left: no wake-up scheduled (a status run may schedule one meanwhile).
+    await expect
+      .poll(async () => (await page.textContent('[data-testid="wakeup-demo"]')) ?? '', {
+        timeout: LIVE_MS,
+        interval: 50,
+      })
+      .toMatch(/^\s*Portal demo: next wake-up (none|\d\d:\d\d:\d\d) .*· (no lease held|lease held until)/s);
+    expect(await page.textContent('[data-testid="wakeups-delayed"]')).toMatch(/^\d+$/);
+    expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
   it("shows the API's answer to the page's form beside it: status, outcome and editId", async () => {
     await page.selectOption('select[name="messageId"]', '789');
     await page.fill('input[name="text"]', 'Build #41: passed, from the form');

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Timing } from '../../lib/ledger/model.ts';
 import { Ledger } from '../../lib/ledger/messages.ts';
+import type { Timing } from '../../lib/ledger/model.ts';
 import { createLedgerTable, type LocalDynamoDb, startLocalDynamoDb } from '../../local/dynamodb.ts';
 import { LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import { bbcodeToHtml } from '../../local/stack/sandbox/bbcode.ts';
@@ -45,12 +45,13 @@ function state(text: string, overrides: Partial<SandboxState> = {}): SandboxStat
           attempts: '1',
         },
       ],
+      wakeups: { ready: 0, delayed: 1, inFlight: 0 },
     },
     requests: [],
     drain: {
       running: true,
       note: 'Drain running',
-      totals: { applied: 3, superseded: 2, failed: 1, deferred: 4, calls: 2 },
+      totals: { merged: 9, applied: 3, superseded: 2, failed: 1, deferred: 4, calls: 2 },
     },
     schedules: [],
     ...overrides,
@@ -123,7 +124,13 @@ describe('the sandbox page', () => {
     text = 'after';
     server.notify();
     const pushed = await nextState(server.url, (data) => data.includes('after'));
-    expect(Object.keys(JSON.parse(pushed))).toEqual(['messages', 'queue', 'requests', 'schedules']);
+    expect(Object.keys(JSON.parse(pushed))).toEqual([
+      'messages',
+      'queue',
+      'wakeups',
+      'requests',
+      'schedules',
+    ]);
   });
 
   it('sends an edit from a plain form post and goes back to the page', async () => {
@@ -163,17 +170,28 @@ describe('the sandbox page', () => {
     expect(await response.json()).toEqual(answer);
   });
 
-  it('shows applied, superseded, failed and deferred edits counted apart, and the Bitrix24 calls', async () => {
+  it('shows merged, superseded, deferred, failed and applied edits counted apart, and the Bitrix24 calls', async () => {
     const server = await serve(() => state('x'));
     const html = await (await fetch(`${server.url}/`)).text();
     const count = (name: string) => new RegExp(`data-testid="drain-${name}">(\\d+)<`).exec(html)?.[1];
-    expect(['applied', 'superseded', 'failed', 'deferred', 'calls'].map(count)).toEqual([
+    expect(['merged', 'superseded', 'deferred', 'failed', 'applied', 'calls'].map(count)).toEqual([
+      '9',
+      '2',
+      '4',
+      '1',
       '3',
       '2',
-      '1',
-      '4',
-      '2',
     ]);
+  });
+
+  it("shows the portal work queue's depth, and says there is no ledger to read wake-ups from without one", async () => {
+    const server = await serve(() => state('x'));
+    const body = (await (await fetch(`${server.url}/api/state`)).json()) as SandboxState;
+    expect(body.wakeups).toBeUndefined();
+    const html = await (await fetch(`${server.url}/`)).text();
+    expect(html).toContain('<div id="wakeups">');
+    expect(html).toContain('No ledger to read the wake-ups from.');
+    expect(html).toContain('data-testid="wakeups-delayed">1<');
   });
 
   it('refuses an edit form without a text', async () => {
@@ -344,6 +362,83 @@ describe('the ledger on the sandbox page', () => {
     const html = await (await fetch(`${server.url}/`)).text();
     expect(html).toContain('<strong class="bad">failed</strong> ACCESS_DENIED');
     expect(html).toContain('“Build #41: refused”');
+  });
+
+  describe("the portal's wake-ups", () => {
+    // A portal of its own: the tests above leave no portal item of it.
+    const PORTAL = 'wakeups';
+
+    async function serveWakeups(): Promise<SandboxServer> {
+      const server = await startSandboxServer({
+        port: 0,
+        getState: async () => state('x', { portal: PORTAL }),
+        actions: {},
+        ledger: { ledger, timing: TIMING },
+      });
+      servers.push(server);
+      return server;
+    }
+
+    async function wakeupsOf(server: SandboxServer) {
+      return ((await (await fetch(`${server.url}/api/state`)).json()) as SandboxState).wakeups;
+    }
+
+    async function shown(server: SandboxServer, testId: string): Promise<string> {
+      const html = await (await fetch(`${server.url}/`)).text();
+      const match = new RegExp(`data-testid="${testId}">(.*?)</span>\\s*(?:·|</li>)`, 's').exec(html);
+      return (match?.[1] ?? '').replace(/<[^>]+>/g, '');
+    }
+
+    it('says none is scheduled for a portal nothing was merged into', async () => {
+      const server = await serveWakeups();
+      expect(await wakeupsOf(server)).toEqual([{ portal: PORTAL, wakeAt: 'none', leaseHeld: false }]);
+      expect(await shown(server, `wake-at-${PORTAL}`)).toBe('none (nothing waits in the ledger)');
+      expect(await shown(server, `lease-${PORTAL}`)).toBe('no lease held');
+    });
+
+    it('shows the pending wake-up, then the lease a reconcile holds, then nothing once it lets go', async () => {
+      const server = await serveWakeups();
+      const at = Date.now() + 30_000;
+      await ledger.portals.touch(PORTAL);
+      expect(await ledger.portals.electWake(PORTAL, at)).toBe(true);
+      const pending = await wakeupsOf(server);
+      expect(pending).toEqual([
+        {
+          portal: PORTAL,
+          wakeAt: new Date(at).toISOString(),
+          leaseHeld: false,
+          touchedAt: expect.stringMatching(/^\d{4}-/),
+        },
+      ]);
+      expect(await shown(server, `wake-at-${PORTAL}`)).toBe(
+        `${new Date(at).toISOString().slice(11, 19)} (on the portal work queue)`,
+      );
+
+      const until = Date.now() + 60_000;
+      expect((await ledger.portals.acquireLease(PORTAL, 'reconcile-1', until)).acquired).toBe(true);
+      expect(await wakeupsOf(server)).toMatchObject([
+        {
+          portal: PORTAL,
+          wakeAt: new Date(until).toISOString(),
+          leaseHeld: true,
+          leaseUntil: new Date(until).toISOString(),
+        },
+      ]);
+      expect(await shown(server, `lease-${PORTAL}`)).toBe(
+        `lease held until ${new Date(until).toISOString().slice(11, 19)} (a reconcile is on it)`,
+      );
+
+      expect(await ledger.portals.releaseLease(PORTAL, 'reconcile-1')).toBeDefined();
+      expect(await wakeupsOf(server)).toMatchObject([{ portal: PORTAL, wakeAt: 'none', leaseHeld: false }]);
+    });
+
+    it('says a wake-up long past is overdue, for the sweep to send again', async () => {
+      const server = await serveWakeups();
+      expect(await ledger.portals.electWake(PORTAL, Date.now() - 120_000)).toBe(true);
+      expect(await shown(server, `wake-at-${PORTAL}`)).toMatch(
+        /^\d\d:\d\d:\d\d \(overdue: the sweep wakes it\)$/,
+      );
+    });
   });
 });
 

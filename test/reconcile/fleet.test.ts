@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { messageKeyText } from '../../lib/ledger/model.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
+import { messageKeyText } from '../../lib/ledger/model.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
-import { messageKeyText } from '../../lib/ledger/model.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
+import { messageKeyText } from '../../lib/ledger/model.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
@@ -147,7 +147,9 @@ describe('the reconciler', () => {
     const other = reconciler();
     const id = message();
     await other.merge(key(id), [edit(id, { message: 'x' })]);
-    expect((await ledger.portals.acquireLease('acme', 'someone-else', clock.now() + 10_000)).acquired).toBe(true);
+    expect((await ledger.portals.acquireLease('acme', 'someone-else', clock.now() + 10_000)).acquired).toBe(
+      true,
+    );
     const report = await other.reconcilePortal('acme', run('fill', [key(id)]));
     expect(report.leaseHeld).toBe(true);
     expect(h.emulator.calls).toEqual([]);

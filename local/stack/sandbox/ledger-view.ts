@@ -1,3 +1,4 @@
+import type { Ledger } from '../../../lib/ledger/messages.ts';
 import {
   desiredFields,
   fateOf,
@@ -6,7 +7,6 @@ import {
   messageKeyText,
   type Timing,
 } from '../../../lib/ledger/model.ts';
-import type { Ledger } from '../../../lib/ledger/messages.ts';
 import type { PortalView } from '../../../lib/ledger/portal-item.ts';
 import type { LedgerView, PortalWakeupView, SandboxState } from './state.ts';
 
@@ -52,7 +52,10 @@ export function wakeupView(portal: string, view: PortalView, now = Date.now()): 
 }
 
 /** The wake-up schedule of the stack's portal (one portal item, a consistent read). */
-async function wakeupsOf(state: SandboxState, source: SandboxLedger): Promise<SandboxState['wakeups']> {
+async function wakeupsOf(
+  state: SandboxState,
+  source: SandboxLedger,
+): Promise<PortalWakeupView[] | { error: string }> {
   try {
     return [wakeupView(state.portal, await source.ledger.portals.view(state.portal))];
   } catch (error) {

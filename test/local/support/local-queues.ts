@@ -11,8 +11,9 @@ export interface LocalQueues {
 }
 
 /**
- * The SQS emulator on 127.0.0.1 with the local stack's two FIFO queues, started before the file's
- * tests and stopped after them. Read its fields inside tests and hooks (they are set in `beforeAll`).
+ * The SQS emulator on 127.0.0.1 with the local stack's queues (the two FIFO queues and the standard
+ * portal work queue), started before the describe's tests and stopped after them. Read its fields
+ * inside tests and hooks (they are set in `beforeAll`).
  */
 export function localQueues(): LocalQueues {
   const local = {} as LocalQueues;

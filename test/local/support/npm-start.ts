@@ -50,12 +50,13 @@ export interface StartedProcess {
 }
 
 /**
- * `npm start` as a user runs it, in its own process group, with `env` added to the environment.
- * POWERTOOLS_LOG_LEVEL is cleared so the stack's own default applies.
+ * `npm start` as a user runs it, in its own process group, with `env` added to the environment and
+ * `args` after `--` (`npm start -- --paused`). POWERTOOLS_LOG_LEVEL is cleared so the stack's own
+ * default applies.
  */
-export function npmStart(env: Record<string, string>): StartedProcess {
+export function npmStart(env: Record<string, string>, args: readonly string[] = []): StartedProcess {
   const { POWERTOOLS_LOG_LEVEL: _level, POWERTOOLS_DEV: _dev, ...inherited } = process.env;
-  const child = spawn('npm', ['start', '--silent'], {
+  const child = spawn('npm', ['start', '--silent', ...(args.length > 0 ? ['--', ...args] : [])], {
     env: { ...inherited, ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
