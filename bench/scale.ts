@@ -299,7 +299,190 @@ if (A.phases.has('hot')) {
   await d.close();
 }
 
-await (async () => {
-  console.log(JSON.stringify(results));
-})();
-void BOT;
+// 4. 20 bots streaming answers through the API on one portal: 50 partials each, 5 a second.
+if (A.phases.has('streaming')) {
+  const { updateMessage } = await import('../lib/api/update-message.ts');
+  const d = await startDeployment({
+    portals: ['stream'],
+    limits: standardPlan,
+    drainConcurrency: 2,
+    reconcileConcurrency: 2,
+  });
+  const portal = d.portals.get('stream');
+  const answers = Array.from({ length: 20 }, () => portal?.message() ?? 0);
+  // The API's containers: each its own reconciler (lease owner, memory of the portal).
+  const containers = Array.from({ length: 5 }, () => d.container());
+  d.start();
+  const writesBefore = new Map(d.dynamo.writesByItem);
+  const statuses = new Map<number, number>();
+  const lastSent = new Map<number, number>();
+  const started = performance.now();
+  let request = 0;
+  const streams = answers.map(async (id, a) => {
+    const pending: Promise<void>[] = [];
+    for (let part = 1; part <= 50; part += 1) {
+      const due = started + a * 10 + part * 200;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      const container = containers[request++ % containers.length] as (typeof containers)[number];
+      if (part === 50) lastSent.set(id, performance.now());
+      pending.push(
+        updateMessage(
+          {
+            portal: 'stream',
+            body: { botId: BOT.id, messageId: id, fields: { message: `answer ${a} part ${part}` } },
+            preferAsync: false,
+            idempotencyKey: undefined,
+            remainingMs: () => 14_000,
+          },
+          { config: { defaultPortal: undefined }, ...container },
+        ).then((answer) => {
+          statuses.set(answer.statusCode, (statuses.get(answer.statusCode) ?? 0) + 1);
+        }),
+      );
+    }
+    await Promise.all(pending);
+  });
+  await Promise.all(streams);
+  const landed = new Map<number, number>();
+  await until(() => {
+    answers.forEach((id, a) => {
+      if (!landed.has(id) && portal?.emulator.getMessage(id)?.text === `answer ${a} part 50`)
+        landed.set(id, performance.now());
+    });
+    return landed.size === answers.length;
+  }, 30_000);
+  const seconds = (performance.now() - started) / 1000;
+  await d.stop();
+  const requests = 20 * 50;
+  const delta = [...d.dynamo.writesByItem].map(([pk, n]) => [pk, n - (writesBefore.get(pk) ?? 0)] as const);
+  const busiest = delta.reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0] as const);
+  const finals = answers
+    .map((id) => ((landed.get(id) ?? Number.NaN) - (lastSent.get(id) ?? 0)) / 1000)
+    .sort((x, y) => x - y);
+  const calls = callsOf(portal?.emulator as never);
+  results.streaming = {
+    answers: 20,
+    partialsEach: 50,
+    perSecond: 5,
+    statuses: Object.fromEntries(statuses),
+    serverErrors: [...statuses].filter(([code]) => code >= 500).reduce((sum, [, n]) => sum + n, 0),
+    finalsLanded: landed.size,
+    finalSecondsAfterLastPartialMax: round(finals.at(-1) ?? Number.NaN),
+    target: 3,
+    calls: calls.calls,
+    callsPerSecond: round(calls.calls / seconds),
+    targetCallsPerSecond: 1.5,
+    busiestItem: busiest[0].replace(/#\d+#\d+$/, '#…'),
+    busiestItemWritesPerRequest: round(busiest[1] / requests),
+    busiestItemWritesByKind: Object.fromEntries(d.dynamo.portalWrites),
+    targetBusiestWritesPerRequest: 1.5,
+  };
+  console.log('streaming:', JSON.stringify(results.streaming));
+  await d.close();
+}
+
+// 5. The sweep with 1,000 portals whose wake-up is overdue, beside 1,000 whose wake-up is not.
+if (A.phases.has('sweep')) {
+  const { sweep } = await import('../lib/schedule/sweep.ts');
+  const d = await startDeployment({
+    portals: [],
+    limits: standardPlan,
+    drainConcurrency: 1,
+    reconcileConcurrency: 1,
+  });
+  const now = Date.now();
+  for (let i = 0; i < 1_000; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, j) =>
+        Promise.all([
+          d.ledger.portals.electWake(`overdue-${i + j}`, now - 5 * 60_000),
+          d.ledger.portals.electWake(`later-${i + j}`, now + 5 * 60_000),
+        ]),
+      ),
+    );
+  }
+  const reads = d.dynamo.reads;
+  const writes = d.dynamo.writes;
+  const started = performance.now();
+  const summary = await sweep({
+    table: d.ledger.table,
+    sender: { send: async (w) => ((d.work.sent += w.length), []) },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  results.sweep = {
+    overduePortals: 1_000,
+    notDuePortals: 1_000,
+    ...summary,
+    seconds: round(seconds),
+    dynamoReads: d.dynamo.reads - reads,
+    dynamoWrites: d.dynamo.writes - writes,
+  };
+  console.log('sweep:', JSON.stringify(results.sweep));
+  await d.close();
+}
+
+// 6. One portal: 5,000 distinct edits at the standard plan (the ratio to its physical limit, CPU
+// per edit), then 1k / 5k / 20k queued edits without a rate limit (peak memory).
+if (A.phases.has('single')) {
+  const d = await startDeployment({
+    portals: ['one'],
+    limits: standardPlan,
+    drainConcurrency: 10,
+    reconcileConcurrency: 10,
+  });
+  const portal = d.portals.get('one');
+  const ids = Array.from({ length: 5_000 }, () => portal?.message() ?? 0);
+  for (const id of ids) d.sendEdit('one', id, 'single');
+  const cpu = process.cpuUsage();
+  d.start();
+  await until(() => ids.every((id) => portal?.emulator.getMessage(id)?.text === 'single'), 180_000);
+  const used = process.cpuUsage(cpu);
+  await d.stop();
+  const http = portal?.emulator.calls.filter((c) => !c.viaBatch) ?? [];
+  const span = ((http.at(-1)?.at ?? 0) - (http[0]?.at ?? 0)) / 1000;
+  const capacity = (standardPlan.burst + standardPlan.perSecond * span) * 50;
+  results.single = {
+    edits: 5_000,
+    calls: http.length,
+    seconds: round(span, 1),
+    ratioToPhysicalLimit: round(5_000 / capacity),
+    target: 0.9,
+    cpuMsPerEdit: round((used.user + used.system) / 1000 / 5_000),
+    note: 'CPU of this process: the project and the Bitrix24 emulator; DynamoDB runs in its own process',
+  };
+  await d.close();
+  const memory: Record<string, unknown> = {};
+  for (const n of [1_000, 5_000, 20_000]) {
+    const m = await startDeployment({
+      portals: ['mem'],
+      limits: { burst: 1_000_000, perSecond: 1_000_000 },
+      drainConcurrency: 10,
+      reconcileConcurrency: 10,
+    });
+    const p = m.portals.get('mem');
+    const memIds = Array.from({ length: n }, () => p?.message() ?? 0);
+    for (const id of memIds) m.sendEdit('mem', id, 'mem');
+    (globalThis as { gc?: () => void }).gc?.();
+    const base = process.memoryUsage();
+    let peakRss = base.rss;
+    let peakHeap = base.heapUsed;
+    const sampler = setInterval(() => {
+      const now = process.memoryUsage();
+      peakRss = Math.max(peakRss, now.rss);
+      peakHeap = Math.max(peakHeap, now.heapUsed);
+    }, 50);
+    m.start();
+    await until(() => memIds.every((id) => p?.emulator.getMessage(id)?.text === 'mem'), 300_000);
+    clearInterval(sampler);
+    await m.close();
+    memory[`${n / 1000}k`] = {
+      peakRssMiB: round(peakRss / 2 ** 20, 0),
+      peakHeapMiB: round(peakHeap / 2 ** 20, 0),
+    };
+  }
+  (results.single as Record<string, unknown>).memory = memory;
+  console.log('single portal:', JSON.stringify(results.single));
+}
+
+console.log(JSON.stringify(results));

@@ -43,6 +43,8 @@ export interface DynamoCounts {
   reads: number;
   writes: number;
   writesByItem: Map<string, number>;
+  /** Writes to portal items, by the start of their update expression. */
+  portalWrites: Map<string, number>;
 }
 
 export async function startDynamoProcess(): Promise<{
@@ -66,7 +68,7 @@ export async function startDynamoProcess(): Promise<{
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-  const counts: DynamoCounts = { reads: 0, writes: 0, writesByItem: new Map() };
+  const counts: DynamoCounts = { reads: 0, writes: 0, writesByItem: new Map(), portalWrites: new Map() };
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const name = String(context.commandName);
@@ -77,6 +79,13 @@ export async function startDynamoProcess(): Promise<{
         const pk = (args.input as { Key?: { pk?: { S?: string } | string } }).Key?.pk;
         const key = typeof pk === 'string' ? pk : pk?.S;
         if (key) counts.writesByItem.set(key, (counts.writesByItem.get(key) ?? 0) + 1);
+        if (key?.startsWith('portal#')) {
+          const kind = String((args.input as { UpdateExpression?: string }).UpdateExpression ?? '').slice(
+            0,
+            14,
+          );
+          counts.portalWrites.set(kind, (counts.portalWrites.get(kind) ?? 0) + 1);
+        }
       }
       return next(args);
     },
@@ -105,8 +114,8 @@ export interface Deployment {
   portals: Map<string, Portal>;
   edits: FifoQueueModel;
   work: DelayQueueModel;
-  /** A reconciler standing for one more container (the API's, for instance). */
-  reconciler(): Reconciler;
+  /** One more container (the API's, for instance): its gateway and its reconciler. */
+  container(): { gateway: PortalGateway; reconciler: Reconciler };
   /** Starts the drain and the reconcile slots. */
   start(): void;
   stop(): Promise<void>;
@@ -174,7 +183,10 @@ export async function startDeployment(setup: DeploymentOptions): Promise<Deploym
       timeoutMs: options.callTimeoutMs ?? 10_000,
       allowHttp: true,
     });
-  const reconciler = () => new Reconciler({ ledger, gateway: gateway(), sqs, wakeups, options });
+  const container = () => {
+    const own = gateway();
+    return { gateway: own, reconciler: new Reconciler({ ledger, gateway: own, sqs, wakeups, options }) };
+  };
   let running: Array<{ stop: () => Promise<void> }> = [];
   const invocation = () => {
     const deadline = Date.now() + 60_000;
@@ -190,7 +202,7 @@ export async function startDeployment(setup: DeploymentOptions): Promise<Deploym
     portals: new Map(emulators.map((p) => [p.name, p])),
     edits,
     work,
-    reconciler,
+    container,
     start() {
       running = [
         consume(
@@ -204,9 +216,8 @@ export async function startDeployment(setup: DeploymentOptions): Promise<Deploym
         consume(
           work,
           () => {
-            const container = reconciler();
-            return (records: SQSRecord[]) =>
-              reconcileWakeups(records, invocation(), { reconciler: container, sqs });
+            const { reconciler } = container();
+            return (records: SQSRecord[]) => reconcileWakeups(records, invocation(), { reconciler, sqs });
           },
           { concurrency: setup.reconcileConcurrency, batchSize: setup.reconcileBatchSize ?? 10 },
         ),

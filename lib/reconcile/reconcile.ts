@@ -201,7 +201,15 @@ export class Reconciler {
     report.states.set(text, state);
     if (!isDirty(state) || this.#dueAt(state, full) > this.#now()) {
       report.fates.set(text, fateOf(state, this.options.timing));
-      await this.afterMerge(key.portal, [state]);
+      // A message dirty before had its wake-up made sure of then: it is due no earlier now. One
+      // that just became dirty waits for its portal's next call too: a wake-up for that will do.
+      if (merged.becameDirty) {
+        const view = await this.#deps.ledger.portals.view(key.portal);
+        const nextCall = (view.lastCallAt ?? Number.NEGATIVE_INFINITY) + this.options.batchLingerMs;
+        await this.schedule.afterMerge(key.portal, Math.max(dueAt(state, this.options.timing), nextCall), {
+          seen: view,
+        });
+      }
       return { merged, report };
     }
     // A look at the portal first: a holder carries the edit, and a call just made leaves this one
@@ -219,7 +227,8 @@ export class Reconciler {
         return { merged, report: await this.#holding({ ...full, known: [state] }, lease, taken, ahead) };
       }
     }
-    await this.schedule.afterMerge(key.portal, Math.max(now, held ? now : next));
+    // The portal's next call: a wake-up already queued for it will do (its item was just read).
+    await this.schedule.afterMerge(key.portal, Math.max(now, held ? now : next), { seen: view });
     return {
       merged,
       report:
