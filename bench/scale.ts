@@ -224,7 +224,7 @@ if (A.phases.has('neighbours')) {
   const bigMerged = performance.now();
   const smallIds = small.map((name) => d.portals.get(name)?.message() ?? 0);
   const smallSent = performance.now();
-  small.forEach((name, i) => d.sendEdit(name, smallIds[i] ?? 0, 'small'));
+  for (const [i, name] of small.entries()) d.sendEdit(name, smallIds[i] ?? 0, 'small');
   const landed = new Map<string, number>();
   await until(() => {
     small.forEach((name, i) => {
@@ -407,7 +407,12 @@ if (A.phases.has('sweep')) {
   const started = performance.now();
   const summary = await sweep({
     table: d.ledger.table,
-    sender: { send: async (w) => ((d.work.sent += w.length), []) },
+    sender: {
+      send: async (wakeups) => {
+        d.work.sent += wakeups.length;
+        return [];
+      },
+    },
   });
   const seconds = (performance.now() - started) / 1000;
   results.sweep = {

@@ -6,7 +6,7 @@ import {
   LedgerUnavailableError,
   ledgerRequest,
 } from './access.ts';
-import { fromItem, keyOfPk, messagePk, portalPk, storedChars, toStoredDesired } from './codec.ts';
+import { fromItem, messagePk, portalPk, storedChars, toStoredDesired } from './codec.ts';
 import { AHEAD_WITHIN_MS, aheadKeys, dirtyPage, dueKeys, indexDueAt, nextDueAt } from './dirty-index.ts';
 import {
   dueAt,
@@ -20,7 +20,7 @@ import {
   type Timing,
 } from './model.ts';
 import { PortalItems, type PortalView, portalView } from './portal-item.ts';
-import { DIRTY_PORTAL, DUE_AT, LEDGER_KEY, TTL_ATTRIBUTE } from './table.ts';
+import { DIRTY_PORTAL, DUE_AT, TTL_ATTRIBUTE } from './table.ts';
 
 export type { LedgerTableOptions as LedgerOptions };
 export { LedgerUnavailableError, ledgerRequest };

@@ -34,7 +34,7 @@ function parsed(...records: DrainRecord[]): ParsedEdit[] {
   return parseRecords(records).edits;
 }
 
-const delays = { minDelayMs: 1_000, maxDelayMs: 43_200_000 };
+const _delays = { minDelayMs: 1_000, maxDelayMs: 43_200_000 };
 
 describe('reading queue records', () => {
   it('defaults editId and requestedAt of external producers to the SQS message id and sent time', () => {

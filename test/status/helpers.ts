@@ -1,7 +1,5 @@
-import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
-import { createDrain } from '../../lib/drain/index.ts';
-import { enqueueEdits } from '../../lib/edits/queue.ts';
 import type { QueuedEdit } from '../../lib/edits/types.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
 import type { RefreshDeps } from '../../lib/status/refresh.ts';
@@ -10,9 +8,7 @@ import {
   type EmulatorOptions,
   startBitrix24Emulator,
 } from '../../local/bitrix24-emulator/index.ts';
-import { toSqsRecord } from '../../local/poller.ts';
 import { type ReconcilerSetup, reconcilerFor } from '../api/helpers.ts';
-import { laterClock } from '../support/clock.ts';
 import { BOT, type Harness, PREFIX, WEBHOOK, webhookSecret } from '../support/harness.ts';
 
 export { freshLedger, sweepLater, wakeLater } from '../api/helpers.ts';
