@@ -129,7 +129,7 @@ export function loadConfig(env: Env): Config {
     portalQueueUrl: readOptional(env, 'PORTAL_QUEUE_URL'),
     maxAttempts: readRanged(env, 'maxAttempts'),
     apiRateShare: readFraction(env, 'API_RATE_SHARE', RECONCILE_DEFAULTS.apiRateShare),
-    drainMaxConcurrency: readRanged(env, 'maxConcurrency'),
+    drainMaxConcurrency: readInteger(env, 'DRAIN_MAX_CONCURRENCY', 2, 1, 1_000),
     b24TimeoutMs: readRanged(env, 'callTimeoutMs'),
     b24AllowHttp: readBoolean(env, 'B24_ALLOW_HTTP', false),
     deadlineMarginMs: readRanged(env, 'deadlineMarginMs'),

@@ -83,7 +83,6 @@ export function reconcileOptionsOf(config: Config): ReconcileOptions {
     failedEditsQueueUrl: config.failedEditsQueueUrl,
     maxAttempts: config.maxAttempts,
     apiRateShare: config.apiRateShare,
-    maxConcurrency: config.drainMaxConcurrency,
     callTimeoutMs: config.b24TimeoutMs,
     deadlineMarginMs: config.deadlineMarginMs,
     batchLingerMs: config.batchLingerMs,

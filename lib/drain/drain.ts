@@ -7,6 +7,7 @@ import type { Ledger } from '../ledger/messages.ts';
 import { dueAt, isDirty, type MessageState } from '../ledger/model.ts';
 import type { PortalView } from '../ledger/portal-item.ts';
 import { logger } from '../observability/logger.ts';
+import { redeliveryDelayMs } from '../pacing/backoff.ts';
 import { normaliseReconcileOptions, type ReconcileOptions } from '../reconcile/options.ts';
 import { failureOf } from '../reconcile/send.ts';
 import type { WakeupSender } from '../schedule/portal-queue.ts';
@@ -65,7 +66,7 @@ export function createDrain(deps: DrainDeps): Drain {
         action: 'hand-back',
         code,
         description,
-        delayMs: options.handBackDelayMs,
+        delayMs: redeliveryDelayMs(record.receiveCount, options.handBackDelayMs),
       });
 
     if (invalid.length > 0) {

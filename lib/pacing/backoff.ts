@@ -104,6 +104,19 @@ export function retryDelayMs(input: RetryDelayInput): number {
   }
 }
 
+/** The longest a record or wake-up handed back waits before it comes again. */
+const REDELIVERY_CAP_MS = 15 * 60_000;
+
+/**
+ * How long a queue record (or wake-up) whose work could not be recorded waits before it comes
+ * back: `baseMs` doubled with each receive, at most 15 minutes. With a queue's redrive after 10
+ * receives, that rides out a store outage of a quarter of an hour instead of ten seconds.
+ */
+export function redeliveryDelayMs(receiveCount: number, baseMs: number): number {
+  const doublings = Math.max(0, Math.min(30, Math.floor(receiveCount) - 1));
+  return Math.min(REDELIVERY_CAP_MS, Math.max(baseMs, 1_000) * 2 ** doublings);
+}
+
 /** SQS's longest visibility timeout: 12 hours. */
 export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
 

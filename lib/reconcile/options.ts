@@ -13,7 +13,6 @@ const TWELVE_HOURS_MS = 12 * 60 * 60_000;
  */
 export const RECONCILE_RANGES = {
   maxAttempts: { min: 1, max: 100, env: 'MAX_ATTEMPTS' },
-  maxConcurrency: { min: 1, max: 1_000, env: 'DRAIN_MAX_CONCURRENCY' },
   callTimeoutMs: { min: 1, max: 60_000, env: 'B24_TIMEOUT_MS' },
   deadlineMarginMs: { min: 0, max: 60_000, env: 'DEADLINE_MARGIN_MS' },
   handBackDelayMs: { min: 0, max: TWELVE_HOURS_MS, env: undefined },
@@ -38,8 +37,6 @@ export interface ReconcileOptions {
   maxAttempts?: number;
   /** Share of each portal's rate left to the synchronous API, in [0, 1). Default 0.2. */
   apiRateShare?: number;
-  /** The event source mapping's maximum concurrency: how many drains share a portal's budget. Default 2. */
-  maxConcurrency?: number;
   /** Timeout of one Bitrix24 request in ms (the gateway's `timeoutMs`). Default 10000. */
   callTimeoutMs?: number;
   /** Time kept free before the deadline beyond one request timeout, in ms. Default 1000. */
@@ -99,7 +96,6 @@ export type ResolvedReconcileOptions = Readonly<Required<Omit<ReconcileOptions, 
 export const RECONCILE_DEFAULTS = {
   maxAttempts: 8,
   apiRateShare: 0.2,
-  maxConcurrency: 2,
   callTimeoutMs: 10_000,
   deadlineMarginMs: 1_000,
   handBackDelayMs: 1_000,

@@ -3,6 +3,7 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { changeVisibility, queueUrlFromArn } from '../drain/sqs.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit, metrics } from '../observability/metrics.ts';
+import { redeliveryDelayMs } from '../pacing/backoff.ts';
 import { parseWakeup } from '../schedule/portal-queue.ts';
 import type { Reconciler } from './reconcile.ts';
 import { type CallStats, emptyStats, failureOf } from './send.ts';
@@ -28,7 +29,7 @@ export interface WakeupSummary {
  * wake-ups name in parallel, each under its own lease, each leaving its own next wake-up: a portal
  * that hangs costs its own reconcile, no one else's. Duplicate wake-ups of a portal count once; a
  * body that names no portal is dropped. A portal whose reconcile failed (the ledger unreachable)
- * has its wake-ups back after `retryDelayMs`.
+ * has its wake-ups back after a delay that doubles with each receive (`redeliveryDelayMs`).
  */
 export async function reconcileWakeups(
   records: readonly SQSRecord[],
@@ -73,7 +74,7 @@ export async function reconcileWakeups(
       }
     }),
   );
-  const retryDelayMs = deps.reconciler.options.handBackDelayMs;
+  const base = deps.reconciler.options.handBackDelayMs;
   for (const [queueUrl, items] of Map.groupBy(
     failed,
     (r) => deps.queueUrl ?? queueUrlFromArn(r.eventSourceARN) ?? '',
@@ -82,7 +83,11 @@ export async function reconcileWakeups(
     await changeVisibility(
       deps.sqs,
       queueUrl,
-      items.map((r) => ({ receiptHandle: r.receiptHandle, messageId: r.messageId, delayMs: retryDelayMs })),
+      items.map((r) => ({
+        receiptHandle: r.receiptHandle,
+        messageId: r.messageId,
+        delayMs: redeliveryDelayMs(Number(r.attributes.ApproximateReceiveCount) || 1, base),
+      })),
     );
   }
   summary.calls = stats.calls;

@@ -3,6 +3,7 @@ import { Strategy } from '../../lib/bitrix24/error-table.ts';
 import {
   MAX_VISIBILITY_TIMEOUT_SECONDS,
   type RetryDelayInput,
+  redeliveryDelayMs,
   retryDelayMs,
   toVisibilityTimeoutSeconds,
 } from '../../lib/pacing/backoff.ts';
@@ -229,5 +230,17 @@ describe('toVisibilityTimeoutSeconds', () => {
       }),
     );
     expect(toVisibilityTimeoutSeconds(longest)).toBeLessThan(MAX_VISIBILITY_TIMEOUT_SECONDS);
+  });
+});
+
+describe('redeliveryDelayMs', () => {
+  it('doubles the wait of a record handed back with each receive, from the base, up to 15 minutes', () => {
+    expect([1, 2, 3, 4].map((n) => redeliveryDelayMs(n, 1_000))).toEqual([1_000, 2_000, 4_000, 8_000]);
+    expect(redeliveryDelayMs(11, 1_000)).toBe(15 * 60_000);
+    // Ten receives (a queue's redrive) span a quarter of an hour of a store outage, not ten seconds.
+    const total = Array.from({ length: 10 }, (_, i) => redeliveryDelayMs(i + 1, 1_000)).reduce(
+      (a, b) => a + b,
+    );
+    expect(total).toBeGreaterThan(15 * 60_000);
   });
 });

@@ -152,8 +152,8 @@ describe('the rate bucket shared by many containers', () => {
     return { ...fill(), remainingMs: () => deadline + 3_100 - clock.now(), stats };
   };
 
-  it('uses the portal at its full rate with 2 of a mapping’s 10 drains active: the bucket is taken to its brim, never over', async () => {
-    const options = { maxConcurrency: 10, apiRateShare: 0, maxCommandsPerCall: PER_CALL };
+  it('uses the portal at its full rate with two reconcilers (two containers) on it: the bucket is taken to its brim, never over', async () => {
+    const options = { apiRateShare: 0, maxCommandsPerCall: PER_CALL };
     const first = container(options);
     const ids = await backlog(300, first);
     const second = container(options);
@@ -171,7 +171,7 @@ describe('the rate bucket shared by many containers', () => {
   it('lets 10 containers started one after another drain on without one fresh burst pushing the portal over', async () => {
     const ids = await backlog(300, container());
     for (let i = 0; i < 10; i += 1) {
-      await container({ maxConcurrency: 10, apiRateShare: 0, maxCommandsPerCall: PER_CALL }).reconcilePortal(
+      await container({ apiRateShare: 0, maxCommandsPerCall: PER_CALL }).reconcilePortal(
         'small',
         runFor(400),
       );
