@@ -427,8 +427,9 @@ if (A.phases.has('sweep')) {
   await d.close();
 }
 
-// 6. One portal: 5,000 distinct edits at the standard plan (the ratio to its physical limit, CPU
-// per edit), then 1k / 5k / 20k queued edits without a rate limit (peak memory).
+// 6. One portal: 5,000 distinct edits at the standard plan (the ratio to its physical limit), then
+// 1k / 5k / 20k queued edits without a rate limit drained by a container process of its own (its
+// peak memory, the heap left after a full collection, its CPU per edit).
 if (A.phases.has('single')) {
   const d = await startDeployment({
     portals: ['one'],
@@ -439,10 +440,14 @@ if (A.phases.has('single')) {
   const portal = d.portals.get('one');
   const ids = Array.from({ length: 5_000 }, () => portal?.message() ?? 0);
   for (const id of ids) d.sendEdit('one', id, 'single');
-  const cpu = process.cpuUsage();
+  const started = Date.now();
   d.start();
-  await until(() => ids.every((id) => portal?.emulator.getMessage(id)?.text === 'single'), 180_000);
-  const used = process.cpuUsage(cpu);
+  // When the drain has merged the whole backlog: until then, calls wait for merges, not for the portal.
+  let mergedAt = 0;
+  await until(() => {
+    if (!mergedAt && d.edits.depth === 0) mergedAt = Date.now();
+    return ids.every((id) => portal?.emulator.getMessage(id)?.text === 'single');
+  }, 180_000);
   await d.stop();
   const http = portal?.emulator.calls.filter((c) => !c.viaBatch) ?? [];
   const span = ((http.at(-1)?.at ?? 0) - (http[0]?.at ?? 0)) / 1000;
@@ -453,41 +458,102 @@ if (A.phases.has('single')) {
     seconds: round(span, 1),
     ratioToPhysicalLimit: round(5_000 / capacity),
     target: 0.9,
-    cpuMsPerEdit: round((used.user + used.system) / 1000 / 5_000),
-    note: 'CPU of this process: the project and the Bitrix24 emulator; DynamoDB runs in its own process',
+    firstCallAfterSeconds: round(((http[0]?.at ?? started) - started) / 1000),
+    backlogMergedAfterSeconds: round((mergedAt - started) / 1000),
   };
   await d.close();
+  // Memory: the drain and the reconcile in a process of their own (as a Lambda container), fed
+  // through the SQS emulator, with 1k, 5k and 20k edits queued before they start.
   const memory: Record<string, unknown> = {};
-  for (const n of [1_000, 5_000, 20_000]) {
-    const m = await startDeployment({
-      portals: ['mem'],
-      limits: { burst: 1_000_000, perSecond: 1_000_000 },
-      drainConcurrency: 10,
-      reconcileConcurrency: 10,
-    });
-    const p = m.portals.get('mem');
-    const memIds = Array.from({ length: n }, () => p?.message() ?? 0);
-    for (const id of memIds) m.sendEdit('mem', id, 'mem');
-    (globalThis as { gc?: () => void }).gc?.();
-    const base = process.memoryUsage();
-    let peakRss = base.rss;
-    let peakHeap = base.heapUsed;
-    const sampler = setInterval(() => {
-      const now = process.memoryUsage();
-      peakRss = Math.max(peakRss, now.rss);
-      peakHeap = Math.max(peakHeap, now.heapUsed);
-    }, 50);
-    m.start();
-    await until(() => memIds.every((id) => p?.emulator.getMessage(id)?.text === 'mem'), 300_000);
-    clearInterval(sampler);
-    await m.close();
-    memory[`${n / 1000}k`] = {
-      peakRssMiB: round(peakRss / 2 ** 20, 0),
-      peakHeapMiB: round(peakHeap / 2 ** 20, 0),
-    };
-  }
-  (results.single as Record<string, unknown>).memory = memory;
+  for (const n of [1_000, 5_000, 20_000]) memory[`${n / 1000}k`] = await containerMemory(n);
+  (results.single as Record<string, unknown>).container = memory;
   console.log('single portal:', JSON.stringify(results.single));
+}
+
+/** Peak memory and CPU of a container process that drains `n` queued edits of one portal. */
+async function containerMemory(n: number) {
+  const { CreateQueueCommand, SQSClient } = await import('@aws-sdk/client-sqs');
+  const { startLocalSqs } = await import('../local/sqs.ts');
+  const { startSecretsManager } = await import('../local/secrets-manager.ts');
+  const { startBitrix24Emulator } = await import('../local/bitrix24-emulator/index.ts');
+  const { createLedgerTable } = await import('../local/dynamodb.ts');
+  const { enqueueEdits } = await import('../lib/edits/queue.ts');
+  const { spawnWorker } = await import('../test/drain/support/spawn-worker.ts');
+  const { AWS, PREFIX, WEBHOOK, webhookSecret } = await import('../test/support/harness.ts');
+  const dynamo = await startDynamoProcess();
+  await createLedgerTable(dynamo.client, 'mem');
+  const emulator = await startBitrix24Emulator({ limits: null });
+  emulator.addWebhook(WEBHOOK);
+  emulator.registerBot({ id: BOT.id, botToken: BOT.token, owner: { webhookUserId: WEBHOOK.userId } });
+  const secrets = await startSecretsManager({
+    secrets: {
+      [`${PREFIX}mem`]: webhookSecret(emulator.url, {
+        plan: undefined,
+        limits: { burst: 1_000_000, perSecond: 1_000_000 },
+      }),
+    },
+  });
+  const local = await startLocalSqs();
+  const sqs = new SQSClient({ ...AWS, endpoint: local.url });
+  const queueUrl = (
+    await sqs.send(
+      new CreateQueueCommand({
+        QueueName: 'mem.fifo',
+        Attributes: { FifoQueue: 'true', VisibilityTimeout: '60' },
+      }),
+    )
+  ).QueueUrl as string;
+  const portalQueueUrl = (
+    await sqs.send(new CreateQueueCommand({ QueueName: 'mem-work', Attributes: { VisibilityTimeout: '60' } }))
+  ).QueueUrl as string;
+  const failedQueueUrl = (
+    await sqs.send(
+      new CreateQueueCommand({ QueueName: 'mem-failed.fifo', Attributes: { FifoQueue: 'true' } }),
+    )
+  ).QueueUrl as string;
+  const ids = Array.from({ length: n }, () =>
+    emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'queued' }),
+  );
+  for (let i = 0; i < ids.length; i += 100) {
+    await enqueueEdits(
+      ids.slice(i, i + 100).map((id) => ({
+        portal: 'mem',
+        botId: BOT.id,
+        messageId: id,
+        fields: { message: 'mem' },
+        editId: `mem-${id}`,
+        requestedAt: new Date().toISOString(),
+      })),
+      { queueUrl, client: sqs },
+    );
+  }
+  const worker = spawnWorker(
+    {
+      sqsEndpoint: local.url,
+      secretsEndpoint: secrets.url,
+      secretPrefix: PREFIX,
+      dynamoEndpoint: dynamo.url,
+      ledgerTable: 'mem',
+      queueUrl,
+      portalQueueUrl,
+      maxConcurrency: 10,
+      timeoutMs: 60_000,
+      options: { failedEditsQueueUrl: failedQueueUrl, indexLagMs: 0 },
+    },
+    { NODE_OPTIONS: process.env.WORKER_NODE_OPTIONS ?? '--expose-gc' },
+  );
+  await worker.ready;
+  await until(() => ids.every((id) => emulator.getMessage(id)?.text === 'mem'), 600_000);
+  const stats = await worker.stop();
+  sqs.destroy();
+  await Promise.all([local.close(), secrets.close(), emulator.close(), dynamo.close()]);
+  const cpu = stats.cpu as unknown as { user: number; system: number };
+  return {
+    peakRssMiB: round(Number(stats.peakRss) / 2 ** 20, 0),
+    peakHeapMiB: round(Number(stats.peakHeap) / 2 ** 20, 0),
+    retainedHeapMiB: round(Number(stats.retainedHeap) / 2 ** 20, 0),
+    cpuMsPerEdit: round((cpu.user + cpu.system) / 1000 / n),
+  };
 }
 
 console.log(JSON.stringify(results));

@@ -48,6 +48,7 @@ export interface DynamoCounts {
 }
 
 export async function startDynamoProcess(): Promise<{
+  url: string;
   client: DynamoDBClient;
   counts: DynamoCounts;
   close: () => Promise<void>;
@@ -59,7 +60,8 @@ export async function startDynamoProcess(): Promise<{
     [cli, '--host', '127.0.0.1', '--port', String(port), '--createTableMs', '0', '--deleteTableMs', '0'],
     { stdio: 'ignore' },
   );
-  const client = new DynamoDBClient({ ...AWS, endpoint: `http://127.0.0.1:${port}` });
+  const url = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({ ...AWS, endpoint: url });
   for (let i = 0; i < 100; i += 1) {
     try {
       await client.send(new (await import('@aws-sdk/client-dynamodb')).ListTablesCommand({}));
@@ -92,6 +94,7 @@ export async function startDynamoProcess(): Promise<{
     { step: 'initialize', name: 'countRequests' },
   );
   return {
+    url,
     client,
     counts,
     close: async () => {

@@ -92,7 +92,13 @@ export function createDrain(deps: DrainDeps): Drain {
     const keys = groups.map((group) => (group[0] as ParsedEdit).edit);
     const views = await deps.ledger
       .prefetch(keys, [...new Set(keys.map((key) => key.portal))])
-      .catch(() => new Map<string, PortalView>());
+      .catch((error: unknown) => {
+        // Correct without it (each merge reads what it lacks), at more requests per edit: say so.
+        logger.warn('The batch read before merging failed; merging item by item', {
+          reason: error instanceof Error ? error.message : String(error),
+        });
+        return new Map<string, PortalView>();
+      });
     const merged: Array<{
       group: ParsedEdit[];
       state: MessageState;

@@ -203,7 +203,9 @@ export class Reconciler {
       report.fates.set(text, fateOf(state, this.options.timing));
       // A message dirty before had its wake-up made sure of then: it is due no earlier now. One
       // that just became dirty waits for its portal's next call too: a wake-up for that will do.
-      if (merged.becameDirty) {
+      // An edit the message already wanted (a caller's retry, perhaps of a request that failed
+      // after its merge and before its wake-up) makes sure of the wake-up again.
+      if (merged.becameDirty || (isDirty(state) && !merged.changed)) {
         const view = await this.#deps.ledger.portals.view(key.portal);
         const nextCall = (view.lastCallAt ?? Number.NEGATIVE_INFINITY) + this.options.batchLingerMs;
         await this.schedule.afterMerge(key.portal, Math.max(dueAt(state, this.options.timing), nextCall), {

@@ -1,4 +1,4 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { UpdateMessageDeps } from '../../lib/api/update-message.ts';
@@ -406,6 +406,47 @@ describe('deferring to the portal’s wake-up', () => {
     expect(res).toMatchObject({ status: 202, body: { deferred: true, reason: 'MESSAGE_CADENCE' } });
     expect(h.emulator.getMessage(789)?.text).toBe('first');
     expect(h.wakeups.last('acme')?.at).toBeGreaterThanOrEqual(appliedAt + 59_000);
+    await wakeLater(h, ledger, 2 * 60_000);
+    expect(h.emulator.getMessage(789)?.text).toBe('second, too soon');
+  });
+
+  it("wakes the portal on the caller's retry when the first request failed between its merge and its wake-up", async () => {
+    const paced = depsFor({}, { options: { messageMinIntervalMs: 60_000 } });
+    expect((await invoke(update({ message: 'first' }), paced)).status).toBe(200);
+    h.wakeups.clear();
+    // The portal item grown to DynamoDB's 400 KB item limit: the merge (the message item) is
+    // written, the portal item's write after it is refused.
+    const pk = { S: 'portal#acme' };
+    const fill = async (chars: number) =>
+      h.dynamo
+        .send(
+          new UpdateItemCommand({
+            TableName: ledger.tableName,
+            Key: { pk },
+            UpdateExpression: 'SET filler = :filler',
+            ExpressionAttributeValues: { ':filler': { S: 'x'.repeat(chars) } },
+          }),
+        )
+        .then(
+          () => true,
+          () => false,
+        );
+    let [fits, tooBig] = [0, 409_600];
+    while (tooBig - fits > 1) {
+      const mid = Math.floor((fits + tooBig) / 2);
+      if (await fill(mid)) fits = mid;
+      else tooBig = mid;
+    }
+    expect(await fill(fits)).toBe(true);
+    const failed = await invoke(update({ message: 'second, too soon' }), paced);
+    expect(failed.status).toBe(503);
+    expect(h.wakeups.sent).toEqual([]);
+    await h.dynamo.send(
+      new UpdateItemCommand({ TableName: ledger.tableName, Key: { pk }, UpdateExpression: 'REMOVE filler' }),
+    );
+    // The retry changes nothing in the ledger, yet makes sure of the wake-up that applies it.
+    const retry = await invoke(update({ message: 'second, too soon' }), paced);
+    expect(retry).toMatchObject({ status: 202, body: { reason: 'MESSAGE_CADENCE' } });
     await wakeLater(h, ledger, 2 * 60_000);
     expect(h.emulator.getMessage(789)?.text).toBe('second, too soon');
   });

@@ -61,8 +61,11 @@ const gateway = new PortalGateway({
 });
 const wakeups = sqsWakeups({ client: sqs, queueUrl: settings.portalQueueUrl, now: Date.now });
 let peakRss = process.memoryUsage().rss;
+let peakHeap = process.memoryUsage().heapUsed;
 const sampler = setInterval(() => {
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  const now = process.memoryUsage();
+  peakRss = Math.max(peakRss, now.rss);
+  peakHeap = Math.max(peakHeap, now.heapUsed);
 }, 50);
 
 const poller = startPoller({
@@ -123,9 +126,15 @@ process.once('SIGTERM', async () => {
   await Promise.all([poller.stop(), reconcilePoller.stop()]);
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  const cpu = process.cpuUsage(cpuAtReady);
+  // What the work left behind: the heap after a full collection (when the worker runs with --expose-gc).
+  (globalThis as { gc?: () => void }).gc?.();
+  const retainedHeap = process.memoryUsage().heapUsed;
   process.stdout.write(
-    `DRAIN-STATS ${JSON.stringify({ ...poller.stats, reconcile: reconcilePoller.stats, peakRss })}\n`,
+    `DRAIN-STATS ${JSON.stringify({ ...poller.stats, reconcile: reconcilePoller.stats, peakRss, peakHeap, retainedHeap, cpu })}\n`,
     () => process.exit(0),
   );
 });
+// CPU from here on is the work's, not the process start's.
+const cpuAtReady = process.cpuUsage();
 process.stdout.write('DRAIN-READY\n');
