@@ -1,10 +1,12 @@
 import { ConfigError } from './errors.ts';
+import { serviceNameOf } from './observability/service.ts';
 import { PORTAL_PATTERN } from './portal-name.ts';
 import { type RangedOption, RECONCILE_DEFAULTS, RECONCILE_RANGES } from './reconcile/options.ts';
 
 /**
  * Everything the handlers read from the environment, normalised once at cold start.
- * This is the only module that reads `process.env` (the AWS SDK reads its own variables).
+ * This is the only module that reads `process.env` (the AWS SDK reads its own variables), but for
+ * the service name the logger and the metrics take when they load (`observability/service.ts`).
  */
 export interface Config {
   /** Secret name prefix; a portal's secret is `${secretPrefix}${portal}`. Default `b24/portals/`. */
@@ -143,7 +145,7 @@ export function loadConfig(env: Env): Config {
     operatingBasketMs: readRanged(env, 'operatingBasketMs'),
     indexLagMs: readRanged(env, 'indexLagMs'),
     statusConcurrency: readInteger(env, 'STATUS_CONCURRENCY', 8, 1, 100),
-    serviceName: readOptional(env, 'POWERTOOLS_SERVICE_NAME') ?? 'b24-message-editor',
+    serviceName: serviceNameOf(env),
   });
 }
 

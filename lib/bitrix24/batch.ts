@@ -1,3 +1,4 @@
+import { isRecord } from '../is-record.ts';
 import { LocalCode } from './error-table.ts';
 import { bracketPairs, encodeBracketParams } from './query-string.ts';
 import type { B24Time, BatchItemOutcome } from './types.ts';
@@ -202,10 +203,6 @@ function section(outer: Record<string, unknown>, name: string): Map<string, unkn
   if (Array.isArray(value)) return new Map(value.map((item, index) => [String(index), item]));
   if (isRecord(value)) return new Map(Object.entries(value));
   return new Map();
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 // Names the shape, never the content: bodies can be HTML error pages or echo parameters.

@@ -1,4 +1,5 @@
 import ky, { isNetworkError, isTimeoutError } from 'ky';
+import { isRecord } from '../is-record.ts';
 import { redactString } from '../observability/redact.ts';
 import { LocalCode } from './error-table.ts';
 import { Bitrix24Error } from './errors.ts';
@@ -203,8 +204,4 @@ function parseRetryAfter(value: string | null): number | undefined {
   if (Number.isFinite(seconds) && seconds >= 0) return seconds;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

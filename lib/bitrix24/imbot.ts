@@ -1,5 +1,5 @@
 import type { EditFields } from '../edits/types.ts';
-import { isRecord } from './client.ts';
+import { isRecord } from '../is-record.ts';
 
 export const UPDATE_METHOD = 'imbot.v2.Chat.Message.update';
 

@@ -12,9 +12,9 @@ import { normaliseReconcileOptions, type ReconcileOptions } from '../reconcile/o
 import { failureOf } from '../reconcile/send.ts';
 import type { WakeupSender } from '../schedule/portal-queue.ts';
 import { WakeSchedule } from '../schedule/wake.ts';
+import { changeVisibility, queueUrlFromArn } from '../sqs/visibility.ts';
 import { reportOutcomes } from './observe.ts';
 import { byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
-import { changeVisibility, queueUrlFromArn } from './sqs.ts';
 import type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';
 
 export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';

@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.ts';
-import { count, isLink, isRecord, LINK_RULE, utf8Bytes } from './rules.ts';
+import { isRecord } from '../is-record.ts';
+import { count, isLink, LINK_RULE, utf8Bytes } from './rules.ts';
 
 /**
  * The docs' "60,000 characters of serialised ATTACH", counted as UTF-8 bytes of the compact JSON.

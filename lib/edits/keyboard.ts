@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.ts';
-import { count, isLink, isRecord, LINK_RULE, utf8Bytes } from './rules.ts';
+import { isRecord } from '../is-record.ts';
+import { count, isLink, LINK_RULE, utf8Bytes } from './rules.ts';
 
 /**
  * Keyboard size: the v2 pages give no number; the legacy update page says 30 KB (KEYBOARD_OVERSIZE).

@@ -4,8 +4,6 @@ export const LINK_RULE = 'must be an absolute http(s) URL or a path from the por
 
 export const count = (n: number) => n.toLocaleString('en-US');
 
-export { isRecord } from '../bitrix24/client.ts';
-
 /** The docs allow `http://`, `https://` and root-relative paths; `//host` would leave the portal. */
 export function isLink(value: unknown): boolean {
   if (typeof value !== 'string') return false;

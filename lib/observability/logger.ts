@@ -1,9 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { getConfig } from '../config.ts';
 import { redactingReplacer } from './redact.ts';
+import { serviceNameOf } from './service.ts';
 
 /** Structured JSON logs; every record passes through the redaction replacer. */
 export const logger = new Logger({
-  serviceName: getConfig().serviceName,
+  serviceName: serviceNameOf(process.env),
   jsonReplacerFn: redactingReplacer,
 });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { B24Time } from '../bitrix24/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import type { Ledger } from '../ledger/messages.ts';
 import {
@@ -27,9 +26,11 @@ import {
 } from './options.ts';
 import { PortalPacing } from './pacing.ts';
 import { recordOutcomes } from './record.ts';
-import { type CallStats, type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
+import { emptyReport, type ReconcileReport, type ReconcileRun } from './run.ts';
+import { type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
 
 export { FAILED_QUEUE_UNAVAILABLE, failedMessage, MAX_ATTEMPTS } from './record.ts';
+export type { ReconcileFate, ReconcileReport, ReconcileRun } from './run.ts';
 
 /** A call of a reconciler that stopped mid-call may still land; the portal waits it out. */
 export const CALL_IN_DOUBT = 'CALL_IN_DOUBT';
@@ -40,11 +41,6 @@ export const BATCHED = 'BATCHED';
 /** How long the API waits for the holder of its portal to apply its edit, and how often it looks. */
 const HOLDER_WAIT_MS = 3_000;
 const HOLDER_POLL_MS = 100;
-
-/** What became of a message in one reconcile: a ledger fate, or held back without a call. */
-export type ReconcileFate =
-  | MessageFate
-  | { kind: 'held'; code: string; description: string; delayMs: number };
 
 export interface ReconcilerDeps {
   ledger: Ledger;
@@ -63,47 +59,10 @@ export interface ReconcilerDeps {
   owner?: string;
 }
 
-export interface ReconcileRun {
-  /** Messages this caller cares about: sent first, and reported on. */
-  hints: readonly MessageKey[];
-  /**
-   * `fill`: fill calls from the portal's dirty set, linger for fuller calls, pace, and send what
-   * fails for good to the failed-edits queue (a wake-up, the status refresher).
-   * `only`: apply the hinted messages now (and what other API callers wait for), taking the portal's
-   * whole burst if need be (the API: its caller hears the outcome, so its own permanent failure is
-   * recorded but not queued).
-   */
-  mode: 'fill' | 'only';
-  remainingMs: () => number;
-  signal?: AbortSignal | undefined;
-  stats: CallStats;
-  /** States just written by this caller's merges: the first round reads them from here, not DynamoDB. */
-  known?: readonly MessageState[] | undefined;
-  /** When the merges that gave `known` started: `known` is read again if another holder sent since. */
-  knownAt?: number | undefined;
-}
-
-export interface ReconcileReport {
-  /** Fate of each hinted message (by `messageKeyText`) and of every message this run touched. */
-  fates: Map<string, ReconcileFate>;
-  /** States as last seen, by `messageKeyText`. */
-  states: Map<string, MessageState>;
-  /** The `time` object of each applied message's answer, when Bitrix24 sent one. */
-  times: Map<string, B24Time>;
-  /** The run found the portal's lease held by another reconciler and left the work to it. */
-  leaseHeld: boolean;
-  /** When the run left the portal to be woken next (epoch ms); undefined when nothing is left. */
-  nextWakeAt?: number | undefined;
-}
-
 /** How a run's loop ended: held back until `hold`, and what its last look at the dirty set `seen`. */
 interface LoopEnd {
   hold?: number | undefined;
   seen?: { at: number; next: number | undefined } | undefined;
-}
-
-function emptyReport(): ReconcileReport {
-  return { fates: new Map(), states: new Map(), times: new Map(), leaseHeld: false };
 }
 
 /**

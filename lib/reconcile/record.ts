@@ -13,7 +13,7 @@ import {
 } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { ResolvedReconcileOptions } from './options.ts';
-import type { ReconcileReport, ReconcileRun } from './reconcile.ts';
+import type { ReconcileReport, ReconcileRun } from './run.ts';
 import type { Job, JobResult } from './send.ts';
 
 export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';

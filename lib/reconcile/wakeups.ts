@@ -1,10 +1,10 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
-import { changeVisibility, queueUrlFromArn } from '../drain/sqs.ts';
 import { logger } from '../observability/logger.ts';
 import { MetricUnit, metrics } from '../observability/metrics.ts';
 import { redeliveryDelayMs } from '../pacing/backoff.ts';
 import { parseWakeup } from '../schedule/portal-queue.ts';
+import { changeVisibility, queueUrlFromArn } from '../sqs/visibility.ts';
 import type { Reconciler } from './reconcile.ts';
 import { type CallStats, emptyStats, failureOf } from './send.ts';
 

@@ -11,6 +11,7 @@ export const SOURCE_TIMEOUT_MAX_MS = 10_000;
 export { ATTACH_MAX_CHARACTERS as ATTACH_MAX_CHARS } from '../edits/validate.ts';
 
 import { ATTACH_MAX_CHARACTERS as ATTACH_MAX_CHARS } from '../edits/validate.ts';
+import { isRecord } from '../is-record.ts';
 
 interface HttpSourceBase {
   url: string;
@@ -90,10 +91,6 @@ export interface ParseStatusInputOptions {
    * time is refused when it is validated, at package time.
    */
   allowHttp?: boolean;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 // valibot's strictObject stops at the first unknown key; this names every one of them.

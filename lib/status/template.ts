@@ -6,6 +6,7 @@ import { StatusRenderError } from './errors.ts';
 export { MESSAGE_MAX_CHARACTERS as MESSAGE_MAX_CHARS } from '../edits/validate.ts';
 
 import { MESSAGE_MAX_CHARACTERS as MESSAGE_MAX_CHARS } from '../edits/validate.ts';
+import { isRecord } from '../is-record.ts';
 
 export interface RenderTemplateOptions {
   /** The moment shown as `now` and `nowIso`. */
@@ -59,10 +60,6 @@ export function formatNow(date: Date, timezone: string): string {
 
 export function builtinTemplateData(options: RenderTemplateOptions): BuiltinTemplateData {
   return { now: formatNow(options.now, options.timezone), nowIso: options.now.toISOString() };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function countCodePoints(text: string): number {

@@ -1,3 +1,4 @@
+import { isRecord } from '../../lib/is-record.ts';
 /**
  * What the local stack tells the sandbox page and the console about each request to the update API.
  * Built from the parsed bodies by `summariseRequest`, which keeps only ids and codes: a request's
@@ -20,10 +21,6 @@ export interface ApiActivity {
   reason?: string;
   /** For errors: the answer's error_description (it names the field and the rule). */
   description?: string;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -2,9 +2,9 @@ import type { ApiActivity } from './activity.ts';
 import type { LocalStackConfig } from './config.ts';
 import type { DrainInvocation, DrainOutcomes } from './drain.ts';
 import { resumeSummary } from './drain-switch.ts';
+import type { LocalStackInfo } from './info.ts';
 import type { DrainPauseView } from './sandbox/state.ts';
 import type { ScheduledRun } from './scheduler.ts';
-import type { LocalStackInfo } from './stack.ts';
 
 function interval(ms: number): string {
   const [n, unit] = ms % 60_000 === 0 ? [ms / 60_000, 'minute'] : [Math.round(ms / 1000), 'second'];

@@ -25,6 +25,7 @@ import {
   startDrainRunner,
 } from './drain.ts';
 import { DrainSwitch, resumeSummary } from './drain-switch.ts';
+import type { LocalStackInfo } from './info.ts';
 import {
   createQueues,
   LEDGER_TABLE_NAME,
@@ -74,33 +75,6 @@ const SCHEDULED_EVENT = {
   region: LOCAL_AWS.region,
   detail: {},
 };
-
-/** Where everything runs, for the banner and the tests. */
-export interface LocalStackInfo {
-  mode: 'emulator' | 'real-portal';
-  portal: string;
-  portalHost: string;
-  secretName: string;
-  apiUrl: string;
-  /** The method URL of the README's curl. */
-  methodUrl: string;
-  sandboxUrl: string;
-  emulatorUrl: string | undefined;
-  sqsUrl: string;
-  secretsManagerUrl: string;
-  queues: QueueUrls;
-  /** The local DynamoDB and the ledger table in it. */
-  dynamodbUrl: string;
-  ledgerTable: string;
-  /** The drain (edits queue); `paused` holds for the reconcile, the sweep and the schedules too. */
-  drain: { concurrency: number; batchSize: number; paused?: boolean };
-  /** The reconcile of woken portals (portal work queue). */
-  reconcile: { concurrency: number; batchSize: number };
-  sweep: { everyMs: number };
-  schedules: readonly StatusSchedule[];
-  statusSpecsFile: string | undefined;
-  demo: { botId: number; chatId: number; messageIds: number[] } | undefined;
-}
 
 export interface LocalStack {
   readonly info: LocalStackInfo;

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { isRecord } from '../../lib/is-record.ts';
 import { parseStatusInput } from '../../lib/status/index.ts';
 
 /** One EventBridge schedule of the local stack: the status handler's input, sent every `everyMs`. */
@@ -51,10 +52,6 @@ export function substitute(text: string, vars: Readonly<Record<string, string>>,
     }
     return value;
   });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

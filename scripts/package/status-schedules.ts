@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { ConfigError } from '../../lib/errors.ts';
+import { isRecord } from '../../lib/is-record.ts';
 import { assertValidStatusSpecs } from '../../lib/status/spec.ts';
 
 /** One serverless `schedule` event for the refreshStatus function. */
@@ -19,10 +20,6 @@ const CRON = /^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$/;
 /** EventBridge refuses a rule target input longer than this. */
 export const SCHEDULE_INPUT_MAX_CHARS = 8_192;
 const ENTRY_KEYS = ['rate', 'input', 'description', 'enabled'];
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function fail(label: string, problems: string[]): never {
   const noun = problems.length === 1 ? 'problem' : 'problems';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { banner, drainLine, reconcileLine, sweepLine } from '../../local/stack/banner.ts';
 import { loadLocalConfig } from '../../local/stack/config.ts';
-import type { LocalStackInfo } from '../../local/stack/stack.ts';
+import type { LocalStackInfo } from '../../local/stack/info.ts';
 
 function info(overrides: Partial<LocalStackInfo> = {}): LocalStackInfo {
   return {

@@ -2,6 +2,9 @@ import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/cl
 import { logger } from '../observability/logger.ts';
 import { toVisibilityTimeoutSeconds } from '../pacing/backoff.ts';
 
+// Records an SQS event source hands back (the drain's edits, the reconcile's wake-ups) come again
+// after a delay of their own: their visibility timeout, set before the batch's failures are reported.
+
 /** `arn:aws:sqs:eu-west-1:123456789012:edits.fifo` → `https://sqs.eu-west-1.amazonaws.com/123456789012/edits.fifo`. */
 export function queueUrlFromArn(arn: string): string | undefined {
   const match = /^arn:[\w-]+:sqs:([\w-]+):(\d+):(.+)$/.exec(arn);
@@ -33,13 +36,13 @@ export async function changeVisibility(
       );
       changed += response.Successful?.length ?? 0;
       for (const bad of response.Failed ?? []) {
-        logger.warn('Could not set the visibility of a handed-back edit', {
+        logger.warn('Could not set the visibility of a handed-back record', {
           sqsMessageId: chunk[Number(bad.Id)]?.messageId,
           code: bad.Code,
         });
       }
     } catch (error) {
-      logger.warn('Could not set the visibility of handed-back edits', {
+      logger.warn('Could not set the visibility of handed-back records', {
         count: chunk.length,
         error: error instanceof Error ? error.name : String(error),
       });

@@ -1,0 +1,29 @@
+import type { QueueUrls } from './local-aws.ts';
+import type { StatusSchedule } from './status-schedules.ts';
+
+/** Where everything runs, for the banner and the tests. */
+export interface LocalStackInfo {
+  mode: 'emulator' | 'real-portal';
+  portal: string;
+  portalHost: string;
+  secretName: string;
+  apiUrl: string;
+  /** The method URL of the README's curl. */
+  methodUrl: string;
+  sandboxUrl: string;
+  emulatorUrl: string | undefined;
+  sqsUrl: string;
+  secretsManagerUrl: string;
+  queues: QueueUrls;
+  /** The local DynamoDB and the ledger table in it. */
+  dynamodbUrl: string;
+  ledgerTable: string;
+  /** The drain (edits queue); `paused` holds for the reconcile, the sweep and the schedules too. */
+  drain: { concurrency: number; batchSize: number; paused?: boolean };
+  /** The reconcile of woken portals (portal work queue). */
+  reconcile: { concurrency: number; batchSize: number };
+  sweep: { everyMs: number };
+  schedules: readonly StatusSchedule[];
+  statusSpecsFile: string | undefined;
+  demo: { botId: number; chatId: number; messageIds: number[] } | undefined;
+}
