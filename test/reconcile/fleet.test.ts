@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Ledger } from '../../lib/ledger/messages.ts';
+import { Ledger } from '../../lib/ledger/messages.ts';
 import { messageKeyText } from '../../lib/ledger/model.ts';
 import { PortalCircuits } from '../../lib/pacing/circuit.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
+import { leaseTiming, PortalLease } from '../../lib/reconcile/lease.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
 import type { Reconciler } from '../../lib/reconcile/reconcile.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
 import { createSecretStore } from '../../lib/secrets/index.ts';
 import { VirtualClock } from '../support/clock.ts';
 import {
+  AWS,
   BOT,
   freshLedger,
   type Harness,
@@ -93,6 +96,54 @@ describe('the overload circuit, fleet-wide', () => {
     await first.merge(key(later), [edit(later, 'open again')]);
     await first.reconcilePortal('acme', fill([key(later)]));
     expect(h.emulator.getMessage(later)?.text).toBe('open again');
+  });
+});
+
+describe('an API caller whose portal another container holds', () => {
+  it('waits by watching its message, never by asking for the lease again, and hears LEASE_HELD when the holder does not apply it in time', async () => {
+    // Another container's run holds the portal for longer than the caller waits.
+    const holder = new PortalLease({
+      portals: ledger.portals,
+      portal: 'acme',
+      container: 'other-container',
+      run: 1,
+      timing: leaseTiming({ callTimeoutMs: 3_000, deadlineMarginMs: 100 }),
+      clock,
+    });
+    expect((await holder.take(60_000)).acquired).toBe(true);
+    // The API's container: its ledger's requests go to the same table and are written down.
+    const requests: Array<{ command: string; pk: string }> = [];
+    const client = new DynamoDBClient({ ...AWS, endpoint: h.dynamoEndpoint });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: { pk?: { S?: string } }; RequestItems?: unknown };
+        const pk = input.Key?.pk?.S ?? (input.RequestItems ? 'batch' : 'query');
+        requests.push({ command: String(context.commandName), pk });
+        return next(args);
+      },
+      { step: 'build', name: 'writeDownRequests' },
+    );
+    const apiLedger = new Ledger({ tableName: ledger.tableName, client, now: () => clock.now() });
+    const api = testReconciler(h, apiLedger);
+    const startedAt = clock.now();
+    const { report } = await api.mergeAndApply(key(789), [edit(789, 'while held')], {
+      remainingMs: () => 29_000,
+      stats: emptyStats(),
+    });
+    client.destroy();
+    const fate = report.fates.get(messageKeyText(key(789)));
+    expect(fate).toMatchObject({ kind: 'held', code: 'LEASE_HELD' });
+    expect(h.emulator.calls).toEqual([]);
+    expect(clock.now() - startedAt).toBeGreaterThanOrEqual(2_800);
+    // About 30 looks at the message item over the 3 s; the portal item: one read, no lease request.
+    const message = requests.filter((r) => r.pk === 'msg#acme#456#789');
+    const portal = requests.filter((r) => r.pk === 'portal#acme');
+    expect(message.length).toBeGreaterThanOrEqual(20);
+    expect(portal.length).toBeLessThanOrEqual(2);
+    // The edit stays for the holder: dirty in the ledger, and the holder's lease untouched.
+    const state = await ledger.get(key(789));
+    expect(state.version).toBeGreaterThan(state.appliedVersion);
+    expect((await ledger.portals.view('acme')).leaseUntil).toBeGreaterThan(clock.now());
   });
 });
 
