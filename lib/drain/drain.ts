@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type Clock, systemClock } from '../clock.ts';
-import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
+import { FAILED_QUEUE_UNAVAILABLE, type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
 import type { Ledger } from '../ledger/messages.ts';
 import { dueAt, isDirty, type MessageState } from '../ledger/model.ts';
 import type { PortalView } from '../ledger/portal-item.ts';
@@ -16,8 +16,6 @@ import { changeVisibility, queueUrlFromArn } from '../sqs/visibility.ts';
 import { reportOutcomes } from './observe.ts';
 import { byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
 import type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';
-
-export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 
 export interface DrainDeps {
   ledger: Ledger;

@@ -2,7 +2,6 @@ export {
   createDrain,
   type Drain,
   type DrainDeps,
-  FAILED_QUEUE_UNAVAILABLE,
   type Invocation,
 } from './drain.ts';
 export { byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';

@@ -6,7 +6,11 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { maskSecretValues, redactString } from '../observability/redact.ts';
+import { sqsBatches } from '../sqs/batches.ts';
 import { sqsClient } from './queue.ts';
+
+/** The failed-edits queue did not take an edit that failed for good: it stays in the ledger, and comes back. */
+export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 
 /** One message for the failed-edits queue (the DLQ of the edits queue). */
 export interface FailedEditMessage {
@@ -33,7 +37,6 @@ export interface SendFailedResult {
   refused: Array<{ index: number; code: string; message: string }>;
 }
 
-const SQS_BATCH_LIMIT = 10;
 const MAX_ATTRIBUTE_CHARS = 4_000;
 
 /**
@@ -47,8 +50,7 @@ export async function sendFailedEdits(
 ): Promise<SendFailedResult> {
   const client = options.client ?? sqsClient();
   const result: SendFailedResult = { accepted: [], refused: [] };
-  for (let start = 0; start < messages.length; start += SQS_BATCH_LIMIT) {
-    const chunk = messages.slice(start, start + SQS_BATCH_LIMIT);
+  for (const { start, chunk } of sqsBatches(messages)) {
     try {
       const response = await client.send(
         new SendMessageBatchCommand({

@@ -1,6 +1,7 @@
 import { SendMessageBatchCommand, type SendMessageBatchCommandOutput, SQSClient } from '@aws-sdk/client-sqs';
 import { AWS_CLIENT_LIMITS } from '../aws.ts';
 import { AppError } from '../errors.ts';
+import { sqsBatches } from '../sqs/batches.ts';
 import { messageGroupId, type QueuedEdit } from './types.ts';
 
 /** The edits queue is not configured, or refused or failed to take an edit. */
@@ -27,7 +28,6 @@ export interface EnqueueResult {
   failed: Array<{ editId: string; code: string; message: string }>;
 }
 
-const SQS_BATCH_LIMIT = 10;
 let defaultClient: SQSClient | undefined;
 
 /** The SQS client built from the environment, made once per container. */
@@ -50,8 +50,7 @@ export async function enqueueEdits(
   if (!queueUrl) throw new QueueUnavailableError('The edits queue is not configured (EDITS_QUEUE_URL)');
   const client = options.client ?? sqsClient();
   const result: EnqueueResult = { sent: [], failed: [] };
-  for (let start = 0; start < edits.length; start += SQS_BATCH_LIMIT) {
-    const chunk = edits.slice(start, start + SQS_BATCH_LIMIT);
+  for (const { chunk } of sqsBatches(edits)) {
     const entries = chunk.map((edit, i) => ({
       Id: String(i),
       MessageBody: JSON.stringify(edit),

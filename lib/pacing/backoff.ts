@@ -117,15 +117,6 @@ export function redeliveryDelayMs(receiveCount: number, baseMs: number): number 
   return Math.min(REDELIVERY_CAP_MS, Math.max(baseMs, 1_000) * 2 ** doublings);
 }
 
-/** SQS's longest visibility timeout: 12 hours. */
-export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
-
-/** A delay in ms as an SQS visibility timeout: whole seconds rounded up, within 0..43200. */
-export function toVisibilityTimeoutSeconds(ms: number): number {
-  if (Number.isNaN(ms)) throw new RangeError('Expected ms to be a number, got NaN');
-  return Math.min(MAX_VISIBILITY_TIMEOUT_SECONDS, Math.max(0, Math.ceil(ms / 1000)));
-}
-
 function normalisePolicy(policy: { baseMs: number; capMs: number }): { baseMs: number; capMs: number } {
   const { baseMs, capMs } = policy;
   if (!Number.isFinite(baseMs) || baseMs < 0) {

@@ -29,9 +29,6 @@ import { recordOutcomes } from './record.ts';
 import { emptyReport, type ReconcileReport, type ReconcileRun } from './run.ts';
 import { type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
 
-export { FAILED_QUEUE_UNAVAILABLE, failedMessage, MAX_ATTEMPTS } from './record.ts';
-export type { ReconcileFate, ReconcileReport, ReconcileRun } from './run.ts';
-
 /** A call of a reconciler that stopped mid-call may still land; the portal waits it out. */
 export const CALL_IN_DOUBT = 'CALL_IN_DOUBT';
 /** A reconcile of the portal is running elsewhere; it will apply this message. */

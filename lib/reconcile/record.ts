@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
+import { FAILED_QUEUE_UNAVAILABLE, type FailedEditMessage, sendFailedEdits } from '../edits/failed.ts';
 import { messageGroupId, type QueuedEdit } from '../edits/types.ts';
 import type { Ledger } from '../ledger/messages.ts';
 import {
@@ -17,7 +17,6 @@ import type { ReconcileReport, ReconcileRun } from './run.ts';
 import type { Job, JobResult } from './send.ts';
 
 export const MAX_ATTEMPTS = 'MAX_ATTEMPTS';
-export const FAILED_QUEUE_UNAVAILABLE = 'FAILED_QUEUE_UNAVAILABLE';
 
 /** What recording outcomes needs: the ledger, the failed-edits queue's client, the options, a clock. */
 export interface RecordContext {

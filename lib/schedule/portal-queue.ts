@@ -1,6 +1,7 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { AppError } from '../errors.ts';
 import { PORTAL_PATTERN } from '../portal-name.ts';
+import { sqsBatches } from '../sqs/batches.ts';
 
 /**
  * The portal work queue: a standard SQS queue of wake-ups, one pending per portal (elected on the
@@ -16,7 +17,6 @@ export interface Wakeup {
 
 /** SQS's longest per-message delay: a later wake-up comes early, finds nothing due, and is set again. */
 const MAX_DELAY_SECONDS = 900;
-const SQS_BATCH_LIMIT = 10;
 
 /** The portal work queue is not configured, or failed to take a wake-up. */
 export class WakeupQueueError extends AppError {
@@ -48,8 +48,7 @@ export function sqsWakeups(options: {
       const { client, queueUrl, now } = options;
       if (!queueUrl) throw new WakeupQueueError('The portal work queue is not configured (PORTAL_QUEUE_URL)');
       const refused: string[] = [];
-      for (let start = 0; start < wakeups.length; start += SQS_BATCH_LIMIT) {
-        const chunk = wakeups.slice(start, start + SQS_BATCH_LIMIT);
+      for (const { chunk } of sqsBatches(wakeups)) {
         try {
           const answer = await client.send(
             new SendMessageBatchCommand({

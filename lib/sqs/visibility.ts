@@ -1,9 +1,18 @@
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { logger } from '../observability/logger.ts';
-import { toVisibilityTimeoutSeconds } from '../pacing/backoff.ts';
+import { sqsBatches } from './batches.ts';
 
 // Records an SQS event source hands back (the drain's edits, the reconcile's wake-ups) come again
 // after a delay of their own: their visibility timeout, set before the batch's failures are reported.
+
+/** SQS's longest visibility timeout: 12 hours. */
+export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
+
+/** A delay in ms as an SQS visibility timeout: whole seconds rounded up, within 0..43200. */
+export function toVisibilityTimeoutSeconds(ms: number): number {
+  if (Number.isNaN(ms)) throw new RangeError('Expected ms to be a number, got NaN');
+  return Math.min(MAX_VISIBILITY_TIMEOUT_SECONDS, Math.max(0, Math.ceil(ms / 1000)));
+}
 
 /** `arn:aws:sqs:eu-west-1:123456789012:edits.fifo` → `https://sqs.eu-west-1.amazonaws.com/123456789012/edits.fifo`. */
 export function queueUrlFromArn(arn: string): string | undefined {
@@ -21,8 +30,7 @@ export async function changeVisibility(
   items: ReadonlyArray<{ receiptHandle: string; delayMs: number; messageId: string }>,
 ): Promise<number> {
   let changed = 0;
-  for (let start = 0; start < items.length; start += 10) {
-    const chunk = items.slice(start, start + 10);
+  for (const { chunk } of sqsBatches(items)) {
     try {
       const response = await client.send(
         new ChangeMessageVisibilityBatchCommand({

@@ -23,22 +23,28 @@ import { localQueues } from './support/local-queues.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const nothingQueued = async (): Promise<Queued> => ({ edits: 0, wakeups: 0 });
 
+/** A runner on `queueUrl` whose handler writes down the `field` of each record's body, in order. */
+function recordingRunner(sqsUrl: string, queueUrl: string, field: string, maxConcurrency: number) {
+  const seen: string[] = [];
+  const runner = startDrainRunner({
+    sqsUrl,
+    queueUrl,
+    createHandler: () => async (event: SQSEvent) => {
+      for (const record of event.Records) seen.push(JSON.parse(record.body)[field]);
+      return { batchItemFailures: [] };
+    },
+    maxConcurrency,
+    batchSize: 10,
+    timeoutMs: 5_000,
+  });
+  return { runner, seen };
+}
+
 describe('the local drain paused and resumed (the SQS emulator, through the real SDK)', () => {
   const local = localQueues();
 
   it('leaves an edit sent while paused in the queue, received by nobody, and drains it once resumed', async () => {
-    const received: string[] = [];
-    const drain = startDrainRunner({
-      sqsUrl: local.sqs.url,
-      queueUrl: local.queues.edits,
-      createHandler: () => async (event: SQSEvent) => {
-        for (const record of event.Records) received.push(JSON.parse(record.body).editId);
-        return { batchItemFailures: [] };
-      },
-      maxConcurrency: 2,
-      batchSize: 10,
-      timeoutMs: 5_000,
-    });
+    const { runner: drain, seen: received } = recordingRunner(local.sqs.url, local.queues.edits, 'editId', 2);
     try {
       // Both slots are in a long poll now: the pause must not leave one behind to take the edit.
       await sleep(200);
@@ -132,18 +138,12 @@ describe('the local reconcile on a delayed wake-up', () => {
   const local = localQueues();
 
   it('holds a wake-up for a later time on the queue as delayed, and delivers it once due', async () => {
-    const woken: string[] = [];
-    const reconcile = startDrainRunner({
-      sqsUrl: local.sqs.url,
-      queueUrl: local.queues.portalWork,
-      createHandler: () => async (event: SQSEvent) => {
-        for (const record of event.Records) woken.push(JSON.parse(record.body).portal);
-        return { batchItemFailures: [] };
-      },
-      maxConcurrency: 1,
-      batchSize: 10,
-      timeoutMs: 5_000,
-    });
+    const { runner: reconcile, seen: woken } = recordingRunner(
+      local.sqs.url,
+      local.queues.portalWork,
+      'portal',
+      1,
+    );
     try {
       const sender = sqsWakeups({ client: local.client, queueUrl: local.queues.portalWork, now: Date.now });
       expect(await sender.send([{ portal: 'later', at: Date.now() + 2_000 }])).toEqual([]);

@@ -1,13 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Strategy } from '../../lib/bitrix24/error-table.ts';
-import {
-  MAX_VISIBILITY_TIMEOUT_SECONDS,
-  type RetryDelayInput,
-  redeliveryDelayMs,
-  retryDelayMs,
-  toVisibilityTimeoutSeconds,
-} from '../../lib/pacing/backoff.ts';
+import { type RetryDelayInput, redeliveryDelayMs, retryDelayMs } from '../../lib/pacing/backoff.ts';
 import { enterprisePlan, standardPlan, zeroDelayBackoff } from '../../lib/pacing/policies.ts';
+import { MAX_VISIBILITY_TIMEOUT_SECONDS, toVisibilityTimeoutSeconds } from '../../lib/sqs/visibility.ts';
 import { seededRandom } from '../support/random.ts';
 
 const NOW = 1_700_000_000_000;
@@ -200,25 +195,7 @@ describe('retryDelayMs input checks', () => {
   });
 });
 
-describe('toVisibilityTimeoutSeconds', () => {
-  it.each([
-    [0, 0],
-    [1, 1],
-    [999, 1],
-    [1_000, 1],
-    [1_001, 2],
-    [-5_000, 0],
-    [12 * 3_600_000, 43_200],
-    [12 * 3_600_000 + 1, 43_200],
-    [Number.POSITIVE_INFINITY, 43_200],
-  ])('turns %s ms into %s s', (ms, seconds) => {
-    expect(toVisibilityTimeoutSeconds(ms)).toBe(seconds);
-  });
-
-  it('refuses NaN rather than hiding a bug as a zero wait', () => {
-    expect(() => toVisibilityTimeoutSeconds(Number.NaN)).toThrow('Expected ms to be a number, got NaN');
-  });
-
+describe('delays as SQS visibility timeouts', () => {
   it('fits every retryable delay into one visibility timeout', () => {
     const longest = Math.max(
       delay({ strategy: Strategy.Server, attempt: 100, random: () => ALMOST_ONE }),

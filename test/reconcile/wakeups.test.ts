@@ -6,7 +6,7 @@ import { createHandler as createReconcileHandler } from '../../functions/reconci
 import { UPDATE_METHOD } from '../../lib/bitrix24/imbot.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
-import type { ReconcileReport } from '../../lib/reconcile/reconcile.ts';
+import type { ReconcileReport } from '../../lib/reconcile/run.ts';
 import { reconcileWakeups } from '../../lib/reconcile/wakeups.ts';
 import { sqsWakeups } from '../../lib/schedule/portal-queue.ts';
 import { toSqsRecord } from '../../local/poller.ts';

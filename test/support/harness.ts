@@ -6,7 +6,8 @@ import { type Clock, systemClock } from '../../lib/clock.ts';
 import { Ledger } from '../../lib/ledger/messages.ts';
 import { PortalGateway } from '../../lib/portal/gateway.ts';
 import type { ReconcileOptions } from '../../lib/reconcile/options.ts';
-import { type ReconcileReport, Reconciler, type ReconcilerDeps } from '../../lib/reconcile/reconcile.ts';
+import { Reconciler, type ReconcilerDeps } from '../../lib/reconcile/reconcile.ts';
+import type { ReconcileReport } from '../../lib/reconcile/run.ts';
 import { emptyStats } from '../../lib/reconcile/send.ts';
 import { createSecretStore, type SecretStore } from '../../lib/secrets/index.ts';
 import {
