@@ -198,7 +198,9 @@ if (A.phases.has('interleaved')) {
         .reduce((sum, [, n]) => sum + n, 0) / edits,
     ),
     targetDynamoRequestsPerEdit: 3,
+    portalItemWritesByKind: Object.fromEntries(d.dynamo.portalWrites),
     wakeups: d.work.sent,
+    T: (globalThis as any).__T,
   };
   console.log('interleaved:', JSON.stringify(results.interleaved));
   await d.close();

@@ -68,15 +68,35 @@ export class Ledger {
 
   /** States of many messages (strongly consistent, 100 keys a request), by `messageKeyText`. */
   async getMany(keys: readonly MessageKey[]): Promise<Map<string, MessageState>> {
+    return (await this.#readMany(keys, [])).states;
+  }
+
+  /**
+   * A look at a portal without its lease: the states of some of its messages and the portal's
+   * scheduling view, strongly consistent, in one request (up to 99 messages).
+   */
+  async look(
+    portal: string,
+    keys: readonly MessageKey[],
+  ): Promise<{ states: Map<string, MessageState>; view: PortalView }> {
+    const { states, items } = await this.#readMany(keys, [portalPk(portal)]);
+    return { states, view: portalView(items.get(portalPk(portal))) };
+  }
+
+  async #readMany(
+    keys: readonly MessageKey[],
+    others: readonly string[],
+  ): Promise<{ states: Map<string, MessageState>; items: Map<string, Record<string, unknown>> }> {
     const unique = [...new Map(keys.map((key) => [messagePk(key), key])).values()];
-    const items = await this.table.batchGet(unique.map(messagePk), 'read messages');
+    const items = await this.table.batchGet([...unique.map(messagePk), ...others], 'read messages');
     // No item, as read now: kept as an empty state (a merge from it is conditioned on no item).
-    return new Map(
+    const states = new Map(
       unique.map((key) => [
         messageKeyText(key),
         this.#remember(messagePk(key), key, items.get(messagePk(key)) ?? {}),
       ]),
     );
+    return { states, items };
   }
 
   /**

@@ -165,6 +165,43 @@ export class PortalItems {
   }
 
   /**
+   * Moves the portal's wake time from `seen` (as a look without the lease read it; undefined: none)
+   * to `at` (undefined: nothing left to do), while no live holder has the portal and nobody moved
+   * it meanwhile. Resolves with the item as it was (its `touchedAt` says whether a merge came during
+   * the look), or undefined when refused: a holder, or whoever set the other wake time, looks next.
+   */
+  async moveWake(
+    portal: string,
+    seen: number | undefined,
+    at: number | undefined,
+  ): Promise<PortalView | undefined> {
+    const now = this.#table.now();
+    const answer = await this.#table.update(
+      portalPk(portal),
+      {
+        UpdateExpression:
+          at === undefined ? 'REMOVE #wake, #shard' : 'SET #wake = :at, #shard = :shard, #ttl = :ttl',
+        ConditionExpression: `${NO_LIVE_HOLDER} AND ${seen === undefined ? 'attribute_not_exists(#wake)' : '#wake = :seen'}`,
+        ExpressionAttributeNames: {
+          '#wake': WAKE_AT,
+          '#shard': WAKE_SHARD,
+          ...(at === undefined ? {} : { '#ttl': TTL_ATTRIBUTE }),
+        },
+        ExpressionAttributeValues: {
+          ':now': now,
+          ...(seen === undefined ? {} : { ':seen': seen }),
+          ...(at === undefined
+            ? {}
+            : { ':at': at, ':shard': wakeShard(portal), ':ttl': this.#table.ttl(now) }),
+        },
+        ReturnValues: 'ALL_OLD',
+      },
+      'move the portal’s wake-up',
+    );
+    return answer ? portalView(answer.Attributes) : undefined;
+  }
+
+  /**
    * Takes (or renews) the portal's reconcile lease until `untilMs`, and makes the lease's end the
    * portal's wake time (a watchdog: if the holder dies, the sweep finds it overdue). Resolves with
    * what the previous holder left, or `acquired: false` when another owner holds it.

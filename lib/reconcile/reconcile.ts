@@ -56,6 +56,13 @@ export interface ReconcilerDeps {
   owner?: string;
 }
 
+/** One look at a portal's dirty set: the keys due `at` and when the next one beyond them is due. */
+interface Page {
+  due: MessageKey[];
+  next: number | undefined;
+  at: number;
+}
+
 /** How a run's loop ended: held back until `hold`, and what its last look at the dirty set `seen`. */
 interface LoopEnd {
   hold?: number | undefined;
@@ -132,9 +139,62 @@ export class Reconciler {
    * leaves the portal to its holder (`leaseHeld`), who looks at it again before letting go.
    */
   async reconcilePortal(portal: string, run: ReconcileRun): Promise<ReconcileReport> {
+    let first: Page | undefined;
+    if (run.mode === 'fill' && run.hints.length === 0) {
+      const look = await this.#look(portal, run);
+      if ('report' in look) return look.report;
+      first = look.page;
+      run = { ...run, known: look.known, knownAt: look.page?.at };
+    }
     const lease = this.#newLease(portal);
     const taken = await lease.take(run.remainingMs());
-    return this.#holding(run, lease, taken);
+    return this.#holding(run, lease, taken, undefined, first);
+  }
+
+  /**
+   * A wake-up's look at its portal before the lease: the dirty index, then the due messages and the
+   * portal item in one read. The lease is asked for only when a call is to go now; a portal with
+   * nothing due yet, or a backlog that waits to be fuller, has its wake-up moved by one conditional
+   * write instead (a look costs no lease take and release). A live holder is left the portal, with a
+   * touch so that it looks again before it lets go (the merges this wake-up was to find may not have
+   * touched the item).
+   */
+  async #look(
+    portal: string,
+    run: ReconcileRun,
+  ): Promise<{ report: ReconcileReport } | { page?: Page | undefined; known?: MessageState[] | undefined }> {
+    const { ledger } = this.#deps;
+    const at = this.#now();
+    const page: Page = { ...(await ledger.dirtyPage(portal, this.options.maxCommandsPerCall * 2, at)), at };
+    const { states, view } = await ledger.look(portal, page.due);
+    if (view.leaseUntil !== undefined && view.leaseUntil >= this.#now()) {
+      const touched = await ledger.portals.touch(portal);
+      if (touched.leaseUntil !== undefined && touched.leaseUntil >= this.#now())
+        return { report: this.#held(run) };
+      // Let go meanwhile: what was read may be stale; the run reads again under the lease.
+      return {};
+    }
+    const now = this.#now();
+    const dirty = [...states.values()].filter((state) => isDirty(state));
+    const due = dirty.filter((state) => this.#dueAt(state, run) <= now);
+    let wakeAt: number | undefined;
+    if (due.length > 0) {
+      wakeAt = this.#batchWait(due, view.lastCallAt, view.touchedAt);
+      if (wakeAt === undefined) return { page, known: [...states.values()] };
+    } else {
+      // Nothing due: the next due is the index's beyond the page, or a listed message's own.
+      const nexts = [page.next, ...dirty.map((state) => this.#dueAt(state, run))].filter(
+        (t): t is number => t !== undefined,
+      );
+      wakeAt = nexts.length > 0 ? Math.max(Math.min(...nexts), now) : undefined;
+    }
+    const report = emptyReport();
+    for (const [text, state] of states) report.states.set(text, state);
+    report.nextWakeAt = wakeAt;
+    const moved = await ledger.portals.moveWake(portal, view.wakeAt, wakeAt);
+    // Refused: a holder took the portal, or someone else set its wake-up; they look next.
+    if (moved) await this.schedule.afterRelease(portal, wakeAt, moved, at);
+    return { report };
   }
 
   /**
@@ -260,6 +320,7 @@ export class Reconciler {
     lease: PortalLease,
     taken: LeaseTaken,
     ahead?: Promise<readonly MessageKey[]>,
+    first?: Page,
   ): Promise<ReconcileReport> {
     if (!taken.acquired) return this.#held(run);
     const portal = lease.portal;
@@ -284,10 +345,16 @@ export class Reconciler {
       return report;
     }
     // States read before the lease was ours are stale if another holder sent since: read again.
-    const known = lease.freshSince(taken, run.knownAt ?? Number.NEGATIVE_INFINITY) ? run.known : undefined;
+    const fresh = lease.freshSince(taken, run.knownAt ?? Number.NEGATIVE_INFINITY);
     let end: LoopEnd = {};
     try {
-      end = await this.#loop({ ...run, known }, report, lease, ahead);
+      end = await this.#loop(
+        { ...run, known: fresh ? run.known : undefined },
+        report,
+        lease,
+        ahead,
+        fresh ? first : undefined,
+      );
     } finally {
       await this.#letGo(lease, report, end);
     }
@@ -331,6 +398,7 @@ export class Reconciler {
     report: ReconcileReport,
     lease: PortalLease,
     ahead: Promise<readonly MessageKey[]> | undefined,
+    first: Page | undefined,
   ): Promise<LoopEnd> {
     const portal = lease.portal;
     const fill = run.mode === 'fill';
@@ -345,10 +413,11 @@ export class Reconciler {
     let carry = !fill;
     for (;;) {
       const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
-      let page: { due: MessageKey[]; next: number | undefined; at: number } | undefined;
+      let page: Page | undefined;
       if (fill) {
         const at = this.#now();
-        page = { ...(await ledger.dirtyPage(portal, maxCommandsPerCall * 2, at)), at };
+        page = first ?? { ...(await ledger.dirtyPage(portal, maxCommandsPerCall * 2, at)), at };
+        first = undefined;
         candidates.push(...page.due);
       } else if (carry) {
         candidates.push(...(await (ahead ?? ledger.aheadKeys(portal, maxCommandsPerCall).catch(() => []))));
@@ -380,7 +449,10 @@ export class Reconciler {
       }
       // A wake-up's call that would not be full may wait for more: the run ends, and the portal is
       // woken again then.
-      const wait = fill && run.hints.length === 0 ? this.#batchWait(due, lease) : undefined;
+      const wait =
+        fill && run.hints.length === 0
+          ? this.#batchWait(due, this.pacing.lastCallAt(portal), lease.touchedAt)
+          : undefined;
       if (wait !== undefined) return { hold: wait };
       // Hinted messages first, then the dirty index's order: most overdue first, and edits someone
       // waits for (the API's, merged `ahead`) before the backlog.
@@ -432,21 +504,29 @@ export class Reconciler {
    * fresh backlog waits while its producer is still sending (a merge within `batchLingerMs`), at
    * most `batchMaxWaitMs` from its oldest edit: a bulk import goes in full calls.
    */
-  #batchWait(due: readonly MessageState[], lease: PortalLease): number | undefined {
+  #batchWait(
+    due: readonly MessageState[],
+    lastCall: number | undefined,
+    touchedAt: number | undefined,
+  ): number | undefined {
     const { batchLingerMs: gap, batchMaxWaitMs: maxWait, maxCommandsPerCall } = this.options;
     if (due.length >= maxCommandsPerCall || gap <= 0) return undefined;
     const now = this.#now();
-    const lastCall = this.pacing.lastCallAt(lease.portal);
     const spaced = lastCall !== undefined && lastCall + gap > now ? lastCall + gap : undefined;
     const live = due.some((state) => (state.dueAt ?? 0) < 0 || state.appliedVersion > 0);
     if (live) return spaced;
     // Still being sent: a message of the backlog became dirty, or the portal was merged into, within
-    // the gap. The look after next is twice as far (the backlog's age): few looks for a long import.
+    // the gap. The next look is three times the backlog's age from its oldest edit, and the last one
+    // at `batchMaxWaitMs`: a long import costs about three looks (each a read and a write), a short
+    // burst waits about twice its own length.
     const since = due.map((state) => state.dirtySince ?? now);
     const oldest = Math.min(...since);
-    const newest = Math.max(...since, lease.touchedAt ?? Number.NEGATIVE_INFINITY);
-    if (newest + gap <= now || oldest + maxWait <= now) return spaced;
-    return Math.max(spaced ?? 0, Math.min(Math.max(newest + gap, now + (now - oldest)), oldest + maxWait));
+    const newest = Math.max(...since, touchedAt ?? Number.NEGATIVE_INFINITY);
+    const last = oldest + maxWait;
+    if (newest + gap <= now || last <= now) return spaced;
+    const next = Math.max(newest + gap, now + 2 * (now - oldest));
+    // A look this close to the last one would only put it off to the last one: the last it is.
+    return Math.max(spaced ?? 0, next > last - 2 * gap ? last : next);
   }
 
   /**

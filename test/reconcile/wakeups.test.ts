@@ -223,6 +223,54 @@ describe('applying a woken portal', () => {
   });
 });
 
+describe('a backlog that is still being sent', () => {
+  const batching = { batchLingerMs: 1_000, batchMaxWaitMs: 10_000 };
+
+  /** Sends `count` edits of distinct messages, one every `everyMs`, running the wake-ups as they fall due. */
+  async function trickle(count: number, everyMs: number, quietMs: number) {
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { ledger, clock, options: batching });
+    const reconciler = testReconciler(h, ledger, batching);
+    const ids = Array.from({ length: count }, () => message());
+    const sentAt = new Map<number, number>();
+    const appliedAt = new Map<number, number>();
+    const step = async (ms: number) => {
+      clock.advance(ms);
+      await runDueWakeups(h, reconciler);
+      for (const id of ids)
+        if (!appliedAt.has(id) && h.emulator.getMessage(id)?.text === `import ${id}`)
+          appliedAt.set(id, clock.now());
+    };
+    for (const id of ids) {
+      sentAt.set(id, clock.now());
+      expect(failedIds(await drain(eventOf([sqsRecord(editBody(id, { message: `import ${id}` }))])))).toEqual(
+        [],
+      );
+      await step(everyMs);
+    }
+    for (let quiet = 0; quiet < quietMs; quiet += 250) await step(250);
+    const waits = ids.map((id) => (appliedAt.get(id) ?? Number.POSITIVE_INFINITY) - (sentAt.get(id) ?? 0));
+    return { ids, waits };
+  }
+
+  it('waits for the producer to pause and sends the whole backlog in one call', async () => {
+    const { ids, waits } = await trickle(30, 300, 12_000);
+    expect(httpCalls().map((c) => c.method)).toEqual(['batch']);
+    expect(updates()).toHaveLength(30);
+    expect(ids.every((id) => h.emulator.getMessage(id)?.text === `import ${id}`)).toBe(true);
+    // The oldest edit waited no longer than batchMaxWaitMs (and the step that ran its wake-up).
+    expect(Math.max(...waits)).toBeLessThanOrEqual(10_300);
+  });
+
+  it('sends a call at most every batchMaxWaitMs while the producer never pauses, and no edit waits longer', async () => {
+    const { ids, waits } = await trickle(60, 500, 12_000);
+    expect(ids.every((id) => h.emulator.getMessage(id)?.text === `import ${id}`)).toBe(true);
+    expect(updates()).toHaveLength(60);
+    // 30 s of edits: a call at 10, 20 and 30 s from the oldest waiting one, and the rest after the pause.
+    expect(httpCalls().length).toBeLessThanOrEqual(4);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(10_500);
+  });
+});
+
 describe('what a run leaves for the next wake-up', () => {
   const cases = [
     { fault: 'query-limit', settleMs: 5_000, range: [1_000, 2_000], why: 'a drained request and jitter' },
@@ -326,19 +374,25 @@ describe('what a run leaves for the next wake-up', () => {
     expect(h.emulator.calls).toEqual([]);
   });
 
-  it('leaves a portal held by another reconciler to it: no call, and that holder looks again before it lets go', async () => {
+  it('leaves a portal held by another reconciler to it: no call, and marks the portal so that the holder looks again before it lets go', async () => {
     const id = message();
     await ingest([sqsRecord(editBody(id, { message: 'while held' }))]);
+    clock.advance(100);
     expect((await ledger.portals.acquireLease('acme', 'another-run', clock.now() + 10_000)).acquired).toBe(
       true,
     );
-    const [report] = await wake();
+    // The holder's last look at the dirty set, before the wake-up came (it may have missed a merge
+    // that the wake-up was to find).
+    const holderQueriedAt = clock.now();
+    clock.advance(100);
+    const reconciler = testReconciler(h, ledger);
+    const [report] = await runDueWakeups(h, reconciler);
     expect(report?.leaseHeld).toBe(true);
     expect(h.emulator.calls).toEqual([]);
-    // The holder's release leaves the next wake time: the edit is due now.
-    await ledger.portals.releaseLease('acme', 'another-run', {}, clock.now());
-    await h.wakeups.send([{ portal: 'acme', at: clock.now() }]);
-    await wake();
+    // The holder lets go with nothing left as it saw it; the mark makes it look again.
+    const released = await ledger.portals.releaseLease('acme', 'another-run', {}, undefined);
+    await reconciler.schedule.afterRelease('acme', undefined, released, holderQueriedAt);
+    await runDueWakeups(h, reconciler);
     expect(h.emulator.getMessage(id)?.text).toBe('while held');
   });
 
