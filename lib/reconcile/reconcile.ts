@@ -411,6 +411,7 @@ export class Reconciler {
     // The API's call also carries the edits other API callers of the portal wait for (merged ahead
     // while another run held the lease): concurrent API edits share calls instead of queueing.
     let carry = !fill;
+    const startedAt = this.#now();
     for (;;) {
       const candidates: MessageKey[] = run.hints.filter((key) => !sent.has(messageKeyText(key)));
       let page: Page | undefined;
@@ -492,8 +493,10 @@ export class Reconciler {
       });
       if (holds.length > 0)
         return { hold: this.#now() + Math.min(this.options.maxDeferralMs, Math.max(...holds)) };
-      // The API's run goes on while other API callers' edits arrived ahead meanwhile: they wait for it.
-      carry = !fill;
+      // The API's run goes on with what other API callers merged ahead meanwhile, while they may still
+      // be waiting for it (`HOLDER_WAIT_MS` from the run's start); after that their edits go with the
+      // portal's wake-ups, and this caller hears its answer (its run never turns into a drain).
+      carry = !fill && this.#now() - startedAt < HOLDER_WAIT_MS;
     }
   }
 
