@@ -498,6 +498,7 @@ async function containerMemory(n: number, nodeOptions: string[]) {
   const { enqueueEdits } = await import('../lib/edits/queue.ts');
   const { spawnWorker } = await import('../test/drain/support/spawn-worker.ts');
   const { AWS, PREFIX, WEBHOOK, webhookSecret } = await import('../test/support/harness.ts');
+  const { LIMITS } = await import('../lib/secrets/schema.ts');
   const dynamo = await startDynamoProcess();
   await createLedgerTable(dynamo.client, 'mem');
   const emulator = await startBitrix24Emulator({ limits: null });
@@ -507,7 +508,7 @@ async function containerMemory(n: number, nodeOptions: string[]) {
     secrets: {
       [`${PREFIX}mem`]: webhookSecret(emulator.url, {
         plan: undefined,
-        limits: { burst: 1_000_000, perSecond: 1_000_000 },
+        limits: { burst: LIMITS.burst.max, perSecond: LIMITS.perSecond.max },
       }),
     },
   });
@@ -565,6 +566,8 @@ async function containerMemory(n: number, nodeOptions: string[]) {
   await worker.ready;
   await until(() => ids.every((id) => emulator.getMessage(id)?.text === 'mem'), 600_000);
   const stats = await worker.stop();
+  if (stats.cpu === undefined)
+    throw new Error(`The container left no stats: ${worker.output().slice(-3000)}`);
   sqs.destroy();
   await Promise.all([local.close(), secrets.close(), emulator.close(), dynamo.close()]);
   const cpu = stats.cpu as unknown as { user: number; system: number };

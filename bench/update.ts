@@ -8,6 +8,7 @@ import type { HttpResult } from '../lib/http/responses.ts';
 import { Ledger } from '../lib/ledger/messages.ts';
 import { Reconciler } from '../lib/reconcile/reconcile.ts';
 import { sqsWakeups } from '../lib/schedule/portal-queue.ts';
+import { LIMITS } from '../lib/secrets/schema.ts';
 import { type CommandSpec, integerOption, parseCommandLine, runCommand } from '../scripts/cli.ts';
 import { httpApiEvent, lambdaContext } from '../test/support/events.ts';
 import { BOT, PREFIX, startHarness, WEBHOOK, webhookSecret } from '../test/support/harness.ts';
@@ -45,7 +46,10 @@ const h = await startHarness();
 // API takes from the portal's rate bucket like every sender, and 2/s would pace these calls).
 h.secretsManager.setSecret(
   `${PREFIX}acme`,
-  webhookSecret(h.emulator.url, { plan: undefined, limits: { burst: 1_000_000, perSecond: 1_000_000 } }),
+  webhookSecret(h.emulator.url, {
+    plan: undefined,
+    limits: { burst: LIMITS.burst.max, perSecond: LIMITS.perSecond.max },
+  }),
 );
 // Every call edits message 789 again: the cadence (one apply per message per second) is turned off,
 // so each call is a merge into the ledger plus one update, as for a message edited once.

@@ -1,20 +1,26 @@
+import { parseIdSegment } from '../edits/validate.ts';
 import { ValidationError } from '../errors.ts';
 import { errorResult, type HttpResult, jsonResult, toErrorResult } from '../http/responses.ts';
 import type { Ledger } from '../ledger/messages.ts';
 import { fateOf, isDirty, type Timing } from '../ledger/model.ts';
 import { PORTAL_PATTERN } from '../portal-name.ts';
 
-const ID = /^[1-9]\d{0,15}$/;
-
-/** `.../messages/{portal}/{botId}/{messageId}` at the end of a path: the three parts, or undefined. */
+/**
+ * `.../messages/{portal}/{botId}/{messageId}` at the end of a path: the three parts as they stand in
+ * the path (the portal still percent-encoded), or undefined.
+ */
 export function messagePath(path: string): { portal: string; botId: string; messageId: string } | undefined {
   const match = /\/messages\/([^/]+)\/([^/]+)\/([^/]+)\/?$/.exec(path);
   if (!match) return undefined;
-  return {
-    portal: decodeURIComponent(match[1] as string),
-    botId: match[2] as string,
-    messageId: match[3] as string,
-  };
+  return { portal: match[1] as string, botId: match[2] as string, messageId: match[3] as string };
+}
+
+function decodedPortal(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ValidationError('portal', 'portal must be valid percent-encoding (RFC 3986)', 'INVALID_PORTAL');
+  }
 }
 
 /**
@@ -26,15 +32,15 @@ export async function getMessage(
   deps: { ledger: Ledger; timing: Timing },
 ): Promise<HttpResult> {
   try {
-    if (!PORTAL_PATTERN.test(parts.portal)) {
+    const portal = decodedPortal(parts.portal);
+    if (!PORTAL_PATTERN.test(portal)) {
       throw new ValidationError('portal', `portal must match ${PORTAL_PATTERN.source}`, 'INVALID_PORTAL');
     }
-    for (const name of ['botId', 'messageId'] as const) {
-      if (!ID.test(parts[name])) {
-        throw new ValidationError(name, `${name} must be a positive integer`, 'INVALID_REQUEST');
-      }
-    }
-    const key = { portal: parts.portal, botId: Number(parts.botId), messageId: Number(parts.messageId) };
+    const key = {
+      portal,
+      botId: parseIdSegment('botId', parts.botId),
+      messageId: parseIdSegment('messageId', parts.messageId),
+    };
     const state = await deps.ledger.get(key);
     if (state.version === 0) {
       return errorResult(404, 'MESSAGE_NOT_FOUND', 'No edit of this message has been recorded');

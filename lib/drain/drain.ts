@@ -14,7 +14,7 @@ import type { WakeupSender } from '../schedule/portal-queue.ts';
 import { WakeSchedule } from '../schedule/wake.ts';
 import { changeVisibility, queueUrlFromArn } from '../sqs/visibility.ts';
 import { reportOutcomes } from './observe.ts';
-import { byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
+import { acceptedAt, byMessage, INVALID_EDIT, incomingOf, parseRecords, toDrainRecord } from './plan.ts';
 import type { DrainRecord, ParsedEdit, RecordDecision } from './types.ts';
 
 export interface DrainDeps {
@@ -58,6 +58,15 @@ export function createDrain(deps: DrainDeps): Drain {
   return async (event) => {
     const records = event.Records.map(toDrainRecord);
     const { edits, invalid } = parseRecords(records);
+    const ahead = edits.filter((parsed) => acceptedAt(parsed).clamped);
+    if (ahead.length > 0) {
+      // Not refused (the edit is good), but the producer's clock or stamps deserve a look.
+      logger.warn('Edits stamped later than the queue received them count as accepted when sent', {
+        count: ahead.length,
+        portal: ahead[0]?.edit.portal,
+        editId: ahead[0]?.edit.editId,
+      });
+    }
     const decisions = new Map<string, RecordDecision>();
     const handBack = (record: DrainRecord, code: string, description: string) =>
       decisions.set(record.messageId, {

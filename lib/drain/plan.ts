@@ -62,17 +62,27 @@ export function parseRecords(records: readonly DrainRecord[]): {
 }
 
 /**
- * A queued edit as the ledger merges it: accepted at its `requestedAt` (the API's stamp, or the
- * SentTimestamp for producers that send none), ties broken by the FIFO sequence number.
+ * When a queued edit counts as accepted: its `requestedAt` (the producer's stamp, or the
+ * SentTimestamp for producers that send none), but never later than SQS received it. A stamp from
+ * a producer whose clock runs ahead (or a typo: 2099) would otherwise win over every edit accepted
+ * after it, and the message would ignore them. Earlier stamps stand (a replayed failed edit keeps
+ * its first request's time, so it never overrides what was accepted since).
  */
-export function incomingOf({ record, edit }: ParsedEdit): IncomingEdit {
+export function acceptedAt({ record, edit }: ParsedEdit): { at: number; clamped: boolean } {
+  const stamped = Date.parse(edit.requestedAt);
+  return stamped > record.sentAt ? { at: record.sentAt, clamped: true } : { at: stamped, clamped: false };
+}
+
+/** A queued edit as the ledger merges it: accepted at `acceptedAt`, ties broken by the FIFO sequence number. */
+export function incomingOf(parsed: ParsedEdit): IncomingEdit {
+  const { record, edit } = parsed;
   return {
     portal: edit.portal,
     botId: edit.botId,
     messageId: edit.messageId,
     fields: edit.fields,
     editId: edit.editId,
-    at: Date.parse(edit.requestedAt),
+    at: acceptedAt(parsed).at,
     seq: record.sequenceNumber,
   };
 }

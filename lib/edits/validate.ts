@@ -41,6 +41,16 @@ const positiveId = v.pipe(
   v.minValue(1, ID_RULE),
 );
 
+/**
+ * An id as a path segment carries it (the GET route): the update body's rule, so that both routes
+ * name the same messages (an id past 2^53 would round to another message's).
+ */
+export function parseIdSegment(field: 'botId' | 'messageId', text: string, code = 'INVALID_REQUEST'): number {
+  const result = v.safeParse(positiveId, text, { abortEarly: true });
+  if (!result.success) throw new ValidationError(field, `${field} ${ID_RULE}`, code);
+  return result.output;
+}
+
 const message = v.pipe(
   v.string('must be a string'),
   v.check(

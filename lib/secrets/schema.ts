@@ -52,8 +52,15 @@ export const MAX_BOT_TOKEN_LENGTH = 40;
 const text = (rule = 'must be a non-empty string') => v.pipe(v.string(rule), v.nonEmpty(rule));
 const positiveInteger = (rule = 'must be a positive integer') =>
   v.pipe(v.number(rule), v.safeInteger(rule), v.minValue(1, rule));
-const positiveNumber = (rule = 'must be a positive number') =>
-  v.pipe(v.number(rule), v.finite(rule), v.gtValue(0, rule));
+/** The range a secret's `limits` may name. */
+export const LIMITS = {
+  burst: { min: 1, max: 10_000 },
+  perSecond: { min: 0.01, max: 100 },
+} as const;
+const ranged = (range: { min: number; max: number }, unit: string) => {
+  const rule = `must be a number from ${range.min} to ${range.max.toLocaleString('en-US')} (${unit})`;
+  return v.pipe(v.number(rule), v.finite(rule), v.minValue(range.min, rule), v.maxValue(range.max, rule));
+};
 // Unknown keys are refused: a misspelt "plans" or "limit" would otherwise silently fall back to defaults.
 const strict = <T extends v.ObjectEntries>(entries: T) =>
   v.strictObject(entries, (issue) =>
@@ -132,14 +139,13 @@ const secretSchema = strict({
   ),
   plan: v.optional(v.picklist(['standard', 'enterprise'], 'must be "standard" or "enterprise"')),
   // The pacer needs a burst of at least one request (normaliseLimits in lib/pacing/leaky-bucket.ts).
+  // Bitrix24's plans allow 50 or 250 requests at once and 2 or 5 a second; the bounds leave room for
+  // a portal's own limits while refusing what can only be a typo (a rate of 1e-9 would park the
+  // portal for years, one of 1e308 would turn the pacer off).
   limits: v.optional(
     strict({
-      burst: v.pipe(
-        v.number('must be a number of at least 1'),
-        v.finite('must be a number of at least 1'),
-        v.minValue(1, 'must be a number of at least 1'),
-      ),
-      perSecond: positiveNumber(),
+      burst: ranged(LIMITS.burst, 'requests'),
+      perSecond: ranged(LIMITS.perSecond, 'requests a second'),
     }),
   ),
 });

@@ -138,6 +138,11 @@ describe('GET /messages/{portal}/{botId}/{messageId}', () => {
     { field: 'portal', path: `/messages/acme%2F..%2Fx/${BOT.id}/789`, code: 'INVALID_PORTAL' },
     { field: 'botId', path: '/messages/acme/abc/789', code: 'INVALID_REQUEST' },
     { field: 'messageId', path: `/messages/acme/${BOT.id}/0`, code: 'INVALID_REQUEST' },
+    { field: 'portal', path: `/messages/acme%E0%A4%A/${BOT.id}/789`, code: 'INVALID_PORTAL' },
+    { field: 'portal', path: `/messages/%/${BOT.id}/789`, code: 'INVALID_PORTAL' },
+    // Past 2^53 an id rounds to another message's: refused, as the update route refuses it.
+    { field: 'messageId', path: `/messages/acme/${BOT.id}/9007199254740993`, code: 'INVALID_REQUEST' },
+    { field: 'botId', path: '/messages/acme/9999999999999999/789', code: 'INVALID_REQUEST' },
   ])('answers 400 $code naming $field for $path', async ({ field, path, code }) => {
     const res = await look(path);
     expect(res).toMatchObject({ status: 400, body: { error: code } });

@@ -115,6 +115,40 @@ describe('merging and acknowledging', () => {
   });
 });
 
+describe('acceptance stamps', () => {
+  it('counts an edit stamped later than SQS received it as accepted when sent: an edit sent after it still wins', async () => {
+    const id = message();
+    const ledger = await freshLedger(h);
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { ledger });
+    const future = sqsRecord(
+      editBody(id, { message: 'from 2099' }, { requestedAt: '2099-01-01T00:00:00.000Z' }),
+    );
+    expect(failedIds(await drain(eventOf([future])))).toEqual([]);
+    const later = sqsRecord(editBody(id, { message: 'sent after it' }));
+    expect(failedIds(await drain(eventOf([later])))).toEqual([]);
+    const state = await ledger.get(key(id));
+    expect(state.desired.message?.value).toBe('sent after it');
+    expect(state.desired.message?.at).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('keeps an earlier stamp as it is: a replayed edit never overrides what was accepted after its first request', async () => {
+    const id = message();
+    const ledger = await freshLedger(h);
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { ledger });
+    const accepted = sqsRecord(editBody(id, { message: 'accepted now' }));
+    expect(failedIds(await drain(eventOf([accepted])))).toEqual([]);
+    const replayed = sqsRecord(
+      editBody(
+        id,
+        { message: 'first requested an hour ago' },
+        { requestedAt: new Date(Date.now() - 3_600_000).toISOString() },
+      ),
+    );
+    expect(failedIds(await drain(eventOf([replayed])))).toEqual([]);
+    expect((await ledger.get(key(id))).desired.message?.value).toBe('accepted now');
+  });
+});
+
 describe('nothing lost', () => {
   it('sends invalid bodies to the failed-edits queue with their reasons, then acknowledges them', async () => {
     const id = message();

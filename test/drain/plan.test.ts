@@ -45,9 +45,15 @@ describe('reading queue records', () => {
     expect(incomingOf(one as ParsedEdit)).toMatchObject({ at: r.sentAt, seq: '18', editId: r.messageId });
   });
 
-  it('takes the acceptance time the API stamped over the time the record was sent', () => {
-    const [one] = parsed(record(edit(1, { message: 'x' }, { requestedAt: '2026-01-01T00:00:00.000Z' })));
-    expect(incomingOf(one as ParsedEdit).at).toBe(Date.parse('2026-01-01T00:00:00.000Z'));
+  it('takes the acceptance time the producer stamped over the time the record was sent', () => {
+    const [one] = parsed(record(edit(1, { message: 'x' }, { requestedAt: '2023-01-01T00:00:00.000Z' })));
+    expect(incomingOf(one as ParsedEdit).at).toBe(Date.parse('2023-01-01T00:00:00.000Z'));
+  });
+
+  it('takes a stamp later than SQS received the record as the time it was sent', () => {
+    const r = record(edit(1, { message: 'x' }, { requestedAt: '2099-01-01T00:00:00.000Z' }));
+    const [one] = parsed(r);
+    expect(incomingOf(one as ParsedEdit).at).toBe(r.sentAt);
   });
 
   it('tells invalid bodies apart with the rule they break', () => {
