@@ -200,7 +200,6 @@ if (A.phases.has('interleaved')) {
     targetDynamoRequestsPerEdit: 3,
     portalItemWritesByKind: Object.fromEntries(d.dynamo.portalWrites),
     wakeups: d.work.sent,
-    T: (globalThis as any).__T,
   };
   console.log('interleaved:', JSON.stringify(results.interleaved));
   await d.close();
