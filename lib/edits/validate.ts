@@ -139,10 +139,11 @@ function firstIssue(issues: readonly v.BaseIssue<unknown>[], code: string): Vali
 }
 
 /**
- * The one normalisation of an edit's fields, shared by the API and the queue: the keyboard in its
- * normal form, the attach checked, no empty text by accident, and room for it in the queue.
+ * The one normalisation of an edit's fields, shared by the API, the queue and the status specs: the
+ * keyboard in its normal form, the attach checked, no empty text by accident, and room for it in
+ * the queue. Throws ValidationError naming the field (`fields.…`) and the rule.
  */
-function normaliseFields(fields: Record<string, unknown>, botId: number, code: string): EditFields {
+export function normaliseFields(fields: Record<string, unknown>, botId: number, code: string): EditFields {
   const out: EditFields = {};
   if (typeof fields.message === 'string') out.message = fields.message;
   if (fields.attach !== undefined) out.attach = checkAttach(fields.attach, 'fields.attach', code);

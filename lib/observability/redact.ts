@@ -23,13 +23,46 @@ const SECRET_KEYS = new Set(SECRET_KEY_NAMES.map((k) => k.toLowerCase()));
 
 export const MASK = '[redacted]';
 const MIN_SECRET_LENGTH = 4;
-const secretValues = new Set<string>();
+/** Each registered form (lower case) and the case-insensitive pattern that finds it. */
+const secretValues = new Map<string, RegExp>();
 // Webhook paths carry the secret between the user id and the method: /rest/1/abc123/method
 const WEBHOOK_PATH = /(\/rest\/\d+\/)[^/\s"'?]+/g;
 
-/** Remember a secret value so that it is masked wherever it later appears. */
+/**
+ * The forms a credential takes when a text quotes it transformed: percent-encoded (a URL, a form
+ * body), base64 and base64url (a header, a token), each without its padding (it may sit inside a
+ * longer encoded text). Case is ignored when matching.
+ */
+function encodedForms(value: string): Array<{ form: string; base64: boolean }> {
+  const bytes = Buffer.from(value);
+  return [
+    { form: value, base64: false },
+    { form: encodeURIComponent(value), base64: false },
+    { form: bytes.toString('base64').replace(/=+$/, ''), base64: true },
+    { form: bytes.toString('base64url'), base64: true },
+  ].filter(({ form }) => form.length >= MIN_SECRET_LENGTH);
+}
+
+function remember({ form, base64 }: { form: string; base64: boolean }): void {
+  const key = form.toLowerCase();
+  // A base64 form's padding, when the text has it, goes with it.
+  const pattern = form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + (base64 ? '={0,2}' : '');
+  if (!secretValues.has(key)) secretValues.set(key, new RegExp(pattern, 'gi'));
+}
+
+/** Remember a secret value so that it is masked wherever it later appears, encoded forms included. */
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= MIN_SECRET_LENGTH) secretValues.add(value);
+  if (!value || value.length < MIN_SECRET_LENGTH) return;
+  for (const form of encodedForms(value)) remember(form);
+}
+
+/**
+ * Remember a webhook's user id and code as a pair too: `userId:code` in base64 is how a Basic
+ * authorization header (or a client that packs them) carries them.
+ */
+export function registerCredentialPair(user: string | number, code: string | undefined): void {
+  if (!code || code.length < MIN_SECRET_LENGTH) return;
+  for (const form of encodedForms(`${user}:${code}`)) if (form.base64) remember(form);
 }
 
 /**
@@ -46,8 +79,9 @@ export function redactString(text: string): string {
  */
 export function maskSecretValues(text: string): string {
   let out = text;
-  for (const secret of secretValues) {
-    if (out.includes(secret)) out = out.split(secret).join(MASK);
+  for (const pattern of secretValues.values()) {
+    pattern.lastIndex = 0;
+    if (pattern.test(out)) out = out.replace(pattern, MASK);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import * as v from 'valibot';
 import type { RateLimits } from '../bitrix24/types.ts';
 import { AppError } from '../errors.ts';
-import { registerSecret } from '../observability/redact.ts';
+import { registerCredentialPair, registerSecret } from '../observability/redact.ts';
 import { PLANS, type PlanName } from '../pacing/policies.ts';
 import { SecretInvalidError } from './errors.ts';
 
@@ -170,10 +170,18 @@ function registerCredentials(raw: unknown): void {
   if (typeof raw !== 'object' || raw === null) return;
   const { auth, bots } = raw as { auth?: unknown; bots?: unknown };
   if (typeof auth === 'object' && auth !== null) {
+    const fields = auth as Record<string, unknown>;
     for (const key of ['code', 'clientSecret', 'accessToken', 'refreshToken']) {
-      const value = (auth as Record<string, unknown>)[key];
+      const value = fields[key];
       if (typeof value === 'string') registerSecret(value);
     }
+    // The pairs a Basic authorization would carry: the webhook's user and code, the app's id and secret.
+    const text = (value: unknown) =>
+      typeof value === 'string' || typeof value === 'number' ? value : undefined;
+    const code = text(fields.code);
+    const secret = text(fields.clientSecret);
+    if (code !== undefined) registerCredentialPair(text(fields.userId) ?? '', String(code));
+    if (secret !== undefined) registerCredentialPair(text(fields.clientId) ?? '', String(secret));
   }
   if (typeof bots === 'object' && bots !== null) {
     for (const bot of Object.values(bots)) {

@@ -14,7 +14,6 @@ export {
   SOURCE_MAX_BYTES,
 } from './sources.ts';
 export {
-  ATTACH_MAX_CHARS,
   assertValidStatusSpecs,
   type HttpHealthSource,
   type HttpJsonSource,

@@ -6,11 +6,10 @@ import { PORTAL_PATTERN } from '../portal-name.ts';
 /** Default and maximum `source.timeoutMs`. */
 export const SOURCE_TIMEOUT_DEFAULT_MS = 3_000;
 export const SOURCE_TIMEOUT_MAX_MS = 10_000;
-/** Bitrix24 refuses an attach whose JSON is longer than this (`ATTACH_OVERSIZE`). */
-/** Bitrix24's attach limit (one definition: lib/edits/validate.ts). */
-export { ATTACH_MAX_CHARACTERS as ATTACH_MAX_CHARS } from '../edits/validate.ts';
 
-import { ATTACH_MAX_CHARACTERS as ATTACH_MAX_CHARS } from '../edits/validate.ts';
+import type { EditFields } from '../edits/types.ts';
+import { normaliseFields } from '../edits/validate.ts';
+import { ValidationError } from '../errors.ts';
 import { isRecord } from '../is-record.ts';
 
 interface HttpSourceBase {
@@ -47,8 +46,8 @@ export type StatusSource = HttpJsonSource | HttpHealthSource | NoSource;
 export interface StatusStaticFields {
   /** Buttons, or `N` to remove the keyboard. */
   keyboard?: Record<string, unknown>[] | 'N';
-  /** Attach blocks (short form) or a full attach object. */
-  attach?: Record<string, unknown>[] | Record<string, unknown>;
+  /** Attach blocks (short form) or a full attach object, checked by the edit rules. */
+  attach?: NonNullable<EditFields['attach']>;
   /** Accepts `Y`/`N`/boolean; always `Y`/`N` here. */
   urlPreview?: 'Y' | 'N';
 }
@@ -238,28 +237,14 @@ function sourceSchema(allowHttp: boolean) {
   });
 }
 
-const isRecordSchema = v.custom<Record<string, unknown>>(isRecord, 'must be an object');
+// Keyboard and attach follow the edit rules of the API and the queue (`normaliseFields`, after the
+// schema): a status refresh never sends what an edit would be refused for.
+const present = v.custom<unknown>((value) => value !== null && value !== undefined, 'must not be null');
 
 const fieldsSchema = closedObject(
   {
-    keyboard: v.exactOptional(
-      v.union(
-        [v.array(isRecordSchema, 'must be an array of buttons or "N"'), v.literal('N')],
-        'must be an array of buttons or "N"',
-      ),
-    ),
-    attach: v.exactOptional(
-      v.pipe(
-        v.union(
-          [v.array(isRecordSchema, 'must be an array of blocks or an attach object'), isRecordSchema],
-          'must be an array of blocks or an attach object',
-        ),
-        v.check(
-          (attach) => JSON.stringify(attach).length <= ATTACH_MAX_CHARS,
-          `must be at most ${ATTACH_MAX_CHARS.toLocaleString('en-US')} characters as JSON`,
-        ),
-      ),
-    ),
+    keyboard: v.exactOptional(present),
+    attach: v.exactOptional(present),
     urlPreview: v.exactOptional(
       v.pipe(
         v.union([v.picklist(['Y', 'N']), v.boolean()], 'must be "Y", "N", true or false'),
@@ -308,17 +293,19 @@ function formatPath(prefix: string, issue: v.BaseIssue<unknown>): string {
   return field;
 }
 
-// Rebuilt field by field so that the result holds exactly the StatusSpec keys.
+// Rebuilt field by field so that the result holds exactly the StatusSpec keys; the static fields in
+// the edit rules' normal form (throws ValidationError naming `fields.…` when one breaks a rule).
 function toSpec(output: v.InferOutput<(typeof schemas)['https']>): StatusSpec {
   const { source, fields, onSourceError } = output;
   const resolvedSource: StatusSource =
     source.type === 'none'
       ? { type: 'none' }
       : { type: source.type, url: source.url, timeoutMs: source.timeoutMs, headers: { ...source.headers } };
+  const normal = normaliseFields(fields, output.botId, 'INVALID_STATUS_SPEC');
   const resolvedFields: StatusStaticFields = {};
-  if (fields.keyboard !== undefined) resolvedFields.keyboard = fields.keyboard;
-  if (fields.attach !== undefined) resolvedFields.attach = fields.attach;
-  if (fields.urlPreview !== undefined) resolvedFields.urlPreview = fields.urlPreview;
+  if (normal.keyboard !== undefined) resolvedFields.keyboard = normal.keyboard;
+  if (normal.attach !== undefined) resolvedFields.attach = normal.attach;
+  if (normal.urlPreview !== undefined) resolvedFields.urlPreview = normal.urlPreview;
   return {
     portal: output.portal,
     botId: output.botId,
@@ -377,7 +364,18 @@ export function parseStatusInput(
       }
       continue;
     }
-    const spec = toSpec(result.output);
+    let spec: StatusSpec;
+    try {
+      spec = toSpec(result.output);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      // The edit rules name the field first: "fields.attach.BLOCKS[0] …" becomes its path and rule.
+      const rule = error.message.startsWith(`${error.field} `)
+        ? error.message.slice(error.field.length + 1)
+        : error.message;
+      invalid.push({ index, field: prefix ? `${prefix}.${error.field}` : error.field, message: rule });
+      continue;
+    }
     const target = `${spec.portal}:${spec.botId}:${spec.messageId}`;
     const first = targets.get(target);
     if (first !== undefined) {

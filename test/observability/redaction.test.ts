@@ -5,6 +5,7 @@ import {
   redact,
   redactingReplacer,
   redactString,
+  registerCredentialPair,
   registerSecret,
 } from '../../lib/observability/redact.ts';
 
@@ -51,6 +52,29 @@ describe('redaction', () => {
     expect(redactString('upstream said: token e_s3cr3t_5 is bad')).toBe(
       `upstream said: token ${MASK} is bad`,
     );
+  });
+
+  it('masks a registered secret quoted percent-encoded, in base64 or base64url, or in another case', () => {
+    const secret = 'k/s3cr3t+10=ab';
+    registerSecret(secret);
+    const forms = [
+      encodeURIComponent(secret),
+      Buffer.from(secret).toString('base64'),
+      Buffer.from(secret).toString('base64url'),
+      secret.toUpperCase(),
+    ];
+    for (const form of forms) {
+      const out = redactString(`upstream said: ${form} is bad`);
+      expect(out).toContain(MASK);
+      expect(out.toLowerCase()).not.toContain('s3cr3t');
+      expect(out).not.toContain(form.replace(/=+$/, ''));
+    }
+  });
+
+  it('masks a webhook user and code quoted together in base64, as a Basic authorization carries them', () => {
+    registerCredentialPair(7, 'l_s3cr3t_11');
+    const basic = Buffer.from('7:l_s3cr3t_11').toString('base64');
+    expect(redactString(`Authorization: Basic ${basic}`)).toBe(`Authorization: Basic ${MASK}`);
   });
 
   it('masks the secret segment of a webhook path', () => {

@@ -143,23 +143,18 @@ describe('parseStatusInput', () => {
       'must hold valid HTTP header names and values',
     ],
     ['source none extras', { source: { type: 'none', url: 'https://e.com/' } }, 'source.url', 'unknown key'],
-    [
-      'fields.keyboard',
-      { fields: { keyboard: 'Y' } },
-      'fields.keyboard',
-      'must be an array of buttons or "N"',
-    ],
+    ['fields.keyboard', { fields: { keyboard: 'Y' } }, 'fields.keyboard', 'must be an array of buttons'],
     [
       'fields.attach',
       { fields: { attach: 'text' } },
       'fields.attach',
-      'must be an array of blocks or an attach object',
+      'must be an array of blocks or an object with BLOCKS',
     ],
     [
       'fields.attach size',
       { fields: { attach: [{ MESSAGE: 'x'.repeat(60_001) }] } },
       'fields.attach',
-      'must be at most 60,000 characters as JSON',
+      'the limit is 60,000',
     ],
     [
       'fields.urlPreview',
@@ -176,6 +171,34 @@ describe('parseStatusInput', () => {
       field: `messages[1].${field}`,
       message: expect.stringContaining(message),
     });
+  });
+
+  // The edit rules of the API and the queue, on the status specs too: each of these was refused by the
+  // update API and the drain, and sent by the status refresher.
+  it.each([
+    ['a button without TEXT', { keyboard: [{ COMMAND: 'go' }] }, 'fields.keyboard[0]'],
+    ['lower-case button keys', { keyboard: [{ text: 'Go', link: 'https://e.com' }] }, 'fields.keyboard[0]'],
+    [
+      'a button with two actions',
+      { keyboard: [{ TEXT: 'Go', LINK: 'https://e.com', COMMAND: 'go' }] },
+      'fields.keyboard[0]',
+    ],
+    ['an unknown attach block type', { attach: [{ FOO: 1 }] }, 'fields.attach'],
+    ['an attach of 80,016 bytes', { attach: [{ MESSAGE: 'é'.repeat(40_000) }] }, 'fields.attach'],
+  ])('refuses what an edit would be refused for: %s', (_name, fields, field) => {
+    const issues = issuesOf({ ...valid, fields });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.field.startsWith(field)).toBe(true);
+    expect(issues[0]?.message.length).toBeGreaterThan(0);
+  });
+
+  it('keeps the static fields in the edit rules’ normal form: a keyboard object becomes its buttons', () => {
+    const { specs, invalid } = parseStatusInput({
+      ...valid,
+      fields: { keyboard: { BUTTONS: [{ TEXT: 'Logs', LINK: 'https://ci.example/1' }] } },
+    });
+    expect(invalid).toEqual([]);
+    expect(specs[0]?.spec.fields.keyboard).toEqual([{ TEXT: 'Logs', LINK: 'https://ci.example/1' }]);
   });
 
   it('names every unknown key, not only the first', () => {
