@@ -1,5 +1,6 @@
 import {
   DeleteMessageBatchCommand,
+  type Message,
   type MessageAttributeValue,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -7,6 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { maskSecretValues, redactString } from '../observability/redact.ts';
 import { sqsBatches } from '../sqs/batches.ts';
+import { changeVisibility } from '../sqs/visibility.ts';
 import { sqsClient } from './queue.ts';
 
 /** The failed-edits queue did not take an edit that failed for good: it stays in the ledger, and comes back. */
@@ -119,7 +121,10 @@ export interface ReplayOptions {
   include?: (edit: ReadFailedEdit) => boolean;
   /** Stop after this many messages read. Default 1000. */
   maxMessages?: number;
-  /** How long messages read but not replayed stay hidden in the failed-edits queue. Default 60 s. */
+  /**
+   * How long a message read stays hidden while the run pages on, should the run die midway.
+   * Default 60 s. What the run does not move is visible again when it ends.
+   */
   visibilityTimeoutSeconds?: number;
 }
 
@@ -131,6 +136,31 @@ export interface ReplayOptions {
  */
 export async function replayFailedEdits(options: ReplayOptions): Promise<{ replayed: number; kept: number }> {
   const client = options.client ?? sqsClient();
+  // What the run reads but does not move stays hidden while it pages on (a FIFO queue hands out a
+  // group's next message only while its first is in flight), and is visible again when it ends.
+  const left: Message[] = [];
+  try {
+    return await replayPages(options, client, left);
+  } finally {
+    if (left.length > 0) {
+      await changeVisibility(
+        client,
+        options.failedQueueUrl,
+        left.map((message) => ({
+          receiptHandle: message.ReceiptHandle ?? '',
+          messageId: message.MessageId ?? '',
+          delayMs: 0,
+        })),
+      );
+    }
+  }
+}
+
+async function replayPages(
+  options: ReplayOptions,
+  client: SQSClient,
+  left: Message[],
+): Promise<{ replayed: number; kept: number }> {
   const include = options.include ?? ((edit: ReadFailedEdit) => edit.errorCode !== 'INVALID_EDIT');
   const maxMessages = options.maxMessages ?? 1_000;
   let replayed = 0;
@@ -159,6 +189,7 @@ export async function replayFailedEdits(options: ReplayOptions): Promise<{ repla
       return include(read);
     });
     kept += messages.length - chosen.length;
+    left.push(...messages.filter((message) => !chosen.includes(message)));
     if (chosen.length === 0) continue;
     const sent = await client.send(
       new SendMessageBatchCommand({
@@ -173,6 +204,7 @@ export async function replayFailedEdits(options: ReplayOptions): Promise<{ repla
     );
     const done = (sent.Successful ?? []).map((ok) => chosen[Number(ok.Id)]).filter((m) => m !== undefined);
     kept += chosen.length - done.length;
+    left.push(...chosen.filter((message) => !done.includes(message)));
     if (done.length > 0) {
       await client.send(
         new DeleteMessageBatchCommand({

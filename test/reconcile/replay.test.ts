@@ -3,7 +3,7 @@ import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDrain } from '../../lib/drain/index.ts';
-import { replayFailedEdits } from '../../lib/edits/failed.ts';
+import { replayFailedEdits, sendFailedEdits } from '../../lib/edits/failed.ts';
 import { enqueueEdits } from '../../lib/edits/queue.ts';
 import { toSqsRecord } from '../../local/poller.ts';
 import { createFifoQueue } from '../drain/support/fixtures.ts';
@@ -109,5 +109,31 @@ describe('replaying failed edits', () => {
     );
     expect(replayedOld.superseded).toEqual(['old-replay']);
     expect((await ledger.get(state)).desired.message?.value).toBe('newer');
+  });
+
+  it('leaves what it does not move visible: a run straight after it still finds it', async () => {
+    const editsQueue = await createFifoQueue(h.sqs, `replay-${randomUUID().slice(0, 8)}`, 30);
+    const failedQueue = await createFifoQueue(h.sqs, `replay-failed-${randomUUID().slice(0, 8)}`, 30);
+    const failed = (messageId: number, errorCode: string) => ({
+      body: JSON.stringify({ portal: 'acme', botId: BOT.id, messageId, fields: { message: errorCode } }),
+      groupId: `acme:${BOT.id}:${messageId}`,
+      deduplicationId: randomUUID(),
+      errorCode,
+      errorDescription: `failed with ${errorCode}`,
+      attempts: 1,
+      firstRequestedAt: new Date().toISOString(),
+      editIds: [randomUUID()],
+    });
+    const sent = await sendFailedEdits([failed(1, 'ACCESS_DENIED'), failed(2, 'PORTAL_NOT_FOUND')], {
+      queueUrl: failedQueue,
+      client: h.sqs,
+    });
+    expect(sent.refused).toEqual([]);
+    const queues = { failedQueueUrl: failedQueue, editsQueueUrl: editsQueue, client: h.sqs };
+    expect(
+      await replayFailedEdits({ ...queues, include: (edit) => edit.errorCode === 'PORTAL_NOT_FOUND' }),
+    ).toEqual({ replayed: 1, kept: 1 });
+    expect(await replayFailedEdits(queues)).toEqual({ replayed: 1, kept: 0 });
+    expect((await receive(failedQueue, 0)).Records).toEqual([]);
   });
 });
