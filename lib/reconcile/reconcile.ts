@@ -18,6 +18,7 @@ import type { LeaseTaken } from '../ledger/portal-item.ts';
 import { PortalCircuits } from '../pacing/circuit.ts';
 import type { WakeupSender } from '../schedule/portal-queue.ts';
 import { type Scheduled, WakeSchedule } from '../schedule/wake.ts';
+import { batchWait } from './batching.ts';
 import { leaseTiming, PortalLease } from './lease.ts';
 import {
   normaliseReconcileOptions,
@@ -179,7 +180,7 @@ export class Reconciler {
     const due = dirty.filter((state) => this.#dueAt(state, run) <= now);
     let wakeAt: number | undefined;
     if (due.length > 0) {
-      wakeAt = this.#batchWait(due, view.lastCallAt, view.touchedAt);
+      wakeAt = batchWait(due, { lastCallAt: view.lastCallAt, touchedAt: view.touchedAt, now }, this.options);
       if (wakeAt === undefined) return { page, known: [...states.values()] };
     } else {
       // Nothing due: the next due is the index's beyond the page, or a listed message's own.
@@ -452,7 +453,11 @@ export class Reconciler {
       // woken again then.
       const wait =
         fill && run.hints.length === 0
-          ? this.#batchWait(due, this.pacing.lastCallAt(portal), lease.touchedAt)
+          ? batchWait(
+              due,
+              { lastCallAt: this.pacing.lastCallAt(portal), touchedAt: lease.touchedAt, now },
+              this.options,
+            )
           : undefined;
       if (wait !== undefined) return { hold: wait };
       // Hinted messages first, then the dirty index's order: most overdue first, and edits someone
@@ -498,38 +503,6 @@ export class Reconciler {
       // portal's wake-ups, and this caller hears its answer (its run never turns into a drain).
       carry = !fill && this.#now() - startedAt < HOLDER_WAIT_MS;
     }
-  }
-
-  /**
-   * When a wake-up's call of `due` (fewer than a full call) should go instead of now, or undefined:
-   * now. Edits someone waits for (merged ahead) and messages already shown that are edited again get
-   * a call at most every `batchLingerMs`: they progress, and calls carry what came meanwhile. A
-   * fresh backlog waits while its producer is still sending (a merge within `batchLingerMs`), at
-   * most `batchMaxWaitMs` from its oldest edit: a bulk import goes in full calls.
-   */
-  #batchWait(
-    due: readonly MessageState[],
-    lastCall: number | undefined,
-    touchedAt: number | undefined,
-  ): number | undefined {
-    const { batchLingerMs: gap, batchMaxWaitMs: maxWait, maxCommandsPerCall } = this.options;
-    if (due.length >= maxCommandsPerCall || gap <= 0) return undefined;
-    const now = this.#now();
-    const spaced = lastCall !== undefined && lastCall + gap > now ? lastCall + gap : undefined;
-    const live = due.some((state) => (state.dueAt ?? 0) < 0 || state.appliedVersion > 0);
-    if (live) return spaced;
-    // Still being sent: a message of the backlog became dirty, or the portal was merged into, within
-    // the gap. The next look is three times the backlog's age from its oldest edit, and the last one
-    // at `batchMaxWaitMs`: a long import costs about three looks (each a read and a write), a short
-    // burst waits about twice its own length.
-    const since = due.map((state) => state.dirtySince ?? now);
-    const oldest = Math.min(...since);
-    const newest = Math.max(...since, touchedAt ?? Number.NEGATIVE_INFINITY);
-    const last = oldest + maxWait;
-    if (newest + gap <= now || last <= now) return spaced;
-    const next = Math.max(newest + gap, now + 2 * (now - oldest));
-    // A look this close to the last one would only put it off to the last one: the last it is.
-    return Math.max(spaced ?? 0, next > last - 2 * gap ? last : next);
   }
 
   /**
