@@ -11,11 +11,11 @@ import {
   type IdempotencyKeys,
   sha256,
 } from '../ledger/idempotency.ts';
-import { type LedgerError, type MessageKey, messageKeyText } from '../ledger/model.ts';
+import { type LedgerError, type MergeResult, type MessageKey, messageKeyText } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
 import type { PortalGateway } from '../portal/gateway.ts';
 import { PORTAL_PATTERN } from '../portal-name.ts';
-import type { Reconciler } from '../reconcile/reconcile.ts';
+import { EditUnscheduledError, type Reconciler } from '../reconcile/reconcile.ts';
 import { emptyStats } from '../reconcile/send.ts';
 
 export interface UpdateMessageDeps {
@@ -99,19 +99,40 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     const acceptedAt = deps.now?.() ?? new Date();
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
     if (input.preferAsync) {
-      await recording(idem, async () => {
-        const { state } = await deps.reconciler.merge(key, edits);
-        await deps.reconciler.afterMerge(portal, [state]);
-      });
+      await recording(idem, () => deps.reconciler.mergeAndSchedule(key, edits));
       return deferred(key, editId, 'requested');
     }
-    const { report } = await recording(idem, () =>
-      deps.reconciler.mergeAndApply(key, edits, {
-        remainingMs: input.remainingMs ?? (() => Number.MAX_SAFE_INTEGER),
-        signal: input.signal,
-        stats: emptyStats(),
-      }),
+    let merged: MergeResult | undefined;
+    const outcome = await beforeDeadline(
+      recording(idem, () =>
+        deps.reconciler.mergeAndApply(key, edits, {
+          // The reconcile's calls fit before the request answers.
+          remainingMs: input.remainingMs
+            ? () => (input.remainingMs?.() ?? 0) - ANSWER_RESERVE_MS
+            : () => Number.MAX_SAFE_INTEGER,
+          signal: input.signal,
+          stats: emptyStats(),
+          onMerged: (result) => {
+            merged = result;
+          },
+        }),
+      ),
+      input.remainingMs,
     );
+    if (outcome === 'deadline') {
+      // Recorded: woken straight through the portal work queue, and answered. Not (yet): the caller
+      // sends it again (a repeat merges as the same content, and is applied once).
+      if (merged && (await deps.reconciler.wakeDirectly(key, merged.state)) !== undefined)
+        return deferred(key, editId, 'DEADLINE');
+      if (merged) throw new EditUnscheduledError();
+      return errorResult(
+        503,
+        'DEADLINE',
+        'The edit was not recorded before the request’s deadline (the ledger did not answer in time); send it again',
+        1,
+      );
+    }
+    const { report } = outcome;
     const text = messageKeyText(key);
     const fate = report.fates.get(text);
     if (fate?.kind === 'applied') {
@@ -130,6 +151,34 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
   } catch (error) {
     if (error instanceof AppError) logger.info('Edit refused', { code: error.code, status: error.status });
     return toErrorResult(error);
+  }
+}
+
+/**
+ * How long before the function's deadline a request answers whatever its work has reached: room for
+ * a wake-up sent straight to the portal work queue and the answer, before Middy's early timeout
+ * (500 ms, functions/update-message.ts) would turn the request into a 500.
+ */
+export const ANSWER_RESERVE_MS = 1_500;
+
+/** The work's result, or `deadline` when `ANSWER_RESERVE_MS` before the function's deadline comes first. */
+async function beforeDeadline<T>(
+  work: Promise<T>,
+  remainingMs: (() => number) | undefined,
+): Promise<T | 'deadline'> {
+  const left = remainingMs?.() ?? Number.POSITIVE_INFINITY;
+  if (!Number.isFinite(left) || left >= 2 ** 31) return work;
+  // Answered at the deadline, the work goes on (or is frozen with the container): its failure then
+  // has no one to hear it.
+  work.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), Math.max(0, left - ANSWER_RESERVE_MS));
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

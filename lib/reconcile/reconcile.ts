@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type Clock, systemClock } from '../clock.ts';
+import { AppError } from '../errors.ts';
 import type { Ledger } from '../ledger/messages.ts';
 import {
   desiredFields,
@@ -15,6 +16,7 @@ import {
   messageKeyText,
 } from '../ledger/model.ts';
 import type { LeaseTaken } from '../ledger/portal-item.ts';
+import { logger } from '../observability/logger.ts';
 import { PortalCircuits } from '../pacing/circuit.ts';
 import type { WakeupSender } from '../schedule/portal-queue.ts';
 import { type Scheduled, WakeSchedule } from '../schedule/wake.ts';
@@ -29,6 +31,30 @@ import { PortalPacing } from './pacing.ts';
 import { recordOutcomes } from './record.ts';
 import { emptyReport, type ReconcileReport, type ReconcileRun } from './run.ts';
 import { type Job, type JobResult, type SendContext, sendJobs } from './send.ts';
+
+/**
+ * The edit is in the ledger, but what came after its merge failed (the ledger or the portal's
+ * lease), so its outcome is not known yet: its portal was woken to apply it.
+ */
+export const RECORDED = 'RECORDED';
+
+/**
+ * The edit is in the ledger, but neither the ledger nor the portal work queue took its wake-up:
+ * nothing is sure to apply it until the caller sends it again (a repeat merges as the same edit,
+ * and makes sure of the wake-up).
+ */
+export class EditUnscheduledError extends AppError {
+  override name = 'EditUnscheduledError';
+  readonly retryAfterSeconds = 5;
+  constructor(options?: ErrorOptions) {
+    super(
+      'EDIT_RECORDED_UNSCHEDULED',
+      'The edit was recorded, but its apply could not be scheduled (the ledger and the portal work queue failed); send the same edit again: it is applied once',
+      503,
+      options,
+    );
+  }
+}
 
 /** A call of a reconciler that stopped mid-call may still land; the portal waits it out. */
 export const CALL_IN_DOUBT = 'CALL_IN_DOUBT';
@@ -208,10 +234,87 @@ export class Reconciler {
   async mergeAndApply(
     key: MessageKey,
     edits: readonly IncomingEdit[],
-    run: Omit<ReconcileRun, 'hints' | 'mode' | 'known'>,
+    run: Omit<ReconcileRun, 'hints' | 'mode' | 'known'> & {
+      /** Told the merged state as soon as the merge committed (the caller's deadline answer needs it). */
+      onMerged?: (merged: MergeResult) => void;
+    },
   ): Promise<{ merged: MergeResult; report: ReconcileReport }> {
-    const full: ReconcileRun = { ...run, hints: [key], mode: 'only', knownAt: this.#now() };
+    const knownAt = this.#now();
     const merged = await this.merge(key, edits, { ahead: true });
+    run.onMerged?.(merged);
+    try {
+      const { onMerged: _, ...rest } = run;
+      return await this.#applyMerged(key, merged, { ...rest, hints: [key], mode: 'only', knownAt });
+    } catch (error) {
+      // Recorded: from here on the caller hears 202 (the portal woken) or EditUnscheduledError.
+      return { merged, report: await this.#afterFailure(key, merged.state, error) };
+    }
+  }
+
+  /**
+   * The status refresher's and the API's deferred way: records the edits, then makes sure of the
+   * portal's wake-up (directly through the portal work queue when the ledger fails after the merge).
+   */
+  async mergeAndSchedule(key: MessageKey, edits: readonly IncomingEdit[]): Promise<MergeResult> {
+    const merged = await this.merge(key, edits);
+    try {
+      await this.afterMerge(key.portal, [merged.state]);
+    } catch (error) {
+      await this.#afterFailure(key, merged.state, error);
+    }
+    return merged;
+  }
+
+  /**
+   * After a merge that committed, something failed: the portal item (its wake-up may not be set),
+   * the lease or a read. A wake-up sent straight to the portal work queue, at the message's due
+   * time, makes sure someone looks (a duplicate costs a look); when the queue fails too, the edit
+   * is recorded but unscheduled, and the caller is asked to send it again.
+   */
+  async #afterFailure(key: MessageKey, state: MessageState, error: unknown): Promise<ReconcileReport> {
+    const at = await this.wakeDirectly(key, state);
+    const code = error instanceof AppError ? error.code : 'INTERNAL_ERROR';
+    if (at === undefined) {
+      logger.error('An edit is recorded but unscheduled: the ledger and the portal work queue failed', {
+        ...key,
+        code,
+      });
+      throw new EditUnscheduledError({ cause: error });
+    }
+    logger.warn('The ledger failed after an edit was recorded; its portal was woken to apply it', {
+      ...key,
+      code,
+    });
+    const report = emptyReport();
+    const text = messageKeyText(key);
+    report.states.set(text, state);
+    report.fates.set(text, {
+      kind: 'held',
+      code: RECORDED,
+      description: 'The edit is recorded; the ledger failed after that, and the portal was woken to apply it',
+      delayMs: at - this.#now(),
+    });
+    report.nextWakeAt = at;
+    return report;
+  }
+
+  /**
+   * Sends the portal a wake-up straight through the portal work queue, at the message's due time,
+   * without the portal item (a duplicate of a pending one costs a look). Resolves with its time, or
+   * undefined when the queue did not take it.
+   */
+  async wakeDirectly(key: MessageKey, state: MessageState): Promise<number | undefined> {
+    const at = Math.max(this.#now(), isDirty(state) ? dueAt(state, this.options.timing) : 0);
+    const refused = await this.#deps.wakeups.send([{ portal: key.portal, at }]).catch(() => [key.portal]);
+    return refused.length > 0 ? undefined : at;
+  }
+
+  /** The rest of `mergeAndApply`, once the edit is merged. */
+  async #applyMerged(
+    key: MessageKey,
+    merged: MergeResult,
+    full: ReconcileRun,
+  ): Promise<{ merged: MergeResult; report: ReconcileReport }> {
     const state = merged.state;
     const text = messageKeyText(key);
     const report = emptyReport();

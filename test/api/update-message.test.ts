@@ -410,14 +410,13 @@ describe('deferring to the portal’s wake-up', () => {
     expect(h.emulator.getMessage(789)?.text).toBe('second, too soon');
   });
 
-  it("wakes the portal on the caller's retry when the first request failed between its merge and its wake-up", async () => {
-    const paced = depsFor({}, { options: { messageMinIntervalMs: 60_000 } });
-    expect((await invoke(update({ message: 'first' }), paced)).status).toBe(200);
-    h.wakeups.clear();
-    // The portal item grown to DynamoDB's 400 KB item limit: the merge (the message item) is
-    // written, the portal item's write after it is refused.
+  /**
+   * Grows the portal item to DynamoDB's 400 KB item limit: a merge (the message item) is written, the
+   * portal item's write after it is refused. Resolves with the undo.
+   */
+  async function fillPortalItem(): Promise<() => Promise<void>> {
     const pk = { S: 'portal#acme' };
-    const fill = async (chars: number) =>
+    const fill = (chars: number) =>
       h.dynamo
         .send(
           new UpdateItemCommand({
@@ -438,12 +437,44 @@ describe('deferring to the portal’s wake-up', () => {
       else tooBig = mid;
     }
     expect(await fill(fits)).toBe(true);
-    const failed = await invoke(update({ message: 'second, too soon' }), paced);
-    expect(failed.status).toBe(503);
-    expect(h.wakeups.sent).toEqual([]);
-    await h.dynamo.send(
-      new UpdateItemCommand({ TableName: ledger.tableName, Key: { pk }, UpdateExpression: 'REMOVE filler' }),
+    return async () => {
+      await h.dynamo.send(
+        new UpdateItemCommand({
+          TableName: ledger.tableName,
+          Key: { pk },
+          UpdateExpression: 'REMOVE filler',
+        }),
+      );
+    };
+  }
+
+  it('answers 202 RECORDED, never 503, when the ledger fails after the merge committed, and the edit is applied', async () => {
+    const paced = depsFor({}, { options: { messageMinIntervalMs: 60_000 } });
+    expect((await invoke(update({ message: 'first' }), paced)).status).toBe(200);
+    h.wakeups.clear();
+    const unfill = await fillPortalItem();
+    const recorded = await invoke(update({ message: 'second, too soon' }), paced);
+    expect(recorded).toMatchObject({ status: 202, body: { deferred: true, reason: 'RECORDED' } });
+    // Woken straight through the portal work queue, at the message's due time.
+    expect(h.wakeups.sent.map((w) => w.portal)).toEqual(['acme']);
+    await unfill();
+    await wakeLater(h, ledger, 2 * 60_000);
+    expect(h.emulator.getMessage(789)?.text).toBe('second, too soon');
+  });
+
+  it("answers 503 EDIT_RECORDED_UNSCHEDULED when the portal work queue fails too, and the caller's retry makes sure of the wake-up", async () => {
+    const down = { send: async () => ['acme'] };
+    const paced = depsFor({}, { options: { messageMinIntervalMs: 60_000 } });
+    expect((await invoke(update({ message: 'first' }), paced)).status).toBe(200);
+    h.wakeups.clear();
+    const unfill = await fillPortalItem();
+    const unscheduled = await invoke(
+      update({ message: 'second, too soon' }),
+      depsFor({}, { options: { messageMinIntervalMs: 60_000 }, wakeups: down }),
     );
+    expect(unscheduled).toMatchObject({ status: 503, body: { error: 'EDIT_RECORDED_UNSCHEDULED' } });
+    expect(String(unscheduled.body.error_description)).toContain('send the same edit again');
+    await unfill();
     // The retry changes nothing in the ledger, yet makes sure of the wake-up that applies it.
     const retry = await invoke(update({ message: 'second, too soon' }), paced);
     expect(retry).toMatchObject({ status: 202, body: { reason: 'MESSAGE_CADENCE' } });
