@@ -79,6 +79,29 @@ export interface PackageOptions {
 
 const absolute = (dir: string) => (isAbsolute(dir) ? dir : resolve(root, dir));
 
+/** Options of ours and osls's that a typo most often comes near. */
+const KNOWN_FLAGS = [...Object.keys(PACKAGE_OPTIONS ?? {}), 'aws-profile', 'verbose', 'config', 'force'];
+
+/** The known option `name` is a typo of (one or two letters off), or undefined. */
+function misspelt(name: string): string | undefined {
+  if (KNOWN_FLAGS.includes(name)) return undefined;
+  return KNOWN_FLAGS.find((known) => editDistance(name, known) <= (known.length > 4 ? 2 : 1));
+}
+
+/** Levenshtein distance: the fewest insertions, deletions and substitutions from `a` to `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
 export function parsePackageArgs(argv: readonly string[]): PackageOptions {
   const slsArgs: string[] = [];
   let statusFile = process.env.STATUS_MESSAGES_FILE || 'status-messages.yml';
@@ -100,6 +123,9 @@ export function parsePackageArgs(argv: readonly string[]): PackageOptions {
       distDir = value();
     } else if (flag === '--param' && /^distDir=/.test(inline ?? argv[i + 1] ?? '')) {
       throw new UsageError('the distDir parameter is set by --dist <dir>');
+    } else if (flag.startsWith('--') && misspelt(flag.slice(2)) !== undefined) {
+      // Everything else goes to osls, which would find the typo only after the whole build.
+      throw new UsageError(`unknown option ${flag}: did you mean --${misspelt(flag.slice(2))}?`);
     } else {
       slsArgs.push(arg);
     }

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PortSetting } from './config.ts';
 
@@ -7,9 +7,8 @@ export class PortUnavailableError extends Error {
   override name = 'PortUnavailableError';
   readonly setting: PortSetting;
 
-  constructor(setting: PortSetting, reason: 'in-use' | 'denied') {
+  constructor(setting: PortSetting, reason: 'in-use' | 'denied', next = 0) {
     const problem = reason === 'in-use' ? 'is already in use' : 'may not be opened by this user';
-    const next = setting.port === 0 ? 1 : setting.port + 1;
     super(
       `Port ${setting.port} on 127.0.0.1 (${setting.what}) ${problem}. ` +
         `Stop whatever holds it, or choose another port: ${setting.variable}=${next} npm start ` +
@@ -24,16 +23,42 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** Runs a service's start function on its configured port, turning a bind failure into a clear error. */
-export async function onPort<T>(setting: PortSetting, start: (port: number) => Promise<T>): Promise<T> {
+/**
+ * Runs a service's start function on its configured port, turning a bind failure into a clear
+ * error that suggests a port free now and none of the stack's own (`stack`: every port it uses).
+ */
+export async function onPort<T>(
+  setting: PortSetting,
+  start: (port: number) => Promise<T>,
+  stack: readonly PortSetting[] = [],
+): Promise<T> {
   try {
     return await start(setting.port);
   } catch (error) {
     const code = errorCode(error);
-    if (code === 'EADDRINUSE') throw new PortUnavailableError(setting, 'in-use');
-    if (code === 'EACCES') throw new PortUnavailableError(setting, 'denied');
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      const next = await freePortAfter(setting.port, new Set(stack.map((other) => other.port)));
+      throw new PortUnavailableError(setting, code === 'EADDRINUSE' ? 'in-use' : 'denied', next);
+    }
     throw error;
   }
+}
+
+/** The first port after `port` (up to 50 on) that is free now and not `reserved`; 0 (any) if none is. */
+async function freePortAfter(port: number, reserved: ReadonlySet<number>): Promise<number> {
+  for (let candidate = Math.max(port, 1023) + 1; candidate <= Math.min(65_535, port + 50); candidate += 1) {
+    if (reserved.has(candidate)) continue;
+    const probe = createServer();
+    const bound = await listen(probe, candidate).then(
+      () => true,
+      () => false,
+    );
+    if (bound) {
+      await closeServer(probe);
+      return candidate;
+    }
+  }
+  return 0;
 }
 
 /** Listens on 127.0.0.1 and resolves with the port actually bound. */

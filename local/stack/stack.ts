@@ -15,7 +15,7 @@ import { startLocalSqs } from '../sqs.ts';
 import { ActivityLog, type ApiActivity } from './activity.ts';
 import { type HttpApiHandler, startApiServer } from './api-server.ts';
 import { sweepLine } from './banner.ts';
-import type { LocalStackConfig } from './config.ts';
+import type { LocalStackConfig, PortSetting } from './config.ts';
 import {
   addOutcomes,
   type DrainInvocation,
@@ -232,25 +232,35 @@ export async function startLocalStack(
   options: LocalStackOptions = {},
 ): Promise<LocalStack> {
   const cleanup = new AsyncDisposableStack();
+  // Every port the stack uses: a port found taken is answered with one free now and none of these.
+  const ports = [
+    config.api,
+    config.sandbox,
+    config.emulator,
+    config.sqs,
+    config.secretsManager,
+    config.dynamodb,
+  ];
+  const on = <T>(setting: PortSetting, start: (port: number) => Promise<T>) => onPort(setting, start, ports);
   try {
     let emulator: Bitrix24Emulator | undefined;
     let demo: DemoPortal | undefined;
     if (!config.realPortal) {
-      const started = await onPort(config.emulator, (port) => startBitrix24Emulator({ port }));
+      const started = await on(config.emulator, (port) => startBitrix24Emulator({ port }));
       cleanup.defer(() => started.close());
       emulator = started;
       demo = seedDemoPortal(started);
     }
     const secretName = `${config.secretPrefix}${config.portal}`;
     const secret = portalSecret(config, emulator && demo ? { url: emulator.url, demo } : undefined);
-    const secretsManager = await onPort(config.secretsManager, (port) =>
+    const secretsManager = await on(config.secretsManager, (port) =>
       startSecretsManager({ port, secrets: { [secretName]: secret } }),
     );
     cleanup.defer(() => secretsManager.close());
-    const sqs = await onPort(config.sqs, (port) => startLocalSqs({ port }));
+    const sqs = await on(config.sqs, (port) => startLocalSqs({ port }));
     cleanup.defer(() => sqs.close());
     const queues = await createQueues(sqs.url, config.maxAttempts);
-    const dynamodb = await onPort(config.dynamodb, (port) => startLocalDynamoDb({ port }));
+    const dynamodb = await on(config.dynamodb, (port) => startLocalDynamoDb({ port }));
     cleanup.defer(() => dynamodb.close());
     // Kept open: the sandbox page reads the ledger through it.
     const dynamoClient = new DynamoDBClient({ ...LOCAL_AWS, endpoint: dynamodb.url });
@@ -275,7 +285,7 @@ export async function startLocalStack(
     const { getRuntime } = await import('../../lib/runtime.ts');
 
     const activity = new ActivityLog();
-    const api = await onPort(config.api, (port) =>
+    const api = await on(config.api, (port) =>
       startApiServer({
         port,
         functions: [
@@ -347,7 +357,7 @@ export async function startLocalStack(
     const botId = config.realPortal?.botId ?? demo?.botId ?? 456;
     // The fate route's timing, from the configuration the handlers read.
     const { messageMinIntervalMs, ambiguousSettleMs } = getRuntime().config;
-    const sandbox = await onPort(config.sandbox, (port) =>
+    const sandbox = await on(config.sandbox, (port) =>
       startSandboxServer({
         port,
         getState,

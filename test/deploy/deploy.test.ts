@@ -70,6 +70,16 @@ describe('npm run deploy', () => {
   }, 120_000);
 });
 
+describe('npm run deploy with a misspelt option', () => {
+  it('answers one line naming the option it resembles and exits 2, before anything is built', () => {
+    const result = deploy(['--stag', 'prod']);
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('unknown option --stag: did you mean --stage?');
+    expect(result.stdout).not.toContain('Packaged:');
+  }, 30_000);
+});
+
 describe('npm run package when osls fails', () => {
   it("ends with osls's own message and its exit code, never a Node trace", () => {
     const result = spawnSync(
