@@ -161,7 +161,7 @@ export class Ledger {
               UpdateExpression:
                 'SET portal = :portal, botId = :botId, messageId = :messageId, desired = :desired, ' +
                 'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
-                'attempts = if_not_exists(attempts, :zero), pendingEditIds = :pending, ' +
+                'attempts = :attempts, pendingEditIds = :pending, ' +
                 `#dp = :portal, #ds = ${ahead ? ':due' : 'if_not_exists(#ds, :due)'}, #ttl = :ttl, ` +
                 'dirtySince = if_not_exists(dirtySince, :now)',
               ConditionExpression: condition,
@@ -174,6 +174,7 @@ export class Ledger {
                 ':version': result.state.version,
                 ':zero': 0,
                 ':pending': result.state.pendingEditIds,
+                ':attempts': result.state.attempts,
                 ':due': indexDueAt(pk, ahead ? 'ahead' : due),
                 ':now': now,
               },
@@ -325,7 +326,9 @@ export class Ledger {
   ): Promise<boolean> {
     const now = this.table.now();
     return this.#conditional({
-      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = :zero, #ttl = :ttl${startedAt === undefined ? '' : ', lastCallAt = :started'} REMOVE retryAt, dirtySince, #dp, #ds`,
+      // The failed calls stay counted (the call that failed for good among them): `GET /messages/…`
+      // shows how many there were. A version merged after a failure counts from zero.
+      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = if_not_exists(attempts, :zero)${startedAt === undefined ? '' : ' + :one, lastCallAt = :started'}, #ttl = :ttl REMOVE retryAt, dirtySince, #dp, #ds`,
       ConditionExpression: 'version = :v',
       ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
       ExpressionAttributeValues: {
@@ -333,7 +336,7 @@ export class Ledger {
         ':error': error,
         ':zero': 0,
         ':ttl': this.table.ttl(now),
-        ...(startedAt === undefined ? {} : { ':started': startedAt }),
+        ...(startedAt === undefined ? {} : { ':started': startedAt, ':one': 1 }),
       },
       key,
     });

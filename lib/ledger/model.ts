@@ -198,7 +198,9 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
       ...current,
       desired,
       version: current.version + 1,
-      // Backoff, attempts and the settle window stay: a newer edit does not end an outage.
+      // Backoff, attempts and the settle window stay: a newer edit does not end an outage. After a
+      // version failed for good, the next one counts its failed calls from zero.
+      attempts: isFailed(current) ? 0 : current.attempts,
       pendingEditIds: pending.slice(-MAX_PENDING_EDIT_IDS),
     },
     changed: true,

@@ -489,7 +489,11 @@ describe('nothing lost', () => {
     const state = await ledger.get(key(id));
     expect(state.failedVersion).toBe(state.version);
     expect(state.lastError?.code).toBe('MAX_ATTEMPTS');
+    // The failed calls stay counted; an edit after the failure counts its own from zero.
+    expect(state.attempts).toBe(2);
     expect(h.wakeups.pending()).toEqual([]);
+    await ingest([sqsRecord(editBody(id, { message: 'after the failure' }))]);
+    expect((await ledger.get(key(id))).attempts).toBe(0);
   });
 
   it('keeps a message that failed for good dirty, and wakes its portal again, when the failed-edits queue does not take it', async () => {
