@@ -52,6 +52,8 @@ export function getRuntime(): Runtime {
     allowHttp: config.b24AllowHttp,
     // One OAuth refresh per expiry for the fleet, on the ledger's portal item.
     refreshLock: () => (config.stateTableName ? ledgerOf().portals : undefined),
+    // One secret per Bitrix24 portal, fleet-wide, on the ledger's host claims.
+    hostClaims: () => (config.stateTableName ? ledgerOf().hosts : undefined),
   });
   const wakeups = sqsWakeups({ client: sqsClient(), queueUrl: config.portalQueueUrl, now: Date.now });
   const reconcileOptions = reconcileOptionsOf(config);

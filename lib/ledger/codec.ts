@@ -22,6 +22,11 @@ export function portalPk(portal: string): string {
   return `portal#${portal}`;
 }
 
+/** The claim of one Bitrix24 portal (by host, lower case) for the secret that serves it. */
+export function hostPk(host: string): string {
+  return `host#${host.toLowerCase()}`;
+}
+
 export function keyOfPk(pk: string): MessageKey | undefined {
   const match = /^msg#(.+)#(\d+)#(\d+)$/.exec(pk);
   if (!match) return undefined;

@@ -8,6 +8,7 @@ import {
 } from './access.ts';
 import { fromItem, messagePk, portalPk, storedChars, toStoredDesired } from './codec.ts';
 import { AHEAD_WITHIN_MS, aheadKeys, dirtyPage, dueKeys, indexDueAt, nextDueAt } from './dirty-index.ts';
+import { HostClaims } from './host-claim.ts';
 import {
   dueAt,
   type IncomingEdit,
@@ -44,6 +45,7 @@ const CACHED_DESIRED_CHARS = 16_384;
 export class Ledger {
   readonly table: LedgerTable;
   readonly portals: PortalItems;
+  readonly hosts: HostClaims;
   /**
    * The item of each message as this container last read or wrote it, by pk. Every write of an item
    * increases its `revision` and merges are conditioned on it, so a stale entry costs one refused
@@ -54,6 +56,7 @@ export class Ledger {
   constructor(options: LedgerTableOptions) {
     this.table = new LedgerTable(options);
     this.portals = new PortalItems(this.table);
+    this.hosts = new HostClaims(this.table);
   }
 
   get tableName(): string {

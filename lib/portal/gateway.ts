@@ -11,7 +11,12 @@ import type { EditFields } from '../edits/types.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { logger } from '../observability/logger.ts';
 import { PORTAL_PATTERN } from '../portal-name.ts';
-import { type PortalSecret, type SecretStore, withOAuthTokens } from '../secrets/index.ts';
+import {
+  type PortalSecret,
+  SecretInvalidError,
+  type SecretStore,
+  withOAuthTokens,
+} from '../secrets/index.ts';
 
 /** The bot is not in the portal secret's allow-list; Bitrix24 is not called. */
 export class BotNotAllowedError extends AppError {
@@ -38,8 +43,19 @@ const REFRESH_POLL_MS = 150;
 /** Reads of the secret after an `invalid_grant`, looking for the pair that voided ours. */
 const INVALID_GRANT_READS = 5;
 
+/** Which portal key serves a Bitrix24 host, fleet-wide (the ledger's host claims). */
+export interface HostClaim {
+  /** Claims `host` for `portal`: undefined when it is the portal's now, else the portal that holds it. */
+  claim(host: string, portal: string): Promise<string | undefined>;
+}
+
+/** How often a container renews its portals' host claims (well inside the claims' stale time). */
+const HOST_CLAIM_RENEW_MS = 5 * 60_000;
+
 export interface GatewayOptions {
   store: SecretStore;
+  /** Two secrets naming one Bitrix24 portal are refused; without it, nothing checks. */
+  hostClaims?: (() => HostClaim | undefined) | undefined;
   /** The fleet-wide refresh lock; without it, refreshes are single-flight per container only. */
   refreshLock?: (() => RefreshLock | undefined) | undefined;
   /** This container's lock owner id. Default a random UUID. */
@@ -78,6 +94,8 @@ export class PortalGateway {
   readonly #refreshing = new Map<string, Promise<PortalSecret>>();
   /** Refreshed OAuth secrets whose write-back failed: they override the stored (now void) tokens. */
   readonly #unsaved = new Map<string, PortalSecret>();
+  /** Host claims this container holds, by portal, and until when they need no renewal. */
+  readonly #claimed = new Map<string, { host: string; until: number }>();
 
   readonly #owner: string;
   readonly #clock: Clock;
@@ -88,15 +106,47 @@ export class PortalGateway {
     this.#clock = options.clock ?? systemClock;
   }
 
-  /** The portal's secret (cached by the store). */
-  secret(portal: string): Promise<PortalSecret> {
+  /** The portal's secret (cached by the store), refused when another secret serves its Bitrix24 portal. */
+  async secret(portal: string): Promise<PortalSecret> {
     if (!PORTAL_PATTERN.test(portal)) {
-      return Promise.reject(
-        new ValidationError('portal', `portal must match ${PORTAL_PATTERN.source}`, 'INVALID_PORTAL'),
+      throw new ValidationError('portal', `portal must match ${PORTAL_PATTERN.source}`, 'INVALID_PORTAL');
+    }
+    const secret = this.#unsaved.get(portal) ?? (await this.#options.store.get(portal));
+    await this.#assertOwnHost(secret);
+    return secret;
+  }
+
+  /**
+   * One Bitrix24 portal, one secret: each portal key has its own ledger, lease and rate bucket, so a
+   * second secret naming the same portal could land an older edit over a newer one. The claim is
+   * renewed every `HOST_CLAIM_RENEW_MS`; a ledger that cannot be asked does not stop the call.
+   */
+  async #assertOwnHost(secret: PortalSecret): Promise<void> {
+    const claims = this.#options.hostClaims?.();
+    if (!claims) return;
+    const host = new URL(secret.portalUrl).host.toLowerCase();
+    const now = this.#clock.now();
+    const known = this.#claimed.get(secret.portal);
+    if (known && known.host === host && known.until > now) return;
+    let holder: string | undefined;
+    try {
+      holder = await claims.claim(host, secret.portal);
+    } catch (error) {
+      logger.warn('The portal’s host claim could not be renewed; calls go on', {
+        portal: secret.portal,
+        code: error instanceof AppError ? error.code : 'LEDGER_UNAVAILABLE',
+      });
+      return;
+    }
+    if (holder !== undefined) {
+      this.#claimed.delete(secret.portal);
+      throw new SecretInvalidError(
+        secret.secretName,
+        'portalUrl',
+        `names the Bitrix24 portal ${host}, which portal "${holder}" (a secret of its own) already serves: one Bitrix24 portal, one secret (each has its own ledger, lease and rate bucket). Delete one of the two; a secret unused for an hour gives its portal up`,
       );
     }
-    const unsaved = this.#unsaved.get(portal);
-    return unsaved ? Promise.resolve(unsaved) : this.#options.store.get(portal);
+    this.#claimed.set(secret.portal, { host, until: now + HOST_CLAIM_RENEW_MS });
   }
 
   /** Throws BotNotAllowedError when the bot is not in the portal's allow-list. */

@@ -248,6 +248,33 @@ describe('refusing bad requests', () => {
   });
 });
 
+describe('one Bitrix24 portal, one secret', () => {
+  it('refuses a second secret naming a portal another secret serves, naming both, and applies nothing through it', async () => {
+    // `twin` names the same Bitrix24 portal (the emulator's host) as `acme`.
+    h.secretsManager.setSecret(`${PREFIX}twin`, webhookSecret(h.emulator.url));
+    const guarded = new PortalGateway({
+      store: h.store,
+      timeoutMs: 1_000,
+      allowHttp: true,
+      hostClaims: () => ledger.hosts,
+    });
+    const through = (portal: string, text: string) =>
+      invoke(
+        httpApiEvent(
+          { botId: BOT.id, messageId: 789, fields: { message: text } },
+          { headers: { 'x-b24-portal': portal } },
+        ),
+        depsFor({ gateway: guarded }, { gateway: guarded }),
+      );
+    expect((await through('acme', 'newer, via acme')).status).toBe(200);
+    const refused = await through('twin', 'older, via twin');
+    expect(refused).toMatchObject({ status: 502, body: { error: 'SECRET_INVALID' } });
+    expect(String(refused.body.error_description)).toContain(`Secret "${PREFIX}twin" is invalid: portalUrl`);
+    expect(String(refused.body.error_description)).toContain('portal "acme"');
+    expect(h.emulator.getMessage(789)?.text).toBe('newer, via acme');
+  });
+});
+
 describe('passing on what Bitrix24 refuses', () => {
   it('answers 403 ACCESS_DENIED for a message the bot did not write', async () => {
     h.emulator.addMessage({ id: 5001, authorId: 1, chatId: 12, text: 'a human wrote this' });
