@@ -9,7 +9,7 @@ import { TTL_ATTRIBUTE } from './table.ts';
  * every container renews its claim when it loads the secret. A claim not renewed for
  * `HOST_CLAIM_STALE_MS` may be taken over (a portal moved to another key).
  */
-export const HOST_CLAIM_STALE_MS = 60 * 60_000;
+export const HOST_CLAIM_STALE_MS = 6 * 60 * 60_000;
 
 export class HostClaims {
   readonly #table: LedgerTable;

@@ -49,8 +49,11 @@ export interface HostClaim {
   claim(host: string, portal: string): Promise<string | undefined>;
 }
 
-/** How often a container renews its portals' host claims (well inside the claims' stale time). */
-const HOST_CLAIM_RENEW_MS = 5 * 60_000;
+/**
+ * How often a container renews its portals' host claims (well inside the claims' stale time,
+ * `HOST_CLAIM_STALE_MS`): a write per container and portal an hour.
+ */
+const HOST_CLAIM_RENEW_MS = 60 * 60_000;
 
 export interface GatewayOptions {
   store: SecretStore;
@@ -143,7 +146,7 @@ export class PortalGateway {
       throw new SecretInvalidError(
         secret.secretName,
         'portalUrl',
-        `names the Bitrix24 portal ${host}, which portal "${holder}" (a secret of its own) already serves: one Bitrix24 portal, one secret (each has its own ledger, lease and rate bucket). Delete one of the two; a secret unused for an hour gives its portal up`,
+        `names the Bitrix24 portal ${host}, which portal "${holder}" (a secret of its own) already serves: one Bitrix24 portal, one secret (each has its own ledger, lease and rate bucket). Delete one of the two; a secret unused for six hours gives its portal up`,
       );
     }
     this.#claimed.set(secret.portal, { host, until: now + HOST_CLAIM_RENEW_MS });
