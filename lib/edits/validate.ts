@@ -18,14 +18,26 @@ export const QUEUE_MAX_BYTES = 262_144;
 const QUEUE_ENVELOPE_BYTES = 1_024;
 const FIELD_NAMES = ['message', 'attach', 'keyboard', 'urlPreview'] as const;
 
+/**
+ * Keys that Bitrix24 clients send and this service must not take, with what to do instead: the
+ * credentials are the service's own (in the portal's secret), never the caller's.
+ */
+const NOT_TAKEN: Readonly<Record<string, string>> = {
+  auth: 'is not taken: this service holds the portal’s credentials (in its secret) and calls Bitrix24 with them; leave auth out and name the portal in the X-B24-Portal header',
+};
+
 /** Rule texts for keys that are missing or not allowed in a strict object. */
 function strictMessage(allowed: readonly string[]) {
-  return (issue: v.StrictObjectIssue) =>
-    issue.expected === 'never'
+  return (issue: v.StrictObjectIssue) => {
+    const key = issue.path?.at(-1)?.key;
+    if (issue.expected === 'never' && typeof key === 'string' && Object.hasOwn(NOT_TAKEN, key))
+      return NOT_TAKEN[key] as string;
+    return issue.expected === 'never'
       ? `is not a known field (allowed: ${allowed.join(', ')})`
       : issue.received === 'undefined'
         ? 'is required'
         : 'must be a JSON object';
+  };
 }
 
 const ID_RULE = 'must be a positive integer (a JSON number or a string of digits)';

@@ -188,6 +188,12 @@ describe('refusing bad requests', () => {
       rule: 'is not a known field',
       body: { botId: 456, messageId: 789, dialogId: 'chat1', fields: { message: 'x' } },
     },
+    {
+      // The Bitrix24 documentation's OAuth form: the credentials are this service's, never the caller's.
+      field: 'auth',
+      rule: 'this service holds the portal’s credentials',
+      body: { botId: 456, messageId: 789, fields: { message: 'x' }, auth: 'an_access_token' },
+    },
   ])('answers 400 naming $field ($rule)', async ({ field, body, rule }) => {
     const res = await invoke(httpApiEvent(body, { headers: { 'x-b24-portal': 'acme' } }));
     expect(res.status).toBe(400);
