@@ -565,10 +565,10 @@ async function containerMemory(n: number, nodeOptions: string[]) {
   await worker.ready;
   await until(() => ids.every((id) => emulator.getMessage(id)?.text === 'mem'), 600_000);
   const stats = await worker.stop();
-  if (stats.cpu === undefined)
-    throw new Error(`The container left no stats: ${worker.output().slice(-3000)}`);
   sqs.destroy();
   await Promise.all([local.close(), secrets.close(), emulator.close(), dynamo.close()]);
+  if (stats.cpu === undefined)
+    throw new Error(`The container left no stats: ${worker.output().slice(-3000)}`);
   const cpu = stats.cpu as unknown as { user: number; system: number };
   return {
     peakRssMiB: round(Number(stats.peakRss) / 2 ** 20, 0),
