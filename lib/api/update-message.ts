@@ -159,7 +159,7 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
  * a wake-up sent straight to the portal work queue and the answer, before Middy's early timeout
  * (500 ms, functions/update-message.ts) would turn the request into a 500.
  */
-export const ANSWER_RESERVE_MS = 1_500;
+const ANSWER_RESERVE_MS = 1_500;
 
 /** The work's result, or `deadline` when `ANSWER_RESERVE_MS` before the function's deadline comes first. */
 async function beforeDeadline<T>(

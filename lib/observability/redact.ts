@@ -79,9 +79,13 @@ export function redactString(text: string): string {
  */
 export function maskSecretValues(text: string): string {
   let out = text;
-  for (const pattern of secretValues.values()) {
-    pattern.lastIndex = 0;
-    if (pattern.test(out)) out = out.replace(pattern, MASK);
+  // Every string of every log line comes through here, and a container holds a secret's four forms
+  // for each portal it serves: a plain search of the lower-cased text first, the pattern only on a hit.
+  let lower = out.toLowerCase();
+  for (const [form, pattern] of secretValues) {
+    if (!lower.includes(form)) continue;
+    out = out.replace(pattern, MASK);
+    lower = out.toLowerCase();
   }
   return out;
 }

@@ -97,8 +97,8 @@ export class PortalGateway {
   readonly #refreshing = new Map<string, Promise<PortalSecret>>();
   /** Refreshed OAuth secrets whose write-back failed: they override the stored (now void) tokens. */
   readonly #unsaved = new Map<string, PortalSecret>();
-  /** Host claims this container holds, by portal, and until when they need no renewal. */
-  readonly #claimed = new Map<string, { host: string; until: number }>();
+  /** Host claims this container holds, by portal (for its secret's URL), and until when they need no renewal. */
+  readonly #claimed = new Map<string, { portalUrl: string; until: number }>();
 
   readonly #owner: string;
   readonly #clock: Clock;
@@ -127,10 +127,11 @@ export class PortalGateway {
   async #assertOwnHost(secret: PortalSecret): Promise<void> {
     const claims = this.#options.hostClaims?.();
     if (!claims) return;
-    const host = new URL(secret.portalUrl).host.toLowerCase();
     const now = this.#clock.now();
+    // Every call comes through here: a claim this container holds for this very URL is enough.
     const known = this.#claimed.get(secret.portal);
-    if (known && known.host === host && known.until > now) return;
+    if (known && known.portalUrl === secret.portalUrl && known.until > now) return;
+    const host = new URL(secret.portalUrl).host.toLowerCase();
     let holder: string | undefined;
     try {
       holder = await claims.claim(host, secret.portal);
@@ -149,7 +150,7 @@ export class PortalGateway {
         `names the Bitrix24 portal ${host}, which portal "${holder}" (a secret of its own) already serves: one Bitrix24 portal, one secret (each has its own ledger, lease and rate bucket). Delete one of the two; a secret unused for six hours gives its portal up`,
       );
     }
-    this.#claimed.set(secret.portal, { host, until: now + HOST_CLAIM_RENEW_MS });
+    this.#claimed.set(secret.portal, { portalUrl: secret.portalUrl, until: now + HOST_CLAIM_RENEW_MS });
   }
 
   /** Throws BotNotAllowedError when the bot is not in the portal's allow-list. */
