@@ -122,15 +122,25 @@ export function encodeComponent(text: string): string {
  * would see; any other map stays an object with string keys (JavaScript then lists integer-like
  * keys first, whatever their order in the query).
  */
-export function decodeBracketParams(qs: string): Record<string, unknown> {
+export function decodeBracketParams(
+  qs: string,
+  options: {
+    maxInputVars?: number;
+    /** Variables whose name has one of these keys at any level are left out whole. */
+    dropKeys?: ReadonlySet<string>;
+  } = {},
+): Record<string, unknown> {
   const root: PhpArray = new Map();
+  let vars = 0;
   for (const part of qs.split('&')) {
     if (part === '') continue;
+    // PHP's max_input_vars: parse_str stops there and drops the rest silently.
+    if (++vars > (options.maxInputVars ?? Number.POSITIVE_INFINITY)) break;
     const eq = part.indexOf('=');
     const rawName = decodeComponent(eq === -1 ? part : part.slice(0, eq));
     const value = eq === -1 ? '' : decodeComponent(part.slice(eq + 1));
     const path = splitName(rawName);
-    if (path) assign(root, path, value);
+    if (path && !path.some((key) => key !== null && options.dropKeys?.has(key))) assign(root, path, value);
   }
   return toObject(root);
 }
@@ -205,4 +215,19 @@ function toValue(value: PhpValue): unknown {
   if (typeof value === 'string') return value;
   const isList = [...value.keys()].every((key, index) => key === String(index));
   return isList ? [...value.values()].map(toValue) : toObject(value);
+}
+
+/**
+ * PHP's `(bool)` cast, which is how Bitrix24 reads flags such as `batch`'s `halt`: false only for
+ * false, 0, "", "0", null and an empty array (a JSON `{}` or `[]`); every other string is true,
+ * "false" and "N" included.
+ */
+export function phpTruthy(value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return value !== 0;
+  if (typeof value === 'string') return value !== '' && value !== '0';
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object') return Object.keys(value).length > 0;
+  return true;
 }

@@ -1,6 +1,5 @@
-import { parseBool } from './message-fields.ts';
 import { fail, failure, type Outcome, ok } from './outcome.ts';
-import { parsePhpQuery } from './php-query.ts';
+import { parsePhpQuery, phpTruthy } from './php-query.ts';
 import type { B24Time } from './time-object.ts';
 
 export const MAX_BATCH_COMMANDS = 50;
@@ -63,7 +62,7 @@ export function runBatch(params: Record<string, unknown>, runner: BatchRunner): 
   const commands = all.slice(0, MAX_BATCH_COMMANDS);
   if (runner.refusesCall(commands.map((c) => methodOf(c.text))))
     return fail('ERROR_BATCH_METHOD_NOT_ALLOWED');
-  const halt = parseBool(params.halt) ?? false;
+  const halt = phpTruthy(params.halt);
 
   const results: Record<string, unknown> = {};
   const errors: Record<string, unknown> = {};

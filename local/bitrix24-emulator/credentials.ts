@@ -20,6 +20,27 @@ export interface OAuthAnswer {
 
 const MEMBER_ID = 'e4f1c0de5a7b4c2d9e8f00112233aabb';
 
+/**
+ * The auth server's own codes (settings/oauth/error-codes.md), which are not the REST codes of the
+ * same name: REST's INVALID_REQUEST means "Https required", the auth server's `invalid_request` a
+ * malformed token request. The docs give no statuses: 400 and 401 for a bad client are OAuth 2.0's
+ * (RFC 6749, section 5.2), and the ones the PHP SDK expects.
+ */
+const OAUTH_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
+  invalid_request: [400, 'The token request is malformed or misses a parameter'],
+  invalid_client: [401, 'Client authentication failed: unknown client or wrong secret'],
+  invalid_grant: [400, 'Refresh token is invalid, expired or already used'],
+  invalid_scope: [400, 'The requested scope is wider than the application’s'],
+  insufficient_scope: [400, 'The requested scope is wider than the application’s'],
+};
+
+/** An auth-server error with its own meaning; undefined for a code the auth server does not use. */
+export function oauthFailure(code: string, status?: number, description?: string): Failure | undefined {
+  const known = OAUTH_ERRORS[code.toLowerCase()];
+  if (!known) return undefined;
+  return { status: status ?? known[0], code, description: description ?? known[1] };
+}
+
 function newToken(): string {
   return randomBytes(24).toString('hex');
 }
@@ -81,18 +102,10 @@ export class Credentials {
     const { grant_type: grantType, client_id: clientId, client_secret: clientSecret } = params;
     const refreshToken = params.refresh_token;
     if (grantType !== 'refresh_token' || typeof clientId !== 'string' || typeof refreshToken !== 'string') {
-      return oauthError(
-        400,
-        'invalid_request',
-        'grant_type, client_id, client_secret and refresh_token are required',
-      );
+      return oauthError('invalid_request');
     }
-    if (this.#apps.get(clientId) !== clientSecret) {
-      return oauthError(401, 'invalid_client', 'Client authentication failed');
-    }
-    if (this.#refreshTokens.get(refreshToken) !== clientId) {
-      return oauthError(400, 'invalid_grant', 'Refresh token is invalid, expired or already used');
-    }
+    if (this.#apps.get(clientId) !== clientSecret) return oauthError('invalid_client');
+    if (this.#refreshTokens.get(refreshToken) !== clientId) return oauthError('invalid_grant');
     this.#refreshTokens.delete(refreshToken);
     const grant = this.#issue(clientId);
     const authServer = new URL(portalUrl);
@@ -126,6 +139,7 @@ export class Credentials {
   }
 }
 
-function oauthError(status: number, error: string, description: string): OAuthAnswer {
-  return { status, body: { error, error_description: description } };
+function oauthError(code: 'invalid_request' | 'invalid_client' | 'invalid_grant'): OAuthAnswer {
+  const { status, description } = oauthFailure(code) as Failure;
+  return { status, body: { error: code, error_description: description } };
 }

@@ -23,6 +23,18 @@ import type {
 
 const TOKEN_PATH = /^\/oauth\/token\/?$/;
 
+/**
+ * Repeated slashes in the path count as one, as on a real portal: the official JS SDK joins its
+ * documented `client_endpoint` (`https://{portal}/rest/`) and `/method` into `/rest//method`. Done
+ * on the raw target, before URL parsing would read a leading `//` as a host.
+ */
+function collapseSlashes(target: string): string {
+  if (!target.startsWith('/')) return target;
+  const query = target.indexOf('?');
+  const path = query === -1 ? target : target.slice(0, query);
+  return path.replace(/\/{2,}/g, '/') + (query === -1 ? '' : target.slice(query));
+}
+
 /** The HTTP face of the engine plus the programmatic controls tests use. */
 class EmulatorServer implements Bitrix24Emulator {
   readonly #engine: Engine;
@@ -34,7 +46,6 @@ class EmulatorServer implements Bitrix24Emulator {
 
   constructor(options: EmulatorOptions | undefined) {
     this.#engine = new Engine(normaliseOptions(options), (ms) => this.#sleep(ms));
-    this.#engine.portal.editWindowSeconds = this.#engine.settings.editWindowSeconds;
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch(() => {
         if (!res.headersSent && !res.destroyed) writeReply(res, errorReply(failure('INTERNAL_SERVER_ERROR')));
@@ -149,7 +160,7 @@ class EmulatorServer implements Bitrix24Emulator {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', this.#url);
+    const url = new URL(collapseSlashes(req.url ?? '/'), this.#url);
     const request = { url, body: await readBody(req), contentType: req.headers['content-type'] };
     let reply: HttpReply;
     if (url.pathname.startsWith(CONTROL_PREFIX)) {

@@ -62,7 +62,7 @@ export class Engine {
     this.settings = settings;
     this.successShape = settings.successShape;
     this.credentials = new Credentials(settings.now, settings.accessTokenTtlSeconds, this.secrets);
-    this.portal = new Portal(settings.now, this.secrets);
+    this.portal = new Portal(settings.now, this.secrets, settings.inferred.editWindowSeconds);
     this.bucket = new LeakyBucket(settings.limits, settings.now);
     this.operating = new OperatingTime(
       settings.operatingLimitSeconds,
@@ -165,7 +165,8 @@ export class Engine {
       };
     }
     const { processingMs } = this.settings;
-    const ctx = { identity, params, portal: this.portal, successShape: this.successShape, now: startMs };
+    const { successShape, portal } = this;
+    const ctx = { identity, params, portal, successShape, now: startMs, inferred: this.settings.inferred };
     const outcome = entry.run(ctx);
     if (!billed) return { outcome, time: timeObject(startMs, processingMs, this.#idle(startMs)) };
     this.operating.add(key, processingMs / 1000);

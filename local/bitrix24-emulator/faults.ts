@@ -1,3 +1,4 @@
+import { oauthFailure } from './credentials.ts';
 import { customFailure, type Failure, failure } from './outcome.ts';
 import type { Fault, FaultKind, RandomFaults } from './types.ts';
 
@@ -97,11 +98,13 @@ export function faultReply(fault: Fault): FaultReply | undefined {
       return { kind: 'html', status: 502, body: BAD_GATEWAY_HTML };
     case 'reset':
       return { kind: 'reset' };
-    case 'error':
-      return {
-        kind: 'json',
-        failure: customFailure(fault.code ?? 'INTERNAL_SERVER_ERROR', fault.status, fault.description),
-      };
+    case 'error': {
+      const code = fault.code ?? 'INTERNAL_SERVER_ERROR';
+      // At the token endpoint a code means what the auth server means by it, not the REST row.
+      const oauth = fault.method !== undefined && sameMethod(fault.method, OAUTH_METHOD);
+      const own = oauth ? oauthFailure(code, fault.status, fault.description) : undefined;
+      return { kind: 'json', failure: own ?? customFailure(code, fault.status, fault.description) };
+    }
     case 'slow':
       return undefined;
   }

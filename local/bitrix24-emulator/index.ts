@@ -2,6 +2,7 @@ export { MAX_BATCH_COMMANDS } from './batch.ts';
 export { type DemoPortal, seedDemoPortal } from './demo.ts';
 export { startBitrix24Emulator } from './emulator.ts';
 export { MAX_ATTACH_CHARS, MAX_MESSAGE_CODE_POINTS } from './message-fields.ts';
+export { LEGACY_EDIT_WINDOW_SECONDS } from './portal.ts';
 export { MASK } from './redaction.ts';
 export type {
   Bitrix24Emulator,
@@ -11,6 +12,7 @@ export type {
   EmulatorOptions,
   Fault,
   FaultKind,
+  InferredRules,
   OAuthGrant,
   RandomFaults,
   RateLimits,

@@ -59,9 +59,33 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** The documented block types: a block is an object keyed by one of them. */
+const ATTACH_BLOCK_KEYS = ['MESSAGE', 'LINK', 'USER', 'GRID', 'IMAGE', 'FILE', 'DELIMITER'] as const;
+
+/** What the server walks as blocks: `BLOCKS` of the full form, else the value itself (an object by its values). */
+function blocksOf(attach: unknown[] | Record<string, unknown>): unknown[] {
+  const blocks = !Array.isArray(attach) && !isMissingValue(attach.BLOCKS) ? attach.BLOCKS : attach;
+  if (Array.isArray(blocks)) return blocks;
+  return isObject(blocks) ? Object.values(blocks) : [];
+}
+
+function isMissingValue(value: unknown): boolean {
+  return value === undefined || value === null;
+}
+
+function isKnownBlock(block: unknown): boolean {
+  return isObject(block) && ATTACH_BLOCK_KEYS.some((key) => !isMissingValue(block[key]));
+}
+
+/**
+ * The server builds the attach from the blocks it recognises and refuses one that keeps none
+ * (`{FOO: 1}`, `[{FOO: 1}]`, `[]`, a lone block outside an array) with ATTACH_ERROR, before it
+ * measures the size.
+ */
 export function parseAttach(raw: unknown): Parsed<unknown[] | Record<string, unknown>> {
   const value = fromJsonString(raw);
   if (!Array.isArray(value) && !isObject(value)) return { failure: failure('ATTACH_ERROR') };
+  if (!blocksOf(value).some(isKnownBlock)) return { failure: failure('ATTACH_ERROR') };
   if (jsonBytes(value) > MAX_ATTACH_BYTES) return { failure: failure('ATTACH_OVERSIZE') };
   return { value };
 }

@@ -8,6 +8,7 @@ import {
   parseId,
   parseKeyboard,
 } from './message-fields.ts';
+import type { InferredSettings } from './options.ts';
 import { type Failure, fail, failure, type Outcome, ok } from './outcome.ts';
 import type { Bot, Portal } from './portal.ts';
 import { isoWithOffset } from './time-object.ts';
@@ -19,6 +20,8 @@ export interface MethodContext {
   portal: Portal;
   successShape: SuccessShape;
   now: number;
+  /** The inferred rules turned on (all off by default). */
+  inferred: InferredSettings;
 }
 
 export interface MethodEntry {
@@ -165,9 +168,21 @@ function register(ctx: MethodContext): Outcome {
 }
 
 /**
+ * The preview flag after an update. It goes with the text: a new text takes the given flag or the
+ * documented default Y; without a new text the flag is ignored, as the legacy update ignored it,
+ * unless the inferred rule says to apply it anyway.
+ */
+function urlPreviewAfter(ctx: MethodContext, fields: Record<string, unknown>, current: boolean): boolean {
+  const given = parseBool(fields.urlPreview);
+  if (fields.message !== undefined) return given ?? true;
+  return ctx.inferred.urlPreviewWithoutMessage ? (given ?? current) : current;
+}
+
+/**
  * Update, with the rules the v2 page leaves out taken from the legacy and `im` pages: `fields` must
- * change something, a message past the edit window is CANT_EDIT_MESSAGE, and an empty text without
- * an attach deletes the message (as `im.message.update` and `imbot.message.update` document).
+ * change something, and an empty text without an attach deletes the message (as `im.message.update`
+ * and `imbot.message.update` document). The legacy edit window applies only when turned on
+ * (`inferred.editWindowSeconds`).
  */
 function update(ctx: MethodContext): Outcome {
   const bot = authorizeBot(ctx);
@@ -188,8 +203,7 @@ function update(ctx: MethodContext): Outcome {
   if (fields.message !== undefined) message.text = cutText(textOf(fields.message));
   if (attach) message.attach = attach.value;
   if (keyboard) message.keyboard = keyboard.value;
-  const urlPreview = parseBool(fields.urlPreview);
-  if (urlPreview !== undefined) message.urlPreview = urlPreview;
+  message.urlPreview = urlPreviewAfter(ctx, fields, message.urlPreview);
   message.editCount += 1;
   message.history.push(message.text);
   message.updatedAt = ctx.now;

@@ -1,7 +1,8 @@
 import { standardPlan } from '../../lib/pacing/policies.ts';
 import { DEFAULT_BASKET_MS } from './operating-time.ts';
-import { DEFAULT_EDIT_WINDOW_SECONDS } from './portal.ts';
-import type { EmulatorOptions, OperatingBilling, RateLimits, SuccessShape } from './types.ts';
+import type { EmulatorOptions, InferredRules, OperatingBilling, RateLimits, SuccessShape } from './types.ts';
+
+export type InferredSettings = Required<InferredRules>;
 
 export interface Settings {
   port: number;
@@ -14,7 +15,7 @@ export interface Settings {
   accessTokenTtlSeconds: number;
   now: () => number;
   random: () => number;
-  editWindowSeconds: number | null;
+  inferred: InferredSettings;
 }
 
 function check(ok: boolean, name: string, rule: string, value: unknown): void {
@@ -33,7 +34,33 @@ export function checkShape(shape: SuccessShape): SuccessShape {
   return shape;
 }
 
+/** Every inferred rule off unless named; a window must be a positive number of seconds or null. */
+export function checkInferred(inferred: InferredRules = {}): InferredSettings {
+  const { editWindowSeconds = null, urlPreviewWithoutMessage = false } = inferred;
+  check(
+    editWindowSeconds === null || (Number.isFinite(editWindowSeconds) && editWindowSeconds > 0),
+    'inferred.editWindowSeconds',
+    'a positive number or null',
+    editWindowSeconds,
+  );
+  check(
+    typeof urlPreviewWithoutMessage === 'boolean',
+    'inferred.urlPreviewWithoutMessage',
+    'a boolean',
+    urlPreviewWithoutMessage,
+  );
+  return { editWindowSeconds, urlPreviewWithoutMessage };
+}
+
 export function normaliseOptions(options: EmulatorOptions = {}): Settings {
+  // The window used to be a top-level option with a three-day default; say where it went.
+  const movedWindow = (options as Record<string, unknown>).editWindowSeconds;
+  check(
+    movedWindow === undefined,
+    'editWindowSeconds',
+    'absent (the window is an inferred rule now: inferred.editWindowSeconds, off by default)',
+    movedWindow,
+  );
   const settings: Settings = {
     port: options.port ?? 0,
     limits: checkLimits(options.limits === undefined ? standardPlan : options.limits),
@@ -45,8 +72,7 @@ export function normaliseOptions(options: EmulatorOptions = {}): Settings {
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
     now: options.now ?? Date.now,
     random: options.random ?? Math.random,
-    editWindowSeconds:
-      options.editWindowSeconds === undefined ? DEFAULT_EDIT_WINDOW_SECONDS : options.editWindowSeconds,
+    inferred: checkInferred(options.inferred),
   };
   const { port, operatingLimitSeconds, processingMs, accessTokenTtlSeconds } = settings;
   check(Number.isInteger(port) && port >= 0 && port <= 65_535, 'port', 'an integer 0..65535', port);
@@ -60,13 +86,6 @@ export function normaliseOptions(options: EmulatorOptions = {}): Settings {
     operatingBilling,
   );
   check(operatingBasketMs >= 10, 'operatingBasketMs', 'a number of ms, at least 10', operatingBasketMs);
-  const { editWindowSeconds } = settings;
-  check(
-    editWindowSeconds === null || editWindowSeconds > 0,
-    'editWindowSeconds',
-    'a positive number or null',
-    editWindowSeconds,
-  );
   check(accessTokenTtlSeconds > 0, 'accessTokenTtlSeconds', 'a positive number', accessTokenTtlSeconds);
   return settings;
 }

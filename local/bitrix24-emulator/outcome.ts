@@ -15,7 +15,9 @@ export type Outcome = { ok: true; result: unknown } | ({ ok: false } & Failure);
  */
 const CATALOGUE = {
   ACCESS_DENIED: [403, 'Access denied'],
-  ATTACH_ERROR: [400, 'Attach has an invalid format'],
+  // The wire text and status of the legacy methods and of the open-lines page (400 there); the
+  // v2 pages name the code only.
+  ATTACH_ERROR: [400, 'Incorrect attach params'],
   ATTACH_OVERSIZE: [400, 'Attach is too large'],
   BOT_CODE_ALREADY_TAKEN: [400, 'A bot with this code is already registered by another application'],
   BOT_CODE_REQUIRED: [400, 'Parameter fields.code is required'],
@@ -25,7 +27,8 @@ const CATALOGUE = {
   BOT_OWNERSHIP_ERROR: [403, 'Bot does not belong to this application or the botToken differs'],
   BOT_TOKEN_NOT_SPECIFIED: [400, 'Parameter botToken is required for webhook calls'],
   BOT_TYPE_NOT_ALLOWED: [403, 'Only supervisor and personal bots may read messages'],
-  CANT_EDIT_MESSAGE: [400, 'The time for editing this message has passed'],
+  // Only with inferred.editWindowSeconds: the legacy update's code, text and 403.
+  CANT_EDIT_MESSAGE: [403, "Time has expired for modification or you don't have access"],
   DIALOG_ID_REQUIRED: [400, 'Parameter dialogId is required'],
   EMPTY_MESSAGE: [400, 'Neither message nor attach given'],
   ERROR_BATCH_LENGTH_EXCEEDED: [400, 'Max batch length exceeded'],

@@ -1,8 +1,8 @@
 import type { SecretRegistry } from './redaction.ts';
 import type { BotOwner, BotType, EmulatedMessage } from './types.ts';
 
-/** The legacy update page: a message "older than three days" cannot be edited (a portal setting). */
-export const DEFAULT_EDIT_WINDOW_SECONDS = 3 * 24 * 3600;
+/** The legacy update page's window ("more than three days"), for `inferred.editWindowSeconds`. */
+export const LEGACY_EDIT_WINDOW_SECONDS = 3 * 24 * 3600;
 
 export interface Bot {
   /** Bots are users in Bitrix24: the bot id is also the author id of its messages. */
@@ -34,14 +34,15 @@ export class Portal {
   readonly #secrets: SecretRegistry;
   /** When each message was created, for the edit window. */
   readonly #createdAt = new Map<number, number>();
-  /** Seconds after creation during which a message may be edited; null for no window. */
-  editWindowSeconds: number | null = DEFAULT_EDIT_WINDOW_SECONDS;
+  /** Seconds after creation during which a message may be edited; null (the docs) for no window. */
+  readonly #editWindowSeconds: number | null;
   #nextBotId = 1000;
   #nextMessageId = 1;
 
-  constructor(now: () => number, secrets: SecretRegistry) {
+  constructor(now: () => number, secrets: SecretRegistry, editWindowSeconds: number | null = null) {
     this.#now = now;
     this.#secrets = secrets;
+    this.#editWindowSeconds = editWindowSeconds;
   }
 
   registerBot(b: { id?: number; code?: string; botToken?: string; owner: BotOwner; type?: BotType }): number {
@@ -61,8 +62,8 @@ export class Portal {
   /** Whether the edit window of a message has passed (always false without a window). */
   editWindowPassed(id: number, now: number): boolean {
     const created = this.#createdAt.get(id);
-    if (this.editWindowSeconds === null || created === undefined) return false;
-    return now - created > this.editWindowSeconds * 1000;
+    if (this.#editWindowSeconds === null || created === undefined) return false;
+    return now - created > this.#editWindowSeconds * 1000;
   }
 
   addMessage(m: NewMessage): number {

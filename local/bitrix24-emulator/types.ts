@@ -33,11 +33,28 @@ export interface EmulatorOptions {
   now?: () => number;
   /** Source of randomness for random faults; default Math.random. */
   random?: () => number;
+  /** Rules the imbot.v2 docs do not state, each off unless turned on here; see `InferredRules`. */
+  inferred?: InferredRules;
+}
+
+/**
+ * Rules read from the legacy API, not from the imbot.v2 docs. The emulator answers by the docs
+ * alone unless one is turned on, so a test that needs one says so by name.
+ */
+export interface InferredRules {
   /**
-   * Seconds after creation during which a message may be updated, then CANT_EDIT_MESSAGE; default
-   * 259200 (the legacy docs' three days); null for no window.
+   * Seconds after its creation past which a message can no longer be updated: 403
+   * CANT_EDIT_MESSAGE, as the legacy `imbot.message.update` answered (its page: "more than three
+   * days", 259200; the chats index calls the window a portal setting). Default null: no window, as
+   * the v2 update page documents none.
    */
   editWindowSeconds?: number | null;
+  /**
+   * Apply `fields.urlPreview` on an update that has no `fields.message`. Default false: the legacy
+   * update read the preview flag only together with a new text, and the v2 page does not say
+   * otherwise.
+   */
+  urlPreviewWithoutMessage?: boolean;
 }
 
 export type FaultKind =

@@ -56,6 +56,23 @@ describe('webhook auth', () => {
   });
 });
 
+describe('paths', () => {
+  it('serves /rest//<method>, which the JS SDK sends when client_endpoint ends in /rest/', async () => {
+    const { grant } = await withAppBot();
+    const answer = await postJson(`${emu.url}/rest//imbot.v2.Revision.get`, { auth: grant.accessToken });
+    expect(answer.status).toBe(200);
+    expect(answer.body.result).toMatchObject({ rest: expect.any(Number) });
+  });
+
+  it('reads any run of slashes in a webhook path as one', async () => {
+    emu = await startBitrix24Emulator();
+    emu.addWebhook({ userId: 3, code: 'hook_secret_3' });
+    const answer = await postJson(`${emu.url}//rest///3//hook_secret_3//imbot.v2.Revision.get`, {});
+    expect(answer.status).toBe(200);
+    expect(emu.calls.at(-1)).toMatchObject({ method: 'imbot.v2.Revision.get', auth: 'webhook' });
+  });
+});
+
 describe('OAuth auth', () => {
   it('updates a message with the access token in the JSON body, without a botToken', async () => {
     const { grant, botId, messageId } = await withAppBot();
@@ -166,6 +183,24 @@ describe('OAuth refresh', () => {
     const answer = await refresh(grant.refreshToken, { ...app, clientSecret: 'guessed' });
     expect(answer.status).toBe(401);
     expect(answer.body.error).toBe('invalid_client');
+  });
+
+  it('answers 400 invalid_request to a refresh without its parameters, as a malformed token request', async () => {
+    await withAppBot();
+    const answer = await send(emu.oauthUrl);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe('invalid_request');
+    expect(answer.body.error_description).toMatch(/malformed/i);
+  });
+
+  it('describes a scripted invalid_request at the token endpoint as the auth server does, not "Https required"', async () => {
+    const { grant } = await withAppBot();
+    emu.inject({ kind: 'error', method: 'oauth/token', code: 'invalid_request' });
+    const scripted = await refresh(grant.refreshToken);
+    const own = await send(emu.oauthUrl);
+    expect(scripted.status).toBe(400);
+    expect(scripted.body).toEqual(own.body);
+    expect(scripted.text).not.toMatch(/https/i);
   });
 
   it('answers 400 invalid_grant after revokeRefreshTokens()', async () => {

@@ -85,6 +85,46 @@ describe('batch', () => {
     expect(result.result).toEqual({ later: { result: true } });
   });
 
+  it.each([
+    ['"false"', 'false'],
+    ['"N"', 'N'],
+    ['"0.0"', '0.0'],
+    ['{a: 1}', { a: 1 }],
+  ])('halts on halt=%s, which PHP casts to true', async (_, halt) => {
+    setup = await startDemo();
+    const { batch: result } = await batch({
+      halt,
+      cmd: { bad: update(800, 'two'), later: update(790, 'three') },
+    });
+    expect(Object.keys(result.result_error)).toEqual(['bad']);
+    expect(result.result).toEqual([]);
+    expect(setup.emu.getMessage(790)?.editCount).toBe(0);
+  });
+
+  it.each([
+    ['"0"', '0'],
+    ['""', ''],
+    ['0', 0],
+    ['[]', []],
+    ['null', null],
+  ])('runs every command with halt=%s, which PHP casts to false', async (_, halt) => {
+    setup = await startDemo();
+    const { batch: result } = await batch({
+      halt,
+      cmd: { bad: update(800, 'two'), later: update(790, 'three') },
+    });
+    expect(result.result).toEqual({ later: { result: true } });
+  });
+
+  it('halts on halt=false sent in a form body, a non-empty string to PHP', async () => {
+    setup = await startDemo();
+    const cmd = `cmd[bad]=${encodeURIComponent(update(800, 'two'))}&cmd[later]=${encodeURIComponent(update(790, 'three'))}`;
+    const answer = await postForm(setup.webhook('batch'), `halt=false&${cmd}`);
+    const result = answer.body.result as BatchResult;
+    expect(Object.keys(result.result_error)).toEqual(['bad']);
+    expect(setup.emu.getMessage(790)?.editCount).toBe(0);
+  });
+
   it('runs the first 50 commands and fails each one past 50 with ERROR_BATCH_LENGTH_EXCEEDED', async () => {
     setup = await startDemo();
     const cmd = Object.fromEntries(Array.from({ length: 52 }, (_, i) => [`c${i}`, update(789, `t${i}`)]));

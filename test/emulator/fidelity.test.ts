@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildBatchCmd } from '../../lib/bitrix24/batch.ts';
+import { type EmulatorOptions, LEGACY_EDIT_WINDOW_SECONDS } from '../../local/bitrix24-emulator/index.ts';
 import { type DemoSetup, manualClock, startDemo, UPDATE } from './helpers.ts';
 
 let setup: DemoSetup;
@@ -50,34 +51,74 @@ describe('update rules the v2 page leaves to the legacy docs', () => {
     expect(setup.emu.getMessage(789)).toMatchObject({ text: '', attach: [{ MESSAGE: 'card' }] });
   });
 
-  it('answers 400 CANT_EDIT_MESSAGE once the configured edit window has passed', async () => {
-    const clock = manualClock();
-    setup = await startDemo({ now: clock.now, editWindowSeconds: 60 });
-    clock.advance(59_000);
-    expect((await edit({ message: 'in time' })).status).toBe(200);
-    clock.advance(2_000);
-    const late = await edit({ message: 'too late' });
-    expect(late.status).toBe(400);
-    expect(late.body.error).toBe('CANT_EDIT_MESSAGE');
-    expect(setup.emu.getMessage(789)?.text).toBe('in time');
-  });
-
-  it('has no edit window when editWindowSeconds is null', async () => {
-    const clock = manualClock();
-    setup = await startDemo({ now: clock.now, editWindowSeconds: null });
-    clock.advance(365 * 24 * 3600 * 1000);
-    expect((await edit({ message: 'a year later' })).status).toBe(200);
-  });
-
-  it('refuses a bad edit window at start', async () => {
-    await expect(startDemo({ editWindowSeconds: 0 })).rejects.toThrow(/editWindowSeconds/);
-  });
-
   it('removes the keyboard given as an object with no buttons', async () => {
     setup = await startDemo();
     await edit({ keyboard: [{ TEXT: 'a', COMMAND: 'a' }] });
     expect((await edit({ keyboard: { BOT_ID: 456, BUTTONS: [] } })).status).toBe(200);
     expect(setup.emu.getMessage(789)?.keyboard).toBeNull();
+  });
+});
+
+describe('inferred rules, each off unless named', () => {
+  it('edits a message of any age by default: the v2 update page documents no edit window', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now });
+    clock.advance(365 * 24 * 3600 * 1000);
+    expect((await edit({ message: 'a year later' })).status).toBe(200);
+    expect(setup.emu.getMessage(789)?.text).toBe('a year later');
+  });
+
+  it('answers 403 CANT_EDIT_MESSAGE past inferred.editWindowSeconds, as the legacy update did', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, inferred: { editWindowSeconds: 60 } });
+    clock.advance(59_000);
+    expect((await edit({ message: 'in time' })).status).toBe(200);
+    clock.advance(2_000);
+    const late = await edit({ message: 'too late' });
+    expect(late.status).toBe(403);
+    expect(late.body).toEqual({
+      error: 'CANT_EDIT_MESSAGE',
+      error_description: "Time has expired for modification or you don't have access",
+    });
+    expect(setup.emu.getMessage(789)?.text).toBe('in time');
+  });
+
+  it('takes the legacy three days as inferred.editWindowSeconds', async () => {
+    const clock = manualClock();
+    setup = await startDemo({ now: clock.now, inferred: { editWindowSeconds: LEGACY_EDIT_WINDOW_SECONDS } });
+    clock.advance(3 * 24 * 3600 * 1000 + 1_000);
+    expect((await edit({ message: 'four days on' })).body.error).toBe('CANT_EDIT_MESSAGE');
+  });
+
+  it('refuses a bad inferred edit window at start, naming the option', async () => {
+    await expect(startDemo({ inferred: { editWindowSeconds: 0 } })).rejects.toThrow(
+      /inferred\.editWindowSeconds/,
+    );
+  });
+
+  it('tells a caller of the old top-level editWindowSeconds where the window went', async () => {
+    const old = { editWindowSeconds: 60 } as unknown as EmulatorOptions;
+    await expect(startDemo(old)).rejects.toThrow(/inferred\.editWindowSeconds/);
+  });
+
+  it('ignores urlPreview on an update without a message by default, as the legacy update did', async () => {
+    setup = await startDemo();
+    expect((await edit({ urlPreview: 'N' })).status).toBe(200);
+    expect(setup.emu.getMessage(789)?.urlPreview).toBe(true);
+  });
+
+  it('applies urlPreview without a message once inferred.urlPreviewWithoutMessage is on', async () => {
+    setup = await startDemo({ inferred: { urlPreviewWithoutMessage: true } });
+    expect((await edit({ urlPreview: 'N' })).status).toBe(200);
+    expect(setup.emu.getMessage(789)?.urlPreview).toBe(false);
+  });
+
+  it('sets the documented default Y when a new text comes without urlPreview', async () => {
+    setup = await startDemo();
+    await edit({ message: 'no preview', urlPreview: false });
+    expect(setup.emu.getMessage(789)?.urlPreview).toBe(false);
+    await edit({ message: 'preview again' });
+    expect(setup.emu.getMessage(789)?.urlPreview).toBe(true);
   });
 });
 

@@ -20,10 +20,11 @@ describe('parsePhpQuery', () => {
     expect(parsePhpQuery('a[]=x&a[]=y')).toEqual({ a: ['x', 'y'] });
   });
 
-  it('decodes percent-escapes in keys and values, and survives malformed ones', () => {
+  it('decodes percent-escapes in keys and values, and survives malformed ones as PHP’s urldecode does', () => {
+    // urldecode decodes each valid escape to its byte and leaves a broken one as it is.
     expect(parsePhpQuery('fields%5Bmessage%5D=a%26b%3Dc&bad=%E0%A4%A')).toEqual({
       fields: { message: 'a&b=c' },
-      bad: '%E0%A4%A',
+      bad: '\u00e0\u00a4%A',
     });
   });
 

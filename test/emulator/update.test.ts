@@ -188,7 +188,7 @@ describe('successful updates', () => {
   });
 
   it('accepts true/false and "Y"/"N" for urlPreview', async () => {
-    setup = await startDemo();
+    setup = await startDemo({ inferred: { urlPreviewWithoutMessage: true } });
     for (const [value, expected] of [
       ['N', false],
       [true, true],
@@ -224,6 +224,33 @@ describe('attach limits', () => {
     const attach = [{ MESSAGE: 'y'.repeat(60_000 - overhead) }];
     const answer = await setup.asBot(UPDATE, { messageId: 789, fields: { attach } });
     expect(answer.status).toBe(200);
+  });
+
+  it.each([
+    ['an object with an unknown key', { FOO: 1 }],
+    ['an array of unknown blocks', [{ FOO: 1 }]],
+    ['BLOCKS of unknown blocks', { COLOR_TOKEN: 'primary', BLOCKS: [{ FOO: 1 }] }],
+    ['no blocks at all', []],
+    ['a lone block outside an array', { MESSAGE: 'not a block list' }],
+  ])(
+    'answers 400 ATTACH_ERROR to an attach that keeps no block (%s) and leaves the message',
+    async (_, attach) => {
+      setup = await startDemo();
+      const answer = await setup.asBot(UPDATE, {
+        messageId: 789,
+        fields: { message: 'with attach', attach },
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body).toEqual({ error: 'ATTACH_ERROR', error_description: 'Incorrect attach params' });
+      expect(setup.emu.getMessage(789)).toMatchObject({ text: 'Build #41: running…', editCount: 0 });
+    },
+  );
+
+  it('keeps an attach with one known block among unknown ones', async () => {
+    setup = await startDemo();
+    const attach = { BLOCKS: [{ FOO: 1 }, { DELIMITER: { SIZE: 200 } }] };
+    expect((await setup.asBot(UPDATE, { messageId: 789, fields: { attach } })).status).toBe(200);
+    expect(setup.emu.getMessage(789)?.attach).toEqual(attach);
   });
 
   it('answers 400 ATTACH_ERROR when attach is neither an array nor an object', async () => {
