@@ -3,17 +3,29 @@
 //   send           imbot.v2.Chat.Message.send as that bot: the message id to edit
 //   status         what the ledger knows of a message (as GET /messages/{portal}/{botId}/{messageId})
 //   replay-failed  failed edits back from the failed-edits queue to the edits queue
+//   caller add|list|revoke  the keys Bitrix24 SDKs use in place of a webhook code (scripts/caller.ts)
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { getMessage } from '../lib/api/get-message.ts';
 import { createBitrix24Client } from '../lib/bitrix24/client.ts';
 import type { PortalAuth } from '../lib/bitrix24/types.ts';
+import { CallerKeys } from '../lib/callers/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { replayFailedEdits } from '../lib/edits/failed.ts';
 import { AppError } from '../lib/errors.ts';
+import { LedgerTable } from '../lib/ledger/access.ts';
 import { Ledger } from '../lib/ledger/messages.ts';
 import { DEFAULT_PORTS } from '../local/stack/config.ts';
 import { LEDGER_TABLE_NAME, LOCAL_AWS, QUEUES } from '../local/stack/local-aws.ts';
+import {
+  addCaller,
+  CALLER_ADD,
+  CALLER_LIST,
+  CALLER_REVOKE,
+  type CallerCommand,
+  listCallers,
+  revokeCaller,
+} from './caller.ts';
 import {
   type CommandSpec,
   helpText,
@@ -116,6 +128,9 @@ const COMMANDS: Record<
   send: { spec: SEND, run: send },
   status: { spec: STATUS, run: status },
   'replay-failed': { spec: REPLAY, run: replay },
+  'caller add': { spec: CALLER_ADD, run: onCallerKeys(addCaller) },
+  'caller list': { spec: CALLER_LIST, run: onCallerKeys(listCallers) },
+  'caller revoke': { spec: CALLER_REVOKE, run: onCallerKeys(revokeCaller) },
 };
 
 const TOP: CommandSpec = {
@@ -269,6 +284,23 @@ async function status({ values, positionals }: ParsedCommandLine, env: Env): Pro
   }
 }
 
+/** A caller command on the caller keys of the ledger `aws` names, opened once the command asks. */
+function onCallerKeys(run: CallerCommand) {
+  return async (args: ParsedCommandLine, env: Env): Promise<void> => {
+    const setup = aws(args.values.local === true, env);
+    try {
+      await run(args, env, () => {
+        const tableName =
+          setup.tableName ?? required(env, 'STATE_TABLE_NAME', 'the LedgerTableName output (or --local)');
+        return new CallerKeys(new LedgerTable({ tableName, client: setup.dynamo }));
+      });
+    } finally {
+      setup.dynamo.destroy();
+      setup.sqs.destroy();
+    }
+  };
+}
+
 /** A queue of the `npm start` stack, on 127.0.0.1 whatever host the SQS emulator names. */
 async function localQueueUrl(sqs: SQSClient, endpoint: string, name: string): Promise<string> {
   const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
@@ -315,7 +347,11 @@ function explain(error: unknown): string | undefined {
   return programming ? undefined : `${error.name}: ${error.message}`;
 }
 
-const [command, ...rest] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+// A command of two words (`caller add`) is looked up by both.
+const words = argv.length > 1 && COMMANDS[`${argv[0]} ${argv[1]}`] ? 2 : 1;
+const command = argv.length > 0 ? argv.slice(0, words).join(' ') : undefined;
+const rest = argv.slice(words);
 const chosen = command === undefined ? undefined : COMMANDS[command];
 if (!chosen) {
   if (command === '--help' || command === '-h') process.stdout.write(helpText(TOP));

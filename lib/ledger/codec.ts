@@ -27,6 +27,14 @@ export function hostPk(host: string): string {
   return `host#${host.toLowerCase()}`;
 }
 
+/** A caller key (lib/callers) by its public id: the hash of its secret, never the secret. */
+export function callerPk(keyId: string): string {
+  return `caller#${keyId}`;
+}
+
+/** The one item that lists the ids of all caller keys: the table has no index to find them by. */
+export const CALLERS_PK = 'callers';
+
 export function keyOfPk(pk: string): MessageKey | undefined {
   const match = /^msg#(.+)#(\d+)#(\d+)$/.exec(pk);
   if (!match) return undefined;
