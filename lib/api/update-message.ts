@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { callerStatusOf } from '../bitrix24/error-table.ts';
+import type { B24Time } from '../bitrix24/types.ts';
 import type { Config } from '../config.ts';
 import { canonicalJson } from '../edits/canonical.ts';
 import { parseUpdateRequest } from '../edits/validate.ts';
@@ -17,6 +18,7 @@ import type { PortalGateway } from '../portal/gateway.ts';
 import { PORTAL_PATTERN } from '../portal-name.ts';
 import { EditUnscheduledError, type Reconciler } from '../reconcile/reconcile.ts';
 import { emptyStats } from '../reconcile/send.ts';
+import { ANSWER_RESERVE_MS, beforeDeadline } from './deadline.ts';
 
 export interface UpdateMessageDeps {
   config: Pick<Config, 'defaultPortal'>;
@@ -49,12 +51,38 @@ export interface UpdateMessageInput {
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 /**
+ * How an edit's outcome is put to its caller: this API's own answers (200 applied, 202 deferred),
+ * or Bitrix24's (the webhook route: see webhook.ts). Refusals are Bitrix24's error shape on both.
+ */
+export interface UpdateAnswers {
+  applied(time: B24Time | undefined): HttpResult;
+  /** Recorded, and its portal's wake-up made sure of: applied later, or kept with its reason. */
+  deferred(editId: string, reason: string): HttpResult;
+  /** A repeat of an Idempotency-Key's edit within the window. */
+  duplicate(editId: string): HttpResult;
+}
+
+const OWN_ANSWERS: UpdateAnswers = {
+  applied: (time) => jsonResult(200, time ? { result: true, time } : { result: true }),
+  deferred: (editId, reason) => jsonResult(202, { result: true, deferred: true, editId, reason }),
+  duplicate: (editId) => jsonResult(202, { result: true, duplicate: true, editId }),
+};
+
+/**
  * Records an update in the ledger, then applies the message's desired state now, or leaves it to
  * its portal's wake-up (202) when Bitrix24 is busy, the message's cadence or settle window says
  * wait, another reconciler holds the portal, or the caller asked for it. Every expected outcome is
  * a response; only bugs throw.
  */
-export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessageDeps): Promise<HttpResult> {
+export async function updateMessage(
+  input: UpdateMessageInput,
+  deps: UpdateMessageDeps,
+  answers: UpdateAnswers = OWN_ANSWERS,
+): Promise<HttpResult> {
+  const deferred = (key: MessageKey, editId: string, reason: string): HttpResult => {
+    logger.info('Edit deferred', { ...key, editId, outcome: 'deferred', reason });
+    return answers.deferred(editId, reason);
+  };
   try {
     // Sent but empty is a mistake to report, not a request for the default portal.
     if (input.portal !== undefined && input.portal.trim() === '') {
@@ -94,7 +122,7 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     if (idem) {
       const contentHash = sha256(canonicalJson({ ...key, fields: request.fields }));
       const claim = await idem.keys.claim({ ...idem.claim, contentHash });
-      if (claim.kind !== 'new') return repeated(claim, idem.claim.key);
+      if (claim.kind !== 'new') return repeated(claim, idem.claim.key, answers);
     }
     const acceptedAt = deps.now?.() ?? new Date();
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
@@ -137,8 +165,7 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     const fate = report.fates.get(text);
     if (fate?.kind === 'applied') {
       logger.info('Edit applied', { ...key, editId, outcome: 'applied' });
-      const time = report.times.get(text);
-      return jsonResult(200, time ? { result: true, time } : { result: true });
+      return answers.applied(report.times.get(text));
     }
     if (fate?.kind === 'failed') return upstreamFailure(fate.error, key);
     const reason =
@@ -152,40 +179,6 @@ export async function updateMessage(input: UpdateMessageInput, deps: UpdateMessa
     if (error instanceof AppError) logger.info('Edit refused', { code: error.code, status: error.status });
     return toErrorResult(error);
   }
-}
-
-/**
- * How long before the function's deadline a request answers whatever its work has reached: room for
- * a wake-up sent straight to the portal work queue and the answer, before Middy's early timeout
- * (500 ms, functions/update-message.ts) would turn the request into a 500.
- */
-const ANSWER_RESERVE_MS = 1_500;
-
-/** The work's result, or `deadline` when `ANSWER_RESERVE_MS` before the function's deadline comes first. */
-async function beforeDeadline<T>(
-  work: Promise<T>,
-  remainingMs: (() => number) | undefined,
-): Promise<T | 'deadline'> {
-  const left = remainingMs?.() ?? Number.POSITIVE_INFINITY;
-  if (!Number.isFinite(left) || left >= 2 ** 31) return work;
-  // Answered at the deadline, the work goes on (or is frozen with the container): its failure then
-  // has no one to hear it.
-  work.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'deadline'>((resolve) => {
-    timer = setTimeout(() => resolve('deadline'), Math.max(0, left - ANSWER_RESERVE_MS));
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The edit is in the ledger and its portal's wake-up is made sure of: 202 with the reason. */
-function deferred(key: MessageKey, editId: string, reason: string): HttpResult {
-  logger.info('Edit deferred', { ...key, editId, outcome: 'deferred', reason });
-  return jsonResult(202, { result: true, deferred: true, editId, reason });
 }
 
 /**
@@ -214,10 +207,10 @@ async function recording<T>(
 }
 
 /** The answer to a request whose Idempotency-Key was used within the window. */
-function repeated(claim: Exclude<Claim, { kind: 'new' }>, key: string): HttpResult {
+function repeated(claim: Exclude<Claim, { kind: 'new' }>, key: string, answers: UpdateAnswers): HttpResult {
   if (claim.kind === 'duplicate') {
     logger.info('Edit repeated under its Idempotency-Key', { editId: claim.editId, outcome: 'duplicate' });
-    return jsonResult(202, { result: true, duplicate: true, editId: claim.editId });
+    return answers.duplicate(claim.editId);
   }
   if (claim.kind === 'conflict') {
     return errorResult(

@@ -33,3 +33,14 @@ export function header(
   if (value === undefined) return undefined;
   return value === '' && !options.keepEmpty ? undefined : value;
 }
+
+/** The caller's address as API Gateway saw it. */
+export function sourceIp(event: HttpEvent): string {
+  if ('httpMethod' in event) return event.requestContext?.identity?.sourceIp ?? 'unknown';
+  return event.requestContext.http.sourceIp;
+}
+
+/** `Prefer: respond-async` was sent (RFC 7240): the caller asks not to wait for the edit. */
+export function prefersAsync(event: HttpEvent): boolean {
+  return /(^|[\s,])respond-async(\s*($|[,;]))/i.test(header(event, 'prefer') ?? '');
+}

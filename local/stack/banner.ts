@@ -48,6 +48,10 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
   const table = rows([
     ['Update API', info.methodUrl, config.api.variable],
     ['Fate API', `${info.apiUrl}/messages/{portal}/{botId}/{messageId}`],
+    [
+      'Bitrix24 SDKs',
+      `${info.apiUrl}/rest/1/<key>/  as the webhook URL; a key: npm run b24 -- caller add --local --portal ${info.portal} --name <who>`,
+    ],
     ['Sandbox page', `${info.sandboxUrl}/`, config.sandbox.variable],
     [
       'Bitrix24',

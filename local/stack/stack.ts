@@ -55,6 +55,11 @@ const FUNCTIONS = {
     timeoutMs: 15_000,
     routes: ['POST /rest/imbot.v2.Chat.Message.update', 'POST /rest/imbot.v2.Chat.Message.update.json'],
   },
+  webhook: {
+    name: 'webhook',
+    timeoutMs: 15_000,
+    routes: ['ANY /rest/{user}/{key}/{method}'],
+  },
   getMessage: {
     name: 'getMessage',
     timeoutMs: 10_000,
@@ -277,6 +282,7 @@ export async function startLocalStack(
     // Imported now, not above: the handlers and lib/ read the environment when their modules load.
     const updateMessage = await import('../../functions/update-message.ts');
     const getMessage = await import('../../functions/get-message.ts');
+    const webhook = await import('../../functions/webhook.ts');
     const drainEdits = await import('../../functions/drain-edits.ts');
     const reconcilePortals = await import('../../functions/reconcile-portals.ts');
     const refreshStatus = await import('../../functions/refresh-status.ts');
@@ -290,6 +296,7 @@ export async function startLocalStack(
         port,
         functions: [
           { ...FUNCTIONS.updateMessage, handler: updateMessage.handler as unknown as HttpApiHandler },
+          { ...FUNCTIONS.webhook, handler: webhook.handler as unknown as HttpApiHandler },
           { ...FUNCTIONS.getMessage, handler: getMessage.handler as unknown as HttpApiHandler },
         ],
         onActivity: (entry) => {

@@ -29,6 +29,7 @@ const RECONCILE_RESERVED = 15;
 
 const FUNCTIONS = [
   { name: 'updateMessage', id: 'UpdateMessage', artifact: 'update-message', timeout: 15 },
+  { name: 'webhook', id: 'Webhook', artifact: 'webhook', timeout: 15 },
   { name: 'drainEdits', id: 'DrainEdits', artifact: 'drain-edits', timeout: 60 },
   { name: 'reconcilePortals', id: 'ReconcilePortals', artifact: 'reconcile-portals', timeout: 60 },
   { name: 'refreshStatus', id: 'RefreshStatus', artifact: 'refresh-status', timeout: 60 },
@@ -37,7 +38,7 @@ const FUNCTIONS = [
 ] as const;
 /** The functions that call Bitrix24, and so read portal secrets (the drain and the sweep call none). */
 const PORTAL_CALLERS = FUNCTIONS.filter(({ id }) =>
-  ['UpdateMessage', 'ReconcilePortals', 'RefreshStatus'].includes(id),
+  ['UpdateMessage', 'Webhook', 'ReconcilePortals', 'RefreshStatus'].includes(id),
 );
 const TABLE_ARN = '{LedgerTable.Arn}';
 const DIRTY_INDEX_ARN = `{LedgerTable.Arn}/index/${DIRTY_INDEX}`;
@@ -322,14 +323,20 @@ describe('npm run package', () => {
     });
   });
 
-  it('routes POST /rest/imbot.v2.Chat.Message.update to updateMessage, GET /messages/… to getMessage, and requires IAM (SigV4) on every route', () => {
+  it('routes POST /rest/imbot.v2.Chat.Message.update to updateMessage, GET /messages/… to getMessage, and requires IAM (SigV4) on every route but the webhook form', () => {
     const routes = resourcesOfType(template(), 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     expect(routes.map((r) => r.RouteKey).sort()).toEqual([
+      'ANY /rest/{user}/{key}/{method}',
       'GET /messages/{portal}/{botId}/{messageId}',
       'POST /rest/imbot.v2.Chat.Message.update',
       'POST /rest/imbot.v2.Chat.Message.update.json',
     ]);
-    for (const route of routes) expect(route.AuthorizationType).toBe('AWS_IAM');
+    for (const route of routes.filter((r) => !String(r.RouteKey).startsWith('ANY ')))
+      expect(route.AuthorizationType).toBe('AWS_IAM');
+    // The webhook form carries a caller key, checked by its function before anything else.
+    const webhook = routes.find((r) => String(r.RouteKey).startsWith('ANY '));
+    expect(webhook?.AuthorizationType ?? 'NONE').toBe('NONE');
+    expect(render(webhook?.Target)).toBe('integrations/{HttpApiIntegrationWebhook}');
     const integration = resource('HttpApiIntegrationUpdateMessage').Properties;
     expect(integration.IntegrationUri).toEqual({ 'Fn::GetAtt': ['UpdateMessageLambdaFunction', 'Arn'] });
     const fate = routes.find((r) => String(r.RouteKey).startsWith('GET '));
@@ -369,11 +376,13 @@ describe('npm run package', () => {
       }));
     const items = { actions: ITEM_ACTIONS, on: [TABLE_ARN] };
     const dirtySet = { actions: ['dynamodb:Query'], on: [DIRTY_INDEX_ARN] };
-    expect(dynamo('UpdateMessage')).toEqual([
-      items,
-      { actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem'], on: [TABLE_ARN] },
-      dirtySet,
-    ]);
+    for (const id of ['UpdateMessage', 'Webhook']) {
+      expect(dynamo(id)).toEqual([
+        items,
+        { actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem'], on: [TABLE_ARN] },
+        dirtySet,
+      ]);
+    }
     // The drain reads an event's items in one batch, merges by key and touches portal items: no index.
     expect(dynamo('DrainEdits')).toEqual([items]);
     expect(dynamo('ReconcilePortals')).toEqual([items, dirtySet]);
@@ -391,14 +400,17 @@ describe('npm run package', () => {
     }
   });
 
-  it('lets updateMessage put and delete Idempotency-Key items only (idem#), never a message or portal item', () => {
-    const role = resource('UpdateMessageRole');
-    const raw = (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>)
-      .flatMap((p) => p.PolicyDocument.Statement)
-      .filter((s) => JSON.stringify(s.Action ?? null).includes('dynamodb:PutItem'));
-    expect(raw.map((s) => s.Condition)).toEqual([
-      { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['idem#*'] } },
-    ]);
+  it('lets updateMessage and webhook put and delete Idempotency-Key items only (idem#), never a message or portal item', () => {
+    for (const id of ['UpdateMessageRole', 'WebhookRole']) {
+      const role = resource(id);
+      const raw = (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>)
+        .flatMap((p) => p.PolicyDocument.Statement)
+        .filter((s) => JSON.stringify(s.Action ?? null).includes('dynamodb:PutItem'));
+      expect(
+        raw.map((s) => s.Condition),
+        id,
+      ).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['idem#*'] } }]);
+    }
   });
 
   it('lets only the functions that refresh OAuth tokens write back portal secrets (PutSecretValue)', () => {
