@@ -37,7 +37,7 @@ const COMMAND: CommandSpec = {
     },
   },
   notes: [
-    'It is configured by environment variables (README, "Local stack variables"):',
+    'It is configured by environment variables (docs/local-stack.md, "Local stack variables"):',
     ...Object.entries(DEFAULT_PORTS).map(
       ([name, port]) => `  ${name.padEnd(22)} ${port} (0 picks a free port)`,
     ),

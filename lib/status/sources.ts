@@ -63,7 +63,7 @@ function addressRefused(url: URL, detail: string): SourceError {
 
 /**
  * Refuses a URL whose host is, or resolves to, a private address. (The connection resolves the
- * name again; a name that changes its answer in between is a known gap, see the README.)
+ * name again; a name that changes its answer in between is a known gap, see docs/limits.md.)
  */
 async function checkAddress(url: URL): Promise<void> {
   const name = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
