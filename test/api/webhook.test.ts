@@ -8,7 +8,7 @@ import { messagePk } from '../../lib/ledger/codec.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
 import { httpApiEvent, lambdaContext } from '../support/events.ts';
 import { BOT, type Harness, startHarness } from '../support/harness.ts';
-import { freshLedger, purgeQueues, updateDeps } from './helpers.ts';
+import { freshLedger, purgeQueues, updateDeps, wakeLater } from './helpers.ts';
 
 let h: Harness;
 let ledger: Ledger;
@@ -193,6 +193,20 @@ describe('batch through the webhook route', () => {
     expect(await ledger.table.get(messagePk({ portal: 'acme', botId: BOT.id, messageId: 789 }), 'read')).toBe(
       undefined,
     );
+  });
+
+  it('lists a command its message’s cadence holds back in result_deferred, and the portal’s wake-up applies it', async () => {
+    deps = { ...updateDeps(h, ledger, {}, { options: { messageMinIntervalMs: 60_000 } }), callers };
+    await call('batch', { cmd: { first: command('first', 789) } });
+    const answer = await call('batch', { cmd: { second: command('second', 789) } });
+    const result = answer.body.result as Record<string, unknown>;
+    expect(result.result).toEqual({ second: { result: true } });
+    expect(result.result_deferred).toEqual({
+      second: { editId: expect.any(String), reason: 'MESSAGE_CADENCE' },
+    });
+    expect(h.emulator.getMessage(789)?.text).toBe('first');
+    expect(await wakeLater(h, ledger)).toMatchObject({ applied: 1 });
+    expect(h.emulator.getMessage(789)?.text).toBe('second');
   });
 
   it('fails each command past 50 on its own, as Bitrix24 does', async () => {
