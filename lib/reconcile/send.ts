@@ -12,6 +12,7 @@ import type { PortalCircuits } from '../pacing/circuit.ts';
 import { operatingLimitRetry, standardPlan } from '../pacing/policies.ts';
 import { BotNotAllowedError, type PortalGateway } from '../portal/gateway.ts';
 import type { PortalSecret } from '../secrets/index.ts';
+import { ACCESS_DENIED, judgeAccessDenied } from './access-denied.ts';
 import { LeaseLostError } from './lease.ts';
 import { type PortalPacing, waitForRoom } from './pacing.ts';
 
@@ -278,7 +279,7 @@ async function callBatch(
       for (const job of jobs) results.set(job, 'refused');
       return results;
     }
-    const failure = failureOf(error);
+    const failure = await judgeAccessDenied(portal, failureOf(error), 'batch-call', ctx);
     noteFailure(portal, failure, ctx, BATCH_BILLING);
     for (const job of jobs) results.set(job, afterFailure(failure, job, ctx, secret, call.sentAt));
     return results;
@@ -311,30 +312,47 @@ async function callBatch(
       operating: commandOperating,
     });
   }
-  jobs.forEach((job, i) => {
+  // Every command refused as ACCESS_DENIED: the portal's REST access, or each message? (access-denied.ts)
+  const refusals = jobs.map((_, i) => parsed.get(`m${i}`));
+  const everyOneDenied =
+    jobs.length > 1 &&
+    refusals.every((outcome) => outcome && !outcome.ok && outcome.code.toUpperCase() === ACCESS_DENIED);
+  const denied = everyOneDenied
+    ? await judgeAccessDenied(
+        portal,
+        { code: ACCESS_DENIED, description: '', strategy: Strategy.Permanent },
+        'every-command',
+        ctx,
+      )
+    : undefined;
+  for (const [i, job] of jobs.entries()) {
     const outcome = parsed.get(`m${i}`);
     if (outcome?.ok) {
       if (outcome.time) ctx.pacing.rememberTime(portal, outcome.time);
       results.set(job, { kind: 'applied', startedAt, time: outcome.time });
-      return;
+      continue;
     }
     const code = outcome?.code ?? 'NOT_RUN';
     if (code.toUpperCase() === BATCH_REFUSED) {
       refuseBatch(portal, ctx);
       results.set(job, 'refused');
-      return;
+      continue;
     }
     // Inside a batch there is no HTTP status: known codes by the table, unknown ones are the request's fault.
     const strategy: Strategy =
       code === 'NOT_RUN'
         ? Strategy.Server
         : (findErrorRow(code, undefined, outcome?.description)?.strategy ?? Strategy.Permanent);
-    const failure: Failure = { code, description: outcome?.description ?? '', strategy };
+    const own: Failure = { code, description: outcome?.description ?? '', strategy };
+    const failure: Failure =
+      denied && strategy === Strategy.Permanent
+        ? { ...denied, description: `${own.description}${denied.description}` }
+        : own;
     noteFailure(portal, failure, ctx, SINGLE_BILLING);
     // A command that answered (or never ran) did not land later: not in doubt.
     const result = afterFailure(failure, job, ctx, secret, startedAt);
     results.set(job, result.kind === 'retry' ? { ...result, inDoubt: false } : result);
-  });
+  }
   return results;
 }
 
@@ -356,7 +374,7 @@ async function callSingle(
     return { kind: 'applied', startedAt, time: outcome.time };
   } catch (error) {
     if (error instanceof LeaseLostError) return leaseLost(error, ctx);
-    const failure = failureOf(error);
+    const failure = await judgeAccessDenied(portal, failureOf(error), 'single-call', ctx);
     noteFailure(portal, failure, ctx, SINGLE_BILLING);
     return afterFailure(failure, job, ctx, secret, call.sentAt);
   }

@@ -258,6 +258,8 @@ const ENTRIES: readonly MethodEntry[] = [
   { name: 'imbot.v2.Chat.Message.delete', run: remove },
   { name: 'imbot.v2.Chat.Message.get', run: get },
   { name: 'imbot.v2.Revision.get', run: () => ok(REVISION) },
+  // Scope basic, any user, no parameters: the server's time as YYYY-MM-DDThh:mm:ss±hh:mm.
+  { name: 'server.time', run: (ctx) => ok(isoWithOffset(ctx.now)) },
   { name: 'imbot.v2.Bot.register', run: register },
 ];
 
