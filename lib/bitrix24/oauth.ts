@@ -25,6 +25,13 @@ export interface OAuthTokens {
    * the answer names none that can be used (then keep the one used).
    */
   oauthUrl?: string;
+  /**
+   * The portal's address the answer names (the origin of `client_endpoint`): where a renamed
+   * portal now answers. Absent when the answer names none that can be used.
+   */
+  portalUrl?: string;
+  /** The portal's install id (`member_id`): the same portal under any address. */
+  memberId?: string;
 }
 
 const METHOD = 'oauth.token refresh';
@@ -105,7 +112,23 @@ export async function refreshOAuthTokens(request: RefreshRequest): Promise<OAuth
       : Math.floor(Date.now() / 1000) + (typeof body.expires_in === 'number' ? body.expires_in : 3600);
   const tokens: OAuthTokens = { accessToken: access_token, refreshToken: refresh_token, expiresAt };
   const oauthUrl = authServerOf(body, request.allowHttp);
-  return oauthUrl ? { ...tokens, oauthUrl } : tokens;
+  const portalUrl = portalOf(body, request.allowHttp);
+  return {
+    ...tokens,
+    ...(oauthUrl ? { oauthUrl } : {}),
+    ...(portalUrl ? { portalUrl } : {}),
+    ...(typeof body.member_id === 'string' && body.member_id !== '' ? { memberId: body.member_id } : {}),
+  };
+}
+
+/**
+ * The portal's origin a token answer names in `client_endpoint` (`https://acme.bitrix24.com/rest/`):
+ * https only (plain http with `allowHttp`), no user info, the REST prefix as its path.
+ */
+export function portalOf(body: Record<string, unknown>, allowHttp: boolean): string | undefined {
+  const url = typeof body.client_endpoint === 'string' ? URL.parse(body.client_endpoint) : null;
+  if (!url || url.username || url.password || !/^\/rest\/?$/.test(url.pathname)) return undefined;
+  return url.protocol === 'https:' || (allowHttp && url.protocol === 'http:') ? url.origin : undefined;
 }
 
 /**

@@ -253,6 +253,12 @@ export class PortalGateway {
     if (error.strategy === 'refresh-auth' && secret.auth.type === 'oauth') {
       return this.#refresh(portal, secret.auth.accessToken, signal);
     }
+    // A renamed portal redirects to its new address, which calls never follow: the OAuth token
+    // answer names it (`client_endpoint`), for the same install only (withOAuthTokens).
+    if (error.code === LocalCode.Redirected && secret.auth.type === 'oauth') {
+      const refreshed = await this.#refresh(portal, secret.auth.accessToken, signal);
+      return refreshed.portalUrl !== secret.portalUrl ? refreshed : undefined;
+    }
     if (findErrorRow(error.code, error.httpStatus)?.refetchSecret) {
       const fresh = await this.#options.store.get(portal, { fresh: true });
       const changed =
@@ -346,6 +352,21 @@ export class PortalGateway {
       throw error;
     }
     const updated = withOAuthTokens(current, tokens);
+    if (updated.portalUrl !== current.portalUrl) {
+      logger.warn(
+        'The portal answers at another address (its OAuth token answer names it); calls follow it',
+        {
+          portal,
+          from: new URL(current.portalUrl).host,
+          to: new URL(updated.portalUrl).host,
+        },
+      );
+    } else if (tokens.portalUrl !== undefined && tokens.portalUrl !== current.portalUrl) {
+      logger.error('An OAuth token answer names another portal address for another install; not followed', {
+        portal,
+        to: new URL(tokens.portalUrl).host,
+      });
+    }
     try {
       const stored = await this.#options.store.put(updated);
       this.#unsaved.delete(portal);

@@ -23,6 +23,11 @@ export interface OAuthCredentials {
   expiresAt: number;
   /** Token endpoint. Default `https://oauth.bitrix.info/oauth/token/`. */
   oauthUrl: string;
+  /**
+   * The portal's install id (`member_id`), learned from the first token answer that names it: a
+   * token answer naming another portal address moves `portalUrl` only for the same install.
+   */
+  memberId?: string | undefined;
 }
 
 /** One allow-listed bot. `botToken` is required with webhook auth (the token given at Bot.register). */
@@ -115,6 +120,7 @@ const oauthSchema = strict({
   refreshToken: text(),
   expiresAt: unixSeconds,
   oauthUrl: v.optional(httpUrl(false), DEFAULT_OAUTH_URL),
+  memberId: v.optional(text()),
 });
 
 const botId = v.pipe(
@@ -252,6 +258,7 @@ export function serializePortalSecret(secret: PortalSecret): string {
             refreshToken: auth.refreshToken,
             expiresAt: auth.expiresAt,
             oauthUrl: auth.oauthUrl,
+            ...(auth.memberId === undefined ? {} : { memberId: auth.memberId }),
           },
     bots,
     ...(secret.plan === 'custom'
@@ -265,16 +272,27 @@ const tokensSchema = v.object({
   refreshToken: text(),
   expiresAt: unixSeconds,
   oauthUrl: v.optional(httpUrl(false)),
+  portalUrl: v.optional(httpUrl(true)),
+  memberId: v.optional(text()),
 });
 
 /**
- * A copy of an OAuth portal secret carrying a freshly refreshed token pair, and the auth server the
- * token answer named (`oauthUrl`, when given: the next refresh goes there). The copy has no
- * `versionId` until it is stored.
+ * A copy of an OAuth portal secret carrying a freshly refreshed token pair, the auth server the
+ * token answer named (`oauthUrl`, when given: the next refresh goes there), and the portal's address
+ * it named (`portalUrl`, from `client_endpoint`: a renamed portal) when the answer names the same
+ * install (`memberId`) as the secret, or the secret has none yet. The copy has no `versionId` until
+ * it is stored.
  */
 export function withOAuthTokens(
   secret: PortalSecret,
-  tokens: { accessToken: string; refreshToken: string; expiresAt: number; oauthUrl?: string | undefined },
+  tokens: {
+    accessToken: string;
+    refreshToken: string;
+    expiresAt: number;
+    oauthUrl?: string | undefined;
+    portalUrl?: string | undefined;
+    memberId?: string | undefined;
+  },
 ): PortalSecret {
   const { auth } = secret;
   if (auth.type !== 'oauth') {
@@ -287,10 +305,18 @@ export function withOAuthTokens(
     const [issue] = result.issues;
     throw new SecretInvalidError(secret.secretName, `auth.${fieldOf(issue)}`, ruleOf(issue));
   }
-  const { oauthUrl, ...pair } = result.output;
+  const { oauthUrl, portalUrl, memberId, ...pair } = result.output;
+  const sameInstall = memberId !== undefined && (auth.memberId === undefined || auth.memberId === memberId);
+  const moved = portalUrl !== undefined && portalUrl !== secret.portalUrl && sameInstall;
   const { versionId: _stored, ...rest } = secret;
   return Object.freeze({
     ...rest,
-    auth: Object.freeze({ ...auth, ...pair, ...(oauthUrl === undefined ? {} : { oauthUrl }) }),
+    ...(moved ? { portalUrl } : {}),
+    auth: Object.freeze({
+      ...auth,
+      ...pair,
+      ...(oauthUrl === undefined ? {} : { oauthUrl }),
+      ...(sameInstall ? { memberId } : {}),
+    }),
   });
 }
