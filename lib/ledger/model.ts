@@ -136,9 +136,11 @@ export interface MergeResult {
 /**
  * Merges edits into a message's state, per field: an edit sets a field only if it was accepted
  * after the edit that set it last, whatever order the edits arrive in. An edit met again (same
- * edit id: a redelivered record, the API's own queue copy) changes nothing. A different edit that
- * asks for the value a failed message already wants (a replay from the failed-edits queue, which
- * carries an edit id of its own, the same text sent again) makes it dirty again: try once more.
+ * edit id: a redelivered record, the API's own queue copy) changes nothing, unless the message
+ * failed: then it, or a different edit that asks for the value the failed message already wants (a
+ * replay from the failed-edits queue, which carries an edit id of its own, the same text sent
+ * again), makes it dirty again: try once more. A record met again after a crash costs, at worst,
+ * one more call that fails again and is kept again.
  */
 export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]): MergeResult {
   const desired = { ...current.desired };
@@ -168,7 +170,9 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
     if (took) {
       changed = true;
       contributed.push(edit.editId);
-    } else if (equal && isFailed(current)) {
+    } else if ((equal || same) && isFailed(current)) {
+      // Asked again for what failed: a replay under its own id, or one of its own records moved
+      // back whole (SQS's DLQ redrive). Either way, try once more; failing, it is kept again.
       revived = true;
       contributed.push(edit.editId);
     } else if (equal) {

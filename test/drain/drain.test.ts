@@ -1,5 +1,7 @@
+import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Ledger } from '../../lib/ledger/messages.ts';
+import { failedEdits, wakeLater } from '../api/helpers.ts';
 import { BOT, type Harness, startHarness } from '../support/harness.ts';
 import {
   drainHandler,
@@ -129,6 +131,34 @@ describe('acceptance stamps', () => {
     const state = await ledger.get(key(id));
     expect(state.desired.message?.value).toBe('sent after it');
     expect(state.desired.message?.at).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('tries a failed edit again when its identical record comes back (SQS’s DLQ redrive), and keeps it again when it fails again', async () => {
+    const id = h.emulator.addMessage({ authorId: 1, chatId: 12, text: 'a human wrote this' });
+    const ledger = await freshLedger(h);
+    const drain = drainHandler(h, recordingSqs(h.sqsEndpoint).client, { ledger });
+    const record = editBody(id, { message: 'not ours to edit' });
+    expect(failedIds(await drain(eventOf([sqsRecord(record)])))).toEqual([]);
+    await wakeLater(h, ledger);
+    expect((await ledger.get(key(id))).lastError?.code).toBe('ACCESS_DENIED');
+    expect(await failedEdits(h)).toHaveLength(1);
+    expect(failedIds(await drain(eventOf([sqsRecord(record)])))).toEqual([]);
+    expect((await ledger.get(key(id))).version).toBe(2);
+    // Past the first wake-up's call (made 5 minutes on) and its cadence.
+    const woken = await wakeLater(h, ledger, 10 * 60_000);
+    expect(woken.calls).toBe(1);
+    expect((await ledger.get(key(id))).failedVersion).toBe(2);
+    // Taken one by one: a FIFO group's next record shows once the one before it is deleted.
+    const kept: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [next] = await receiveAll(h.sqs, h.failedQueueUrl, 1);
+      if (!next) break;
+      kept.push(JSON.parse(next.Body ?? '{}').editId);
+      await h.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: h.failedQueueUrl, ReceiptHandle: next.ReceiptHandle }),
+      );
+    }
+    expect(kept).toEqual([expect.stringMatching(/^failed-1-/), expect.stringMatching(/^failed-2-/)]);
   });
 
   it('keeps an earlier stamp as it is: a replayed edit never overrides what was accepted after its first request', async () => {

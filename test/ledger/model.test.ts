@@ -65,9 +65,20 @@ describe('merging edits into a message’s desired state', () => {
     expect(isDirty(replay.state)).toBe(true);
   });
 
-  it('leaves a failed message failed when one of its own records comes back', () => {
+  it('makes a failed message dirty again when one of its own records comes back whole (a DLQ redrive)', () => {
     const state = { ...merged(edit('a', 1_000, { message: 'x' })), failedVersion: 1 };
     const again = mergeEdits(state, [edit('a', 1_000, { message: 'x' }, '12')]);
+    expect(again.changed).toBe(true);
+    expect(isDirty(again.state)).toBe(true);
+    expect(again.state.attempts).toBe(0);
+  });
+
+  it('leaves a failed message failed when an edit every field of which was set later comes back', () => {
+    const state = {
+      ...merged(edit('a', 1_000, { message: 'x' }), edit('b', 2_000, { message: 'y' })),
+      failedVersion: 1,
+    };
+    const again = mergeEdits(state, [edit('a', 1_000, { message: 'x' })]);
     expect(again.changed).toBe(false);
     expect(isDirty(again.state)).toBe(false);
   });
