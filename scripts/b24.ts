@@ -1,5 +1,5 @@
 // npm run b24 -- <command>: from zero to a real bot message, and a look at what became of its edits.
-//   register-bot   imbot.v2.Bot.register through the portal's inbound webhook
+//   register-bot   imbot.v2.Bot.register through the portal's inbound webhook (Bot.update for a new token)
 //   send           imbot.v2.Chat.Message.send as that bot: the message id to edit
 //   status         what the ledger knows of a message (as GET /messages/{portal}/{botId}/{messageId})
 //   replay-failed  failed edits back from the failed-edits queue to the edits queue
@@ -7,7 +7,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { getMessage } from '../lib/api/get-message.ts';
-import { createBitrix24Client } from '../lib/bitrix24/client.ts';
+import { type Bitrix24Client, createBitrix24Client } from '../lib/bitrix24/client.ts';
+import { isBitrix24Error } from '../lib/bitrix24/errors.ts';
 import type { PortalAuth } from '../lib/bitrix24/types.ts';
 import { CallerKeys } from '../lib/callers/index.ts';
 import { loadConfig } from '../lib/config.ts';
@@ -52,7 +53,8 @@ const LOCAL_NOTE = [
 const REGISTER: CommandSpec = {
   name: 'npm run b24 -- register-bot',
   summary:
-    'Registers a chat bot (imbot.v2.Bot.register) owned by the webhook; registering the same code again is harmless.',
+    'Registers a chat bot (imbot.v2.Bot.register) owned by the webhook, or gives a registered one a new token.\n' +
+    'Registering the same code again with its token is harmless (it sets the name given).',
   usage: '--code <code> --name <name>',
   options: {
     code: { type: 'string', value: '<code>', description: 'the bot code, unique in the portal (required)' },
@@ -62,9 +64,15 @@ const REGISTER: CommandSpec = {
     ...PORTAL_NOTE,
     '  B24_BOT_TOKEN         a secret of your choosing, up to 40 characters, e.g. $(openssl rand -hex 16);',
     '                        keep it: it goes in the portal secret (bots.<id>.botToken) and is never printed',
+    '  B24_OLD_BOT_TOKEN     only to replace the token of a bot the code already names: its current token',
+    '                        (imbot.v2.Bot.update); the old token stops working at once',
+    '',
+    'A code already registered keeps its bot and that bot its token: with another B24_BOT_TOKEN and no',
+    'B24_OLD_BOT_TOKEN the command says so and exits 1, changing nothing.',
   ],
   examples: [
     'B24_BOT_TOKEN=$(openssl rand -hex 16) npm run b24 -- register-bot --code build_bot --name "Build bot"',
+    'B24_OLD_BOT_TOKEN=<its token> B24_BOT_TOKEN=<new token> npm run b24 -- register-bot --code build_bot --name "Build bot"',
   ],
 };
 
@@ -184,11 +192,34 @@ function webhookPortal(env: Env) {
   return { client, auth };
 }
 
-function botToken(env: Env): string {
-  const token = required(env, 'B24_BOT_TOKEN', 'a secret of your choosing, up to 40 characters');
-  if (token.length > 40)
-    throw new UsageError(`B24_BOT_TOKEN must be at most 40 characters, got ${token.length}`);
+function botToken(env: Env, name = 'B24_BOT_TOKEN'): string {
+  const token = required(env, name, 'a secret of your choosing, up to 40 characters');
+  if (token.length > 40) throw new UsageError(`${name} must be at most 40 characters, got ${token.length}`);
   return token;
+}
+
+/**
+ * Whether `token` is the bot's: Bot.register answers a code already registered with its bot as it
+ * is, token included, so only a call made with the token can tell. Bot.update is the documented call
+ * that refuses another token (BOT_OWNERSHIP_ERROR); it also sets the name given, which a repeated
+ * register leaves as it was.
+ */
+async function holdsToken(
+  client: Bitrix24Client,
+  auth: PortalAuth,
+  bot: { id: number; token: string; name: string },
+): Promise<boolean> {
+  try {
+    await client.call(
+      'imbot.v2.Bot.update',
+      { botId: bot.id, botToken: bot.token, fields: { properties: { name: bot.name } } },
+      { auth },
+    );
+    return true;
+  } catch (error) {
+    if (isBitrix24Error(error) && error.code === 'BOT_OWNERSHIP_ERROR') return false;
+    throw error;
+  }
 }
 
 async function registerBot({ values }: ParsedCommandLine, env: Env): Promise<void> {
@@ -197,6 +228,7 @@ async function registerBot({ values }: ParsedCommandLine, env: Env): Promise<voi
   if (!code) throw new UsageError('--code is required: the bot code, unique in the portal');
   if (!name) throw new UsageError('--name is required: the name people see');
   const token = botToken(env);
+  const oldToken = env.B24_OLD_BOT_TOKEN?.trim() ? botToken(env, 'B24_OLD_BOT_TOKEN') : undefined;
   const { client, auth } = webhookPortal(env);
   const { result } = await client.call<{ bot?: { id?: number } }>(
     'imbot.v2.Bot.register',
@@ -205,8 +237,45 @@ async function registerBot({ values }: ParsedCommandLine, env: Env): Promise<voi
   );
   const id = result.bot?.id;
   if (typeof id !== 'number') throw new Error('imbot.v2.Bot.register answered without bot.id');
-  console.log(`Bot ${id} registered on ${client.host} (code ${code}).`);
+  const bot = `Bot ${id} (code ${code}) on ${client.host}`;
+  if (await holdsToken(client, auth, { id, token, name })) {
+    console.log(`Bot ${id} registered on ${client.host} (code ${code}).`);
+  } else if (!oldToken) {
+    throw new AppError(
+      'BOT_TOKEN_DIFFERS',
+      `${bot} already exists with another token, which it keeps (send with B24_BOT_TOKEN would fail with BOT_OWNERSHIP_ERROR): use its current token as B24_BOT_TOKEN, or give it this one by running again with its current token in B24_OLD_BOT_TOKEN, or choose another --code`,
+    );
+  } else {
+    await replaceToken(client, auth, { id, oldToken, token, bot });
+    console.log(`${bot} now has the token in B24_BOT_TOKEN; its old token no longer works.`);
+    console.log(
+      `Put it in the portal secret too (bots.${id}.botToken): until then the service's edits of bot ${id} fail with BOT_OWNERSHIP_ERROR.`,
+    );
+  }
   console.log(`Next: B24_BOT_ID=${id} npm run b24 -- send --dialog chat<id> "Hello"`);
+}
+
+/** Bot.update's documented rotation: authorised with the old token, the new one in `fields.botToken`. */
+async function replaceToken(
+  client: Bitrix24Client,
+  auth: PortalAuth,
+  { id, oldToken, token, bot }: { id: number; oldToken: string; token: string; bot: string },
+): Promise<void> {
+  try {
+    await client.call(
+      'imbot.v2.Bot.update',
+      { botId: id, botToken: oldToken, fields: { botToken: token } },
+      { auth },
+    );
+  } catch (error) {
+    if (isBitrix24Error(error) && error.code === 'BOT_OWNERSHIP_ERROR') {
+      throw new AppError(
+        'BOT_TOKEN_DIFFERS',
+        `${bot} holds neither B24_BOT_TOKEN nor B24_OLD_BOT_TOKEN (BOT_OWNERSHIP_ERROR): its token is unchanged; give its current token in B24_OLD_BOT_TOKEN`,
+      );
+    }
+    throw error;
+  }
 }
 
 async function send({ values, positionals }: ParsedCommandLine, env: Env): Promise<void> {

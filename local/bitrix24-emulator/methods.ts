@@ -9,7 +9,7 @@ import {
   parseKeyboard,
 } from './message-fields.ts';
 import type { InferredSettings } from './options.ts';
-import { type Failure, fail, failure, type Outcome, ok } from './outcome.ts';
+import { customFailure, type Failure, fail, failure, type Outcome, ok } from './outcome.ts';
 import type { Bot, Portal } from './portal.ts';
 import { isoWithOffset } from './time-object.ts';
 import type { EmulatedMessage, SuccessShape } from './types.ts';
@@ -138,7 +138,13 @@ function send(ctx: MethodContext): Outcome {
   return ok({ id, uuidMap: {} });
 }
 
-/** `Bot.register` (webhook auth): idempotent per code and owner; the token goes in `fields.botToken`. */
+/**
+ * `Bot.register` (webhook auth): idempotent per code and owner; the token goes in `fields.botToken`.
+ * A repeat with a code the owner already registered returns that bot as it is, its token included:
+ * the page says the repeat returns the existing bot "without updating the data" and sends updates
+ * to `Bot.update`. Whether a webhook call with another token counts as the same owner the pages do
+ * not say; here the webhook's user is the owner, so it gets the bot back, token unchanged.
+ */
 function register(ctx: MethodContext): Outcome {
   const { identity } = ctx;
   const fields = fieldsOf(ctx.params) ?? {};
@@ -165,6 +171,35 @@ function register(ctx: MethodContext): Outcome {
       ...(identity.kind === 'webhook' ? { botToken: textOf(fields.botToken) } : {}),
     });
   return ok({ bot: { id, code, type: textOf(fields.type) || 'bot', eventMode: 'fetch' }, users: [] });
+}
+
+/** The longest `botToken` (the `Bot.update` page; `Bot.register` enforces it from 2026-08-06). */
+const BOT_TOKEN_MAX_LENGTH = 40;
+
+/**
+ * `Bot.update`, authorised like every imbot.v2 method (over a webhook by the bot's current token).
+ * The emulator keeps no bot profile, so `properties` and the flags are accepted and not stored.
+ * `fields.botToken` rotates the token: from the next call only the new one works. A blank one is
+ * ignored, as documented; one another bot holds answers the generic BOT_TOKEN_ROTATION_FAILED; the
+ * page names no code for one over 40 characters, so it answers Bot.register's for the same rule.
+ */
+function updateBot(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const fields = fieldsOf(ctx.params);
+  if (!fields) return fail('FIELDS_REQUIRED');
+  const next = textOf(fields.botToken);
+  if (next.trim() !== '' && next !== bot.botToken) {
+    if (next.length > BOT_TOKEN_MAX_LENGTH) {
+      return reject(customFailure('BOT_TOKEN_INVALID_LENGTH', 400, 'botToken is longer than 40 characters'));
+    }
+    const taken = [...ctx.portal.bots.values()].some(
+      (other) => other.id !== bot.id && other.botToken === next,
+    );
+    if (taken) return reject(customFailure('BOT_TOKEN_ROTATION_FAILED', 400, 'Bot token rotation failed'));
+    ctx.portal.setBotToken(bot.id, next);
+  }
+  return ok({ bot: { id: bot.id, code: bot.code, type: bot.type, eventMode: 'fetch' }, users: [] });
 }
 
 /**
@@ -261,6 +296,7 @@ const ENTRIES: readonly MethodEntry[] = [
   // Scope basic, any user, no parameters: the server's time as YYYY-MM-DDThh:mm:ss±hh:mm.
   { name: 'server.time', run: (ctx) => ok(isoWithOffset(ctx.now)) },
   { name: 'imbot.v2.Bot.register', run: register },
+  { name: 'imbot.v2.Bot.update', run: updateBot },
 ];
 
 const BY_NAME = new Map(ENTRIES.map((entry) => [entry.name.toLowerCase(), entry]));

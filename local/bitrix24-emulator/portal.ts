@@ -59,6 +59,14 @@ export class Portal {
     return id;
   }
 
+  /** A bot's new token (`Bot.update` with `fields.botToken`): the old one stops working at once. */
+  setBotToken(id: number, botToken: string): void {
+    const bot = this.bots.get(id);
+    if (!bot) return;
+    this.#secrets.add(botToken);
+    bot.botToken = botToken;
+  }
+
   /** Whether the edit window of a message has passed (always false without a window). */
   editWindowPassed(id: number, now: number): boolean {
     const created = this.#createdAt.get(id);

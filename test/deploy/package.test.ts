@@ -1,11 +1,12 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../lib/config.ts';
 import { DIRTY_INDEX, LEDGER_TABLE, TTL_ATTRIBUTE, WAKE_INDEX } from '../../lib/ledger/table.ts';
+import { REFRESH_METRICS } from '../../lib/status/refresh.ts';
 import { assertValidStatusSpecs } from '../../lib/status/spec.ts';
 import { unzip } from '../../scripts/package/zip.ts';
 import {
@@ -665,6 +666,240 @@ describe('npm run package', () => {
     expect(outputs.PortalWorkQueueUrl?.Value).toEqual({ Ref: 'PortalWorkQueue' });
     expect(outputs.PortalWorkDeadLetterQueueUrl?.Value).toEqual({ Ref: 'PortalWorkDeadLetterQueue' });
     expect(outputs.LedgerTableName?.Value).toEqual({ Ref: 'LedgerTable' });
+  });
+});
+
+/** The project's EMF namespace (lib/observability/metrics.ts). */
+const EMF_NAMESPACE = 'B24MessageEditor';
+
+/**
+ * The metrics AWS publishes for the kinds of resource this stack creates, by namespace: the one
+ * dimension that names the resource, the resource type it must name, and the attribute CloudFormation
+ * gives the dimension's value through (none: the Ref). HTTP APIs publish by ApiId without detailed
+ * metrics (API Gateway's "Monitor CloudWatch metrics for HTTP APIs").
+ */
+const AWS_METRICS: Record<string, { dimension: string; type: string; attribute?: string; names: string[] }> =
+  {
+    'AWS/SQS': {
+      dimension: 'QueueName',
+      type: 'AWS::SQS::Queue',
+      attribute: 'QueueName',
+      names: [
+        'ApproximateAgeOfOldestMessage',
+        'ApproximateNumberOfMessagesDelayed',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesVisible',
+        'NumberOfMessagesSent',
+        'NumberOfMessagesReceived',
+        'NumberOfMessagesDeleted',
+      ],
+    },
+    'AWS/Lambda': {
+      dimension: 'FunctionName',
+      type: 'AWS::Lambda::Function',
+      names: ['Invocations', 'Errors', 'Throttles', 'Duration', 'ConcurrentExecutions'],
+    },
+    'AWS/ApiGateway': {
+      dimension: 'ApiId',
+      type: 'AWS::ApiGatewayV2::Api',
+      names: ['Count', '4xx', '5xx', 'Latency', 'IntegrationLatency', 'DataProcessed'],
+    },
+  };
+
+/** Every .ts file under lib/ and functions/, with its text. */
+function sourceFiles(): Array<{ path: string; text: string }> {
+  return ['lib', 'functions'].flatMap((dir) =>
+    (readdirSync(join(root, dir), { recursive: true }) as string[])
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => ({ path: `${dir}/${file}`, text: readFileSync(join(root, dir, file), 'utf8') })),
+  );
+}
+
+/** The metric names the code publishes: each literal `addMetric('Name', …)`, and the refresh summary's. */
+function publishedMetricNames(): Set<string> {
+  const names = new Set<string>(Object.values(REFRESH_METRICS));
+  for (const { text } of sourceFiles()) {
+    for (const match of text.matchAll(/addMetric\(\s*'(\w+)'/g)) names.add(match[1] as string);
+  }
+  return names;
+}
+
+interface DashboardMetric {
+  widget: string;
+  namespace: string;
+  name: string;
+  dimensions: Array<[string, string]>;
+  stat: string | undefined;
+}
+
+interface Widget {
+  type: string;
+  properties: Json & { title?: string; metrics?: unknown[][]; query?: string; region?: string };
+}
+
+/**
+ * The dashboard body, parsed, with each Fn::Sub reference written as render() writes references:
+ * `{EditsQueue.QueueName}`, `{HttpApi}`, `{AWS::Region}`.
+ */
+function dashboardWidgets(): Widget[] {
+  const body = resource('OperatorDashboard').Properties.DashboardBody as Json;
+  const text = body['Fn::Sub'];
+  if (typeof text !== 'string')
+    throw new Error(`DashboardBody is not an Fn::Sub string: ${JSON.stringify(body)}`);
+  return (JSON.parse(text.replace(/\$\{([^}!]+)\}/g, '{$1}')) as { widgets: Widget[] }).widgets;
+}
+
+function dashboardMetrics(): DashboardMetric[] {
+  return dashboardWidgets().flatMap((widget) =>
+    (widget.properties.metrics ?? []).map((row) => {
+      const options = (typeof row.at(-1) === 'object' ? row.at(-1) : {}) as Json;
+      const [namespace, name, ...rest] = (
+        typeof row.at(-1) === 'object' ? row.slice(0, -1) : row
+      ) as string[];
+      const dimensions: Array<[string, string]> = [];
+      for (let i = 0; i < rest.length; i += 2) dimensions.push([rest[i] as string, rest[i + 1] as string]);
+      return {
+        widget: String(widget.properties.title),
+        namespace: String(namespace),
+        name: String(name),
+        dimensions,
+        stat: (options.stat ?? widget.properties.stat) as string | undefined,
+      };
+    }),
+  );
+}
+
+/** `{Resource}` or `{Resource.Attribute}` to [Resource, Attribute]. */
+function reference(value: string): [string, string | undefined] {
+  const match = /^\{([A-Za-z0-9]+)(?:\.([A-Za-z]+))?\}$/.exec(value);
+  if (!match) throw new Error(`${value} is not a reference to a resource of the stack`);
+  return [match[1] as string, match[2]];
+}
+
+const shown = (namespace: string, name: string, dimension?: string) =>
+  dashboardMetrics().some(
+    (m) =>
+      m.namespace === namespace &&
+      m.name === name &&
+      (dimension === undefined || m.dimensions.some(([, value]) => value === dimension)),
+  );
+
+describe('the operator dashboard', () => {
+  it("is one CloudWatch dashboard named after the stage, every widget in the stack's region", () => {
+    const dashboards = resourcesOfType(template(), 'AWS::CloudWatch::Dashboard');
+    expect(dashboards.map(([id]) => id)).toEqual(['OperatorDashboard']);
+    expect(resource('OperatorDashboard').Properties.DashboardName).toBe('b24-message-editor-prod');
+    const widgets = dashboardWidgets();
+    expect(widgets.length).toBeGreaterThan(5);
+    for (const widget of widgets.filter((w) => w.type !== 'text')) {
+      expect(widget.properties.region, widget.properties.title).toBe('{AWS::Region}');
+    }
+  });
+
+  it("names only metrics the code publishes, under this stage's service dimension", () => {
+    const published = publishedMetricNames();
+    expect(published).toContain('EditsApplied');
+    const own = dashboardMetrics().filter((m) => m.namespace === EMF_NAMESPACE);
+    expect(own.length).toBeGreaterThan(0);
+    const service = envOf('ReconcilePortals').POWERTOOLS_SERVICE_NAME;
+    expect(service).toBe('b24-message-editor-prod');
+    for (const metric of own) {
+      expect(published, `${metric.widget}: ${metric.name}`).toContain(metric.name);
+      expect(metric.dimensions, `${metric.widget}: ${metric.name}`).toEqual([['service', service]]);
+    }
+    // Every function publishes under the same service, so one dimension covers them all.
+    for (const { id } of FUNCTIONS) expect(envOf(id).POWERTOOLS_SERVICE_NAME, id).toBe(service);
+  });
+
+  it('names only metrics AWS publishes for the queues, functions and HTTP API of this stack', () => {
+    const others = dashboardMetrics().filter((m) => m.namespace !== EMF_NAMESPACE);
+    expect(others.length).toBeGreaterThan(0);
+    for (const metric of others) {
+      const where = `${metric.widget}: ${metric.namespace} ${metric.name}`;
+      const kind = AWS_METRICS[metric.namespace];
+      expect(kind, where).toBeDefined();
+      expect(kind?.names, where).toContain(metric.name);
+      expect(
+        metric.dimensions.map(([name]) => name),
+        where,
+      ).toEqual([kind?.dimension]);
+      const [id, attribute] = reference(metric.dimensions[0]?.[1] ?? '');
+      expect(resource(id).Type, where).toBe(kind?.type);
+      expect(attribute, where).toBe(kind?.attribute);
+    }
+  });
+
+  it('shows edits applied and failed, Bitrix24 calls and commands per call', () => {
+    for (const name of ['EditsMerged', 'EditsApplied', 'EditsFailed', 'BitrixCalls', 'CommandsPerCall']) {
+      expect(shown(EMF_NAMESPACE, name), name).toBe(true);
+    }
+    const perCall = dashboardMetrics().filter((m) => m.name === 'CommandsPerCall');
+    expect(perCall.map((m) => m.stat).sort()).toEqual(['Average', 'Maximum']);
+  });
+
+  it("shows the backlog in front of the ledger and the portals due, as the queues' depth and age", () => {
+    const edits = '{EditsQueue.QueueName}';
+    const work = '{PortalWorkQueue.QueueName}';
+    expect(shown('AWS/SQS', 'ApproximateNumberOfMessagesVisible', edits)).toBe(true);
+    expect(shown('AWS/SQS', 'ApproximateAgeOfOldestMessage', edits)).toBe(true);
+    expect(shown('AWS/SQS', 'ApproximateNumberOfMessagesVisible', work)).toBe(true);
+    expect(shown('AWS/SQS', 'ApproximateNumberOfMessagesNotVisible', work)).toBe(true);
+    // The age widget marks the oldest-edit-age alarm's threshold.
+    const ageWidget = dashboardWidgets().find((w) =>
+      (w.properties.metrics ?? []).some((row) => row[1] === 'ApproximateAgeOfOldestMessage'),
+    );
+    const marks =
+      (ageWidget?.properties.annotations as { horizontal?: Json[] } | undefined)?.horizontal ?? [];
+    expect(marks.map((mark) => mark.value)).toEqual([resource('OldestEditAgeAlarm').Properties.Threshold]);
+  });
+
+  it('shows the failed-edits and portal work dead-letter queues, and counts failed edits by code from the log lines that carry it', () => {
+    expect(shown('AWS/SQS', 'ApproximateNumberOfMessagesVisible', '{FailedEditsQueue.QueueName}')).toBe(true);
+    expect(
+      shown('AWS/SQS', 'ApproximateNumberOfMessagesVisible', '{PortalWorkDeadLetterQueue.QueueName}'),
+    ).toBe(true);
+    const logs = dashboardWidgets().filter((w) => w.type === 'log');
+    expect(logs).toHaveLength(1);
+    const query = String(logs[0]?.properties.query);
+    const sources = [...query.matchAll(/SOURCE '([^']+)'/g)].map((m) => reference(m[1] as string)[0]);
+    expect(sources.sort()).toEqual(
+      [
+        'DrainEditsLogGroup',
+        'ReconcilePortalsLogGroup',
+        'RefreshStatusLogGroup',
+        'UpdateMessageLogGroup',
+        'WebhookLogGroup',
+      ].sort(),
+    );
+    for (const id of sources) {
+      expect(resource(id).Type).toBe('AWS::Logs::LogGroup');
+      expect(resource(id).Properties.LogGroupName).toMatch(/^\/aws\/lambda\/b24-message-editor-prod-/);
+    }
+    expect(query).toMatch(/stats count\(\*\) as failed by code/);
+    // Each message the query filters on is one the code logs, with the code beside it.
+    const messages = [...query.matchAll(/"([^"]+)"/g)].map((m) => m[1] as string);
+    expect(messages).toHaveLength(2);
+    const code = sourceFiles()
+      .map((f) => f.text)
+      .join('\n');
+    for (const message of messages) expect(code, message).toContain(`'${message}'`);
+  });
+
+  it.each(FUNCTIONS)("shows $name's errors, throttles and duration", ({ id }) => {
+    for (const name of ['Errors', 'Throttles', 'Duration']) {
+      expect(shown('AWS/Lambda', name, `{${id}LambdaFunction}`), name).toBe(true);
+    }
+  });
+
+  it("shows the HTTP API's 4xx, 5xx and latency", () => {
+    for (const name of ['4xx', '5xx', 'Latency'])
+      expect(shown('AWS/ApiGateway', name, '{HttpApi}'), name).toBe(true);
+  });
+
+  it("outputs the dashboard's console URL", () => {
+    expect(render(template().Outputs?.DashboardUrl?.Value)).toBe(
+      'https://console.aws.amazon.com/cloudwatch/home?region={AWS::Region}#dashboards/dashboard/{OperatorDashboard}',
+    );
   });
 });
 
