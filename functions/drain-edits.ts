@@ -7,8 +7,9 @@ import { getRuntime } from '../lib/runtime.ts';
 
 /** The drain's dependencies from the environment (EDITS_QUEUE_URL, PORTAL_QUEUE_URL, STATE_TABLE_NAME, …). */
 export function defaultDeps(): DrainDeps {
-  const { config, ledger, reconcileOptions, wakeups } = getRuntime();
+  const { config, clock, ledger, reconcileOptions, wakeups } = getRuntime();
   return {
+    clock,
     ledger: ledger(),
     sqs: sqsClient(),
     wakeups,

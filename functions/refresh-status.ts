@@ -12,8 +12,8 @@ export interface RefreshHandlerDeps extends RefreshDeps {
 }
 
 export function defaultDeps(): RefreshHandlerDeps {
-  const { config, reconciler } = getRuntime();
-  return { config, reconciler: reconciler(), metrics };
+  const { clock, config, reconciler } = getRuntime();
+  return { config, reconciler: reconciler(), metrics, now: () => new Date(clock.now()) };
 }
 
 /**

@@ -11,9 +11,11 @@ import { getRuntime } from '../lib/runtime.ts';
 const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat.Message.update.json'];
 
 export function defaultDeps(): UpdateMessageDeps {
-  const { config, gateway, ledger, reconciler } = getRuntime();
+  const { config, clock, gateway, ledger, reconciler } = getRuntime();
   return {
     config,
+    now: () => new Date(clock.now()),
+    calibrate: () => clock.calibrate(),
     gateway,
     reconciler: reconciler(),
     idempotency: new IdempotencyKeys({ tableName: ledger().tableName }),

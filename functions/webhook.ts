@@ -10,9 +10,11 @@ import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 export function defaultDeps(): WebhookDeps {
-  const { config, gateway, ledger, reconciler } = getRuntime();
+  const { config, clock, gateway, ledger, reconciler } = getRuntime();
   return {
     config,
+    now: () => new Date(clock.now()),
+    calibrate: () => clock.calibrate(),
     gateway,
     reconciler: reconciler(),
     idempotency: new IdempotencyKeys({ tableName: ledger().tableName }),

@@ -20,3 +20,89 @@ export const systemClock: Clock = Object.freeze({
     await delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
   },
 });
+
+/**
+ * The skew bound: containers' clocks are trusted to agree with the store's within this many ms. A
+ * container whose clock is further off (an ahead API container stamping edits in the future, a
+ * sweeper judging leases by its own time) reads time through a `StoreClock`, corrected to the
+ * store's own clock.
+ */
+export const CLOCK_SKEW_BOUND_MS = 1_000;
+
+/**
+ * What one answer's `Date` header (whole seconds, the server's clock while it answered) says of the
+ * local clock's offset from the server's: the offset lies in `[low, high]`. The server's clock read
+ * some time in `[date, date + 1000)`, while the local one read in `[sentAt, receivedAt]`.
+ */
+export function offsetBounds(
+  date: number,
+  sentAt: number,
+  receivedAt: number,
+): { low: number; high: number } {
+  return { low: date - receivedAt, high: date + 1_000 - sentAt };
+}
+
+/**
+ * The machine's clock corrected to a server's (the ledger's DynamoDB endpoint): each answer's `Date`
+ * header bounds the offset (to a second and the round trip), and the correction is the middle of
+ * the latest answer's bounds. A machine within `CLOCK_SKEW_BOUND_MS` of the server is left as it is
+ * (a `Date` header says little below a second); one further off is corrected to within about half
+ * a second.
+ */
+export class StoreClock implements Clock {
+  #offset = 0;
+  #observed = false;
+  #calibrating: Promise<void> | undefined;
+  readonly #base: Clock;
+  readonly #probe: (() => Promise<unknown>) | undefined;
+
+  /** `probe`: one cheap request to the store, made by `calibrate` when no answer was seen yet. */
+  constructor(base: Clock = systemClock, probe?: () => Promise<unknown>) {
+    this.#base = base;
+    this.#probe = probe;
+  }
+
+  /** The machine's own time, uncorrected (what `observe` is given). */
+  readonly machineNow = (): number => this.#base.now();
+
+  /**
+   * Makes sure the correction rests on at least one answer of the store (a cold container's first
+   * stamp would otherwise be the machine's): one probe, shared, its failure ignored.
+   */
+  calibrate(): Promise<void> {
+    if (this.#observed || !this.#probe) return Promise.resolve();
+    const probe = this.#probe;
+    this.#calibrating ??= probe().then(
+      () => undefined,
+      () => undefined,
+    );
+    return this.#calibrating;
+  }
+
+  /** The correction applied, ms (positive: the machine is behind the store). */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  readonly now = (): number => this.#base.now() + this.#offset;
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return this.#base.sleep(ms, signal);
+  }
+
+  /** One answer: sent and received at these machine times, with this `Date` header. */
+  observe(date: string | undefined, sentAt: number, receivedAt: number): void {
+    const server = date === undefined ? Number.NaN : Date.parse(date);
+    if (!Number.isFinite(server)) return;
+    this.#observed = true;
+    const { low, high } = offsetBounds(server, sentAt, receivedAt);
+    // Within the bound of no correction at all: none.
+    if (low <= CLOCK_SKEW_BOUND_MS && high >= -CLOCK_SKEW_BOUND_MS) {
+      this.#offset = 0;
+      return;
+    }
+    // The middle of what the answer allows: off by at most half of its width (a second and the
+    // request's round trip).
+    this.#offset = Math.round((low + high) / 2);
+  }
+}

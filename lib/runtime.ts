@@ -1,5 +1,7 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { AWS_CLIENT_LIMITS } from './aws.ts';
+import { AWS_CLIENT_LIMITS, observeServerTime } from './aws.ts';
+import { StoreClock } from './clock.ts';
 import { type Config, getConfig } from './config.ts';
 import { sqsClient } from './edits/queue.ts';
 import { ConfigError } from './errors.ts';
@@ -12,6 +14,12 @@ import { createSecretStore, type SecretStore } from './secrets/index.ts';
 
 export interface Runtime {
   config: Config;
+  /**
+   * This container's clock, corrected to the ledger's (DynamoDB's answers): every acceptance stamp,
+   * lease, settle window and due time is read from it, so one container's clock running off does
+   * not decide for the others.
+   */
+  clock: StoreClock;
   store: SecretStore;
   gateway: PortalGateway;
   /** The message ledger (STATE_TABLE_NAME); throws ConfigError when the table is not configured. */
@@ -36,6 +44,9 @@ export function getRuntime(): Runtime {
     ttlSeconds: config.secretCacheTtlSeconds,
   });
   let ledger: Ledger | undefined;
+  const clock: StoreClock = new StoreClock(undefined, () =>
+    ledgerOf().table.get('clock', 'read the store’s time'),
+  );
   const ledgerOf = (): Ledger => {
     if (!config.stateTableName) {
       throw new ConfigError(
@@ -43,11 +54,16 @@ export function getRuntime(): Runtime {
         'Expected STATE_TABLE_NAME to name the ledger table: every edit is recorded there first',
       );
     }
-    ledger ??= new Ledger({ tableName: config.stateTableName });
+    if (!ledger) {
+      const client = new DynamoDBClient(AWS_CLIENT_LIMITS);
+      observeServerTime(client, clock);
+      ledger = new Ledger({ tableName: config.stateTableName, client, now: clock.now });
+    }
     return ledger;
   };
   const gateway = new PortalGateway({
     store,
+    clock,
     timeoutMs: config.b24TimeoutMs,
     allowHttp: config.b24AllowHttp,
     // One OAuth refresh per expiry for the fleet, on the ledger's portal item.
@@ -55,11 +71,12 @@ export function getRuntime(): Runtime {
     // One secret per Bitrix24 portal, fleet-wide, on the ledger's host claims.
     hostClaims: () => (config.stateTableName ? ledgerOf().hosts : undefined),
   });
-  const wakeups = sqsWakeups({ client: sqsClient(), queueUrl: config.portalQueueUrl, now: Date.now });
+  const wakeups = sqsWakeups({ client: sqsClient(), queueUrl: config.portalQueueUrl, now: clock.now });
   const reconcileOptions = reconcileOptionsOf(config);
   let reconciler: Reconciler | undefined;
   runtime = {
     config,
+    clock,
     store,
     gateway,
     ledger: ledgerOf,
@@ -71,6 +88,7 @@ export function getRuntime(): Runtime {
         gateway,
         sqs: sqsClient(),
         wakeups,
+        clock,
         options: reconcileOptions,
       });
       return reconciler;

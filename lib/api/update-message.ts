@@ -31,7 +31,10 @@ export interface UpdateMessageDeps {
   /** Idempotency keys kept in the ledger table: a repeated key answers with the original edit. */
   idempotency?: IdempotencyKeys;
   newId?: () => string;
+  /** The acceptance stamp's clock (the container's, corrected to the ledger's). Default the machine's. */
   now?: () => Date;
+  /** Makes sure `now` is corrected before the first stamp of a cold container (runtime.ts). */
+  calibrate?: () => Promise<void>;
 }
 
 export interface UpdateMessageInput {
@@ -124,6 +127,7 @@ export async function updateMessage(
       const claim = await idem.keys.claim({ ...idem.claim, contentHash });
       if (claim.kind !== 'new') return repeated(claim, idem.claim.key, answers);
     }
+    await deps.calibrate?.();
     const acceptedAt = deps.now?.() ?? new Date();
     const edits = [{ ...key, fields: request.fields, editId, at: acceptedAt.getTime(), seq: '' }];
     if (input.preferAsync) {

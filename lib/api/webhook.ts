@@ -286,6 +286,7 @@ async function batch(
   }
 
   // Record: one group of edits per message, in command order (the later command wins).
+  await deps.calibrate?.();
   const at = deps.now?.().getTime() ?? Date.now();
   const groups = new Map<string, { key: MessageKey; edits: IncomingEdit[]; slots: Slot[] }>();
   for (const slot of slots) {
