@@ -100,6 +100,7 @@ export function fromItem(key: MessageKey, item: Record<string, unknown> | undefi
     dirtySince: number('dirtySince'),
     retryAt: number('retryAt'),
     attempts: number('attempts') ?? 0,
+    failingSince: number('failingSince'),
     lastError: item.lastError as LedgerError | undefined,
     inDoubtSince: number('inDoubtSince'),
     lastCallAt: number('lastCallAt'),

@@ -166,7 +166,11 @@ export class Ledger {
                 'version = :version, revision = :revision, appliedVersion = if_not_exists(appliedVersion, :zero), ' +
                 'attempts = :attempts, pendingEditIds = :pending, ' +
                 `#dp = :portal, #ds = ${ahead ? ':due' : 'if_not_exists(#ds, :due)'}, #ttl = :ttl, ` +
-                'dirtySince = if_not_exists(dirtySince, :now)',
+                'dirtySince = if_not_exists(dirtySince, :now)' +
+                // A version after one that failed for good counts its failing time from zero.
+                (result.state.failingSince === undefined && current.failingSince !== undefined
+                  ? ' REMOVE failingSince'
+                  : ''),
               ConditionExpression: condition,
               ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
               ExpressionAttributeValues: {
@@ -252,7 +256,7 @@ export class Ledger {
       'SET appliedVersion = :v, appliedCallAt = :started, appliedAt = :now, lastCallAt = :started, attempts = :zero, #ttl = :ttl';
     if (
       await this.#conditional({
-        UpdateExpression: `${applied}, pendingEditIds = :none REMOVE lastError, retryAt, inDoubtSince, dirtySince, #dp, #ds`,
+        UpdateExpression: `${applied}, pendingEditIds = :none REMOVE lastError, retryAt, inDoubtSince, failingSince, dirtySince, #dp, #ds`,
         ConditionExpression: `version = :v AND ${latest}`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: { ...values, ':none': [] },
@@ -264,7 +268,7 @@ export class Ledger {
       await this.#conditional({
         // Not the desired version (newer edits came, or this call carried an older state than an
         // apply before it): the portal shows `version`, so the message is dirty from here.
-        UpdateExpression: `${applied}, #dp = :portal, #ds = :due REMOVE lastError, retryAt, inDoubtSince`,
+        UpdateExpression: `${applied}, #dp = :portal, #ds = :due REMOVE lastError, retryAt, inDoubtSince, failingSince`,
         ConditionExpression: latest,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: {
@@ -303,7 +307,11 @@ export class Ledger {
       ':ttl': this.table.ttl(now),
     };
     if (outcome.startedAt !== undefined) {
-      sets.push('attempts = if_not_exists(attempts, :zero) + :one', 'lastCallAt = :started');
+      sets.push(
+        'attempts = if_not_exists(attempts, :zero) + :one',
+        'lastCallAt = :started',
+        'failingSince = if_not_exists(failingSince, :started)',
+      );
       Object.assign(values, { ':zero': 0, ':one': 1, ':started': outcome.startedAt });
       if (outcome.inDoubt) sets.push('inDoubtSince = :started');
     }
@@ -331,7 +339,7 @@ export class Ledger {
     return this.#conditional({
       // The failed calls stay counted (the call that failed for good among them): `GET /messages/…`
       // shows how many there were. A version merged after a failure counts from zero.
-      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = if_not_exists(attempts, :zero)${startedAt === undefined ? '' : ' + :one, lastCallAt = :started'}, #ttl = :ttl REMOVE retryAt, dirtySince, #dp, #ds`,
+      UpdateExpression: `SET failedVersion = :v, lastError = :error, attempts = if_not_exists(attempts, :zero)${startedAt === undefined ? '' : ' + :one, lastCallAt = :started'}, #ttl = :ttl REMOVE retryAt, failingSince, dirtySince, #dp, #ds`,
       ConditionExpression: 'version = :v',
       ExpressionAttributeNames: { '#dp': DIRTY_PORTAL, '#ds': DUE_AT, '#ttl': TTL_ATTRIBUTE },
       ExpressionAttributeValues: {

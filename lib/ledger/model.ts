@@ -62,6 +62,8 @@ export interface MessageState extends MessageKey {
   retryAt?: number | undefined;
   /** Failed calls since the last success. */
   attempts: number;
+  /** Start (epoch ms) of the first failed call since the last success: how long it has been failing. */
+  failingSince?: number | undefined;
   lastError?: LedgerError | undefined;
   /** Start (epoch ms) of the last call whose outcome is unknown: it may still land. */
   inDoubtSince?: number | undefined;
@@ -205,6 +207,7 @@ export function mergeEdits(current: MessageState, edits: readonly IncomingEdit[]
       // Backoff, attempts and the settle window stay: a newer edit does not end an outage. After a
       // version failed for good, the next one counts its failed calls from zero.
       attempts: isFailed(current) ? 0 : current.attempts,
+      failingSince: isFailed(current) ? undefined : current.failingSince,
       pendingEditIds: pending.slice(-MAX_PENDING_EDIT_IDS),
     },
     changed: true,

@@ -8,7 +8,13 @@ export const PLANS = { standard: standardPlan, enterprise: enterprisePlan } as c
 export type PlanName = keyof typeof PLANS;
 
 /** Exponential backoff with full jitter for server errors (drain): base 2 s, cap 15 min. */
-export const serverErrorBackoff = Object.freeze({ baseMs: 2_000, capMs: 15 * 60_000 });
+/**
+ * Server errors' backoff per message: full jitter over 2 s doubling, at most 30 s, so that once the
+ * portal answers again every message is tried within half a minute (a newer edit never waits out an
+ * older one's long backoff). How long a message may go on failing before it is given up is
+ * `giveUpAfterMs` (lib/reconcile/options.ts), not the backoff's length.
+ */
+export const serverErrorBackoff = Object.freeze({ baseMs: 2_000, capMs: 30_000 });
 /** The per-portal circuit opened by OVERLOAD_LIMIT: 5 min, doubling up to 1 h. */
 export const overloadCircuit = Object.freeze({ openMs: 5 * 60_000, maxOpenMs: 60 * 60_000 });
 /** A policy with no waiting, for tests. */

@@ -13,6 +13,7 @@ const TWELVE_HOURS_MS = 12 * 60 * 60_000;
  */
 export const RECONCILE_RANGES = {
   maxAttempts: { min: 1, max: 100, env: 'MAX_ATTEMPTS' },
+  giveUpAfterMs: { min: 0, max: TWELVE_HOURS_MS, env: undefined },
   callTimeoutMs: { min: 1, max: 60_000, env: 'B24_TIMEOUT_MS' },
   deadlineMarginMs: { min: 0, max: 60_000, env: 'DEADLINE_MARGIN_MS' },
   handBackDelayMs: { min: 0, max: TWELVE_HOURS_MS, env: undefined },
@@ -33,8 +34,13 @@ export type RangedOption = keyof typeof RECONCILE_RANGES;
 export interface ReconcileOptions {
   /** The failed-edits FIFO queue (the DLQ). Required: an edit that cannot be applied must land somewhere. */
   failedEditsQueueUrl: string | undefined;
-  /** Failed calls of a message after which it is given up. Default 8. */
+  /** Failed calls of a message after which it is given up (and `giveUpAfterMs` of failing). Default 8. */
   maxAttempts?: number;
+  /**
+   * How long a message must have been failing (since its first failed call after its last success)
+   * before `maxAttempts` gives it up: a portal outage is ridden out, not reported. Default 15 min.
+   */
+  giveUpAfterMs?: number;
   /** Share of each portal's rate left to the synchronous API, in [0, 1). Default 0.2. */
   apiRateShare?: number;
   /** Timeout of one Bitrix24 request in ms (the gateway's `timeoutMs`). Default 10000. */
@@ -45,7 +51,7 @@ export interface ReconcileOptions {
   handBackDelayMs?: number;
   /** Longest delay any deferral gets, in ms. Default 12 h (SQS's longest visibility timeout). */
   maxDeferralMs?: number;
-  /** Backoff of ambiguous outcomes (5xx, timeouts, resets). Default base 2 s, cap 15 min. */
+  /** Backoff of ambiguous outcomes (5xx, timeouts, resets). Default base 2 s, cap 30 s. */
   serverBackoff?: { baseMs: number; capMs: number };
   /** Most messages in one `batch` call, 1..50. Default 50. */
   maxCommandsPerCall?: number;
@@ -95,6 +101,7 @@ export type ResolvedReconcileOptions = Readonly<Required<Omit<ReconcileOptions, 
 
 export const RECONCILE_DEFAULTS = {
   maxAttempts: 8,
+  giveUpAfterMs: 15 * 60_000,
   apiRateShare: 0.2,
   callTimeoutMs: 10_000,
   deadlineMarginMs: 1_000,

@@ -75,7 +75,10 @@ export async function recordOutcomes(
       }
       const { code, description, callerStatus } = result.failure;
       const error: LedgerError = { code, description, at: now, ...(callerStatus ? { callerStatus } : {}) };
-      if (result.kind === 'retry' && job.attempts + 1 < o.maxAttempts) {
+      // Given up after `maxAttempts` failed calls, once the message has been failing for
+      // `giveUpAfterMs`: an outage of the portal is ridden out, however many short backoffs it takes.
+      const failingFor = result.kind === 'retry' ? now - (state.failingSince ?? result.startedAt) : 0;
+      if (result.kind === 'retry' && (job.attempts + 1 < o.maxAttempts || failingFor < o.giveUpAfterMs)) {
         const retry = {
           error,
           retryAt: now + Math.min(result.delayMs, o.maxDeferralMs),

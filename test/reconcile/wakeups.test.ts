@@ -465,23 +465,29 @@ describe('nothing lost', () => {
     expect(ghost?.MessageAttributes?.firstRequestedAt?.StringValue).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
-  it('gives up with MAX_ATTEMPTS once the ledger counts maxAttempts failed calls of the message, sending its whole desired state', async () => {
+  it('gives up with MAX_ATTEMPTS once the ledger counts maxAttempts failed calls of the message over giveUpAfterMs of failing, sending its whole desired state', async () => {
     const id = message();
     await ingest([
       sqsRecord(editBody(id, { keyboard: [{ TEXT: 'Logs', LINK: 'https://ci.example/3' }] })),
       sqsRecord(editBody(id, { message: 'never' })),
     ]);
-    h.emulator.inject({ kind: 'server-error' }, 2);
-    await wake({ maxAttempts: 2 });
+    h.emulator.inject({ kind: 'server-error' }, 3);
+    const options = { maxAttempts: 2, giveUpAfterMs: 60_000 };
+    await wake(options);
     expect(await receiveAll(h.sqs, h.failedQueueUrl)).toEqual([]);
+    // Two failed calls a second apart: an outage of a second is ridden out, not reported.
     clock.advance(1_000);
-    await wake({ maxAttempts: 2 });
+    await wake(options);
     expect(updates()).toHaveLength(2);
+    expect(await receiveAll(h.sqs, h.failedQueueUrl)).toEqual([]);
+    clock.advance(60_000);
+    await wake(options);
+    expect(updates()).toHaveLength(3);
     const [failed, ...others] = await receiveAll(h.sqs, h.failedQueueUrl);
     expect(others).toEqual([]);
     expect(failed?.MessageAttributes?.errorCode?.StringValue).toBe('MAX_ATTEMPTS');
     expect(failed?.MessageAttributes?.errorDescription?.StringValue).toContain('INTERNAL_SERVER_ERROR');
-    expect(failed?.MessageAttributes?.attempts?.StringValue).toBe('2');
+    expect(failed?.MessageAttributes?.attempts?.StringValue).toBe('3');
     expect(JSON.parse(failed?.Body ?? '{}')).toMatchObject({
       messageId: id,
       fields: { message: 'never', keyboard: [{ TEXT: 'Logs', LINK: 'https://ci.example/3' }] },
@@ -490,10 +496,32 @@ describe('nothing lost', () => {
     expect(state.failedVersion).toBe(state.version);
     expect(state.lastError?.code).toBe('MAX_ATTEMPTS');
     // The failed calls stay counted; an edit after the failure counts its own from zero.
-    expect(state.attempts).toBe(2);
+    expect(state.attempts).toBe(3);
     expect(h.wakeups.pending()).toEqual([]);
     await ingest([sqsRecord(editBody(id, { message: 'after the failure' }))]);
     expect((await ledger.get(key(id))).attempts).toBe(0);
+  });
+
+  it('tries a message again within half a minute once its portal answers after a long outage, with the newest edit', async () => {
+    const id = message();
+    await ingest([sqsRecord(editBody(id, { message: 'during the outage' }))]);
+    // Seven failed calls in a row: an exponential backoff without a short cap would be minutes long now.
+    h.emulator.inject({ kind: 'server-error' }, 7);
+    for (let failed = 0; failed < 7; failed++) {
+      await wake();
+      clock.advance(30_000);
+    }
+    expect(updates()).toHaveLength(7);
+    const state = await ledger.get(key(id));
+    expect(state.attempts).toBe(7);
+    expect(state.failedVersion).toBeUndefined();
+    // The outage is over; a newer edit comes. It does not wait out a long backoff of the older one.
+    const failedAt = state.lastCallAt ?? 0;
+    await ingest([sqsRecord(editBody(id, { message: 'after the outage' }))]);
+    clock.advanceTo(Math.max(clock.now(), failedAt + 30_000));
+    await wake();
+    expect(h.emulator.getMessage(id)?.text).toBe('after the outage');
+    expect(clock.now() - failedAt).toBeLessThanOrEqual(31_000);
   });
 
   it('keeps a message that failed for good dirty, and wakes its portal again, when the failed-edits queue does not take it', async () => {
