@@ -11,7 +11,10 @@ export interface ApiActivity {
   path: string;
   status: number;
   durationMs: number;
-  /** `applied`, `deferred`, `fate: <status>` (a message's fate was read), or the error code of the answer. */
+  /**
+   * `applied`, `deferred`, `duplicate` (an Idempotency-Key's repeat), `fate: <status>` (a message's
+   * fate was read), a `batch`'s commands by outcome, or the error code of the answer.
+   */
   outcome: string;
   botId?: number;
   messageId?: number;
@@ -61,10 +64,36 @@ export function summariseRequest(
     } else if (response.deferred === true) {
       activity.outcome = 'deferred';
       if (typeof response.reason === 'string') activity.reason = response.reason;
-    } else if (response.result === true) activity.outcome = 'applied';
-    else if (typeof response.status === 'string') activity.outcome = `fate: ${response.status}`;
+    } else if (response.duplicate === true) activity.outcome = 'duplicate';
+    else if (isRecord(response.result) && 'result_error' in response.result) {
+      activity.outcome = batchOutcome(response.result);
+    } else if (response.result === true || (isRecord(response.result) && response.result.result === true)) {
+      // This API's own answer, or the webhook route's in Bitrix24's shape (`{result: {result: true}}`).
+      activity.outcome = 'applied';
+    } else if (typeof response.status === 'string') activity.outcome = `fate: ${response.status}`;
   }
   return activity;
+}
+
+function entries(section: unknown): number {
+  return Array.isArray(section) ? section.length : isRecord(section) ? Object.keys(section).length : 0;
+}
+
+/**
+ * A `batch` answer of the webhook route by its commands: applied ones have a time, recorded ones
+ * that wait are in `result_deferred`, and every refused or failed one is in `result_error`.
+ */
+function batchOutcome(result: Record<string, unknown>): string {
+  const applied = entries(result.result_time);
+  const deferred = entries(result.result_deferred);
+  const errors = entries(result.result_error);
+  const commands = entries(result.result) + errors;
+  const parts = [
+    applied > 0 ? `${applied} applied` : '',
+    deferred > 0 ? `${deferred} deferred` : '',
+    errors > 0 ? `${errors} ${errors === 1 ? 'error' : 'errors'}` : '',
+  ].filter(Boolean);
+  return `batch of ${commands}: ${parts.join(', ') || 'nothing done'}`;
 }
 
 /** The last `capacity` requests, newest first. */

@@ -108,9 +108,28 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
         ]
       : []),
     '',
-    `Handler logs: ${config.handlerLogLevel} and above (POWERTOOLS_LOG_LEVEL=INFO npm start shows every edit).`,
+    handlerLogsLine(info.handlerLogLevel, config.handlerLogLevel),
     `Ready in ${startupMs} ms. Ctrl-C stops everything.`,
   ].join('\n');
+}
+
+const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
+
+/**
+ * What the console shows of the handlers' own log lines: the level their logger has, which is the
+ * one asked for unless that logger was made before the stack set it.
+ */
+export function handlerLogsLine(level: string, asked: string): string {
+  const effective = level.toUpperCase();
+  const hint =
+    LOG_LEVELS.indexOf(effective) >= LOG_LEVELS.indexOf('WARN')
+      ? 'POWERTOOLS_LOG_LEVEL=INFO npm start shows every edit'
+      : 'POWERTOOLS_LOG_LEVEL=WARN npm start keeps the console to the lines above and the summaries';
+  const mismatch =
+    effective === asked.toUpperCase()
+      ? ''
+      : ` (${asked.toUpperCase()} was asked for, but the handlers' logger was made before the stack set it)`;
+  return `Handler logs: ${effective} and above${mismatch} (${hint}).`;
 }
 
 function clock(date = new Date()): string {

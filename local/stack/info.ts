@@ -26,4 +26,6 @@ export interface LocalStackInfo {
   schedules: readonly StatusSchedule[];
   statusSpecsFile: string | undefined;
   demo: { botId: number; chatId: number; messageIds: number[] } | undefined;
+  /** The level the handlers' logger has (`WARN`, `INFO`, …): what the console shows of their lines. */
+  handlerLogLevel: string;
 }

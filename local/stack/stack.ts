@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
-import { replayFailedEdits } from '../../lib/edits/failed.ts';
+import { parseStatusInput } from '../../lib/status/index.ts';
 import {
   type Bitrix24Emulator,
   type DemoPortal,
@@ -37,6 +37,7 @@ import {
 } from './local-aws.ts';
 import { onPort } from './ports.ts';
 import { readQueueView } from './queue-view.ts';
+import { apiRefusals, EditTally, observeLedger, statusRefusals } from './sandbox/edit-tally.ts';
 import { DemoSource, startSandboxServer } from './sandbox/server.ts';
 import type {
   ActionResult,
@@ -134,6 +135,9 @@ function sandboxActions(
 ): SandboxActions {
   return {
     async replayFailed() {
+      // Imported when used: lib/ reads the environment when its modules load (the handlers' logger
+      // its level), so nothing of it that logs is imported before the stack has set the environment.
+      const { replayFailedEdits } = await import('../../lib/edits/failed.ts');
       const client = new SQSClient({ ...LOCAL_AWS, endpoint: sqs.url });
       try {
         const { replayed, kept } = await replayFailedEdits({
@@ -289,14 +293,25 @@ export async function startLocalStack(
     const sweep = await import('../../functions/sweep.ts');
     const { Ledger } = await import('../../lib/ledger/messages.ts');
     const { getRuntime } = await import('../../lib/runtime.ts');
+    const { logger } = await import('../../lib/observability/logger.ts');
+
+    // Every edit, by the path it came in on, from what the handlers' ledger answers them.
+    const tally = new EditTally();
+    observeLedger(getRuntime().ledger(), tally);
 
     const activity = new ActivityLog();
     const api = await on(config.api, (port) =>
       startApiServer({
         port,
         functions: [
-          { ...FUNCTIONS.updateMessage, handler: updateMessage.handler as unknown as HttpApiHandler },
-          { ...FUNCTIONS.webhook, handler: webhook.handler as unknown as HttpApiHandler },
+          {
+            ...FUNCTIONS.updateMessage,
+            handler: tally.handler('api', updateMessage.handler, apiRefusals) as unknown as HttpApiHandler,
+          },
+          {
+            ...FUNCTIONS.webhook,
+            handler: tally.handler('api', webhook.handler, apiRefusals) as unknown as HttpApiHandler,
+          },
           { ...FUNCTIONS.getMessage, handler: getMessage.handler as unknown as HttpApiHandler },
         ],
         onActivity: (entry) => {
@@ -321,12 +336,19 @@ export async function startLocalStack(
     const invocations = () =>
       `${drain?.stats.invocations ?? 0} drain and ${reconcile?.stats.invocations ?? 0} reconcile invocations`;
 
+    // The status messages of the stack's portal, by message: a schedule writes over other edits of them.
+    const statusMessages = new Map<string, { name: string; everyMs: number }>();
+
     async function getState(): Promise<SandboxState> {
       const queue = await readQueueView(sqs.url, QUEUES).catch((error: unknown) => ({
         error: error instanceof Error ? error.message : String(error),
       }));
       const lastRuns = new Map((scheduler?.lastRuns() ?? []).map((run) => [run.schedule, run]));
       const chatId = demo?.chatId;
+      const withSchedule = (m: ChatMessage): ChatMessage => {
+        const schedule = statusMessages.get(`${m.botId}:${m.id}`);
+        return schedule && !m.system ? { ...m, statusSchedule: schedule } : m;
+      };
       return {
         generatedAt: new Date().toISOString(),
         portal: config.portal,
@@ -341,11 +363,13 @@ export async function startLocalStack(
                 messages: emulator
                   .messages()
                   .filter((m) => m.chatId === chatId)
-                  .map(chatMessage),
+                  .map((m) => withSchedule(chatMessage(m))),
               }
             : undefined,
         queue,
         requests: activity.entries(),
+        edits: tally.totals(),
+        portals: tally.portals(),
         drain: drain
           ? {
               running: !drain.paused,
@@ -395,7 +419,7 @@ export async function startLocalStack(
       sqsUrl: sqs.url,
       queueUrl: queues.edits,
       functionName: FUNCTIONS.drainEdits.name,
-      createHandler: () => drainEdits.createHandler(drainEdits.defaultDeps),
+      createHandler: () => tally.handler('queue', drainEdits.createHandler(drainEdits.defaultDeps)),
       metrics,
       maxConcurrency: config.drainMaxConcurrency,
       batchSize: FUNCTIONS.drainEdits.batchSize,
@@ -403,6 +427,8 @@ export async function startLocalStack(
       paused: options.paused === true,
       onInvocation: (invocation) => {
         addOutcomes(drainTotals, invocation.outcomes);
+        // The drain's failed records are the invalid ones: never recorded, moved to the failed-edits queue.
+        tally.refused('queue', invocation.outcomes?.failed ?? 0);
         events.onDrainInvocation?.(invocation);
         sandbox.notify();
       },
@@ -439,9 +465,22 @@ export async function startLocalStack(
         SANDBOX_URL: sandbox.url,
         API_URL: api.url,
       });
+      for (const schedule of schedules) {
+        for (const { spec } of parseStatusInput(schedule.input, { allowHttp: true }).specs) {
+          if (spec.portal !== config.portal) continue;
+          statusMessages.set(`${spec.botId}:${spec.messageId}`, {
+            name: schedule.name,
+            everyMs: schedule.everyMs,
+          });
+        }
+      }
       const startedScheduler = startScheduler({
         schedules,
-        handler: refreshStatus.handler as unknown as (event: unknown, context: Context) => Promise<unknown>,
+        handler: tally.handler(
+          'status',
+          refreshStatus.handler as unknown as (event: unknown, context: Context) => Promise<unknown>,
+          statusRefusals,
+        ),
         functionName: FUNCTIONS.refreshStatus.name,
         timeoutMs: FUNCTIONS.refreshStatus.timeoutMs,
         paused: options.paused === true,
@@ -523,6 +562,8 @@ export async function startLocalStack(
         schedules,
         statusSpecsFile: config.statusSpecsFile,
         demo: demo ? { botId: demo.botId, chatId: demo.chatId, messageIds: demo.botMessageIds } : undefined,
+        // What the handlers' logger does, not what was asked of it (the banner says this one).
+        handlerLogLevel: logger.getLevelName(),
       },
       close: () => stack.disposeAsync(),
     };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { banner, drainLine, reconcileLine, sweepLine } from '../../local/stack/banner.ts';
+import { banner, drainLine, handlerLogsLine, reconcileLine, sweepLine } from '../../local/stack/banner.ts';
 import { loadLocalConfig } from '../../local/stack/config.ts';
 import type { LocalStackInfo } from '../../local/stack/info.ts';
 
@@ -28,6 +28,7 @@ function info(overrides: Partial<LocalStackInfo> = {}): LocalStackInfo {
     schedules: [],
     statusSpecsFile: undefined,
     demo: { botId: 456, chatId: 12, messageIds: [789, 790, 791] },
+    handlerLogLevel: 'WARN',
     ...overrides,
   };
 }
@@ -59,6 +60,25 @@ describe('the npm start banner', () => {
     expect(text).toContain('portal-work (wake-ups)');
     expect(text).toMatch(/^ {2}Reconcile +polls portal-work: batches of 10, 2 at a time/m);
     expect(text).toMatch(/^ {2}Sweep +every 10 seconds: wakes every portal whose wake-up is overdue/m);
+  });
+});
+
+describe("the banner's handler log line", () => {
+  it("names the level the handlers' logger has, and how to see every edit", () => {
+    expect(banner(info(), loadLocalConfig({}), 100)).toMatch(
+      /^Handler logs: WARN and above \(POWERTOOLS_LOG_LEVEL=INFO npm start shows every edit\)\.$/m,
+    );
+    expect(handlerLogsLine('INFO', 'INFO')).toBe(
+      'Handler logs: INFO and above (POWERTOOLS_LOG_LEVEL=WARN npm start keeps the console to the lines above and the summaries).',
+    );
+  });
+
+  it("says so when the handlers' logger does not have the level the stack asked for", () => {
+    const text = banner(info({ handlerLogLevel: 'INFO' }), loadLocalConfig({}), 100);
+    expect(text).toMatch(
+      /^Handler logs: INFO and above \(WARN was asked for, but the handlers' logger was made before the stack set it\)/m,
+    );
+    expect(text).not.toContain('WARN and above');
   });
 });
 

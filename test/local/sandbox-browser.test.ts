@@ -58,6 +58,28 @@ describe.skipIf(missing)(title, () => {
     await expect.poll(() => messageText(id), { timeout: LIVE_MS, interval: 50 }).toContain(expected);
   }
 
+  /** A cell of the edits table: the edits of one path (api, queue, status) with one outcome. */
+  async function count(path: string, outcome: string): Promise<number> {
+    return Number(await page.textContent(`[data-testid="edits-${path}-${outcome}"]`));
+  }
+
+  async function apiEdit(messageId: number, text: string, async = false): Promise<number> {
+    const response = await fetch(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(async ? { prefer: 'respond-async' } : {}) },
+      body: JSON.stringify({ botId: 456, messageId, fields: { message: text } }),
+    });
+    return response.status;
+  }
+
+  /** Resolves once the element's HTML has changed: the live stream redrew it. */
+  async function redrawn(selector: string): Promise<void> {
+    const before = await page.innerHTML(selector);
+    await expect
+      .poll(() => page.innerHTML(selector), { timeout: 3 * LIVE_MS, interval: 50 })
+      .not.toBe(before);
+  }
+
   it("shows message 789 change and its ledger line turn applied, without a reload, when the README's curl is sent", async () => {
     expect(await messageText(789)).toBe('Build #41: running…');
     const response = await readmeCurl(`http://127.0.0.1:${ports.API_PORT}/rest/imbot.v2.Chat.Message.update`);
@@ -70,6 +92,13 @@ describe.skipIf(missing)(title, () => {
       })
       .toMatch(/desired “Updated text” · applied · version 1, applied 1/);
     expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
+  it("counts the README curl's edit as recorded and applied on the API's row of the edits table", async () => {
+    await expect.poll(() => count('api', 'applied'), { timeout: LIVE_MS, interval: 50 }).toBe(1);
+    expect(await count('api', 'recorded')).toBe(1);
+    expect(await count('api', 'deferred')).toBe(0);
+    expect(await count('queue', 'recorded')).toBe(0);
   });
 
   it("shows an edit deferred through the queue from the page's own form", async () => {
@@ -127,6 +156,34 @@ describe.skipIf(missing)(title, () => {
       })
       .toBe(description);
   });
+
+  it.each([
+    { width: 420, height: 860 },
+    { width: 1280, height: 800 },
+  ])(
+    'keeps every time, status, message id and duration of the requests table on one line at $width px',
+    async (size) => {
+      await page.setViewportSize(size);
+      await expect
+        .poll(async () => (await page.textContent('#requests .description')) ?? '', { timeout: LIVE_MS })
+        .not.toBe('');
+      // A string, run in the page: the type check has no DOM library. Each cell's text, as laid out
+      // in lines: one rectangle per line.
+      const cells = (await page.evaluate(`(() => {
+        const lines = (cell) => {
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+        };
+        return [...document.querySelectorAll('#requests tbody tr')].map((row) => {
+          const [time, status, , message, took] = [...row.children];
+          return [time, status, message, took].map((cell) => cell.textContent + ' ' + lines(cell));
+        });
+      })()`)) as string[][];
+      expect(cells.length).toBeGreaterThan(0);
+      for (const row of cells) for (const cell of row) expect(cell).toMatch(/ [01]$/);
+    },
+  );
 
   it.each([
     { width: 420, height: 860 },
@@ -196,6 +253,71 @@ describe.skipIf(missing)(title, () => {
     await page.click('text=Break the build');
     await waitForText(791, '❌ red · 9/12 checks');
     expect(await page.evaluate(MARKED)).toBe(true);
+  });
+
+  it('marks message 791 as a status message that its schedule re-renders, in the chat and in the form', async () => {
+    const note = (await page.textContent('#message-791 [data-testid="status-message-791"]')) ?? '';
+    expect(note.replace(/\s+/g, ' ')).toBe(
+      'status message re-rendered by the schedule “deploy status” every 10 seconds: an edit sent here lasts until its next run',
+    );
+    expect(await page.textContent('#message-789')).not.toMatch(/status message/i);
+    expect(await page.textContent('select[name="messageId"] option[value="791"]')).toMatch(/status message/i);
+  });
+
+  it('shows the answer of the button that moves failed edits back, after the panel it was in is redrawn', async () => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    // A person's message: the reconcile's call is refused for good, and the edit goes to the failed-edits queue.
+    expect(await apiEdit(800, 'Not the bot’s to edit', true)).toBe(202);
+    const button = page.getByRole('button', { name: 'Move failed edits back to the queue' });
+    await button.waitFor({ timeout: 3 * LIVE_MS });
+    await button.click();
+    const answer = page.getByText('Moved 1 failed edit(s) back to the queue; 0 kept.');
+    await answer.waitFor({ timeout: LIVE_MS });
+    await redrawn('#queue');
+    expect(await answer.isVisible()).toBe(true);
+    expect(await page.textContent('#queue')).toContain('on the failed-edits queue');
+    // Replayed, it is a new edit of the edits queue, refused again by Bitrix24.
+    await expect.poll(() => count('queue', 'failed'), { timeout: 3 * LIVE_MS, interval: 100 }).toBe(1);
+    expect(await count('api', 'failed')).toBe(1);
+    expect(await page.evaluate(MARKED)).toBe(true);
+  }, 40_000);
+
+  it('counts 18 of 20 edits of two messages as superseded and 2 as applied when they land after a pause, with every button answering', async () => {
+    await expect.poll(() => count('api', 'deferred'), { timeout: 3 * LIVE_MS, interval: 100 }).toBe(0);
+    const before = { applied: await count('api', 'applied'), superseded: await count('api', 'superseded') };
+
+    await page.getByRole('button', { name: 'Pause the drain' }).click();
+    await page
+      .getByText(/^Drain paused: deferred edits \(202\) wait in the ledger/)
+      .waitFor({ timeout: 3 * LIVE_MS });
+    // An error answer: the schedules wait too.
+    await page.getByRole('button', { name: 'Run the schedules now' }).click();
+    const refused = page.getByText('Drain paused: the status schedules wait for Resume.');
+    await refused.waitFor({ timeout: LIVE_MS });
+    expect(await refused.getAttribute('class')).toContain('bad');
+
+    for (let i = 1; i <= 10; i++) {
+      for (const id of [789, 790]) expect(await apiEdit(id, `Coalesced ${id} #${i}`, true)).toBe(202);
+    }
+    await expect.poll(() => count('api', 'deferred'), { timeout: LIVE_MS, interval: 50 }).toBe(20);
+
+    await page.getByRole('button', { name: 'Resume' }).click();
+    const resumed = page.getByText(/^Resumed: 20 edits → \d+ Bitrix24 calls? in /);
+    await resumed.waitFor({ timeout: 6 * LIVE_MS });
+    await waitForText(789, 'Coalesced 789 #10');
+    await waitForText(790, 'Coalesced 790 #10');
+    await expect.poll(() => count('api', 'deferred'), { timeout: LIVE_MS, interval: 50 }).toBe(0);
+    expect((await count('api', 'superseded')) - before.superseded).toBe(18);
+    expect((await count('api', 'applied')) - before.applied).toBe(2);
+    expect(await resumed.isVisible()).toBe(true);
+    expect(await page.evaluate(MARKED)).toBe(true);
+  }, 60_000);
+
+  it("keeps the handlers' INFO log lines off the console, as its banner says", async () => {
+    expect(stack.output()).toMatch(/^Handler logs: WARN and above/m);
+    // Every edit above logged at INFO ("Edit applied", "Edit deferred", ...) unless WARN took effect.
+    expect(stack.output()).toMatch(/POST \/rest\/imbot\.v2\.Chat\.Message\.update → 202 deferred/);
+    expect(stack.output()).not.toMatch(/"level":"INFO"/);
   });
 
   it('says it is disconnected when the stack stops, and comes back live by itself when it starts again', async () => {

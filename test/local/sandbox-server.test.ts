@@ -3,10 +3,29 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../lib/ledger/messages.ts';
 import type { Timing } from '../../lib/ledger/model.ts';
 import { createLedgerTable, type LocalDynamoDb, startLocalDynamoDb } from '../../local/dynamodb.ts';
+import { summariseRequest } from '../../local/stack/activity.ts';
 import { LOCAL_AWS } from '../../local/stack/local-aws.ts';
 import { bbcodeToHtml } from '../../local/stack/sandbox/bbcode.ts';
+import { EDIT_PATHS, type EditCounts, type EditTotals } from '../../local/stack/sandbox/edit-tally.ts';
 import { DemoSource, type SandboxServer, startSandboxServer } from '../../local/stack/sandbox/server.ts';
 import type { SandboxActions, SandboxState } from '../../local/stack/sandbox/state.ts';
+
+function counts(some: Partial<EditCounts> = {}): EditCounts {
+  return {
+    recorded: 0,
+    applied: 0,
+    superseded: 0,
+    deferred: 0,
+    failed: 0,
+    unchanged: 0,
+    refused: 0,
+    ...some,
+  };
+}
+
+function edits(some: Partial<Record<keyof EditTotals, Partial<EditCounts>>> = {}): EditTotals {
+  return Object.fromEntries(EDIT_PATHS.map((path) => [path, counts(some[path])])) as EditTotals;
+}
 
 function state(text: string, overrides: Partial<SandboxState> = {}): SandboxState {
   return {
@@ -48,6 +67,7 @@ function state(text: string, overrides: Partial<SandboxState> = {}): SandboxStat
       wakeups: { ready: 0, delayed: 1, inFlight: 0 },
     },
     requests: [],
+    edits: edits(),
     drain: {
       running: true,
       note: 'Drain running',
@@ -126,6 +146,7 @@ describe('the sandbox page', () => {
     const pushed = await nextState(server.url, (data) => data.includes('after'));
     expect(Object.keys(JSON.parse(pushed))).toEqual([
       'messages',
+      'edits',
       'queue',
       'wakeups',
       'requests',
@@ -170,18 +191,86 @@ describe('the sandbox page', () => {
     expect(await response.json()).toEqual(answer);
   });
 
-  it('shows merged, superseded, deferred, failed and applied edits counted apart, and the Bitrix24 calls', async () => {
+  it("shows every path's edits by outcome, with each outcome's total across the paths", async () => {
+    const server = await serve(() =>
+      state('x', {
+        edits: edits({
+          api: { recorded: 5, applied: 5, refused: 1 },
+          queue: { recorded: 20, applied: 3, superseded: 17, refused: 2 },
+          status: { recorded: 7, applied: 1, unchanged: 5, deferred: 1 },
+        }),
+      }),
+    );
+    const html = await (await fetch(`${server.url}/`)).text();
+    const cell = (path: string, outcome: string) =>
+      new RegExp(`data-testid="edits-${path}-${outcome}">(\\d+)<`).exec(html)?.[1];
+    const outcomes = ['recorded', 'applied', 'superseded', 'deferred', 'failed', 'unchanged', 'refused'];
+    expect(outcomes.map((outcome) => cell('api', outcome))).toEqual(['5', '5', '0', '0', '0', '0', '1']);
+    expect(outcomes.map((outcome) => cell('queue', outcome))).toEqual(['20', '3', '17', '0', '0', '0', '2']);
+    expect(outcomes.map((outcome) => cell('status', outcome))).toEqual(['7', '1', '0', '1', '0', '5', '0']);
+    const rows = [...html.matchAll(/<tr[^>]*><th scope="row"[^>]*>([^<]+)<\/th>(.*?)<\/tr>/g)].map((row) => [
+      row[1],
+      ...[...(row[2] ?? '').matchAll(/>(\d+)</g)].map((n) => n[1]),
+    ]);
+    expect(rows).toEqual([
+      ['recorded', '5', '20', '7', '32'],
+      ['applied', '5', '3', '1', '9'],
+      ['superseded', '0', '17', '0', '17'],
+      ['deferred, waiting', '0', '0', '1', '1'],
+      ['failed in Bitrix24', '0', '0', '0', '0'],
+      ['unchanged', '0', '0', '5', '5'],
+      ['refused, not recorded', '1', '2', '0', '3'],
+    ]);
+    // No edit came from elsewhere: no column for it.
+    expect(html).not.toContain('data-testid="edits-other-');
+  });
+
+  it("labels Bitrix24's failures, refusals and the failed-edits queue apart, and says what the queue consumers did", async () => {
+    const server = await serve(() => state('x'));
+    const html = (await (await fetch(`${server.url}/`)).text()).replace(/\s+/g, ' ');
+    expect(html).toContain('<dt>on the failed-edits queue</dt><dd data-testid="queue-failed">1</dd>');
+    expect(html).not.toMatch(/<dt>failed<\/dt>/);
+    expect(html).toMatch(/<th scope="row"[^>]*>failed in Bitrix24<\/th>/);
+    expect(html).toMatch(/<th scope="row"[^>]*>refused, not recorded<\/th>/);
+    expect(html).toContain(
+      'the reconcile applied <span data-testid="reconcile-applied">3 messages</span> in <span data-testid="drain-calls">2 Bitrix24 calls</span>',
+    );
+    expect(html).toContain('<span data-testid="drain-handed-back">4 edit records</span> back to the queue');
+  });
+
+  it('marks a status message as re-rendered by its schedule, in the chat and in the edit form', async () => {
+    const withStatus = state('x');
+    withStatus.chat?.messages.push({
+      id: 791,
+      author: 'Build bot (bot 456)',
+      botId: 456,
+      text: 'Deploy #17: green',
+      system: false,
+      editCount: 1,
+      updatedAt: new Date(0).toISOString(),
+      statusSchedule: { name: 'deploy status', everyMs: 10_000 },
+    });
+    const server = await serve(() => withStatus);
+    const html = (await (await fetch(`${server.url}/`)).text()).replace(/\s+/g, ' ');
+    const note = /data-testid="status-message-791">(.*?)<\/div>/.exec(html)?.[1]?.replace(/<[^>]+>/g, '');
+    expect(note).toBe(
+      'status message re-rendered by the schedule “deploy status” every 10 seconds: an edit sent here lasts until its next run',
+    );
+    expect(html).not.toContain('data-testid="status-message-789"');
+    expect(html).toContain('<option value="791">#791 (status message)</option>');
+    expect(html).toContain('<option value="789">#789</option>');
+  });
+
+  it('keeps an answer line outside each live part whose buttons answer, so a redraw of the part keeps it', async () => {
     const server = await serve(() => state('x'));
     const html = await (await fetch(`${server.url}/`)).text();
-    const count = (name: string) => new RegExp(`data-testid="drain-${name}">(\\d+)<`).exec(html)?.[1];
-    expect(['merged', 'superseded', 'deferred', 'failed', 'applied', 'calls'].map(count)).toEqual([
-      '9',
-      '2',
-      '4',
-      '1',
-      '3',
-      '2',
-    ]);
+    for (const part of ['queue', 'schedules']) {
+      expect(html).toMatch(
+        new RegExp(
+          `<div id="${part}" data-fragment>[\\s\\S]*?</div><output class="answer" data-answer-for="${part}"`,
+        ),
+      );
+    }
   });
 
   it("shows the portal work queue's depth, and says there is no ledger to read wake-ups from without one", async () => {
@@ -189,7 +278,7 @@ describe('the sandbox page', () => {
     const body = (await (await fetch(`${server.url}/api/state`)).json()) as SandboxState;
     expect(body.wakeups).toBeUndefined();
     const html = await (await fetch(`${server.url}/`)).text();
-    expect(html).toContain('<div id="wakeups">');
+    expect(html).toContain('<div id="wakeups" data-fragment>');
     expect(html).toContain('No ledger to read the wake-ups from.');
     expect(html).toContain('data-testid="wakeups-delayed">1<');
   });
@@ -432,6 +521,24 @@ describe('the ledger on the sandbox page', () => {
       expect(await wakeupsOf(server)).toMatchObject([{ portal: PORTAL, wakeAt: 'none', leaseHeld: false }]);
     });
 
+    it("shows the next wake-up of every portal edits were recorded for, the stack's own first", async () => {
+      const other = 'wakeups-other';
+      const at = Date.now() + 45_000;
+      expect(await ledger.portals.electWake(other, at)).toBe(true);
+      const server = await startSandboxServer({
+        port: 0,
+        getState: async () => state('x', { portal: PORTAL, portals: [other, PORTAL] }),
+        actions: {},
+        ledger: { ledger, timing: TIMING },
+      });
+      servers.push(server);
+      const wakeups = await wakeupsOf(server);
+      expect(Array.isArray(wakeups) && wakeups.map((w) => w.portal)).toEqual([PORTAL, other]);
+      expect(await shown(server, `wake-at-${other}`)).toBe(
+        `${new Date(at).toISOString().slice(11, 19)} (on the portal work queue)`,
+      );
+    });
+
     it('says a wake-up long past is overdue, for the sweep to send again', async () => {
       const server = await serveWakeups();
       expect(await ledger.portals.electWake(PORTAL, Date.now() - 120_000)).toBe(true);
@@ -439,6 +546,47 @@ describe('the ledger on the sandbox page', () => {
         /^\d\d:\d\d:\d\d \(overdue: the sweep wakes it\)$/,
       );
     });
+  });
+});
+
+describe('the recent requests of the sandbox page', () => {
+  const line = {
+    at: new Date(0).toISOString(),
+    requestId: 'r-1',
+    method: 'POST',
+    path: '/rest/1/key/batch',
+    durationMs: 5,
+  };
+
+  it("reads the webhook route's answers in Bitrix24's shape: applied, deferred, and a batch by its commands", () => {
+    const edit = '{"botId":456,"messageId":789,"fields":{"message":"x"}}';
+    expect(summariseRequest(line, edit, 200, '{"result":{"result":true},"time":{}}').outcome).toBe('applied');
+    expect(
+      summariseRequest(
+        line,
+        edit,
+        200,
+        '{"result":{"result":true},"deferred":true,"editId":"e-1","reason":"BATCHED"}',
+      ),
+    ).toMatchObject({ outcome: 'deferred', reason: 'BATCHED', editId: 'e-1' });
+    const batch = {
+      result: {
+        result: { a: { result: true }, b: { result: true } },
+        result_error: { c: { error: 'INVALID_REQUEST_BODY', error_description: 'cmd[c]: …' } },
+        result_total: [],
+        result_next: [],
+        result_time: { a: {} },
+        result_deferred: { b: { editId: 'e-2', reason: 'MESSAGE_CADENCE' } },
+      },
+    };
+    expect(summariseRequest(line, 'cmd[a]=…', 200, JSON.stringify(batch)).outcome).toBe(
+      'batch of 3: 1 applied, 1 deferred, 1 error',
+    );
+  });
+
+  it("says an Idempotency-Key's repeat is a duplicate, not an applied edit", () => {
+    const answer = '{"result":true,"duplicate":true,"editId":"e-1"}';
+    expect(summariseRequest(line, '{}', 202, answer)).toMatchObject({ outcome: 'duplicate', editId: 'e-1' });
   });
 });
 

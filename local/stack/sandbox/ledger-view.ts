@@ -51,13 +51,22 @@ export function wakeupView(portal: string, view: PortalView, now = Date.now()): 
   };
 }
 
-/** The wake-up schedule of the stack's portal (one portal item, a consistent read). */
+/** Portal items read for the page at most: one read each, several times a second while it is open. */
+const MAX_WAKEUP_PORTALS = 10;
+
+/**
+ * The wake-up schedule of the stack's portal and of every other portal edits were recorded for
+ * (one portal item each, a consistent read).
+ */
 async function wakeupsOf(
   state: SandboxState,
   source: SandboxLedger,
 ): Promise<PortalWakeupView[] | { error: string }> {
+  const portals = [...new Set([state.portal, ...(state.portals ?? [])])].slice(0, MAX_WAKEUP_PORTALS);
   try {
-    return [wakeupView(state.portal, await source.ledger.portals.view(state.portal))];
+    const now = Date.now();
+    const views = await Promise.all(portals.map((portal) => source.ledger.portals.view(portal)));
+    return views.map((view, i) => wakeupView(portals[i] as string, view, now));
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) };
   }

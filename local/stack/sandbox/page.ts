@@ -1,12 +1,14 @@
 import { SWEEP_GRACE_MS } from '../../../lib/schedule/sweep.ts';
 import { resumeSummary } from '../drain-switch.ts';
 import { bbcodeToHtml, escapeHtml as e } from './bbcode.ts';
+import { EDIT_PATHS, type EditCounts, type EditPath } from './edit-tally.ts';
 import { renderAttach, renderKeyboard } from './rich.ts';
 import type { ChatMessage, DrainPauseView, LedgerView, PortalWakeupView, SandboxState } from './state.ts';
 
 /** The parts of the page that change; the event stream sends them, the script swaps them in. */
 export interface Fragments {
   messages: string;
+  edits: string;
   queue: string;
   wakeups: string;
   requests: string;
@@ -57,6 +59,14 @@ function renderLedger(m: ChatMessage): string {
   return `<div class="ledger muted" data-testid="ledger-${m.id}">Ledger: ${body}</div>`;
 }
 
+/** A status message says so: its schedule writes over any other edit at its next run. */
+function renderStatusNote(m: ChatMessage): string {
+  if (!m.statusSchedule) return '';
+  const { name, everyMs } = m.statusSchedule;
+  return `<div class="status-note" data-testid="status-message-${m.id}"><span class="badge">status message</span>
+      re-rendered by the schedule “${e(name)}” every ${interval(everyMs)}: an edit sent here lasts until its next run</div>`;
+}
+
 function renderMessages(state: SandboxState, now: number): string {
   if (!state.chat) {
     return `<p class="note">Messages live in your portal (${e(state.portalHost)}); this stack cannot read them back.
@@ -71,6 +81,7 @@ function renderMessages(state: SandboxState, now: number): string {
       m.editCount > 0 ? ` · edited ${plural(m.editCount, 'time')}, last at ${clock(m.updatedAt)}` : '';
     return `<li class="${classes}" id="message-${m.id}" data-message-id="${m.id}" data-edit-count="${m.editCount}">
       <div class="meta"><span class="author">${e(m.author)}</span> <span class="id">#${m.id}</span>${e(edited)}</div>
+      ${renderStatusNote(m)}
       <div class="text" data-testid="message-text-${m.id}">${bbcodeToHtml(m.text)}</div>
       ${renderAttach(m.attach, `attach-${m.id}`)}${renderKeyboard(m.keyboard, `keyboard-${m.id}`)}
       ${renderLedger(m)}
@@ -105,24 +116,98 @@ function renderDrainSwitch(pause: DrainPauseView | undefined): string {
     </form>${last}`;
 }
 
+/** Each path's column: its heading and what it covers. */
+const PATHS: Record<EditPath, { heading: string; title: string }> = {
+  api: { heading: 'API', title: 'The update route and the webhook route (Bitrix24 SDKs)' },
+  queue: {
+    heading: 'edits queue',
+    title: 'Records the drain took from edits.fifo, replays of failed edits included',
+  },
+  status: { heading: 'status', title: 'The status schedules’ renderings' },
+  other: { heading: 'other', title: 'Edits merged by a handler outside these paths' },
+};
+
+/** The table's rows, in the order an edit goes: recorded first, then the one outcome it has now. */
+const OUTCOMES: ReadonlyArray<{ key: keyof EditCounts; label: string; title: string }> = [
+  {
+    key: 'recorded',
+    label: 'recorded',
+    title: 'Merged into the ledger: from then on applied, superseded, or kept with its reason',
+  },
+  { key: 'applied', label: 'applied', title: 'Its value reached Bitrix24 in a call' },
+  {
+    key: 'superseded',
+    label: 'superseded',
+    title:
+      'Replaced by an edit accepted later before it was applied (merged into the newer one), or arrived after one: never sent',
+  },
+  {
+    key: 'deferred',
+    label: 'deferred, waiting',
+    title: 'Recorded and not applied yet: it waits in the ledger for its portal’s wake-up',
+  },
+  {
+    key: 'failed',
+    label: 'failed in Bitrix24',
+    title:
+      'Bitrix24 refused its message for good (ACCESS_DENIED, …) or its attempts ran out: kept with the reason',
+  },
+  {
+    key: 'unchanged',
+    label: 'unchanged',
+    title: 'Asked for what the message already showed: nothing to send',
+  },
+  {
+    key: 'refused',
+    label: 'refused, not recorded',
+    title:
+      'Never recorded. API: requests and batch commands answered with an error before recording (invalid, unknown bot or portal, …). Edits queue: invalid records, moved to the failed-edits queue. Status: invalid specs and renderings whose source or template failed',
+  },
+];
+
+/** Since start, every path's edits by what became of them, and what the queue consumers did. */
+function renderEdits(state: SandboxState): string {
+  const { edits } = state;
+  const paths = EDIT_PATHS.filter(
+    (path) => path !== 'other' || edits.other.recorded + edits.other.refused > 0,
+  );
+  const total = (key: keyof EditCounts) => paths.reduce((sum, path) => sum + edits[path][key], 0);
+  const head = paths
+    .map(
+      (path) => `<th scope="col" class="num" title="${e(PATHS[path].title)}">${e(PATHS[path].heading)}</th>`,
+    )
+    .join('');
+  const alarming = (key: keyof EditCounts, n: number) =>
+    (key === 'failed' || key === 'refused') && n > 0 ? ' bad' : '';
+  const rows = OUTCOMES.map(({ key, label, title }) => {
+    const cells = paths
+      .map(
+        (path) =>
+          `<td class="num${alarming(key, edits[path][key])}" data-testid="edits-${path}-${key}">${edits[path][key]}</td>`,
+      )
+      .join('');
+    return `<tr><th scope="row" title="${e(title)}">${e(label)}</th>${cells}<td class="num total${alarming(key, total(key))}">${total(key)}</td></tr>`;
+  });
+  const { totals } = state.drain;
+  return `<table class="tally" data-testid="edit-counts">
+      <thead><tr><th scope="col">edits since start</th>${head}<th scope="col" class="num">all</th></tr></thead>
+      <tbody>${rows.join('')}</tbody></table>
+    <p class="muted">recorded = applied + superseded + deferred + failed in Bitrix24 + unchanged. The queue
+      consumers since start: the reconcile applied <span data-testid="reconcile-applied">${plural(totals.applied, 'message')}</span>
+      in <span data-testid="drain-calls">${plural(totals.calls, 'Bitrix24 call')}</span>; the drain handed
+      <span data-testid="drain-handed-back">${plural(totals.deferred, 'edit record')}</span> back to the queue for
+      another try (their merge failed).</p>`;
+}
+
 function renderQueue(state: SandboxState): string {
   const { queue, drain } = state;
   const drainLine = `<p class="drain ${drain.running ? 'ok' : 'warn'}" data-testid="drain-note">${e(drain.note)}</p>
-    ${renderDrainSwitch(drain.pause)}
-    <dl class="counts drained" title="Since start: edit records the drain merged, superseded, handed back (deferred) or failed; messages the reconcile applied and its Bitrix24 calls">
-      ${(['merged', 'superseded', 'deferred', 'failed', 'applied'] as const)
-        .map(
-          (fate) =>
-            `<div class="${fate === 'failed' && drain.totals.failed > 0 ? 'bad' : ''}"><dt>${fate}</dt><dd data-testid="drain-${fate}">${drain.totals[fate]}</dd></div>`,
-        )
-        .join('')}
-      <div><dt>Bitrix24 calls</dt><dd data-testid="drain-calls">${drain.totals.calls}</dd></div>
-    </dl>`;
+    ${renderDrainSwitch(drain.pause)}`;
   if ('error' in queue) return `${drainLine}<p class="warn">Queue unavailable: ${e(queue.error)}</p>`;
   const counts = `<dl class="counts">
     <div><dt>waiting</dt><dd data-testid="queue-waiting">${queue.waiting}</dd></div>
     <div><dt>in flight</dt><dd data-testid="queue-in-flight">${queue.inFlight}</dd></div>
-    <div class="${queue.failed > 0 ? 'bad' : ''}"><dt>failed</dt><dd data-testid="queue-failed">${queue.failed}</dd></div>
+    <div class="${queue.failed > 0 ? 'bad' : ''}" title="Failed edits kept with their reason, until moved back"><dt>on the failed-edits queue</dt><dd data-testid="queue-failed">${queue.failed}</dd></div>
   </dl>`;
   const pending = queue.pending.map((p) => {
     const when =
@@ -201,10 +286,10 @@ function renderRequests(state: SandboxState): string {
       r.description ? `<div class="description">${e(r.description)}</div>` : '',
       r.editId ? `<div class="muted">editId <code>${e(r.editId)}</code></div>` : '',
     ].join('');
-    return `<tr class="${css}"><td>${clock(r.at)}</td><td>${r.status}</td><td>${e(outcome)}${details}</td>
-      <td>${r.messageId === undefined ? '' : `#${r.messageId}`}</td><td>${r.durationMs} ms</td></tr>`;
+    return `<tr class="${css}"><td class="time">${clock(r.at)}</td><td class="num">${r.status}</td><td>${e(outcome)}${details}</td>
+      <td class="num">${r.messageId === undefined ? '' : `#${r.messageId}`}</td><td class="num">${r.durationMs} ms</td></tr>`;
   });
-  return `<table><thead><tr><th>time</th><th>status</th><th>outcome</th><th>message</th><th>took</th></tr></thead>
+  return `<table class="requests"><thead><tr><th>time</th><th>status</th><th>outcome</th><th>message</th><th>took</th></tr></thead>
     <tbody>${rows.join('')}</tbody></table>`;
 }
 
@@ -245,6 +330,7 @@ export function renderFragments(
 ): Fragments {
   return {
     messages: renderMessages(state, now),
+    edits: renderEdits(state),
     queue: renderQueue(state),
     wakeups: renderWakeups(state, now),
     requests: renderRequests(state),
@@ -269,9 +355,11 @@ function messageIdHelp(state: SandboxState): string {
 }
 
 function editForm(state: SandboxState, busy: boolean): string {
-  const ids = state.chat?.messages.filter((m) => m.botId !== undefined && !m.system).map((m) => m.id) ?? [];
-  if (ids.length === 0) return '';
-  const options = ids.map((id) => `<option value="${id}">#${id}</option>`).join('');
+  const messages = state.chat?.messages.filter((m) => m.botId !== undefined && !m.system) ?? [];
+  if (messages.length === 0) return '';
+  const options = messages
+    .map((m) => `<option value="${m.id}">#${m.id}${m.statusSchedule ? ' (status message)' : ''}</option>`)
+    .join('');
   const busyButton = busy
     ? `<form method="post" action="/demo/busy" data-ajax class="inline">
          <button type="submit" title="The emulator answers the next Bitrix24 call with QUERY_LIMIT_EXCEEDED">
@@ -300,8 +388,9 @@ const STYLE = `
   body[data-live="off"][data-connected="once"] .offline { display: block; }
   body[data-live="off"] main .ok, body[data-live="off"] .drain { color: #6b7785; }
   .answer { display: block; margin-top: 4px; font-size: 13px; }
-  .answer.ok { color: #1b7f3b; } .answer.bad { color: #c62828; }
+  .answer.ok { color: #1b7f3b; } .answer.bad { color: #c62828; } .answer:empty { display: none; }
   .text, td, .list li, .ledger, .description { overflow-wrap: anywhere; word-break: break-word; }
+  td.time, td.num, th.num { white-space: nowrap; overflow-wrap: normal; word-break: normal; font-variant-numeric: tabular-nums; }
   code { overflow-wrap: anywhere; }
   .keyboard { margin-top: 6px; display: grid; gap: 4px; }
   .kb-row { display: flex; flex-wrap: wrap; gap: 4px; }
@@ -320,6 +409,8 @@ const STYLE = `
   .message.fresh { animation: flash 2.5s ease-out; }
   @keyframes flash { from { background: #ffe58a; } }
   .ledger { margin-top: 4px; border-top: 1px dashed #c5d3e3; padding-top: 3px; }
+  .status-note { font-size: 12px; color: #52606d; }
+  .badge { display: inline-block; border-radius: 6px; padding: 0 6px; background: #1f5fa8; color: #fff; font-size: 11px; font-weight: 600; }
   .meta { font-size: 12px; color: #52606d; } .author { font-weight: 600; } .id { color: #8a96a3; }
   .counts { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0; } .counts div { background: #f4f6f8; border-radius: 8px; padding: 6px 12px; }
   .counts dt { font-size: 12px; color: #52606d; } .counts dd { margin: 0; font-size: 22px; font-weight: 600; }
@@ -330,10 +421,12 @@ const STYLE = `
   .paused { background: #fff3cd; border: 1px solid #e0b400; color: #6b4e00; border-radius: 8px; padding: 8px 12px; }
   .paused form { margin-top: 6px; }
   table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eef1f4; }
+  .tally td.num, .tally th.num { text-align: right; } .tally td, .tally thead th { font-size: 15px; } .tally th[scope="row"] { font-weight: normal; color: #52606d; }
+  .tally td.total { font-weight: 600; }
   tr.deferred td:nth-child(3) { color: #a15c00; }
   form { margin: 10px 0 0; } form.edit { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
   .grow { flex: 1; display: flex; gap: 6px; align-items: center; } .grow input { flex: 1; min-width: 0; }
-  input, select, button { font: inherit; } button { cursor: pointer; }
+  input, select, button { font: inherit; } button { cursor: pointer; } select { max-width: 100%; }
   pre { background: #1d2733; color: #e6edf3; padding: 10px; border-radius: 8px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
   @media (max-width: 900px) { main { grid-template-columns: minmax(0, 1fr); } }
   @media (max-width: 520px) { main { padding: 12px 8px; } section { padding: 10px 10px; } header { flex-wrap: wrap; padding: 10px 12px; } }
@@ -366,13 +459,21 @@ const SCRIPT = `
     });
   }
   connect();
-  function answer(form, ok, text) {
-    let output = form.querySelector('output.answer');
+  // A form inside a live part is redrawn with it, often by the very change it asked for, before its
+  // answer comes: the answer goes to the part's own line below it, found while the form is still in
+  // the page. Other forms keep their answer beside them.
+  function answerSlot(form) {
+    const part = form.closest('[data-fragment]');
+    let output = part
+      ? document.querySelector('output[data-answer-for="' + part.id + '"]')
+      : form.querySelector('output.answer');
     if (!output) {
       output = document.createElement('output');
-      output.className = 'answer';
       form.appendChild(output);
     }
+    return output;
+  }
+  function show(output, ok, text) {
     output.className = 'answer ' + (ok ? 'ok' : 'bad');
     output.textContent = text;
   }
@@ -380,7 +481,8 @@ const SCRIPT = `
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-ajax')) return;
     event.preventDefault();
-    answer(form, true, 'Sending…');
+    const output = answerSlot(form);
+    show(output, true, 'Sending…');
     try {
       const response = await fetch(form.action, {
         method: 'POST',
@@ -389,13 +491,18 @@ const SCRIPT = `
       });
       const type = response.headers.get('content-type') || '';
       const result = type.includes('json') ? await response.json() : { ok: response.ok, summary: await response.text() };
-      answer(form, result.ok, result.summary || ('HTTP ' + response.status));
+      show(output, result.ok, result.summary || ('HTTP ' + response.status));
     } catch (error) {
-      answer(form, false, 'The local stack did not answer (' + error.message + '): is npm start still running?');
+      show(output, false, 'The local stack did not answer (' + error.message + '): is npm start still running?');
     }
   });
 })();
 `;
+
+/** Where the answers of the buttons inside a live part are shown: outside it, so a redraw keeps them. */
+function answerLine(part: keyof Fragments): string {
+  return `<output class="answer" data-answer-for="${part}" role="status" aria-live="polite"></output>`;
+}
 
 export function renderPage(state: SandboxState, demo: DemoSourceView | undefined): string {
   const f = renderFragments(state, demo);
@@ -415,7 +522,7 @@ export function renderPage(state: SandboxState, demo: DemoSourceView | undefined
 <p class="offline" role="status">The local stack is not answering (stopped?). What you see below is as it was; the page reconnects by itself once <code>npm start</code> runs again.</p>
 <main>
   <div>
-    <section><h2>${e(chatTitle)}</h2><div id="messages">${f.messages}</div></section>
+    <section><h2>${e(chatTitle)}</h2><div id="messages" data-fragment>${f.messages}</div></section>
     <section><h2>Try it</h2>
       <pre>${e(curlExample(state))}</pre>
       ${messageIdHelp(state)}
@@ -423,10 +530,11 @@ export function renderPage(state: SandboxState, demo: DemoSourceView | undefined
     </section>
   </div>
   <div>
-    <section><h2>Edits queue</h2><div id="queue">${f.queue}</div></section>
-    <section><h2>Portal wake-ups</h2><div id="wakeups">${f.wakeups}</div></section>
-    <section><h2>Recent requests</h2><div id="requests">${f.requests}</div></section>
-    <section><h2>Status messages</h2><div id="schedules">${f.schedules}</div></section>
+    <section><h2>Edits by path</h2><div id="edits" data-fragment>${f.edits}</div></section>
+    <section><h2>Edits queue</h2><div id="queue" data-fragment>${f.queue}</div>${answerLine('queue')}</section>
+    <section><h2>Portal wake-ups</h2><div id="wakeups" data-fragment>${f.wakeups}</div></section>
+    <section><h2>Recent requests</h2><div id="requests" data-fragment>${f.requests}</div></section>
+    <section><h2>Status messages</h2><div id="schedules" data-fragment>${f.schedules}</div>${answerLine('schedules')}</section>
   </div>
 </main>
 <script>${SCRIPT}</script>

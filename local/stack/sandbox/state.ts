@@ -2,6 +2,7 @@ import type { ApiActivity } from '../activity.ts';
 import type { DrainOutcomes } from '../drain.ts';
 import type { QueueView } from '../queue-view.ts';
 import type { ScheduledRun } from '../scheduler.ts';
+import type { EditTotals } from './edit-tally.ts';
 
 /** One message of the demo chat as the page shows it. */
 export interface ChatMessage {
@@ -21,6 +22,8 @@ export interface ChatMessage {
    * null when no edit of the message has been recorded; absent for people's messages.
    */
   ledger?: LedgerView | null;
+  /** The status schedule that renders the message (an edit sent to it lasts until its next run). */
+  statusSchedule?: { name: string; everyMs: number };
 }
 
 /** A message's ledger item as the page shows it (the fate `GET /messages/...` answers). */
@@ -68,10 +71,17 @@ export interface SandboxState {
    */
   wakeups?: PortalWakeupView[] | { error: string };
   requests: readonly ApiActivity[];
+  /** Since start, every edit by the path it came in on and what became of it. */
+  edits: EditTotals;
   /**
-   * `totals`: since start, the drain's edit records by fate (merged, superseded, deferred, failed)
-   * and the reconcile's messages applied and Bitrix24 calls made; `pause`: the page's "Pause the
-   * drain" switch.
+   * Portals edits were recorded for since start; the sandbox server shows each one's wake-up (the
+   * stack's own portal always, first).
+   */
+  portals?: readonly string[];
+  /**
+   * `totals`: since start, the queue consumers' own counts: the drain's edit records by fate
+   * (merged, superseded, handed back to the queue as `deferred`, invalid as `failed`) and the
+   * reconcile's messages applied and Bitrix24 calls made; `pause`: the page's "Pause the drain" switch.
    */
   drain: { running: boolean; note: string; totals: DrainOutcomes; pause?: DrainPauseView };
   schedules: ScheduleState[];
