@@ -1,13 +1,6 @@
 import { ValidationError } from '../errors.ts';
 import { isRecord } from '../is-record.ts';
-import { count, isLink, LINK_RULE, utf8Bytes } from './rules.ts';
-
-/**
- * Keyboard size: the v2 pages give no number; the legacy update page says 30 KB (KEYBOARD_OVERSIZE).
- * Counted as UTF-8 bytes of the buttons' compact JSON, with 30,000 rather than 30,720 to stay clear
- * of however the server counts.
- */
-export const KEYBOARD_MAX_BYTES = 30_000;
+import { COLOR_TOKENS, HEX_COLOR_RULE, isColorToken, isHexColor, isLink, LINK_RULE } from './rules.ts';
 
 /** The `ACTION` values of the keyboard docs. */
 export const KEYBOARD_ACTIONS = ['PUT', 'SEND', 'COPY', 'CALL', 'DIALOG'] as const;
@@ -35,6 +28,7 @@ const BUTTON_FIELDS = new Set([
   'OFF_TEXT_COLOR',
 ]);
 const ACTION_FIELDS = ['LINK', 'COMMAND', 'ACTION', 'APP_ID'] as const;
+const HEX_FIELDS = ['BG_COLOR', 'TEXT_COLOR', 'OFF_BG_COLOR', 'OFF_TEXT_COLOR'] as const;
 const FORMS_RULE =
   'must be an array of buttons, an object with BUTTONS (and BOT_ID), or a JSON string of either; an empty value or "N" to remove the keyboard';
 
@@ -47,7 +41,8 @@ export type KeyboardButton = Record<string, string | number>;
  * `{BUTTONS: []}`) becomes one of these two, so the ledger, the single call and `batch` all see the
  * same thing. Idempotent: a normal form gives itself back.
  *
- * Throws ValidationError naming the button (`fields.keyboard[3]`) and the rule.
+ * Throws ValidationError naming the button (`fields.keyboard[3]`) and the rule. Its size is
+ * Bitrix24's to count, with the defaults it adds to every button: `assertServerSize`.
  */
 export function normaliseKeyboard(
   raw: unknown,
@@ -86,15 +81,7 @@ export function normaliseKeyboard(
   }
   const list = buttons as unknown[];
   if (list.length === 0) return 'N';
-  const normal = list.map((button, index) => normaliseButton(button, `${path}[${index}]`, fail));
-  const bytes = utf8Bytes(JSON.stringify(normal));
-  if (bytes > KEYBOARD_MAX_BYTES) {
-    throw fail(
-      path,
-      `is ${count(bytes)} bytes as UTF-8 JSON; the limit is ${count(KEYBOARD_MAX_BYTES)} (legacy docs: 30 KB)`,
-    );
-  }
-  return normal;
+  return list.map((button, index) => normaliseButton(button, `${path}[${index}]`, fail));
 }
 
 function normaliseButton(
@@ -152,6 +139,12 @@ function normaliseButton(
   }
   if (out.APP_PARAMS !== undefined && out.APP_ID === undefined) {
     throw fail(`${at}.APP_PARAMS`, 'is only allowed with APP_ID');
+  }
+  for (const name of HEX_FIELDS) {
+    if (out[name] !== undefined && !isHexColor(out[name])) throw fail(`${at}.${name}`, HEX_COLOR_RULE);
+  }
+  if (out.BG_COLOR_TOKEN !== undefined && !isColorToken(out.BG_COLOR_TOKEN)) {
+    throw fail(`${at}.BG_COLOR_TOKEN`, `must be one of ${COLOR_TOKENS.join(', ')}`);
   }
   return out;
 }

@@ -1,14 +1,22 @@
+/** The fields of an update this service takes, in the order it names them. */
+export const EDIT_FIELD_NAMES = ['message', 'attach', 'keyboard', 'urlPreview', 'isEdited'] as const;
+
 /**
  * The fields of an edit after validation and normalisation (what the ledger stores):
  * `urlPreview` is always `Y`/`N`; `keyboard` is a non-empty button array or `N` (every documented
  * removal form becomes `N`, every keyboard form the bare array; `updateParams` adds BOT_ID);
- * `attach` is either documented form, checked.
+ * `attach` is either documented form, checked, or `N` (every removal form); `isEdited` a boolean.
  */
 export interface EditFields {
   message?: string;
-  attach?: unknown[] | Record<string, unknown>;
+  attach?: unknown[] | Record<string, unknown> | 'N';
   keyboard?: Record<string, unknown>[] | 'N';
   urlPreview?: 'Y' | 'N';
+  /**
+   * Whether the message shows as edited. Sent only when given; Bitrix24's default for v2 is not
+   * documented (the legacy `im.message.update` took `IS_EDITED` `Y`/`N`, default `Y`).
+   */
+  isEdited?: boolean;
 }
 
 /**

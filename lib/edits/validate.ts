@@ -1,14 +1,13 @@
 import * as v from 'valibot';
 import { ValidationError } from '../errors.ts';
 import { PORTAL_PATTERN } from '../portal-name.ts';
-import { ATTACH_MAX_BYTES, checkAttach } from './attach.ts';
+import { checkAttach } from './attach.ts';
 import { normaliseKeyboard } from './keyboard.ts';
 import { count, utf8Bytes } from './rules.ts';
-import type { EditFields, QueuedEdit } from './types.ts';
+import { assertServerSize } from './server-size.ts';
+import { type EditFields, EDIT_FIELD_NAMES as FIELD_NAMES, type QueuedEdit } from './types.ts';
 
 export const MESSAGE_MAX_CHARACTERS = 20_000;
-/** @deprecated The attach limit is counted in bytes: see `ATTACH_MAX_BYTES` in attach.ts. */
-export const ATTACH_MAX_CHARACTERS = ATTACH_MAX_BYTES;
 /** SQS's largest message body (256 KiB): an edit that cannot be queued is refused up front. */
 export const QUEUE_MAX_BYTES = 262_144;
 /**
@@ -16,7 +15,6 @@ export const QUEUE_MAX_BYTES = 262_144;
  * (≤ 128), requestedAt and the JSON keys are under 400 bytes; 1 KiB leaves slack.
  */
 const QUEUE_ENVELOPE_BYTES = 1_024;
-const FIELD_NAMES = ['message', 'attach', 'keyboard', 'urlPreview'] as const;
 
 /**
  * Keys that Bitrix24 clients send and this service must not take, with what to do instead: the
@@ -72,8 +70,9 @@ const message = v.pipe(
   ),
 );
 
-// Keyboard and attach are checked by hand after the schema (keyboard.ts, attach.ts): their errors
-// name the button or block, and the keyboard needs the botId for its BOT_ID rule.
+// Keyboard, attach and isEdited are checked by hand after the schema (`normaliseFields`), so that
+// the status specs get the same rules: errors name the button or block, and the keyboard needs
+// the botId for its BOT_ID rule.
 const present = v.custom<unknown>((x) => x !== null, 'must not be null');
 
 const urlPreview = v.pipe(
@@ -88,6 +87,7 @@ const fieldsSchema = v.pipe(
       attach: v.optional(present),
       keyboard: v.optional(present),
       urlPreview: v.optional(urlPreview),
+      isEdited: v.optional(present),
     },
     strictMessage(FIELD_NAMES),
   ),
@@ -152,8 +152,9 @@ function firstIssue(issues: readonly v.BaseIssue<unknown>[], code: string): Vali
 
 /**
  * The one normalisation of an edit's fields, shared by the API, the queue and the status specs: the
- * keyboard in its normal form, the attach checked, no empty text by accident, and room for it in
- * the queue. Throws ValidationError naming the field (`fields.…`) and the rule.
+ * keyboard and the attach in their normal forms, both within the size Bitrix24 counts, no empty
+ * text by accident, and room for it in the queue. Throws ValidationError naming the field
+ * (`fields.…`) and the rule.
  */
 export function normaliseFields(fields: Record<string, unknown>, botId: number, code: string): EditFields {
   const out: EditFields = {};
@@ -163,15 +164,31 @@ export function normaliseFields(fields: Record<string, unknown>, botId: number, 
     out.keyboard = normaliseKeyboard(fields.keyboard, botId, 'fields.keyboard', code);
   }
   if (fields.urlPreview === 'Y' || fields.urlPreview === 'N') out.urlPreview = fields.urlPreview;
-  if (out.message !== undefined && out.message.trim() === '' && out.attach === undefined) {
+  if (fields.isEdited !== undefined) out.isEdited = readIsEdited(fields.isEdited, code);
+  if (out.message !== undefined && out.message.trim() === '' && (out.attach ?? 'N') === 'N') {
     throw new ValidationError(
       'fields.message',
-      'fields.message is empty: Bitrix24 deletes a message whose text is set to empty; send an attach with it, or leave message out',
+      'fields.message is empty: Bitrix24 deletes a message whose text is set to empty; send an attach (not its removal) with it, or leave message out',
       code,
     );
   }
+  assertServerSize(out, botId, code);
   assertFitsQueue(out, code);
   return out;
+}
+
+/**
+ * imbot.v2 booleans are JSON true/false with "Y"/"N" as a fallback; "1"/"0" is how PHP's
+ * http_build_query writes a boolean, so a PHP SDK's batch command sends isEdited that way.
+ */
+function readIsEdited(value: unknown, code: string): boolean {
+  if (value === true || value === 'Y' || value === '1') return true;
+  if (value === false || value === 'N' || value === '0') return false;
+  throw new ValidationError(
+    'fields.isEdited',
+    'fields.isEdited must be true, false, "Y", "N", "1" or "0"',
+    code,
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import { canonicalJson } from '../edits/canonical.ts';
-import type { EditFields } from '../edits/types.ts';
+import { EDIT_FIELD_NAMES, type EditFields } from '../edits/types.ts';
 
 /**
  * The ledger's pure core: one state per message (portal, botId, messageId), what merging an edit
@@ -7,7 +7,7 @@ import type { EditFields } from '../edits/types.ts';
  */
 
 /** The fields of an update, each merged on its own. */
-export const EDIT_FIELDS = ['message', 'attach', 'keyboard', 'urlPreview'] as const;
+export const EDIT_FIELDS = EDIT_FIELD_NAMES;
 export type FieldName = (typeof EDIT_FIELDS)[number];
 
 export interface MessageKey {

@@ -50,6 +50,8 @@ export interface StatusStaticFields {
   attach?: NonNullable<EditFields['attach']>;
   /** Accepts `Y`/`N`/boolean; always `Y`/`N` here. */
   urlPreview?: 'Y' | 'N';
+  /** Whether Bitrix24 marks the message edited (the edit rules' normal form). */
+  isEdited?: boolean;
 }
 
 /**
@@ -245,6 +247,7 @@ const fieldsSchema = closedObject(
   {
     keyboard: v.exactOptional(present),
     attach: v.exactOptional(present),
+    isEdited: v.exactOptional(present),
     urlPreview: v.exactOptional(
       v.pipe(
         v.union([v.picklist(['Y', 'N']), v.boolean()], 'must be "Y", "N", true or false'),
@@ -306,6 +309,7 @@ function toSpec(output: v.InferOutput<(typeof schemas)['https']>): StatusSpec {
   if (normal.keyboard !== undefined) resolvedFields.keyboard = normal.keyboard;
   if (normal.attach !== undefined) resolvedFields.attach = normal.attach;
   if (normal.urlPreview !== undefined) resolvedFields.urlPreview = normal.urlPreview;
+  if (normal.isEdited !== undefined) resolvedFields.isEdited = normal.isEdited;
   return {
     portal: output.portal,
     botId: output.botId,

@@ -1,12 +1,12 @@
+import { attachServerLength, keyboardServerLength, SERVER_JSON_LIMIT } from '../../lib/edits/server-size.ts';
 import { type Failure, failure } from './outcome.ts';
 
 export const MAX_MESSAGE_CODE_POINTS = 20_000;
-/** The docs' 60,000 "characters", counted as UTF-8 bytes of the JSON (PHP's strlen counts bytes). */
-export const MAX_ATTACH_BYTES = 60_000;
-/** @deprecated The limit is in bytes; kept for the index's export. */
-export const MAX_ATTACH_CHARS = MAX_ATTACH_BYTES;
-/** The legacy update page's 30 KB for KEYBOARD_OVERSIZE, as UTF-8 bytes of the buttons' JSON. */
-export const MAX_KEYBOARD_BYTES = 30 * 1024;
+/**
+ * The im module keeps an attach or a keyboard only while the JSON it stores is below this many
+ * characters, counted as the service counts them (`lib/edits/server-size.ts`).
+ */
+export const MAX_ATTACH_CHARS = SERVER_JSON_LIMIT;
 const CUT_MARK = ' (...)';
 
 export type Parsed<T> = { value: T } | { failure: Failure };
@@ -41,6 +41,12 @@ export function parseId(value: unknown): number | undefined {
 
 export function isMissing(value: unknown): boolean {
   return value === undefined || value === null || value === '';
+}
+
+/** PHP's empty() of a decoded parameter: what the legacy update read as "clear it". */
+function phpEmpty(value: unknown): boolean {
+  if (isMissing(value) || value === false || value === 0 || value === '0') return true;
+  return typeof value === 'object' && value !== null && Object.keys(value).length === 0;
 }
 
 /** Keyboard and attach may also come as a JSON string, the only way to pass them whole in a batch command. */
@@ -78,15 +84,18 @@ function isKnownBlock(block: unknown): boolean {
 }
 
 /**
- * The server builds the attach from the blocks it recognises and refuses one that keeps none
- * (`{FOO: 1}`, `[{FOO: 1}]`, `[]`, a lone block outside an array) with ATTACH_ERROR, before it
- * measures the size.
+ * `"N"` or an empty value (`""`, `[]`, `{}`, as PHP's empty() reads them) removes the attach, as the
+ * legacy update did; the removed attach is stored as `[]`, the server's default for a message
+ * without one. Otherwise the server builds the attach from the blocks it recognises and refuses one
+ * that keeps none (`{FOO: 1}`, `[{FOO: 1}]`, `{BLOCKS: []}`, a lone block outside an array) with
+ * ATTACH_ERROR, before it measures the size of what it would store.
  */
 export function parseAttach(raw: unknown): Parsed<unknown[] | Record<string, unknown>> {
+  if (raw === 'N' || phpEmpty(raw)) return { value: [] };
   const value = fromJsonString(raw);
   if (!Array.isArray(value) && !isObject(value)) return { failure: failure('ATTACH_ERROR') };
   if (!blocksOf(value).some(isKnownBlock)) return { failure: failure('ATTACH_ERROR') };
-  if (jsonBytes(value) > MAX_ATTACH_BYTES) return { failure: failure('ATTACH_OVERSIZE') };
+  if (attachServerLength(value) >= SERVER_JSON_LIMIT) return { failure: failure('ATTACH_OVERSIZE') };
   return { value };
 }
 
@@ -105,10 +114,10 @@ export function parseKeyboard(raw: unknown): Parsed<Record<string, unknown> | nu
   } else {
     return { failure: failure('KEYBOARD_ERROR') };
   }
-  if (jsonBytes(keyboard.BUTTONS) > MAX_KEYBOARD_BYTES) return { failure: failure('KEYBOARD_OVERSIZE') };
+  // Our service always sends BOT_ID; without it, count a one-digit id rather than drop command buttons.
+  const botId = parseId(keyboard.BOT_ID) ?? 1;
+  if (keyboardServerLength(keyboard.BUTTONS, botId) >= SERVER_JSON_LIMIT) {
+    return { failure: failure('KEYBOARD_OVERSIZE') };
+  }
   return { value: keyboard };
-}
-
-function jsonBytes(value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(value));
 }

@@ -199,7 +199,7 @@ describe('nothing lost', () => {
     expect(reason('raw-1')).toEqual(['INVALID_EDIT', 'body is not JSON']);
     expect(reason('raw-2')).toEqual([
       'INVALID_EDIT',
-      'fields must contain at least one of message, attach, keyboard, urlPreview',
+      'fields must contain at least one of message, attach, keyboard, urlPreview, isEdited',
     ]);
     expect(byGroup.get('raw-1')?.Body).toBe('{"portal": "acme", "botId": 456');
   });

@@ -61,7 +61,7 @@ describe('reading queue records', () => {
     expect(edits).toEqual([]);
     expect(invalid.map((i) => i.description)).toEqual([
       'body is not JSON',
-      'fields must contain at least one of message, attach, keyboard, urlPreview',
+      'fields must contain at least one of message, attach, keyboard, urlPreview, isEdited',
     ]);
   });
 

@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ATTACH_MAX_BYTES } from '../../lib/edits/attach.ts';
-import { KEYBOARD_MAX_BYTES } from '../../lib/edits/keyboard.ts';
 import { assertFitsQueue, parseQueuedEdit, parseUpdateRequest } from '../../lib/edits/validate.ts';
 import { ValidationError } from '../../lib/errors.ts';
 
@@ -113,12 +111,29 @@ describe('keyboard forms', () => {
     expect(error.message).toContain(rule);
   });
 
-  it('refuses a keyboard above 30,000 bytes of UTF-8 JSON, naming the limit', () => {
-    const button = { TEXT: 'Кнопка'.repeat(40), COMMAND: 'go' };
-    const many = Array.from({ length: Math.ceil(KEYBOARD_MAX_BYTES / 500) + 1 }, () => button);
-    const error = refusal({ keyboard: many });
-    expect(error.field).toBe('fields.keyboard');
-    expect(error.message).toContain('the limit is 30,000');
+  it.each([
+    ['BG_COLOR', { BG_COLOR: 'red' }, 'HEX colour'],
+    ['TEXT_COLOR', { TEXT_COLOR: '#12345' }, 'HEX colour'],
+    ['OFF_BG_COLOR', { OFF_BG_COLOR: '29619b' }, 'HEX colour'],
+    ['OFF_TEXT_COLOR', { OFF_TEXT_COLOR: '#ggg' }, 'HEX colour'],
+    ['BG_COLOR_TOKEN', { BG_COLOR_TOKEN: 'danger' }, 'primary, secondary, alert, base'],
+  ])('refuses a button %s that is not a documented colour, naming it', (name, colour, rule) => {
+    const error = refusal({ keyboard: [{ TEXT: 'Go', COMMAND: 'go', ...colour }] });
+    expect(error.field).toBe(`fields.keyboard[0].${name}`);
+    expect(error.message).toContain(rule);
+  });
+
+  it('accepts HEX colours of 3 and 6 digits and the colour tokens on a button', () => {
+    const button = {
+      TEXT: 'Go',
+      COMMAND: 'go',
+      BG_COLOR: '#29619B',
+      TEXT_COLOR: '#fff',
+      OFF_BG_COLOR: '#000000',
+      OFF_TEXT_COLOR: '#ABC',
+      BG_COLOR_TOKEN: 'alert',
+    };
+    expect(parse({ keyboard: [button] }).fields.keyboard).toEqual([button]);
   });
 });
 
@@ -161,21 +176,62 @@ describe('attach forms', () => {
     ],
     ['an unknown full-form key', { BLOCKS: blocks, TITLE: 'x' }, 'fields.attach.TITLE', 'ID, COLOR_TOKEN'],
     ['a full form without BLOCKS', { ID: 1 }, 'fields.attach.BLOCKS', 'is required'],
-    ['no blocks at all', [], 'fields.attach', 'at least one block'],
+    ['a full form with no blocks', { BLOCKS: [] }, 'fields.attach.BLOCKS', 'send "N" to remove'],
     ['a string', 'x', 'fields.attach', 'array of blocks'],
+    ['a lower-case "n"', 'n', 'fields.attach', '"N", "" or [] to remove'],
+    ['a colour name', { COLOR: 'red', BLOCKS: blocks }, 'fields.attach.COLOR', 'HEX colour'],
+    [
+      'an unknown COLOR_TOKEN',
+      { COLOR_TOKEN: 'danger', BLOCKS: blocks },
+      'fields.attach.COLOR_TOKEN',
+      'base',
+    ],
+    [
+      'a GRID colour of 5 digits',
+      [{ GRID: [{ DISPLAY: 'LINE', NAME: 'a', COLOR: '#12345' }] }],
+      'fields.attach[0].GRID[0].COLOR',
+      'HEX colour',
+    ],
+    [
+      'a GRID COLOR_TOKEN out of the list',
+      [{ GRID: [{ DISPLAY: 'LINE', NAME: 'a', COLOR_TOKEN: 'red' }] }],
+      'fields.attach[0].GRID[0].COLOR_TOKEN',
+      'primary, secondary, alert, base',
+    ],
+    [
+      'a DELIMITER colour without "#"',
+      [{ DELIMITER: { COLOR: 'c8c8c8' } }],
+      'fields.attach[0].DELIMITER.COLOR',
+      'HEX',
+    ],
   ])('refuses %s, naming the field and the rule', (_name, attach, field, rule) => {
     const error = refusal({ attach });
     expect(error.field).toBe(field);
     expect(error.message).toContain(rule);
   });
 
-  it('counts the 60,000 limit in UTF-8 bytes: a Cyrillic attach of 30,000 characters is refused', () => {
-    const text = 'ж'.repeat(30_000);
-    expect(JSON.stringify([{ MESSAGE: text }]).length).toBeLessThan(ATTACH_MAX_BYTES);
-    const error = refusal({ attach: [{ MESSAGE: text }] });
-    expect(error.field).toBe('fields.attach');
-    expect(error.message).toContain('the limit is 60,000');
-    expect(error.message).toContain('bytes');
+  it.each([
+    ['"N"', 'N'],
+    ['an empty string', ''],
+    ['an empty array', []],
+    ['"N" with spaces', ' N '],
+  ])('reads %s as "remove the attach" and stores "N", as keyboards do', (_name, attach) => {
+    expect(parse({ attach }).fields.attach).toBe('N');
+  });
+
+  it('refuses an empty text with an attach removal: the message would be left empty and deleted', () => {
+    const error = refusal({ message: '', attach: 'N' });
+    expect(error.field).toBe('fields.message');
+    expect(error.message).toContain('not its removal');
+  });
+
+  it('gives the removal back unchanged when the queue body is read again', () => {
+    const { fields } = parse({ attach: [], message: 'card removed' });
+    const again = parseQueuedEdit(
+      { portal: 'acme', botId: BOT_ID, messageId: 789, fields },
+      { editId: 'e', requestedAt: '2026-12-02T00:00:00.000Z' },
+    );
+    expect(again.fields).toEqual({ attach: 'N', message: 'card removed' });
   });
 
   it('refuses an attach nested 1,800 levels deep with a depth rule, not a crash', () => {
@@ -184,6 +240,37 @@ describe('attach forms', () => {
     const error = refusal({ attach: deep });
     expect(error.field).toBe('fields.attach');
     expect(error.message).toContain('levels');
+  });
+});
+
+describe('isEdited', () => {
+  it.each([
+    [true, true],
+    [false, false],
+    ['Y', true],
+    ['N', false],
+    ['1', true],
+    ['0', false],
+  ])('takes %j, as imbot.v2 booleans and PHP forms write it, and stores %j', (isEdited, stored) => {
+    expect(parse({ message: 'x', isEdited }).fields).toEqual({ message: 'x', isEdited: stored });
+  });
+
+  it.each([['yes'], [1], ['n'], [{}]])(
+    'refuses %j, naming fields.isEdited and the values it takes',
+    (isEdited) => {
+      const error = refusal({ message: 'x', isEdited });
+      expect(error.field).toBe('fields.isEdited');
+      expect(error.message).toContain('true, false, "Y", "N", "1" or "0"');
+    },
+  );
+
+  it('keeps isEdited when the queue body is read again, as the drain reads it', () => {
+    const { fields } = parse({ message: 'quiet fix', isEdited: 'N' });
+    const again = parseQueuedEdit(
+      { portal: 'acme', botId: BOT_ID, messageId: 789, fields },
+      { editId: 'e', requestedAt: '2026-12-02T00:00:00.000Z' },
+    );
+    expect(again.fields).toEqual({ message: 'quiet fix', isEdited: false });
   });
 });
 
@@ -207,9 +294,10 @@ describe('the queue size', () => {
   it('lets the largest edit the field rules allow through: it fits one SQS message', () => {
     const fields = {
       message: '😀'.repeat(20_000),
-      attach: [{ MESSAGE: 'x'.repeat(ATTACH_MAX_BYTES - 20) }],
-      keyboard: Array.from({ length: 100 }, (_, i) => ({ TEXT: 'k'.repeat(250), COMMAND: `c${i}` })),
+      attach: [{ MESSAGE: 'x'.repeat(59_850) }],
+      keyboard: Array.from({ length: 100 }, (_, i) => ({ TEXT: 'k'.repeat(400), COMMAND: `c${i}` })),
     };
+    expect(Buffer.byteLength(JSON.stringify(fields))).toBeGreaterThan(180_000);
     expect(() => parse(fields)).not.toThrow();
   });
 

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { attachServerLength } from '../../lib/edits/server-size.ts';
 import { type DemoSetup, postJson, startDemo, UPDATE } from './helpers.ts';
 
 let setup: DemoSetup;
@@ -218,10 +219,10 @@ describe('attach limits', () => {
     expect(setup.emu.getMessage(789)?.editCount).toBe(0);
   });
 
-  it('accepts an attach just under 60,000 serialised characters', async () => {
+  it('accepts an attach just under 60,000 characters as Bitrix24 counts it (with the defaults it stores)', async () => {
     setup = await startDemo();
-    const overhead = JSON.stringify([{ MESSAGE: '' }]).length;
-    const attach = [{ MESSAGE: 'y'.repeat(60_000 - overhead) }];
+    const overhead = attachServerLength([{ MESSAGE: 'y' }]) - 1;
+    const attach = [{ MESSAGE: 'y'.repeat(59_999 - overhead) }];
     const answer = await setup.asBot(UPDATE, { messageId: 789, fields: { attach } });
     expect(answer.status).toBe(200);
   });
@@ -230,7 +231,7 @@ describe('attach limits', () => {
     ['an object with an unknown key', { FOO: 1 }],
     ['an array of unknown blocks', [{ FOO: 1 }]],
     ['BLOCKS of unknown blocks', { COLOR_TOKEN: 'primary', BLOCKS: [{ FOO: 1 }] }],
-    ['no blocks at all', []],
+    ['a full form with no blocks', { BLOCKS: [] }],
     ['a lone block outside an array', { MESSAGE: 'not a block list' }],
   ])(
     'answers 400 ATTACH_ERROR to an attach that keeps no block (%s) and leaves the message',
