@@ -4,6 +4,7 @@
 //   status         what the ledger knows of a message (as GET /messages/{portal}/{botId}/{messageId})
 //   replay-failed  failed edits back from the failed-edits queue to the edits queue
 //   caller add|list|revoke  the keys Bitrix24 SDKs use in place of a webhook code (scripts/caller.ts)
+//   check          the documented imbot.v2 sequence on the portal and on the emulator, compared (scripts/check.ts)
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { getMessage } from '../lib/api/get-message.ts';
@@ -27,6 +28,7 @@ import {
   listCallers,
   revokeCaller,
 } from './caller.ts';
+import { CHECK, check } from './check.ts';
 import {
   type CommandSpec,
   helpText,
@@ -139,6 +141,7 @@ const COMMANDS: Record<
   'caller add': { spec: CALLER_ADD, run: onCallerKeys(addCaller) },
   'caller list': { spec: CALLER_LIST, run: onCallerKeys(listCallers) },
   'caller revoke': { spec: CALLER_REVOKE, run: onCallerKeys(revokeCaller) },
+  check: { spec: CHECK, run: (args, env) => check(args, () => webhookPortal(env)) },
 };
 
 const TOP: CommandSpec = {
@@ -158,6 +161,7 @@ const TOP: CommandSpec = {
     'npm run b24 -- register-bot --code build_bot --name "Build bot"',
     'npm run b24 -- send --dialog chat12 "Build #42: running"',
     'npm run b24 -- status --local demo 456 789',
+    'npm run b24 -- check',
   ],
 };
 
