@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message.ts';
-import { type HttpEvent, header, prefersAsync } from '../lib/http/event.ts';
+import { editRequestOptions, type HttpEvent, header } from '../lib/http/event.ts';
 import { jsonBody, jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
 import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
@@ -41,10 +41,7 @@ export function createHandler(deps: UpdateMessageDeps | (() => UpdateMessageDeps
         {
           portal: header(event, 'x-b24-portal', { keepEmpty: true }),
           body: event.body,
-          preferAsync: prefersAsync(event),
-          idempotencyKey: header(event, 'idempotency-key', { keepEmpty: true }),
-          signal,
-          remainingMs: () => context.getRemainingTimeInMillis(),
+          ...editRequestOptions(event, context, signal),
         },
         resolved,
       );

@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import { type WebhookDeps, webhook } from '../lib/api/webhook.ts';
 import { CallerKeys } from '../lib/callers/index.ts';
-import { type HttpEvent, header, prefersAsync, requestLine, sourceIp } from '../lib/http/event.ts';
+import { editRequestOptions, type HttpEvent, header, requestLine, sourceIp } from '../lib/http/event.ts';
 import { jsonErrors } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
 import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
@@ -44,10 +44,7 @@ export function createHandler(deps: WebhookDeps | (() => WebhookDeps)) {
           body: typeof event.body === 'string' ? event.body : undefined,
           isBase64Encoded: event.isBase64Encoded,
           source: sourceIp(event),
-          preferAsync: prefersAsync(event),
-          idempotencyKey: header(event, 'idempotency-key', { keepEmpty: true }),
-          signal,
-          remainingMs: () => context.getRemainingTimeInMillis(),
+          ...editRequestOptions(event, context, signal),
         },
         resolved,
       );

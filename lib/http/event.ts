@@ -44,3 +44,22 @@ export function sourceIp(event: HttpEvent): string {
 export function prefersAsync(event: HttpEvent): boolean {
   return /(^|[\s,])respond-async(\s*($|[,;]))/i.test(header(event, 'prefer') ?? '');
 }
+
+/** What an edit request carries beside its body, as both update routes read it. */
+export function editRequestOptions(
+  event: HttpEvent,
+  context: { getRemainingTimeInMillis(): number },
+  signal: AbortSignal,
+): {
+  preferAsync: boolean;
+  idempotencyKey: string | undefined;
+  signal: AbortSignal;
+  remainingMs: () => number;
+} {
+  return {
+    preferAsync: prefersAsync(event),
+    idempotencyKey: header(event, 'idempotency-key', { keepEmpty: true }),
+    signal,
+    remainingMs: () => context.getRemainingTimeInMillis(),
+  };
+}
