@@ -91,7 +91,15 @@ export async function webhook(request: WebhookRequest, deps: WebhookDeps): Promi
         );
       }
       logger.info('Caller key refused', { reason: check.reason });
-      return errorResult(401, 'INVALID_CREDENTIALS', 'Invalid request credentials');
+      // A Bitrix24 webhook code (or anything else not shaped as a key) is told what to use instead;
+      // a key of the right shape that is wrong or revoked hears only Bitrix24's own words.
+      return errorResult(
+        401,
+        'INVALID_CREDENTIALS',
+        check.reason === 'malformed'
+          ? 'Invalid request credentials: the code in the path is not a caller key of this service. This service holds the portal’s Bitrix24 credentials itself; put a caller key (npm run b24 -- caller add) where the webhook code goes'
+          : 'Invalid request credentials',
+      );
     }
     const method = methodName(match[3] as string);
     if (method === undefined || (method !== UPDATE_METHOD && method !== BATCH_METHOD)) {

@@ -100,7 +100,10 @@ describe('the webhook route: a Bitrix24 client pointed at this service', () => {
       status: 401,
       body: { error: 'INVALID_CREDENTIALS', error_description: 'Invalid request credentials' },
     });
-    expect(await call(UPDATE, edit('intruder'), { key: 'not-a-key' })).toMatchObject({ status: 401 });
+    // A Bitrix24 webhook code in the path (the docs' webhook URL form) is told what goes there instead.
+    const webhookCode = await call(UPDATE, edit('intruder'), { key: 'abcdef0123456789' });
+    expect(webhookCode).toMatchObject({ status: 401, body: { error: 'INVALID_CREDENTIALS' } });
+    expect(webhookCode.body.error_description).toMatch(/not a caller key.*caller add/);
     expect(h.emulator.calls).toEqual([]);
     expect(await ledger.table.get(messagePk({ portal: 'acme', botId: BOT.id, messageId: 789 }), 'read')).toBe(
       undefined,
