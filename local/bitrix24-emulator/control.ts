@@ -57,7 +57,7 @@ function faults(emu: Bitrix24Emulator, body: unknown): HttpReply {
 
 /**
  * Steering and introspection for a child-process emulator. Only data the emulator already keeps
- * token-free (messages, redacted call records) is exposed.
+ * token-free (messages, bots without their tokens, chats, redacted call records) is exposed.
  */
 export function handleControl(emu: Bitrix24Emulator, method: string, path: string, body: unknown): HttpReply {
   const route = path.slice(CONTROL_PREFIX.length).replace(/\/$/, '');
@@ -68,6 +68,8 @@ export function handleControl(emu: Bitrix24Emulator, method: string, path: strin
       ? json(200, message)
       : json(404, { error: 'NOT_FOUND', error_description: 'No such message' });
   }
+  if (method === 'GET' && route === 'bots') return json(200, emu.bots());
+  if (method === 'GET' && route === 'chats') return json(200, emu.chats());
   if (method === 'GET' && route === 'calls') return json(200, emu.calls);
   if (method === 'GET' && route === 'bucket') return json(200, { level: emu.bucketLevel() });
   if (method === 'POST' && route === 'faults') return faults(emu, body);

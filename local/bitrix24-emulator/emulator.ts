@@ -11,6 +11,8 @@ import type {
   BotOwner,
   BotType,
   CallRecord,
+  EmulatedBot,
+  EmulatedChat,
   EmulatedMessage,
   EmulatorOptions,
   Fault,
@@ -106,6 +108,14 @@ class EmulatorServer implements Bitrix24Emulator {
 
   messages(): EmulatedMessage[] {
     return this.#engine.portal.snapshots();
+  }
+
+  bots(): EmulatedBot[] {
+    return this.#engine.portal.botSnapshots();
+  }
+
+  chats(): EmulatedChat[] {
+    return this.#engine.portal.chatSnapshots();
   }
 
   get calls(): readonly CallRecord[] {

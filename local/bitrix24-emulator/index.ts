@@ -8,6 +8,8 @@ export type {
   Bitrix24Emulator,
   BotOwner,
   CallRecord,
+  EmulatedBot,
+  EmulatedChat,
   EmulatedMessage,
   EmulatorOptions,
   Fault,

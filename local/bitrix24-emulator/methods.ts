@@ -1,3 +1,4 @@
+import { isRecord } from '../../lib/is-record.ts';
 import type { Identity } from './credentials.ts';
 import {
   cutText,
@@ -10,7 +11,7 @@ import {
 } from './message-fields.ts';
 import type { InferredSettings } from './options.ts';
 import { customFailure, type Failure, fail, failure, type Outcome, ok } from './outcome.ts';
-import type { Bot, Portal } from './portal.ts';
+import { type Bot, type Chat, type Portal, PRIVATE_CHAT_BASE } from './portal.ts';
 import { isoWithOffset } from './time-object.ts';
 import type { EmulatedMessage, SuccessShape } from './types.ts';
 
@@ -31,8 +32,6 @@ export interface MethodEntry {
 
 /** Revision numbers as of the fact sheet (rev 36, 2026-05). */
 const REVISION = { rest: 36, web: 130, mobile: 20, desktop: 10 };
-// One-to-one dialogs have no chat id in the request; give each user a stable private chat.
-const PRIVATE_CHAT_BASE = 1_000_000;
 
 function booleanResult(shape: SuccessShape): unknown {
   return shape === 'flat' ? true : { result: true };
@@ -106,19 +105,22 @@ function parseRichFields(fields: Record<string, unknown>): RichFields | { failur
   return rich;
 }
 
-function dialogChatId(dialogId: unknown): number | undefined {
+/** `chat<N>`: group chat N; a user id: the private chat with that user. */
+function parseDialog(dialogId: unknown): { group: boolean; chatId: number } | undefined {
   const text = textOf(dialogId).trim();
   const chat = /^chat(\d+)$/i.exec(text);
-  if (chat) return Number(chat[1]);
+  if (chat) return { group: true, chatId: Number(chat[1]) };
   const user = parseId(text);
-  return user === undefined ? undefined : PRIVATE_CHAT_BASE + user;
+  return user === undefined ? undefined : { group: false, chatId: PRIVATE_CHAT_BASE + user };
 }
 
 function send(ctx: MethodContext): Outcome {
   const bot = authorizeBot(ctx);
   if (!isBot(bot)) return reject(bot);
-  const chatId = dialogChatId(ctx.params.dialogId);
-  if (chatId === undefined) return fail('DIALOG_ID_REQUIRED');
+  const dialog = parseDialog(ctx.params.dialogId);
+  if (dialog === undefined) return fail('DIALOG_ID_REQUIRED');
+  const { chatId } = dialog;
+  if (dialog.group && !ctx.portal.inChat(chatId, bot.id)) return fail('ACCESS_DENIED');
   const fields = fieldsOf(ctx.params);
   if (!fields) return fail('FIELDS_REQUIRED');
   const rich = parseRichFields(fields);
@@ -200,6 +202,81 @@ function updateBot(ctx: MethodContext): Outcome {
     ctx.portal.setBotToken(bot.id, next);
   }
   return ok({ bot: { id: bot.id, code: bot.code, type: bot.type, eventMode: 'fetch' }, users: [] });
+}
+
+/** `Bot.unregister`: the bot is deleted; its messages stay, and its code is free again. */
+function unregister(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  ctx.portal.unregisterBot(bot.id);
+  return ok(booleanResult(ctx.successShape));
+}
+
+/** Ids from a JSON array or a PHP form's `userIds[]` / `userIds[0]`; anything that is no id is dropped. */
+function idList(value: unknown): number[] {
+  const items = Array.isArray(value) ? value : isRecord(value) ? Object.values(value) : [];
+  return items.map(parseId).filter((id) => id !== undefined);
+}
+
+function userView(portal: Portal, id: number) {
+  const bot = portal.bots.has(id);
+  return { id, active: true, name: `User ${id}`, bot, type: bot ? 'bot' : 'employee' };
+}
+
+function chatView(chat: Chat, botId: number, firstMessageId: number | undefined, now: number) {
+  return {
+    id: chat.id,
+    dialogId: `chat${chat.id}`,
+    name: chat.title,
+    description: chat.description,
+    type: 'chat',
+    messageType: 'C',
+    owner: chat.ownerId,
+    color: chat.color,
+    avatar: '',
+    role: chat.ownerId === botId ? 'owner' : 'member',
+    dateCreate: isoWithOffset(now),
+    lastMessageId: firstMessageId ?? null,
+    messageCount: firstMessageId === undefined ? 0 : 1,
+    muteList: [],
+    managerList: [],
+    userCounter: chat.members.size,
+  };
+}
+
+/**
+ * `Chat.add`: a group chat with the bot in it, owned by `fields.ownerId` or else by the bot. What
+ * the page leaves open (README, "Bots and chats"): the owner is a member; `fields.message` is the
+ * bot's first message; `users` lists the members but the calling bot, as the page's example does.
+ */
+function addChat(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const fields = fieldsOf(ctx.params) ?? {};
+  const chat = ctx.portal.addChat({
+    title: textOf(fields.title),
+    description: textOf(fields.description),
+    colorCode: fields.color,
+    ownerId: parseId(fields.ownerId) ?? bot.id,
+    members: [bot.id, ...idList(fields.userIds)],
+  });
+  const text = textOf(fields.message);
+  const firstMessageId =
+    text.trim() === ''
+      ? undefined
+      : ctx.portal.addMessage({ botId: bot.id, chatId: chat.id, text: cutText(text) });
+  const users = [...chat.members].filter((id) => id !== bot.id).map((id) => userView(ctx.portal, id));
+  return ok({ chat: chatView(chat, bot.id, firstMessageId, ctx.now), users });
+}
+
+/** `Chat.leave`: only a group chat (`chat<N>`) the bot is in; a one-to-one dialog cannot be left. */
+function leaveChat(ctx: MethodContext): Outcome {
+  const bot = authorizeBot(ctx);
+  if (!isBot(bot)) return reject(bot);
+  const dialog = parseDialog(ctx.params.dialogId);
+  if (dialog === undefined) return fail('DIALOG_ID_REQUIRED');
+  if (!dialog.group || !ctx.portal.leaveChat(dialog.chatId, bot.id)) return fail('ACCESS_DENIED');
+  return ok(booleanResult(ctx.successShape));
 }
 
 /**
@@ -297,6 +374,9 @@ const ENTRIES: readonly MethodEntry[] = [
   { name: 'server.time', run: (ctx) => ok(isoWithOffset(ctx.now)) },
   { name: 'imbot.v2.Bot.register', run: register },
   { name: 'imbot.v2.Bot.update', run: updateBot },
+  { name: 'imbot.v2.Bot.unregister', run: unregister },
+  { name: 'imbot.v2.Chat.add', run: addChat },
+  { name: 'imbot.v2.Chat.leave', run: leaveChat },
 ];
 
 const BY_NAME = new Map(ENTRIES.map((entry) => [entry.name.toLowerCase(), entry]));

@@ -132,6 +132,28 @@ export type BotOwner = { webhookUserId: number } | { clientId: string };
 /** `Bot.register` types; only `supervisor` and `personal` may call `Chat.Message.get`. */
 export type BotType = 'bot' | 'supervisor' | 'personal' | 'openline';
 
+/** A registered bot as the portal keeps it, without its token. */
+export interface EmulatedBot {
+  id: number;
+  code: string;
+  type: BotType;
+  owner: BotOwner;
+}
+
+/** A group chat made by `imbot.v2.Chat.add`. */
+export interface EmulatedChat {
+  id: number;
+  /** `chat<id>`, what the message methods take. */
+  dialogId: string;
+  title: string;
+  description: string;
+  /** Hex: the code given to `Chat.add`, or one assigned. */
+  color: string;
+  ownerId: number;
+  /** Users and bots in the chat now, ascending; a bot that left or was unregistered is not. */
+  members: number[];
+}
+
 export interface OAuthGrant {
   accessToken: string;
   refreshToken: string;
@@ -164,6 +186,10 @@ export interface Bitrix24Emulator {
   addMessage(m: SeedMessage): number;
   getMessage(id: number): EmulatedMessage | undefined;
   messages(): EmulatedMessage[];
+  /** The bots registered now (seeded or by `Bot.register`, less those `Bot.unregister` removed). */
+  bots(): EmulatedBot[];
+  /** The chats `imbot.v2.Chat.add` made, with their members now. */
+  chats(): EmulatedChat[];
   readonly calls: readonly CallRecord[];
   clearCalls(): void;
   setSuccessShape(shape: SuccessShape): void;
@@ -180,6 +206,6 @@ export interface Bitrix24Emulator {
   disallowInBatch(method: string, mode: 'command' | 'call'): void;
   /** On: every error description quotes every credential the emulator knows (a careless server). */
   echoCredentials(on: boolean): void;
-  /** Forgets faults, calls, the bucket level and operating-time baskets; keeps bots, messages and settings. */
+  /** Forgets faults, calls, the bucket level and operating-time baskets; keeps bots, chats, messages and settings. */
   reset(): void;
 }

@@ -7,6 +7,7 @@ import {
   type EmulatorOptions,
   startBitrix24Emulator,
 } from '../../local/bitrix24-emulator/index.ts';
+import { CHECK_BOT_CODE } from '../../scripts/check/setup.ts';
 import { STEPS } from '../../scripts/check/steps.ts';
 import { SECRET_MARKER } from '../support/harness.ts';
 
@@ -66,6 +67,16 @@ function table(report: string): Map<string, [string, string, string]> {
   return rows;
 }
 
+/** The report's lines under "Cleanup:". */
+function cleanupLines(report: string): string[] {
+  return (report.split('\nCleanup:\n\n')[1] ?? '').trim().split('\n');
+}
+
+/** The id of the bot the run registered, from its setup note. */
+function botId(run: Run): number {
+  return Number(/^- Bot (\d+) \(code `[^`]+`\) registered for this run/m.exec(run.stdout)?.[1]);
+}
+
 describe('npm run b24 -- check against a portal that answers as the emulator does', () => {
   let emulator: Bitrix24Emulator;
   let run: Run;
@@ -97,30 +108,56 @@ describe('npm run b24 -- check against a portal that answers as the emulator doe
     expect(run.stdout).toMatch(/^- Messages deleted: \d+, \d+\.$/m);
   });
 
-  it('posts into the bot’s dialog with the webhook’s user, and says so, where the portal makes no chat', () => {
+  it('makes a chat of its own for the run and sends every message there, with no fallback note', () => {
+    const chats = emulator.chats();
+    expect(chats).toEqual([
+      expect.objectContaining({ title: 'b24-message-editor check', ownerId: botId(run) }),
+    ]);
+    const dialogId = chats[0]?.dialogId;
     expect(run.stdout).toContain(
-      `- imbot.v2.Chat.add answered 404 ERROR_METHOD_NOT_FOUND (Method not found! (credentials seen: [redacted], [redacted])): the messages go to the bot's private dialog with user ${WEBHOOK.userId} (the webhook's user) instead.`,
+      `- Chat \`${dialogId}\` made for this run (imbot.v2.Chat.add), owned by the bot.`,
     );
+    expect(run.stdout).not.toContain('private dialog');
+    const sends = emulator.calls.filter((call) => call.method === 'imbot.v2.Chat.Message.send');
+    expect(sends.length).toBeGreaterThan(0);
+    for (const call of sends) expect((call.params as { dialogId?: unknown }).dialogId).toBe(dialogId);
   });
 
-  it('names the bot it could not unregister (the emulator has no imbot.v2.Bot.unregister) and how to get rid of it', () => {
-    expect(run.stdout).toMatch(
-      /^- Bot (\d+) \(code `b24_message_editor_check`\) is still registered: imbot\.v2\.Bot\.unregister answered 404 ERROR_METHOD_NOT_FOUND .*Remove it in the portal/m,
-    );
+  it('leaves no bot registered and no member in its chat, and lists no leftover under Cleanup', () => {
+    expect(emulator.bots()).toEqual([]);
+    expect(emulator.chats().map((chat) => chat.members)).toEqual([[]]);
+    expect(cleanupLines(run.stdout)).toEqual([
+      expect.stringMatching(/^- Messages deleted: \d+, \d+\.$/),
+      expect.stringMatching(/^- Messages already gone \(a delete answered ACCESS_DENIED\): \d+\.$/),
+      `- The bot left \`${emulator.chats()[0]?.dialogId}\`.`,
+      `- Bot ${botId(run)} unregistered.`,
+    ]);
   });
 
-  it('prints no token or webhook code, even where the portal quotes them in its answers', () => {
+  it('prints no token or webhook code', () => {
     const output = run.stdout + run.stderr;
     expect(output).not.toContain(WEBHOOK.code);
     expect(output).not.toMatch(/[0-9a-f]{32}/);
-    const quoted = [...output.matchAll(/credentials seen: ([^)]*)\)/g)].map((match) => match[1]);
-    expect(quoted.length).toBeGreaterThan(0);
-    for (const list of quoted) expect(list?.split(', ').every((item) => item === '[redacted]')).toBe(true);
+  });
+
+  it('runs again with the same code on the same portal, the first run’s bot being gone', async () => {
+    // As if a while had passed: the first run's calls have drained from the portal's rate limit.
+    emulator.reset();
+    const again = await check(emulator);
+    expect(again.code, again.stderr).toBe(0);
+    expect(emulator.bots()).toEqual([]);
+    expect(emulator.messages().map((message) => message.id)).toEqual([othersMessage]);
+    expect(emulator.chats().map((chat) => chat.members)).toEqual([[], []]);
   });
 
   it('stops with one line and exit 1, changing nothing, when an earlier check’s bot still holds the code', async () => {
-    const before = emulator.messages();
-    // As if a while had passed: the first run's calls have drained from the portal's rate limit.
+    // What a check whose cleanup failed leaves: the code's bot, holding a token this run does not know.
+    emulator.registerBot({
+      code: CHECK_BOT_CODE,
+      botToken: 'token_of_an_earlier_check',
+      owner: { webhookUserId: WEBHOOK.userId },
+    });
+    const before = [emulator.messages(), emulator.bots(), emulator.chats()];
     emulator.reset();
     const again = await check(emulator);
     expect(again.code).toBe(1);
@@ -130,12 +167,64 @@ describe('npm run b24 -- check against a portal that answers as the emulator doe
     expect(lines[0]).toMatch(
       /^npm run b24 -- check failed: Bot \d+ \(code b24_message_editor_check\) on 127\.0\.0\.1:\d+ already exists with another token, .*--code <another code>$/,
     );
-    expect(emulator.messages()).toEqual(before);
+    expect([emulator.messages(), emulator.bots(), emulator.chats()]).toEqual(before);
 
     emulator.reset();
     const elsewhere = await check(emulator, ['--code', 'b24_message_editor_check_2']);
     expect(elsewhere.code, elsewhere.stderr).toBe(0);
     expect(emulator.messages().map((message) => message.id)).toEqual([othersMessage]);
+    expect(emulator.bots()).toEqual(before[1]);
+  });
+});
+
+describe('npm run b24 -- check against a portal that refuses part of the setup or the cleanup', () => {
+  it('posts into the bot’s dialog with the webhook’s user, and says so, where the portal makes no chat', async () => {
+    const chatless = await portal();
+    try {
+      chatless.inject({ kind: 'error', code: 'ACCESS_DENIED', status: 403, method: 'imbot.v2.Chat.add' });
+      const run = await check(chatless);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(
+        /^- imbot\.v2\.Chat\.add answered 403 ACCESS_DENIED \(Access denied .*\): the messages go/m,
+      );
+      expect(run.stdout).toContain(
+        `: the messages go to the bot's private dialog with user ${WEBHOOK.userId} (the webhook's user) instead.`,
+      );
+      const sends = chatless.calls.filter((call) => call.method === 'imbot.v2.Chat.Message.send');
+      expect(sends.length).toBeGreaterThan(0);
+      for (const call of sends)
+        expect((call.params as { dialogId?: unknown }).dialogId).toBe(String(WEBHOOK.userId));
+      expect(run.stdout).not.toContain('The bot left');
+      expect(chatless.bots()).toEqual([]);
+    } finally {
+      await chatless.close();
+    }
+  });
+
+  it('names the bot it could not unregister, with the portal’s answer, and how to get rid of it, printing no credential the portal quotes', async () => {
+    const refusing = await portal();
+    try {
+      refusing.inject({
+        kind: 'error',
+        code: 'BOT_UNREGISTER_FAILED',
+        status: 400,
+        method: 'imbot.v2.Bot.unregister',
+      });
+      const run = await check(refusing);
+      expect(run.code, run.stderr).toBe(0);
+      expect(cleanupLines(run.stdout).at(-1)).toMatch(
+        /^- Bot (\d+) \(code `b24_message_editor_check`\) is still registered: imbot\.v2\.Bot\.unregister answered 400 BOT_UNREGISTER_FAILED .*Remove it in the portal/,
+      );
+      expect(refusing.bots().map((bot) => bot.code)).toEqual([CHECK_BOT_CODE]);
+      const output = run.stdout + run.stderr;
+      expect(output).not.toContain(WEBHOOK.code);
+      expect(output).not.toMatch(/[0-9a-f]{32}/);
+      const quoted = [...output.matchAll(/credentials seen: ([^)]*)\)/g)].map((match) => match[1]);
+      expect(quoted.length).toBeGreaterThan(0);
+      for (const list of quoted) expect(list?.split(', ').every((item) => item === '[redacted]')).toBe(true);
+    } finally {
+      await refusing.close();
+    }
   });
 });
 

@@ -27,6 +27,25 @@ describe('control endpoints', () => {
     expect((await control('messages/5')).status).toBe(404);
   });
 
+  it('lists the bots registered, without their tokens, and the chats made with their members', async () => {
+    setup = await startDemo();
+    await setup.asBot('imbot.v2.Chat.add', { fields: { title: 'Builds', userIds: [1] } });
+    const bots = await control('bots');
+    expect(bots.body).toEqual([{ id: 456, code: 'build_bot', type: 'bot', owner: { webhookUserId: 1 } }]);
+    expect(bots.text).not.toContain(setup.demo.botToken);
+    expect((await control('chats')).body).toEqual([
+      {
+        id: 13,
+        dialogId: 'chat13',
+        title: 'Builds',
+        description: '',
+        color: expect.stringMatching(/^#[0-9a-f]{6}$/),
+        ownerId: 456,
+        members: [1, 456],
+      },
+    ]);
+  });
+
   it('lists the calls made so far', async () => {
     setup = await startDemo();
     await setup.asBot(UPDATE, { messageId: 789, fields: { message: 'x' } });
