@@ -4,22 +4,13 @@ import { type UpdateMessageDeps, updateMessage } from '../lib/api/update-message
 import { editRequestOptions, type HttpEvent, header } from '../lib/http/event.ts';
 import { jsonBody, jsonErrors, route } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
-import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 const METHOD_PATHS = ['/rest/imbot.v2.Chat.Message.update', '/rest/imbot.v2.Chat.Message.update.json'];
 
 export function defaultDeps(): UpdateMessageDeps {
-  const { config, clock, gateway, ledger, reconciler } = getRuntime();
-  return {
-    config,
-    now: () => new Date(clock.now()),
-    calibrate: () => clock.calibrate(),
-    gateway,
-    reconciler: reconciler(),
-    idempotency: new IdempotencyKeys({ tableName: ledger().tableName }),
-  };
+  return getRuntime().editDeps();
 }
 
 /**

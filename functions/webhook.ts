@@ -5,21 +5,12 @@ import { CallerKeys } from '../lib/callers/index.ts';
 import { editRequestOptions, type HttpEvent, header, requestLine, sourceIp } from '../lib/http/event.ts';
 import { jsonErrors } from '../lib/http/middleware.ts';
 import type { HttpResult } from '../lib/http/responses.ts';
-import { IdempotencyKeys } from '../lib/ledger/idempotency.ts';
 import { logContext } from '../lib/observability/context.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
 export function defaultDeps(): WebhookDeps {
-  const { config, clock, gateway, ledger, reconciler } = getRuntime();
-  return {
-    config,
-    now: () => new Date(clock.now()),
-    calibrate: () => clock.calibrate(),
-    gateway,
-    reconciler: reconciler(),
-    idempotency: new IdempotencyKeys({ tableName: ledger().tableName }),
-    callers: new CallerKeys(ledger().table),
-  };
+  const { editDeps, ledger } = getRuntime();
+  return { ...editDeps(), callers: new CallerKeys(ledger().table) };
 }
 
 /**

@@ -1,10 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { UpdateMessageDeps } from './api/update-message.ts';
 import { AWS_CLIENT_LIMITS, observeServerTime } from './aws.ts';
 import { StoreClock } from './clock.ts';
 import { type Config, getConfig } from './config.ts';
 import { sqsClient } from './edits/queue.ts';
 import { ConfigError } from './errors.ts';
+import { IdempotencyKeys } from './ledger/idempotency.ts';
 import { Ledger } from './ledger/messages.ts';
 import { PortalGateway } from './portal/gateway.ts';
 import type { ReconcileOptions } from './reconcile/options.ts';
@@ -30,6 +32,8 @@ export interface Runtime {
   wakeups: WakeupSender;
   /** This container's reconciler on the ledger (made on first use). */
   reconciler: () => Reconciler;
+  /** What both update routes record and apply edits with (made on each call; cheap). */
+  editDeps: () => UpdateMessageDeps;
 }
 
 let runtime: Runtime | undefined;
@@ -74,6 +78,17 @@ export function getRuntime(): Runtime {
   const wakeups = sqsWakeups({ client: sqsClient(), queueUrl: config.portalQueueUrl, now: clock.now });
   const reconcileOptions = reconcileOptionsOf(config);
   let reconciler: Reconciler | undefined;
+  const reconcilerOf = (): Reconciler => {
+    reconciler ??= new Reconciler({
+      ledger: ledgerOf(),
+      gateway,
+      sqs: sqsClient(),
+      wakeups,
+      clock,
+      options: reconcileOptions,
+    });
+    return reconciler;
+  };
   runtime = {
     config,
     clock,
@@ -82,17 +97,15 @@ export function getRuntime(): Runtime {
     ledger: ledgerOf,
     reconcileOptions,
     wakeups,
-    reconciler: () => {
-      reconciler ??= new Reconciler({
-        ledger: ledgerOf(),
-        gateway,
-        sqs: sqsClient(),
-        wakeups,
-        clock,
-        options: reconcileOptions,
-      });
-      return reconciler;
-    },
+    reconciler: reconcilerOf,
+    editDeps: () => ({
+      config,
+      now: () => new Date(clock.now()),
+      calibrate: () => clock.calibrate(),
+      gateway,
+      reconciler: reconcilerOf(),
+      idempotency: new IdempotencyKeys({ tableName: ledgerOf().tableName }),
+    }),
   };
   return runtime;
 }

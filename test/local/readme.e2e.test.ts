@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_PORTS } from '../../local/stack/config.ts';
-import { freePorts, npmStart, type StartedProcess } from './support/npm-start.ts';
+import { freePorts, npmStart, runCommand, type StartedProcess } from './support/npm-start.ts';
 
 // The README's quick start, run as a reader would run it after `npm start`: every command of its
 // shell blocks (on this run's free ports instead of the defaults), each answer compared with what
@@ -36,24 +35,6 @@ function onPorts(command: string, ports: Record<string, string>): string {
   return out;
 }
 
-function run(command: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', command], { cwd: root, env: { ...process.env, ...env } });
-    let out = '';
-    child.stdout.on('data', (chunk) => {
-      out += String(chunk);
-    });
-    child.stderr.on('data', (chunk) => {
-      out += String(chunk);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
-
 const started: StartedProcess[] = [];
 afterEach(async () => {
   await Promise.all(started.splice(0).map((p) => p.kill()));
@@ -70,7 +51,7 @@ describe('the README’s quick start', () => {
     await stack.waitFor(READY, 20_000);
     for (const line of commands) {
       const [command = '', said] = line.split(/\s{2,}#\s*/, 2);
-      const { code, out } = await run(onPorts(command, ports), ports);
+      const { code, out } = await runCommand('sh', ['-c', onPorts(command, ports)], ports);
       expect({ command, code }).toEqual({ command, code: 0 });
       if (command.startsWith('curl -X POST')) expect(out).toContain('"result":true');
       // What a comment says the answer holds ("status":"applied"), where it quotes it.

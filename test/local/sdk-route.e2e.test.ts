@@ -1,35 +1,11 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeBracketParams } from '../../lib/bitrix24/query-string.ts';
-import { freePorts, json, npmStart, type StartedProcess } from './support/npm-start.ts';
+import { freePorts, json, npmStart, runCommand, type StartedProcess } from './support/npm-start.ts';
 
 // The banner's way for Bitrix24 SDKs: a caller key from the CLI, then the webhook URL it prints,
 // used as CRest uses a webhook URL (a form-encoded POST).
 
-const root = join(import.meta.dirname, '../..');
 const READY = /^Ready in \d+ ms/m;
-
-function b24(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('npm', ['run', '--silent', 'b24', '--', ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-    });
-    let out = '';
-    child.stdout.on('data', (chunk) => {
-      out += String(chunk);
-    });
-    child.stderr.on('data', (chunk) => {
-      out += String(chunk);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
 const started: StartedProcess[] = [];
 afterEach(async () => {
@@ -44,7 +20,11 @@ describe('npm start and a Bitrix24 client', () => {
     const banner = await stack.waitFor(READY, 20_000);
     expect(banner).toContain(`http://127.0.0.1:${ports.API_PORT}/rest/1/<key>/`);
 
-    const added = await b24(['caller', 'add', '--local', '--portal', 'demo', '--name', 'crest'], ports);
+    const added = await runCommand(
+      'npm',
+      ['run', '--silent', 'b24', '--', 'caller', 'add', '--local', '--portal', 'demo', '--name', 'crest'],
+      ports,
+    );
     expect(added.code).toBe(0);
     const url = added.out.match(/webhook URL\s+(\S+)/)?.[1] ?? '';
     expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${ports.API_PORT}/rest/1/[a-z0-9]{40}/$`));

@@ -185,3 +185,33 @@ export async function json<T>(url: string, init?: RequestInit): Promise<T> {
   expect(response.ok, `${init?.method ?? 'GET'} ${url} answered ${response.status}`).toBe(true);
   return (await response.json()) as T;
 }
+
+/**
+ * A command run to its end from the project's root, as a reader runs it in a shell beside
+ * `npm start` (`env` added to the environment): its exit code and everything it printed. Killed
+ * after a minute.
+ */
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, {
+      cwd: new URL('../../..', import.meta.url).pathname,
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    child.stdout?.on('data', (chunk) => {
+      out += String(chunk);
+    });
+    child.stderr?.on('data', (chunk) => {
+      out += String(chunk);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
