@@ -49,6 +49,8 @@ export async function reconcileWakeups(
   }
   const stats: CallStats = emptyStats();
   const summary: WakeupSummary = { portals: byPortal.size, held: 0, failed: 0, applied: 0, calls: 0 };
+  // How long the edits applied here waited in the ledger, from their message becoming dirty.
+  let longestWaitMs: number | undefined;
   const failed: SQSRecord[] = [];
   await Promise.all(
     [...byPortal].map(async ([portal, wakeups]) => {
@@ -61,7 +63,13 @@ export async function reconcileWakeups(
           stats,
         });
         if (report.leaseHeld) summary.held += 1;
-        for (const fate of report.fates.values()) if (fate.kind === 'applied') summary.applied += 1;
+        const now = deps.reconciler.ledger.table.now();
+        for (const [text, fate] of report.fates) {
+          if (fate.kind !== 'applied') continue;
+          summary.applied += 1;
+          const since = report.states.get(text)?.dirtySince;
+          if (since !== undefined) longestWaitMs = Math.max(longestWaitMs ?? 0, now - since);
+        }
       } catch (error) {
         summary.failed += 1;
         failed.push(...wakeups);
@@ -97,6 +105,9 @@ export async function reconcileWakeups(
   metrics.addMetric('BitrixRateLimited', MetricUnit.Count, stats.rateLimited);
   for (const n of stats.commandsPerCall) metrics.addMetric('CommandsPerCall', MetricUnit.Count, n);
   metrics.addMetric('PortalCircuitOpen', MetricUnit.Count, stats.circuitsOpened.length);
+  // Its Maximum over a period: the oldest edit the wake-ups applied, how far the ledger is behind.
+  if (longestWaitMs !== undefined)
+    metrics.addMetric('EditWaitSeconds', MetricUnit.Seconds, Math.max(0, longestWaitMs) / 1000);
   metrics.publishStoredMetrics();
   logger.info('Portals reconciled', { ...summary });
   return { batchItemFailures: failed.map((r) => ({ itemIdentifier: r.messageId })) };

@@ -374,6 +374,36 @@ describe('what a run leaves for the next wake-up', () => {
     expect(h.emulator.calls).toEqual([]);
   });
 
+  it('emits EditWaitSeconds: how long the edits it applied had waited in the ledger', async () => {
+    const id = message();
+    await ingest([sqsRecord(editBody(id, { message: 'waited' }))]);
+    clock.advance(42_000);
+    const written: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+      written.push(String(chunk));
+      return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+    }) as typeof process.stdout.write;
+    try {
+      const record = toSqsRecord({ MessageId: 'w', ReceiptHandle: 'r', Body: '{"portal":"acme"}' }, 'arn:x');
+      await reconcileWakeups(
+        [record],
+        { remainingMs: () => 30_000 },
+        { reconciler: testReconciler(h, ledger), sqs: h.sqs },
+      );
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(h.emulator.getMessage(id)?.text).toBe('waited');
+    const emf = written
+      .flatMap((line) => line.split('\n'))
+      .filter((line) => line.includes('EditWaitSeconds'))
+      .map((line) => JSON.parse(line) as { EditWaitSeconds: number });
+    expect(emf).toHaveLength(1);
+    expect(emf[0]?.EditWaitSeconds).toBeGreaterThanOrEqual(42);
+    expect(emf[0]?.EditWaitSeconds).toBeLessThan(60);
+  });
+
   it('leaves a portal held by another reconciler to it: no call, and marks the portal so that the holder looks again before it lets go', async () => {
     const id = message();
     await ingest([sqsRecord(editBody(id, { message: 'while held' }))]);
