@@ -51,6 +51,7 @@ export function offsetBounds(
  */
 export class StoreClock implements Clock {
   #offset = 0;
+  #last = Number.NEGATIVE_INFINITY;
   #observed = false;
   #calibrating: Promise<void> | undefined;
   readonly #base: Clock;
@@ -84,7 +85,11 @@ export class StoreClock implements Clock {
     return this.#offset;
   }
 
-  readonly now = (): number => this.#base.now() + this.#offset;
+  /** Never earlier than a time it gave before: a correction moves time on, or holds it, never back. */
+  readonly now = (): number => {
+    this.#last = Math.max(this.#last, this.#base.now() + this.#offset);
+    return this.#last;
+  };
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return this.#base.sleep(ms, signal);
@@ -101,8 +106,9 @@ export class StoreClock implements Clock {
       this.#offset = 0;
       return;
     }
-    // The middle of what the answer allows: off by at most half of its width (a second and the
+    // A correction the answer allows stays (no jitter from answer to answer); one it rules out
+    // moves to the middle of what it allows: off by at most half of its width (a second and the
     // request's round trip).
-    this.#offset = Math.round((low + high) / 2);
+    if (this.#offset < low || this.#offset > high) this.#offset = Math.round((low + high) / 2);
   }
 }

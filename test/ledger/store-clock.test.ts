@@ -25,6 +25,24 @@ describe('a clock corrected to the store’s', () => {
     expect(Math.abs(clock.now() - Date.now())).toBeLessThanOrEqual(1_500);
   });
 
+  it('keeps a correction later answers allow, and never goes back in time', () => {
+    let machine = 1_000_000;
+    const clock = new StoreClock({ now: () => machine, sleep: systemClock.sleep });
+    // The store is 120 s behind this machine: its answers say so.
+    clock.observe(header(machine - 120_000), machine, machine + 20);
+    const corrected = clock.offset;
+    expect(corrected).toBeLessThan(-118_000);
+    const before = clock.now();
+    // A later answer allows the same correction: it stays as it is.
+    machine += 5_000;
+    clock.observe(header(machine - 120_000 + 300), machine, machine + 10);
+    expect(clock.offset).toBe(corrected);
+    // One that rules it out moves it, and what the clock gave before is never undercut.
+    clock.observe(header(machine - 125_000), machine, machine + 10);
+    expect(clock.offset).toBeLessThan(corrected);
+    expect(clock.now()).toBeGreaterThanOrEqual(before);
+  });
+
   it('leaves a machine within the skew bound as it is, and ignores answers without a date', () => {
     const clock = new StoreClock(offBy(CLOCK_SKEW_BOUND_MS / 2));
     clock.observe(header(Date.now()), clock.machineNow(), clock.machineNow());
