@@ -85,9 +85,15 @@ export class StoreClock implements Clock {
     return this.#offset;
   }
 
-  /** Never earlier than a time it gave before: a correction moves time on, or holds it, never back. */
+  /**
+   * Never earlier than a time it gave since the first answer: a correction moves time on, or holds
+   * it, never back. (Before any answer the machine's time is all there is, and the first
+   * correction may well undo it.)
+   */
   readonly now = (): number => {
-    this.#last = Math.max(this.#last, this.#base.now() + this.#offset);
+    const time = this.#base.now() + this.#offset;
+    if (!this.#observed) return time;
+    this.#last = Math.max(this.#last, time);
     return this.#last;
   };
 

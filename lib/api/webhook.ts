@@ -11,6 +11,7 @@ import {
   isDirty,
   type MergeResult,
   type MessageKey,
+  type MessageState,
   messageKeyText,
 } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
@@ -70,7 +71,8 @@ const AUTH_NOT_TAKEN =
   'auth is not taken: this service holds the portal’s credentials and calls Bitrix24 with them; the caller key in the path names the portal';
 
 export async function webhook(request: WebhookRequest, deps: WebhookDeps): Promise<HttpResult> {
-  const startedAt = deps.now?.().getTime() ?? Date.now();
+  const now = () => deps.now?.().getTime() ?? Date.now();
+  const span: Span = { startedAt: now(), now };
   try {
     const match = WEBHOOK_PATH.exec(request.path);
     if (!match) {
@@ -113,7 +115,7 @@ export async function webhook(request: WebhookRequest, deps: WebhookDeps): Promi
     }
     const body = parseBitrixBody(request);
     refuseAuth(body, 'auth');
-    if (method === BATCH_METHOD) return await batch(check.portal, body, request, deps, startedAt);
+    if (method === BATCH_METHOD) return await batch(check.portal, body, request, deps, span);
     return await updateMessage(
       {
         portal: check.portal,
@@ -124,7 +126,7 @@ export async function webhook(request: WebhookRequest, deps: WebhookDeps): Promi
         remainingMs: request.remainingMs,
       },
       deps,
-      bitrixAnswers(startedAt),
+      bitrixAnswers(span),
     );
   } catch (error) {
     if (error instanceof AppError) logger.info('Request refused', { code: error.code, status: error.status });
@@ -152,8 +154,14 @@ function refuseAuth(body: unknown, field: string): void {
  * Bitrix24's `time` object for an answer of this service's own: its start and finish, and no
  * operating time spent (the portal's budget is this service's to keep, not the caller's).
  */
-function ownTime(startedAt: number): Required<B24Time> {
-  const finishedAt = Date.now();
+/** A request's start and the clock it was read from (the container's, corrected to the ledger's). */
+interface Span {
+  startedAt: number;
+  now: () => number;
+}
+
+function ownTime({ startedAt, now }: Span): Required<B24Time> {
+  const finishedAt = now();
   const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+00:00');
   return {
     start: startedAt / 1000,
@@ -172,14 +180,13 @@ function ownTime(startedAt: number): Required<B24Time> {
  * recorded edit is applied later or kept with its reason (GET /messages/… tells which), and says
  * so beside the result (`deferred`, `editId`, `reason`), where Bitrix24 clients do not look.
  */
-function bitrixAnswers(startedAt: number): UpdateAnswers {
+function bitrixAnswers(span: Span): UpdateAnswers {
   return {
-    applied: (time) =>
-      jsonResult(200, { result: { result: true }, time: { ...ownTime(startedAt), ...time } }),
+    applied: (time) => jsonResult(200, { result: { result: true }, time: { ...ownTime(span), ...time } }),
     deferred: (editId, reason) =>
-      jsonResult(200, { result: { result: true }, time: ownTime(startedAt), deferred: true, editId, reason }),
+      jsonResult(200, { result: { result: true }, time: ownTime(span), deferred: true, editId, reason }),
     duplicate: (editId) =>
-      jsonResult(200, { result: { result: true }, time: ownTime(startedAt), duplicate: true, editId }),
+      jsonResult(200, { result: { result: true }, time: ownTime(span), duplicate: true, editId }),
   };
 }
 
@@ -255,7 +262,7 @@ async function batch(
   body: unknown,
   request: WebhookRequest,
   deps: WebhookDeps,
-  startedAt: number,
+  span: Span,
 ): Promise<HttpResult> {
   const halt = phpTruthy((body as Record<string, unknown>).halt);
   const entries = commandsOf(body);
@@ -347,36 +354,58 @@ async function batch(
       });
       return 'failed' as const;
     });
+    let left: MessageState[];
     if (outcome === 'deadline' || outcome === 'failed') {
       reason = outcome === 'deadline' ? 'DEADLINE' : RECORDED;
-      const unscheduled = await scheduleAfterFailure(deps, portal, merged);
-      for (const text of unscheduled) {
-        for (const slot of groups.get(text)?.slots ?? []) slot.error = slotError(new EditUnscheduledError());
-      }
-    } else report = outcome;
+      left = states;
+    } else {
+      report = outcome;
+      // What the run did not apply (another holder has the portal, a cadence, a backoff) is woken
+      // for here, as the single update does: the holder may have looked at the dirty set already.
+      left = hints.flatMap((key) => {
+        // A run that found the portal held reports no states: the merged ones stand.
+        const text = messageKeyText(key);
+        const state = outcome.states.get(text) ?? merged.get(text)?.state;
+        return state && isDirty(state) ? [state] : [];
+      });
+    }
+    // At the deadline, straight through the portal work queue: the ledger may be why it came.
+    const unscheduled = await scheduleLeft(deps, portal, left, outcome !== 'deadline');
+    for (const text of unscheduled) {
+      for (const slot of groups.get(text)?.slots ?? []) slot.error = slotError(new EditUnscheduledError());
+    }
   }
-  return batchAnswer(slots, groups, report, reason, startedAt);
+  return batchAnswer(slots, groups, report, reason, span);
 }
 
-/** Makes sure the portal is woken for recorded edits; answers the messages nothing will wake for. */
-async function scheduleAfterFailure(
+/**
+ * Makes sure the portal is woken for recorded edits not applied yet (through its item, or straight
+ * through the portal work queue when that fails or `viaLedger` is false); answers the messages
+ * nothing will wake for.
+ */
+async function scheduleLeft(
   deps: WebhookDeps,
   portal: string,
-  merged: Map<string, MergeResult>,
+  states: readonly MessageState[],
+  viaLedger: boolean,
 ): Promise<string[]> {
-  const dirty = [...merged].filter(([, result]) => isDirty(result.state));
+  const dirty = states
+    .filter((state) => isDirty(state))
+    .map((state) => [messageKeyText(state), state] as const);
   if (dirty.length === 0) return [];
-  const woken = await deps.reconciler
-    .afterMerge(
-      portal,
-      dirty.map(([, result]) => result.state),
-    )
-    .then(() => true)
-    .catch(() => false);
+  const woken =
+    viaLedger &&
+    (await deps.reconciler
+      .afterMerge(
+        portal,
+        dirty.map(([, state]) => state),
+      )
+      .then(() => true)
+      .catch(() => false));
   if (woken) return [];
   // One wake-up at the earliest due time serves the portal's whole dirty set.
   const timing = deps.reconciler.options.timing;
-  const [first] = dirty.map(([, result]) => result.state).sort((a, b) => dueAt(a, timing) - dueAt(b, timing));
+  const [first] = dirty.map(([, state]) => state).sort((a, b) => dueAt(a, timing) - dueAt(b, timing));
   const at = first ? await deps.reconciler.wakeDirectly(first, first) : undefined;
   return at === undefined ? dirty.map(([text]) => text) : [];
 }
@@ -386,7 +415,7 @@ function batchAnswer(
   groups: Map<string, { key: MessageKey; slots: Slot[] }>,
   report: ReconcileReport | undefined,
   reason: string,
-  startedAt: number,
+  span: Span,
 ): HttpResult {
   const result: Record<string, unknown> = {};
   const errors: Record<string, unknown> = {};
@@ -394,7 +423,7 @@ function batchAnswer(
   const deferred: Record<string, unknown> = {};
   const slotText = new Map<Slot, string>();
   for (const [text, group] of groups) for (const slot of group.slots) slotText.set(slot, text);
-  const time = ownTime(startedAt);
+  const time = ownTime(span);
   for (const slot of slots) {
     if (slot.error) {
       errors[slot.name] = slot.error;

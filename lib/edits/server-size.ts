@@ -67,6 +67,13 @@ export function keyboardServerLength(buttons: unknown, botId: number): number {
  */
 export function assertServerSize(fields: EditFields, botId: number, code: string): void {
   const sizes: Array<[string, number, string]> = [];
+  if (fields.attach !== undefined && fields.attach !== 'N' && serverAttachForm(fields.attach) === undefined) {
+    throw new ValidationError(
+      'fields.attach',
+      'fields.attach keeps no block Bitrix24 would store (blocks without content, such as a blank MESSAGE or a GRID item with neither NAME nor VALUE, are dropped): it would answer ATTACH_ERROR; send a block with content, or "N" to remove the attach',
+      code,
+    );
+  }
   if (fields.attach !== undefined && fields.attach !== 'N') {
     sizes.push(['fields.attach', attachServerLength(fields.attach), 'ATTACH_OVERSIZE']);
   }

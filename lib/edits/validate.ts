@@ -151,6 +151,15 @@ function firstIssue(issues: readonly v.BaseIssue<unknown>[], code: string): Vali
 }
 
 /**
+ * Whether these fields, sent as one update, set the message's text to empty with no attach kept:
+ * Bitrix24 deletes such a message. One edit's fields, or a message's whole desired state (edits
+ * merged one after another can reach it: an empty text with an attach, then the attach removed).
+ */
+export function leavesMessageEmpty(fields: EditFields): boolean {
+  return fields.message !== undefined && fields.message.trim() === '' && (fields.attach ?? 'N') === 'N';
+}
+
+/**
  * The one normalisation of an edit's fields, shared by the API, the queue and the status specs: the
  * keyboard and the attach in their normal forms, both within the size Bitrix24 counts, no empty
  * text by accident, and room for it in the queue. Throws ValidationError naming the field
@@ -165,7 +174,7 @@ export function normaliseFields(fields: Record<string, unknown>, botId: number, 
   }
   if (fields.urlPreview === 'Y' || fields.urlPreview === 'N') out.urlPreview = fields.urlPreview;
   if (fields.isEdited !== undefined) out.isEdited = readIsEdited(fields.isEdited, code);
-  if (out.message !== undefined && out.message.trim() === '' && (out.attach ?? 'N') === 'N') {
+  if (leavesMessageEmpty(out)) {
     throw new ValidationError(
       'fields.message',
       'fields.message is empty: Bitrix24 deletes a message whose text is set to empty; send an attach (not its removal) with it, or leave message out',

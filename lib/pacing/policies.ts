@@ -10,8 +10,8 @@ export type PlanName = keyof typeof PLANS;
 /** Exponential backoff with full jitter for server errors (drain): base 2 s, cap 15 min. */
 /**
  * Server errors' backoff per message: full jitter over 2 s doubling, at most 30 s, so that once the
- * portal answers again every message is tried within half a minute (a newer edit never waits out an
- * older one's long backoff). How long a message may go on failing before it is given up is
+ * portal answers again every message is tried within half a minute, or when its settle window ends
+ * after a call whose outcome is unknown (a newer edit never waits out an older one's long backoff). How long a message may go on failing before it is given up is
  * `giveUpAfterMs` (lib/reconcile/options.ts), not the backoff's length.
  */
 export const serverErrorBackoff = Object.freeze({ baseMs: 2_000, capMs: 30_000 });

@@ -50,6 +50,10 @@ export interface AccessCheck {
   gateway: Pick<PortalGateway, 'call'>;
   now: () => number;
   signal?: AbortSignal | undefined;
+  /** Milliseconds left in the invocation, and what one more call needs: no check past the deadline. */
+  remainingMs?: () => number;
+  callTimeoutMs?: number;
+  deadlineMarginMs?: number;
 }
 
 /**
@@ -80,6 +84,11 @@ async function restServed(portal: string, check: AccessCheck): Promise<boolean |
   const now = check.now();
   const known = checks.get(portal);
   if (known && now - known.at < REST_CHECK_TTL_MS && now >= known.at) return known.served;
+  const spare =
+    (check.remainingMs?.() ?? Number.POSITIVE_INFINITY) -
+    (check.callTimeoutMs ?? 0) -
+    (check.deadlineMarginMs ?? 0);
+  if (spare < 0 || check.signal?.aborted) return undefined;
   let served: boolean;
   try {
     await check.gateway.call(portal, 'server.time', {}, { signal: check.signal });

@@ -4,6 +4,7 @@ import { isBitrix24Error } from '../bitrix24/errors.ts';
 import { UPDATE_METHOD, updateParams } from '../bitrix24/imbot.ts';
 import type { B24Time } from '../bitrix24/types.ts';
 import type { EditFields } from '../edits/types.ts';
+import { leavesMessageEmpty } from '../edits/validate.ts';
 import { AppError } from '../errors.ts';
 import type { MessageKey } from '../ledger/model.ts';
 import { logger } from '../observability/logger.ts';
@@ -106,6 +107,8 @@ const SINGLE_BILLING = [UPDATE_METHOD] as const;
 export const OPERATING_BUDGET = 'OPERATING_BUDGET';
 /** Codes that mean the request may have run on the portal even though no answer said so. */
 const AMBIGUOUS = Strategy.Server;
+/** Our code for a desired state that would delete the message if sent (see `leavesMessageEmpty`). */
+export const MESSAGE_WOULD_BE_EMPTY = 'MESSAGE_WOULD_BE_EMPTY';
 
 /**
  * The one place that knows how edits reach a portal: the bot allow-list, packing into `batch` calls
@@ -139,6 +142,19 @@ export async function sendJobs(
           description: refused.message,
           strategy: Strategy.Permanent,
           callerStatus: refused.status,
+        },
+      });
+    } else if (leavesMessageEmpty(job.fields)) {
+      // Each edit was checked; merged, they can still ask for this (an empty text with an attach,
+      // then the attach removed). Sent, Bitrix24 would delete the message.
+      results.set(job, {
+        kind: 'failed',
+        failure: {
+          code: MESSAGE_WOULD_BE_EMPTY,
+          description:
+            'The message’s edits leave it with an empty text and no attach, which Bitrix24 answers by deleting the message: send a text, or keep an attach',
+          strategy: Strategy.Permanent,
+          callerStatus: 400,
         },
       });
     } else if (ctx.pacing.refusesBatch(portal) || jobs.length === 1 || !encodable(job)) {
@@ -376,7 +392,9 @@ async function callSingle(
     if (error instanceof LeaseLostError) return leaseLost(error, ctx);
     const failure = await judgeAccessDenied(portal, failureOf(error), 'single-call', ctx);
     noteFailure(portal, failure, ctx, SINGLE_BILLING);
-    return afterFailure(failure, job, ctx, secret, call.sentAt);
+    const result = afterFailure(failure, job, ctx, secret, call.sentAt);
+    // An ACCESS_DENIED retried because its meaning could not be told was answered: not in doubt.
+    return failure.code === ACCESS_DENIED && result.kind === 'retry' ? { ...result, inDoubt: false } : result;
   }
 }
 

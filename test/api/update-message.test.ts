@@ -281,6 +281,20 @@ describe('one Bitrix24 portal, one secret', () => {
   });
 });
 
+describe('a desired state that would delete the message', () => {
+  it('is not sent when an empty text with an attach is followed by the attach’s removal: 400, and the message stays', async () => {
+    const id = h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'before' });
+    const first = await invoke(
+      update({ message: '', attach: [{ MESSAGE: 'only the attach' }] }, { messageId: id }),
+    );
+    expect(first.status).toBe(200);
+    const removal = await invoke(update({ attach: 'N' }, { messageId: id }));
+    expect(removal).toMatchObject({ status: 400, body: { error: 'MESSAGE_WOULD_BE_EMPTY' } });
+    // Only the first edit reached Bitrix24: the message is there, with its attach.
+    expect(h.emulator.getMessage(id)).toMatchObject({ editCount: 1, attach: expect.anything() });
+  });
+});
+
 describe('passing on what Bitrix24 refuses', () => {
   it('answers 403 ACCESS_DENIED for a message the bot did not write', async () => {
     h.emulator.addMessage({ id: 5001, authorId: 1, chatId: 12, text: 'a human wrote this' });

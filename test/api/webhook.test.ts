@@ -212,6 +212,19 @@ describe('batch through the webhook route', () => {
     expect(h.emulator.getMessage(789)?.text).toBe('second');
   });
 
+  it('marks a portal another run holds, so that the holder looks again for the commands it left deferred', async () => {
+    expect((await ledger.portals.acquireLease('acme', 'another-run', Date.now() + 10_000)).acquired).toBe(
+      true,
+    );
+    const before = Date.now();
+    const answer = await call('batch', { cmd: { held: command('while held', 789) } });
+    const result = answer.body.result as Record<string, unknown>;
+    expect(result.result_deferred).toEqual({ held: { editId: expect.any(String), reason: 'LEASE_HELD' } });
+    expect(h.emulator.calls).toEqual([]);
+    // The holder, before it lets go, sees the portal touched after its last look, and looks again.
+    expect((await ledger.portals.view('acme')).touchedAt).toBeGreaterThanOrEqual(before);
+  });
+
   it('fails each command past 50 on its own, as Bitrix24 does', async () => {
     const messages = [...ids(), h.emulator.addMessage({ botId: BOT.id, chatId: 12, text: 'extra' })];
     const cmd = messages.map((id) => command(`done ${id}`, id));

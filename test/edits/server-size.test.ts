@@ -192,3 +192,13 @@ describe('the size rule on every path', () => {
     ]);
   });
 });
+
+describe('an attach Bitrix24 would keep nothing of', () => {
+  it('is refused before the call, naming fields.attach and ATTACH_ERROR', () => {
+    for (const attach of [[{ MESSAGE: '  ' }], { BLOCKS: [{ MESSAGE: '' }] }]) {
+      const error = refusal({ message: 'x', attach });
+      expect(error.field).toBe('fields.attach');
+      expect(error.message).toMatch(/keeps no block.*ATTACH_ERROR/);
+    }
+  });
+});
