@@ -8,7 +8,7 @@ import {
   checkKeyId,
 } from '../lib/callers/index.ts';
 import { ValidationError } from '../lib/errors.ts';
-import { DEFAULT_PORTS } from '../local/stack/config.ts';
+import { DEFAULT_PORTS, tlsCertificateFile } from '../local/stack/config.ts';
 import { type CommandSpec, type ParsedCommandLine, UsageError } from './cli.ts';
 
 type Env = Record<string, string | undefined>;
@@ -45,6 +45,8 @@ export const CALLER_ADD: CommandSpec = {
     },
   },
   notes: [
+    'With --local and no --api it prints the webhook URL of `npm start` over HTTPS (API_TLS_PORT), for the',
+    'SDKs, with the certificate file to trust, and over plain HTTP (API_PORT), for CRest and curl.',
     'Rotation: add a new key, switch the caller to it, then revoke the old one (caller revoke).',
     ...LEDGER_NOTE,
   ],
@@ -94,14 +96,20 @@ function text(values: ParsedCommandLine['values'], name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** The API's base URL the SDK is pointed at: --api, the `npm start` API with --local, else a placeholder. */
-function apiBase(values: ParsedCommandLine['values'], env: Env): string {
+/** Where `npm start` serves the API, as it reads its ports: HTTPS with its certificate, and plain HTTP. */
+function localApi(env: Env): { https: string; certificate: string; http: string } {
+  const port = (name: 'API_PORT' | 'API_TLS_PORT') => env[name]?.trim() || String(DEFAULT_PORTS[name]);
+  return {
+    https: `https://127.0.0.1:${port('API_TLS_PORT')}`,
+    certificate: tlsCertificateFile(Number(port('API_TLS_PORT'))),
+    http: `http://127.0.0.1:${port('API_PORT')}`,
+  };
+}
+
+/** The API's base URL the SDK is pointed at: --api, else a placeholder (undefined: `npm start`'s, with --local). */
+function apiBase(values: ParsedCommandLine['values']): string | undefined {
   const api = text(values, 'api');
-  if (!api) {
-    return values.local === true
-      ? `http://127.0.0.1:${env.API_PORT?.trim() || DEFAULT_PORTS.API_PORT}`
-      : 'https://<api-host>';
-  }
+  if (!api) return values.local === true ? undefined : 'https://<api-host>';
   let url: URL | undefined;
   try {
     url = new URL(api);
@@ -123,12 +131,19 @@ export const addCaller: CallerCommand = async ({ values }, env, keys) => {
     (field) => `--${field}`,
   );
   // Before the key exists: a bad --api must not leave a key nobody saw.
-  const base = apiBase(values, env);
+  const base = apiBase(values);
   const { key, keyId } = await keys().add({ portal, name });
   console.log(`Caller key ${keyId} added for portal ${portal} (${name}).`);
   console.log('');
   console.log(`  key          ${key}`);
-  console.log(`  webhook URL  ${base}/rest/1/${key}/`);
+  if (base) {
+    console.log(`  webhook URL  ${base}/rest/1/${key}/`);
+  } else {
+    const local = localApi(env);
+    console.log(`  webhook URL  ${local.https}/rest/1/${key}/`);
+    console.log(`  certificate  ${local.certificate}   (npm start's, for NODE_EXTRA_CA_CERTS)`);
+    console.log(`  over HTTP    ${local.http}/rest/1/${key}/   (CRest, curl: the SDKs want HTTPS)`);
+  }
   console.log('');
   console.log('This is the only time the key is shown: the ledger keeps only its hash. Put it in the');
   console.log("caller's secret store now; a lost key is replaced by a new one (add, switch, revoke).");

@@ -50,7 +50,12 @@ export function banner(info: LocalStackInfo, config: LocalStackConfig, startupMs
     ['Fate API', `${info.apiUrl}/messages/{portal}/{botId}/{messageId}`],
     [
       'Bitrix24 SDKs',
-      `${info.apiUrl}/rest/1/<key>/  as the webhook URL; a key: npm run b24 -- caller add --local --portal ${info.portal} --name <who>`,
+      `${info.apiTlsUrl}/rest/1/<key>/  as the webhook URL; a key: npm run b24 -- caller add --local --portal ${info.portal} --name <who>`,
+      config.apiTls.variable,
+    ],
+    [
+      '',
+      `certificate: ${info.certificateFile} (self-signed, this run's); Node trusts it with NODE_EXTRA_CA_CERTS=${info.certificateFile} node app.js`,
     ],
     ['Sandbox page', `${info.sandboxUrl}/`, config.sandbox.variable],
     [

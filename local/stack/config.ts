@@ -2,6 +2,9 @@
  * Everything `npm start` reads from the environment, normalised once with loud, specific errors.
  * The production handlers read their own variables through lib/config.ts; the stack sets those.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 export interface PortSetting {
   /** 0 picks a free port. */
   port: number;
@@ -23,6 +26,8 @@ export interface RealPortal {
 
 export interface LocalStackConfig {
   api: PortSetting;
+  /** The same API over HTTPS, for Bitrix24's SDKs (they refuse a webhook URL that is not https). */
+  apiTls: PortSetting;
   sandbox: PortSetting;
   emulator: PortSetting;
   sqs: PortSetting;
@@ -50,6 +55,7 @@ export interface LocalStackConfig {
 /** Default ports: documented, so that the README's commands work as written. */
 export const DEFAULT_PORTS = {
   API_PORT: 3000,
+  API_TLS_PORT: 3443,
   SANDBOX_PORT: 8024,
   EMULATOR_PORT: 8025,
   SQS_PORT: 8026,
@@ -60,6 +66,14 @@ export const DEFAULT_PORTS = {
 /** The local sweep runs more often than the deployed one (every minute), so a lost signal shows quickly. */
 export const DEFAULT_SWEEP_INTERVAL_SECONDS = 10;
 const MAX_SWEEP_INTERVAL_SECONDS = 3_600;
+
+/**
+ * Where the stack whose HTTPS API listens on `port` writes that API's certificate (PEM, public), for
+ * clients to trust (`NODE_EXTRA_CA_CERTS`); named after the port, so `caller add --local` finds it too.
+ */
+export function tlsCertificateFile(port: number): string {
+  return join(tmpdir(), `b24-message-editor-${port}.pem`);
+}
 
 export const DEFAULT_STATUS_SPECS_FILE = 'local/status-messages.local.yml';
 const PORTAL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -179,6 +193,7 @@ export function loadLocalConfig(env: Env): LocalStackConfig {
     read(env, name) === undefined ? fallback : readPositiveInteger(env, name);
   return {
     api: readPort(env, 'API_PORT', 'the update API'),
+    apiTls: readPort(env, 'API_TLS_PORT', 'the API over HTTPS'),
     sandbox: readPort(env, 'SANDBOX_PORT', 'the sandbox page'),
     emulator: readPort(env, 'EMULATOR_PORT', 'the Bitrix24 emulator'),
     sqs: readPort(env, 'SQS_PORT', 'the SQS emulator'),

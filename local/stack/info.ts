@@ -8,6 +8,10 @@ export interface LocalStackInfo {
   portalHost: string;
   secretName: string;
   apiUrl: string;
+  /** The same API over HTTPS (`https://127.0.0.1:<port>`), for Bitrix24's SDKs. */
+  apiTlsUrl: string;
+  /** The HTTPS API's certificate (PEM), made for this run: what a client trusts (`NODE_EXTRA_CA_CERTS`). */
+  certificateFile: string;
   /** The method URL of the README's curl. */
   methodUrl: string;
   sandboxUrl: string;

@@ -1,3 +1,4 @@
+import { rm, writeFile } from 'node:fs/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
@@ -15,7 +16,7 @@ import { startLocalSqs } from '../sqs.ts';
 import { ActivityLog, type ApiActivity } from './activity.ts';
 import { type HttpApiHandler, startApiServer } from './api-server.ts';
 import { sweepLine } from './banner.ts';
-import type { LocalStackConfig, PortSetting } from './config.ts';
+import { type LocalStackConfig, type PortSetting, tlsCertificateFile } from './config.ts';
 import {
   addOutcomes,
   type DrainInvocation,
@@ -48,6 +49,7 @@ import type {
 } from './sandbox/state.ts';
 import { type ScheduledRun, type Scheduler, startScheduler } from './scheduler.ts';
 import { loadStatusSchedules, type StatusSchedule } from './status-schedules.ts';
+import { startTlsProxy } from './tls-proxy.ts';
 
 /** The functions as deployed (serverless.yml): names, timeouts, routes, batch sizes. */
 const FUNCTIONS = {
@@ -229,10 +231,11 @@ function editResult(status: number, text: string): ActionResult {
 /**
  * Starts the whole system on 127.0.0.1: the Bitrix24 emulator (or a real portal), the SQS emulator
  * with the edits, failed-edits and portal work queues, a local Secrets Manager holding the portal's
- * secret, a local DynamoDB holding the ledger table, the API (update and fate routes), the drain,
- * the reconcile of woken portals, the sweep, the status scheduler and the sandbox page. The
- * production handlers are imported from functions/ only after the environment points them at the
- * local endpoints.
+ * secret, a local DynamoDB holding the ledger table, the API (update, webhook and fate routes) over
+ * HTTP and, for Bitrix24's SDKs, over HTTPS (its certificate written to a file), the drain, the
+ * reconcile of woken portals, the sweep, the status scheduler and the sandbox page. The production
+ * handlers are imported from functions/ only after the environment points them at the local
+ * endpoints.
  * On any failure, what already started is stopped before the error is thrown.
  */
 export async function startLocalStack(
@@ -244,6 +247,7 @@ export async function startLocalStack(
   // Every port the stack uses: a port found taken is answered with one free now and none of these.
   const ports = [
     config.api,
+    config.apiTls,
     config.sandbox,
     config.emulator,
     config.sqs,
@@ -321,6 +325,14 @@ export async function startLocalStack(
       }),
     );
     cleanup.defer(() => api.close());
+    const tls = await on(config.apiTls, (port) => startTlsProxy(api.url, { port }));
+    cleanup.defer(() => tls.close());
+    const certificateFile = tlsCertificateFile(tls.port);
+    // A file left by a stack that was killed goes first; 'wx' then refuses to write through a link
+    // someone else put at this path in a shared temp directory.
+    await rm(certificateFile, { force: true });
+    await writeFile(certificateFile, tls.ca, { flag: 'wx', mode: 0o644 });
+    cleanup.defer(() => rm(certificateFile, { force: true }));
     const methodUrl = `${api.url}/rest/imbot.v2.Chat.Message.update`;
     const portalHost = new URL(config.realPortal?.url ?? emulator?.url ?? '').host;
 
@@ -541,6 +553,8 @@ export async function startLocalStack(
         portalHost,
         secretName,
         apiUrl: api.url,
+        apiTlsUrl: tls.url,
+        certificateFile,
         methodUrl,
         sandboxUrl: sandbox.url,
         emulatorUrl: emulator?.url,

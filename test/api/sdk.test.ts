@@ -6,8 +6,8 @@ import { encodeBracketParams } from '../../lib/bitrix24/query-string.ts';
 import { CallerKeys, parseCallerKey } from '../../lib/callers/index.ts';
 import type { Ledger } from '../../lib/ledger/messages.ts';
 import { type ApiServer, type HttpApiHandler, startApiServer } from '../../local/stack/api-server.ts';
+import { startTlsProxy, type TlsProxy } from '../../local/stack/tls-proxy.ts';
 import { BOT, type Harness, startHarness } from '../support/harness.ts';
-import { startTlsProxy, type TlsProxy } from '../support/tls-proxy.ts';
 import { freshLedger, purgeQueues, updateDeps } from './helpers.ts';
 
 // The official JS SDK, configured as its users configure it (a webhook URL), pointed at this

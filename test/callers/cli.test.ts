@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallerKeys } from '../../lib/callers/index.ts';
 import { LedgerTable } from '../../lib/ledger/access.ts';
 import { createLedgerTable, type LocalDynamoDb, startLocalDynamoDb } from '../../local/dynamodb.ts';
+import { tlsCertificateFile } from '../../local/stack/config.ts';
 import { LEDGER_TABLE_NAME } from '../../local/stack/local-aws.ts';
 import { AWS } from '../support/harness.ts';
 
@@ -50,21 +51,25 @@ async function caller(args: string[], env: Record<string, string> = {}): Promise
   }
 }
 
-const localEnv = () => ({ DYNAMODB_PORT: String(dynamo.port), API_PORT: '3999' });
+const localEnv = () => ({ DYNAMODB_PORT: String(dynamo.port), API_PORT: '3999', API_TLS_PORT: '3998' });
 const verifier = () => new CallerKeys(new LedgerTable({ tableName: LEDGER_TABLE_NAME, client }));
 
 describe('npm run b24 -- caller', () => {
-  it('adds a key and prints it once with its webhook URL, lists it, then revokes it (--local)', async () => {
+  it("adds a key and prints it once with npm start's https and http webhook URLs and certificate file, lists it, then revokes it (--local)", async () => {
     const added = await caller(['add', '--local', '--portal', 'acme', '--name', 'build service'], localEnv());
     expect(added.code, added.stderr).toBe(0);
     const key = /^ {2}key +([a-z0-9]{40})$/m.exec(added.stdout)?.[1] ?? '';
     const keyId = key.slice(0, 8);
     expect(added.stdout).toContain(`Caller key ${keyId} added for portal acme (build service).`);
     expect(added.stdout).toMatch(
-      new RegExp(`^ {2}webhook URL +http://127\\.0\\.0\\.1:3999/rest/1/${key}/$`, 'm'),
+      new RegExp(`^ {2}webhook URL +https://127\\.0\\.0\\.1:3998/rest/1/${key}/$`, 'm'),
     );
+    expect(added.stdout).toMatch(
+      new RegExp(`^ {2}over HTTP +http://127\\.0\\.0\\.1:3999/rest/1/${key}/ `, 'm'),
+    );
+    expect(added.stdout).toContain(tlsCertificateFile(3998));
     expect(added.stdout).toContain('This is the only time the key is shown');
-    expect(added.stdout.split(key)).toHaveLength(3);
+    expect(added.stdout.split(key)).toHaveLength(4);
     expect(await verifier().verify(key, { source: 'cli-test' })).toMatchObject({ ok: true, portal: 'acme' });
 
     const listed = await caller(['list', '--local'], localEnv());

@@ -10,6 +10,8 @@ function info(overrides: Partial<LocalStackInfo> = {}): LocalStackInfo {
     portalHost: '127.0.0.1:8025',
     secretName: 'b24/portals/demo',
     apiUrl: 'http://127.0.0.1:3000',
+    apiTlsUrl: 'https://127.0.0.1:3443',
+    certificateFile: '/tmp/b24-message-editor-3443.pem',
     methodUrl: 'http://127.0.0.1:3000/rest/imbot.v2.Chat.Message.update',
     sandboxUrl: 'http://127.0.0.1:8024',
     emulatorUrl: 'http://127.0.0.1:8025',
@@ -53,6 +55,15 @@ describe('the npm start banner', () => {
     expect(text).toContain('npm run b24 -- send --dialog chat<chat id> "Hello"');
     expect(text).not.toContain('456');
     expect(text).not.toContain('789');
+  });
+
+  it('gives Bitrix24 SDKs the https webhook URL, the certificate file to trust and the command for a key', () => {
+    const text = banner(info(), loadLocalConfig({}), 100);
+    expect(text).toMatch(
+      /^ {2}Bitrix24 SDKs +https:\/\/127\.0\.0\.1:3443\/rest\/1\/<key>\/ {2}as the webhook URL; .*\(API_TLS_PORT\)$/m,
+    );
+    expect(text).toContain('npm run b24 -- caller add --local --portal demo --name <who>');
+    expect(text).toContain('NODE_EXTRA_CA_CERTS=/tmp/b24-message-editor-3443.pem node app.js');
   });
 
   it('lists the portal work queue and the reconcile that polls it', () => {

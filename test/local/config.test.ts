@@ -15,6 +15,7 @@ describe('local stack configuration', () => {
     expect([config.api.port, config.sandbox.port, config.emulator.port, config.sqs.port]).toEqual([
       3000, 8024, 8025, 8026,
     ]);
+    expect(config.apiTls).toEqual({ port: 3443, variable: 'API_TLS_PORT', what: 'the API over HTTPS' });
     expect(config.secretsManager.port).toBe(8027);
     expect(config.dynamodb).toEqual({ port: 8028, variable: 'DYNAMODB_PORT', what: 'the local DynamoDB' });
     expect(config.sweepIntervalMs).toBe(10_000);
@@ -33,6 +34,13 @@ describe('local stack configuration', () => {
   it.each(['abc', '-1', '70000', '3.5'])('refuses API_PORT=%s naming the variable', (value) => {
     expect(() => loadLocalConfig({ API_PORT: value })).toThrow(
       `Expected API_PORT to be a port number from 0 to 65535 (0 picks a free one), got "${value}"`,
+    );
+  });
+
+  it('takes the HTTPS port from API_TLS_PORT and refuses one that is not a port, naming it', () => {
+    expect(loadLocalConfig({ API_TLS_PORT: '0' }).apiTls.port).toBe(0);
+    expect(() => loadLocalConfig({ API_TLS_PORT: 'https' })).toThrow(
+      'Expected API_TLS_PORT to be a port number from 0 to 65535 (0 picks a free one), got "https"',
     );
   });
 

@@ -1,18 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { expect } from 'vitest';
+import { DEFAULT_PORTS, tlsCertificateFile } from '../../../local/stack/config.ts';
 
 /** The local stack's port variables, each on a port that was free a moment ago. */
 export async function freePorts(): Promise<Record<string, string>> {
-  const names = [
-    'API_PORT',
-    'SANDBOX_PORT',
-    'EMULATOR_PORT',
-    'SQS_PORT',
-    'SECRETS_MANAGER_PORT',
-    'DYNAMODB_PORT',
-  ];
+  const names = Object.keys(DEFAULT_PORTS);
   const servers: Server[] = [];
   try {
     const ports: Record<string, string> = {};
@@ -45,7 +40,7 @@ export interface StartedProcess {
   readonly closed: Promise<void>;
   /** Sends `signal` to the whole process group, as a terminal's Ctrl-C does. */
   signal(signal: NodeJS.Signals): void;
-  /** SIGKILLs the group if it is still running (test clean-up). */
+  /** SIGKILLs the group if it is still running, and removes the certificate file it left (test clean-up). */
   kill(): Promise<void>;
 }
 
@@ -124,6 +119,9 @@ export function npmStart(env: Record<string, string>, args: readonly string[] = 
       if (!running) return;
       signalGroup('SIGKILL');
       await exited;
+      // Killed, the stack cannot remove its certificate file from the temp directory; its port was this run's.
+      const port = Number(env.API_TLS_PORT);
+      if (port > 0) await rm(tlsCertificateFile(port), { force: true });
     },
   };
 }
