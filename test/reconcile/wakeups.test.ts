@@ -96,6 +96,28 @@ function wake(options: Partial<ReconcileOptions> = {}): Promise<ReconcileReport[
   return runDueWakeups(h, testReconciler(h, ledger, options));
 }
 
+/** Everything written to stdout while `work` runs (the EMF metrics lines among it). */
+async function stdoutOf(work: () => Promise<unknown>): Promise<string[]> {
+  const written: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+    written.push(String(chunk));
+    return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await work();
+  } finally {
+    process.stdout.write = write;
+  }
+  return written;
+}
+
+/** The reconcile function's handling of one wake-up of portal acme, as the portal work queue hands it over. */
+function wakeAcme(reconciler: ReturnType<typeof testReconciler>) {
+  const record = toSqsRecord({ MessageId: 'w', ReceiptHandle: 'r', Body: '{"portal":"acme"}' }, 'arn:x');
+  return reconcileWakeups([record], { remainingMs: () => 30_000 }, { reconciler, sqs: h.sqs });
+}
+
 describe('applying a woken portal', () => {
   it('applies K edits of one message as one update with their fields merged', async () => {
     const id = message();
@@ -351,18 +373,7 @@ describe('what a run leaves for the next wake-up', () => {
     await ingest([sqsRecord(editBody(message(), { message: 'blocked' }))]);
     h.emulator.inject({ kind: 'overload' });
     const reconciler = testReconciler(h, ledger);
-    const written: string[] = [];
-    const write = process.stdout.write;
-    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
-      written.push(String(chunk));
-      return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
-    }) as typeof process.stdout.write;
-    try {
-      const record = toSqsRecord({ MessageId: 'w', ReceiptHandle: 'r', Body: '{"portal":"acme"}' }, 'arn:x');
-      await reconcileWakeups([record], { remainingMs: () => 30_000 }, { reconciler, sqs: h.sqs });
-    } finally {
-      process.stdout.write = write;
-    }
+    const written = await stdoutOf(() => wakeAcme(reconciler));
     const emf = written
       .flatMap((line) => line.split('\n'))
       .filter((line) => line.includes('PortalCircuitOpen'));
@@ -378,22 +389,7 @@ describe('what a run leaves for the next wake-up', () => {
     const id = message();
     await ingest([sqsRecord(editBody(id, { message: 'waited' }))]);
     clock.advance(42_000);
-    const written: string[] = [];
-    const write = process.stdout.write;
-    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
-      written.push(String(chunk));
-      return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
-    }) as typeof process.stdout.write;
-    try {
-      const record = toSqsRecord({ MessageId: 'w', ReceiptHandle: 'r', Body: '{"portal":"acme"}' }, 'arn:x');
-      await reconcileWakeups(
-        [record],
-        { remainingMs: () => 30_000 },
-        { reconciler: testReconciler(h, ledger), sqs: h.sqs },
-      );
-    } finally {
-      process.stdout.write = write;
-    }
+    const written = await stdoutOf(() => wakeAcme(testReconciler(h, ledger)));
     expect(h.emulator.getMessage(id)?.text).toBe('waited');
     const emf = written
       .flatMap((line) => line.split('\n'))
