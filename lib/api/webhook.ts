@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { decodeBracketParams, phpTruthy } from '../bitrix24/query-string.ts';
+import { decodeBracketParams, phpSection, phpTruthy } from '../bitrix24/query-string.ts';
 import type { B24Time } from '../bitrix24/types.ts';
+import type { CallerKeys } from '../callers/index.ts';
 import { parseUpdateRequest, type UpdateRequest } from '../edits/validate.ts';
 import { AppError, ValidationError } from '../errors.ts';
 import { parseBitrixBody } from '../http/json-body.ts';
@@ -32,14 +33,8 @@ import { type UpdateAnswers, type UpdateMessageDeps, updateMessage } from './upd
  * shapes with status 200 for everything recorded, so that the SDKs' own handling works.
  */
 
-/** What a caller key check answers (lib/callers). */
-export type CallerCheck =
-  | { ok: true; portal: string; keyId: string }
-  | { ok: false; reason: 'malformed' | 'unknown' | 'revoked' | 'throttled'; retryAfterMs?: number };
-
-export interface CallerVerifier {
-  verify(segment: string, options: { source: string }): Promise<CallerCheck>;
-}
+/** The caller keys the route checks a request's key against (lib/callers). */
+export type CallerVerifier = Pick<CallerKeys, 'verify'>;
 
 export interface WebhookDeps extends UpdateMessageDeps {
   callers: CallerVerifier;
@@ -465,11 +460,4 @@ function batchAnswer(
     },
     time,
   });
-}
-
-/** A section as PHP's json_encode renders it: a list when keyed 0..n-1 (or empty), else an object. */
-function phpSection(entries: Record<string, unknown>): Record<string, unknown> | unknown[] {
-  const names = Object.keys(entries);
-  if (names.every((name, index) => name === String(index))) return Object.values(entries);
-  return entries;
 }

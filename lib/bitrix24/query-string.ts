@@ -231,3 +231,13 @@ export function phpTruthy(value: unknown): boolean {
   if (typeof value === 'object') return Object.keys(value).length > 0;
   return true;
 }
+
+/**
+ * A keyed section of an answer as PHP's json_encode renders its array: a list when keyed 0..n-1 in
+ * order (an empty one included), else an object (a `batch` answer's `result`, `result_error`, …).
+ */
+export function phpSection(entries: Record<string, unknown>): Record<string, unknown> | unknown[] {
+  const names = Object.keys(entries);
+  if (names.every((name, index) => name === String(index))) return Object.values(entries);
+  return entries;
+}

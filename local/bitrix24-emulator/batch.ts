@@ -1,3 +1,4 @@
+import { phpSection } from '../../lib/bitrix24/query-string.ts';
 import { fail, failure, type Outcome, ok } from './outcome.ts';
 import { parsePhpQuery, phpTruthy } from './php-query.ts';
 import type { B24Time } from './time-object.ts';
@@ -47,11 +48,6 @@ function substitute(text: string, results: Record<string, unknown>): string {
   });
 }
 
-/** PHP renders an empty array as `[]`, so an empty section is `[]`, never `{}`. */
-function section(entries: Record<string, unknown>): Record<string, unknown> | [] {
-  return Object.keys(entries).length === 0 ? [] : entries;
-}
-
 /**
  * Runs the first 50 commands; each one past 50 fails on its own with ERROR_BATCH_LENGTH_EXCEEDED
  * (the batch page: "extras fail"), and the call as a whole succeeds. Only a command that succeeded
@@ -89,10 +85,10 @@ export function runBatch(params: Record<string, unknown>, runner: BatchRunner): 
     }
   }
   return ok({
-    result: section(results),
-    result_error: section(errors),
+    result: phpSection(results),
+    result_error: phpSection(errors),
     result_total: [],
     result_next: [],
-    result_time: section(times),
+    result_time: phpSection(times),
   });
 }
